@@ -1,0 +1,90 @@
+# vr — build, test, install.  `make` builds bin/, `make test` runs every test
+# through prove, `make check` does the same with ASan+UBSan in build/san.
+VERSION  := 0.1.0
+PREFIX   ?= /usr/local
+BUILD    ?= build
+BIN      ?= bin
+CC       ?= cc
+OPT      ?= -O2
+SAN      ?=
+CFLAGS_BASE := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-format-truncation -pthread -fno-strict-aliasing \
+               -D_GNU_SOURCE -Ilib -DVR_VERSION='"$(VERSION)"' $(SAN)
+PKGS     := jansson libxxhash yaml-0.1 libturbojpeg spng
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS   += $(CFLAGS_BASE) $(PKG_CFLAGS)
+LDLIBS   += $(PKG_LIBS) -lm -pthread $(SAN)
+
+LIB_SRC  := $(sort $(wildcard lib/*.c lib/cpu/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CMD_SRC  := $(sort $(wildcard cmd/vr-*.c))
+PROGS    := $(CMD_SRC:cmd/%.c=$(BIN)/%)
+CLI_OBJ  := $(BUILD)/cmd/cli.o
+UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
+UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%.t)
+BENCH_SRC:= $(sort $(wildcard bench/*.c))
+BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+CU_SRC   := $(sort $(wildcard kernels/*.cu))
+NVCC     ?= $(shell command -v nvcc 2>/dev/null)
+ifneq ($(NVCC),)
+ifneq ($(CU_SRC),)
+CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
+endif
+endif
+
+.PHONY: all deps test check install clean bench
+all: $(PROGS) $(UNITS) $(BENCHES) $(CU_OBJ)
+
+deps:
+	sh share/deps.sh
+
+$(BUILD)/.deps: share/deps.sh
+	@sh share/deps.sh --check 2>/dev/null || sh share/deps.sh
+	@mkdir -p $(@D) && touch $@
+
+$(BUILD)/%.o: %.c | $(BUILD)/.deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) -O2 -Ilib -c -o $@ $<
+
+$(BUILD)/libvr.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/%: $(BUILD)/cmd/%.o $(CLI_OBJ) $(BUILD)/libvr.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%.t: $(BUILD)/tests/unit/%.o $(BUILD)/libvr.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libvr.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Tests: C unit tests (TAP binaries) and shell tests (tests/t*.sh), all under prove.
+test: all
+	VR_BIN=$(abspath $(BIN)) VR_BUILD=$(abspath $(BUILD)) \
+	  prove -j2 $(PROVE_FLAGS) --exec '' $(UNITS) $(sort $(wildcard tests/t*.sh))
+
+check:
+	$(MAKE) BUILD=build/san BIN=build/san/bin OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -DVR_DEBUG_ASSERT" \
+	  ASAN_OPTIONS=detect_leaks=1 test
+
+bench: all
+	sh bench/prep
+
+install: $(PROGS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin
+	install -m 644 man/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1
+
+clean:
+	rm -rf build bin
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,71 @@
+/* dataset.h: reading grounding datasets into task lines (vr-prep).
+ *
+ * Formats (DESIGN.md §2.2):
+ *   rec       VLM-R1 REC JSON: a list of {image, problem, solution, normal_caption}
+ *             (also one record per line in .jsonl); width/height are used when present
+ *   yaml      VLM-R1 rec.yaml: datasets: [{json_path, sampling_strategy}]
+ *   conv      VLM-R1 conversations JSONL: {image, conversations:[{from:human,value},
+ *             {from:gpt,value}]}; "<image>" is removed from the question and the
+ *             answer's <answer> tags are stripped and its JSON box parsed
+ *   messages  LLaMA-Factory: {messages:[{role,content}...], images:[...]} in a JSON
+ *             list or JSONL
+ *   tasks     vr's own task lines (DESIGN.md §3.1), passed through with every field
+ * The same records give the same task lines in every format. */
+#ifndef VR_DATASET_H
+#define VR_DATASET_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "err.h"
+
+enum vr_format { VR_FMT_AUTO, VR_FMT_REC, VR_FMT_YAML, VR_FMT_CONV, VR_FMT_MESSAGES, VR_FMT_TASKS };
+
+/* "auto", "rec" (alias "vlmr1"), "yaml", "conv", "messages", "tasks". -1 if unknown. */
+int vr_format_parse(const char *s, enum vr_format *out);
+const char *vr_format_name(enum vr_format f);
+
+/* A subset rule: all, first:N, end:N, random:N, with N a count or a percentage
+ * ("random:10%": ceil(10 * n / 100) records, as VLM-R1). Bare "N" means first:N
+ * and bare "N%" random:N%. */
+struct vr_take {
+    enum { VR_TAKE_ALL, VR_TAKE_FIRST, VR_TAKE_END, VR_TAKE_RANDOM } how;
+    double n;
+    int percent;
+};
+int vr_take_parse(const char *s, struct vr_take *t, struct vr_err *err);
+/* Apply t to items[0..n) in place (dropped items are decref'ed); returns the
+ * new count. random: Fisher-Yates with Philox keyed by (seed, stream), then the
+ * first N in shuffled order — the same on every machine. */
+int64_t vr_take_apply(json_t **items, int64_t n, const struct vr_take *t, uint64_t seed,
+                      uint64_t stream);
+
+struct vr_tasks {
+    json_t **v;
+    int64_t n, cap;
+};
+void vr_tasks_push(struct vr_tasks *ts, json_t *t);
+void vr_tasks_release(struct vr_tasks *ts);
+
+struct vr_dataset_opts {
+    enum vr_format format;
+    const char *images_dir;  /* root for relative image paths; NULL: the data file's folder */
+    const char *split;       /* overrides the split name (default: file name sans extension) */
+    uint64_t seed;           /* for rec.yaml random sampling */
+    int skip_bad;            /* skip bad records (reported through warn) instead of failing */
+    /* called for each skipped record when skip_bad is set */
+    void (*warn)(void *ctx, const struct vr_err *e);
+    void *warn_ctx;
+    int64_t skipped;         /* out: records skipped */
+};
+
+/* Read one input file (any format) and append its task lines to out. */
+int vr_dataset_read(const char *path, struct vr_dataset_opts *o, struct vr_tasks *out,
+                    struct vr_err *err);
+
+/* Probe every image of ts->v[i] (vr_image_probe, cached per path), record
+ * "image_sizes", and check the solution box lies inside the first image. Bad
+ * tasks fail, or with o->skip_bad are dropped (ts compacted). */
+int vr_dataset_check_images(struct vr_tasks *ts, struct vr_dataset_opts *o, struct vr_err *err);
+
+#endif

@@ -1,0 +1,228 @@
+/* fs.c: atomic writes, whole-file reads, lexical paths (see fs.h). */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int vr_atomic_open(struct vr_atomic *a, const char *path, struct vr_err *err)
+{
+    size_t n = strlen(path) + 32;
+    a->path = vr_xstrdup(path);
+    a->tmp = vr_xmalloc(n);
+    snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    a->fd = open(a->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (a->fd < 0) {
+        vr_err_sys(err, path, "cannot create temporary file");
+        free(a->path);
+        free(a->tmp);
+        a->path = a->tmp = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int vr_atomic_write(struct vr_atomic *a, const void *buf, size_t len, struct vr_err *err)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t w = write(a->fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return vr_err_sys(err, a->path, "write failed");
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static void atomic_free(struct vr_atomic *a)
+{
+    free(a->path);
+    free(a->tmp);
+    a->path = a->tmp = NULL;
+    a->fd = -1;
+}
+
+void vr_atomic_abort(struct vr_atomic *a)
+{
+    if (!a->tmp) return;
+    if (a->fd >= 0) close(a->fd);
+    unlink(a->tmp);
+    atomic_free(a);
+}
+
+int vr_atomic_commit(struct vr_atomic *a, struct vr_err *err)
+{
+    if (fsync(a->fd) != 0) {
+        vr_err_sys(err, a->path, "fsync failed");
+        vr_atomic_abort(a);
+        return -1;
+    }
+    int rc = close(a->fd);
+    a->fd = -1;
+    if (rc != 0) {
+        vr_err_sys(err, a->path, "close failed");
+        vr_atomic_abort(a);
+        return -1;
+    }
+    if (rename(a->tmp, a->path) != 0) {
+        vr_err_sys(err, a->path, "rename failed");
+        vr_atomic_abort(a);
+        return -1;
+    }
+    char *dir = vr_path_dir(a->path);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (dfd >= 0) {
+        /* a directory fsync that fails (some filesystems refuse it) does not
+         * undo the rename; the data itself is already on disk */
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    atomic_free(a);
+    return 0;
+}
+
+int vr_file_write_atomic(const char *path, const void *buf, size_t len, struct vr_err *err)
+{
+    struct vr_atomic a;
+    if (vr_atomic_open(&a, path, err)) return -1;
+    if (vr_atomic_write(&a, buf, len, err)) {
+        vr_atomic_abort(&a);
+        return -1;
+    }
+    return vr_atomic_commit(&a, err);
+}
+
+int vr_file_read(const char *path, char **buf, size_t *len, struct vr_err *err)
+{
+    int stdin_ = strcmp(path, "-") == 0;
+    FILE *f = stdin_ ? stdin : fopen(path, "rb");
+    if (!f) return vr_err_sys(err, path, "cannot open");
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap);
+    if (!b) {
+        if (!stdin_) fclose(f);
+        return vr_err_set(err, VR_ERR_SYS, path, 0, "out of memory");
+    }
+    for (;;) {
+        if (n + 1 >= cap) {
+            cap *= 2;
+            char *nb = realloc(b, cap);
+            if (!nb) {
+                free(b);
+                if (!stdin_) fclose(f);
+                return vr_err_set(err, VR_ERR_SYS, path, 0, "out of memory");
+            }
+            b = nb;
+        }
+        size_t r = fread(b + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(f);
+    if (!stdin_) fclose(f);
+    if (bad) {
+        free(b);
+        return vr_err_sys(err, path, "read failed");
+    }
+    b[n] = 0;
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+/* Lexical normalisation in place: collapse "//", drop ".", resolve ".." against
+ * a preceding real component. */
+static void path_norm(char *p)
+{
+    int abs_ = p[0] == '/';
+    char *out = p, *s = p;
+    char **starts = vr_xmalloc((strlen(p) / 2 + 2) * sizeof *starts);
+    int depth = 0; /* components that a later ".." may remove */
+    if (abs_) out++, s++;
+    while (*s) {
+        while (*s == '/') s++;
+        if (!*s) break;
+        char *e = s;
+        while (*e && *e != '/') e++;
+        size_t len = (size_t)(e - s);
+        int dot = len == 1 && s[0] == '.', dotdot = len == 2 && s[0] == '.' && s[1] == '.';
+        if (dot || (dotdot && depth == 0 && abs_)) {
+            /* "." and "/.." add nothing */
+        } else if (dotdot && depth > 0) {
+            out = starts[--depth];
+        } else {
+            char *start = out;
+            if (out > p + abs_) *out++ = '/';
+            memmove(out, s, len);
+            out += len;
+            if (!dotdot) starts[depth++] = start;
+        }
+        s = e;
+    }
+    if (out == p) *out++ = '.';
+    *out = 0;
+    free(starts);
+}
+
+char *vr_path_join(const char *dir, const char *name)
+{
+    char *r;
+    if (!dir || !*dir || name[0] == '/') {
+        r = vr_xstrdup(name);
+    } else {
+        size_t a = strlen(dir), b = strlen(name);
+        r = vr_xmalloc(a + b + 2);
+        memcpy(r, dir, a);
+        r[a] = '/';
+        memcpy(r + a + 1, name, b + 1);
+    }
+    path_norm(r);
+    return r;
+}
+
+char *vr_path_abs(const char *path)
+{
+    if (path[0] == '/') return vr_path_join(NULL, path);
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd)) return vr_path_join(NULL, path);
+    return vr_path_join(cwd, path);
+}
+
+char *vr_path_dir(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    if (!s) return vr_xstrdup(".");
+    if (s == path) return vr_xstrdup("/");
+    size_t n = (size_t)(s - path);
+    char *r = vr_xmalloc(n + 1);
+    memcpy(r, path, n);
+    r[n] = 0;
+    return r;
+}
+
+int vr_mkdir_p(const char *dir, struct vr_err *err)
+{
+    char *p = vr_xstrdup(dir);
+    for (char *s = p + 1;; s++) {
+        if (*s == '/' || *s == 0) {
+            char c = *s;
+            *s = 0;
+            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+                vr_err_sys(err, p, "cannot create directory");
+                free(p);
+                return -1;
+            }
+            *s = c;
+            if (!c) break;
+        }
+    }
+    free(p);
+    return 0;
+}

@@ -1,0 +1,46 @@
+/* fs.h: files written atomically, files read whole, paths.
+ *
+ * Every file vr writes goes through vr_atomic: bytes go to "PATH.tmp.PID",
+ * which is fsynced, renamed over PATH, and the directory fsynced, so a reader
+ * (or a crash) sees the old file or the new one, never half of one. */
+#ifndef VR_FS_H
+#define VR_FS_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+struct vr_atomic {
+    char *path;
+    char *tmp;
+    int fd;
+};
+
+/* Create the temp file beside path. */
+int vr_atomic_open(struct vr_atomic *a, const char *path, struct vr_err *err);
+int vr_atomic_write(struct vr_atomic *a, const void *buf, size_t len, struct vr_err *err);
+/* fsync, close, rename to path, fsync the directory. On failure the temp file is
+ * removed and path is untouched. Frees a's contents either way. */
+int vr_atomic_commit(struct vr_atomic *a, struct vr_err *err);
+/* Remove the temp file and free a's contents. */
+void vr_atomic_abort(struct vr_atomic *a);
+/* Open + write + commit. */
+int vr_file_write_atomic(const char *path, const void *buf, size_t len, struct vr_err *err);
+
+/* Read a whole file into a NUL-terminated malloc'ed buffer (*len excludes the
+ * NUL). "-" reads standard input. */
+int vr_file_read(const char *path, char **buf, size_t *len, struct vr_err *err);
+
+/* dir + "/" + name, lexically normalised ("a//b/./c" -> "a/b/c"); name is
+ * returned as is (normalised) when absolute or when dir is NULL or empty.
+ * Caller frees. */
+char *vr_path_join(const char *dir, const char *name);
+/* Absolute, lexically normalised form of path (relative to the current
+ * directory); symlinks are not resolved. Caller frees. */
+char *vr_path_abs(const char *path);
+/* Directory part of path ("." when it has none). Caller frees. */
+char *vr_path_dir(const char *path);
+/* mkdir -p. */
+int vr_mkdir_p(const char *dir, struct vr_err *err);
+
+#endif

@@ -1,0 +1,180 @@
+/* jsonl.c: JSON Lines reader and compact writer (see jsonl.h). Every stage
+ * reads and writes its stream through here. */
+#include "jsonl.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int vr_jsonl_open(struct vr_jsonl *r, const char *path, struct vr_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (!path || strcmp(path, "-") == 0) {
+        r->fp = stdin;
+        r->path = vr_xstrdup("<stdin>");
+        return 0;
+    }
+    r->fp = fopen(path, "r");
+    if (!r->fp) return vr_err_sys(err, path, "cannot open");
+    r->own = 1;
+    r->path = vr_xstrdup(path);
+    return 0;
+}
+
+void vr_jsonl_close(struct vr_jsonl *r)
+{
+    if (r->own && r->fp) fclose(r->fp);
+    free(r->path);
+    free(r->buf);
+    memset(r, 0, sizeof *r);
+}
+
+int vr_jsonl_next(struct vr_jsonl *r, json_t **out, struct vr_err *err)
+{
+    *out = NULL;
+    for (;;) {
+        ssize_t n = getline(&r->buf, &r->cap, r->fp);
+        if (n < 0) {
+            if (ferror(r->fp)) return vr_err_sys(err, r->path, "read failed");
+            return 0;
+        }
+        r->line++;
+        size_t len = (size_t)n;
+        while (len && (r->buf[len - 1] == '\n' || r->buf[len - 1] == '\r')) len--;
+        size_t i = 0;
+        while (i < len && (r->buf[i] == ' ' || r->buf[i] == '\t')) i++;
+        if (i == len) continue; /* blank line */
+        if (memchr(r->buf, 0, len))
+            return vr_err_set(err, VR_ERR_INPUT, r->path, r->line, "line holds a NUL byte");
+        json_error_t je;
+        json_t *v = json_loadb(r->buf, len, JSON_REJECT_DUPLICATES, &je);
+        if (!v)
+            return vr_err_set(err, VR_ERR_INPUT, r->path, r->line, "invalid JSON: %s (column %d)",
+                              je.text, je.column);
+        if (!json_is_object(v)) {
+            json_decref(v);
+            return vr_err_set(err, VR_ERR_INPUT, r->path, r->line, "expected a JSON object");
+        }
+        *out = v;
+        return 1;
+    }
+}
+
+void vr_json_fmt_real(char *buf, double x)
+{
+    if (!isfinite(x)) {
+        strcpy(buf, "null");
+        return;
+    }
+    float f = (float)x;
+    if ((double)f == x) {
+        for (int p = 6; p <= 9; p++) {
+            snprintf(buf, 32, "%.*g", p, x);
+            if (strtof(buf, NULL) == f) break;
+        }
+    } else {
+        for (int p = 15; p <= 17; p++) {
+            snprintf(buf, 32, "%.*g", p, x);
+            if (strtod(buf, NULL) == x) break;
+        }
+    }
+    if (!strpbrk(buf, ".eEn")) strcat(buf, ".0"); /* stays a real when read back */
+}
+
+void vr_json_dump_string(struct vr_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    vr_buf_putc(b, '"');
+    size_t run = 0; /* start of the pending run of plain bytes */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        vr_buf_put(b, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"': vr_buf_puts(b, "\\\""); break;
+        case '\\': vr_buf_puts(b, "\\\\"); break;
+        case '\n': vr_buf_puts(b, "\\n"); break;
+        case '\r': vr_buf_puts(b, "\\r"); break;
+        case '\t': vr_buf_puts(b, "\\t"); break;
+        case '\b': vr_buf_puts(b, "\\b"); break;
+        case '\f': vr_buf_puts(b, "\\f"); break;
+        default: {
+            char u[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+            vr_buf_puts(b, u);
+        }
+        }
+    }
+    vr_buf_put(b, s + run, n - run);
+    vr_buf_putc(b, '"');
+}
+
+void vr_json_dump(struct vr_buf *b, const json_t *v)
+{
+    char tmp[40];
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *x;
+        int first = 1;
+        vr_buf_putc(b, '{');
+        json_object_foreach((json_t *)v, k, x) {
+            if (!first) vr_buf_putc(b, ',');
+            first = 0;
+            vr_json_dump_string(b, k, strlen(k));
+            vr_buf_putc(b, ':');
+            vr_json_dump(b, x);
+        }
+        vr_buf_putc(b, '}');
+        break;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *x;
+        vr_buf_putc(b, '[');
+        json_array_foreach(v, i, x) {
+            if (i) vr_buf_putc(b, ',');
+            vr_json_dump(b, x);
+        }
+        vr_buf_putc(b, ']');
+        break;
+    }
+    case JSON_STRING: vr_json_dump_string(b, json_string_value(v), json_string_length(v)); break;
+    case JSON_INTEGER:
+        snprintf(tmp, sizeof tmp, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        vr_buf_puts(b, tmp);
+        break;
+    case JSON_REAL:
+        vr_json_fmt_real(tmp, json_real_value(v));
+        vr_buf_puts(b, tmp);
+        break;
+    case JSON_TRUE: vr_buf_puts(b, "true"); break;
+    case JSON_FALSE: vr_buf_puts(b, "false"); break;
+    case JSON_NULL: vr_buf_puts(b, "null"); break;
+    }
+}
+
+int vr_jsonl_write(FILE *fp, const json_t *v, struct vr_err *err)
+{
+    static struct vr_buf b; /* reused: one writer per process */
+    vr_buf_reset(&b);
+    vr_json_dump(&b, v);
+    vr_buf_putc(&b, '\n');
+    if (fwrite(b.p, 1, b.len, fp) != b.len) return vr_err_sys(err, "<stdout>", "write failed");
+    return 0;
+}
+
+const char *vr_json_str(json_t *o, const char *key, const char *file, long line,
+                        struct vr_err *err)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v) {
+        vr_err_set(err, VR_ERR_INPUT, file, line, "missing field '%s'", key);
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        vr_err_set(err, VR_ERR_INPUT, file, line, "'%s' is not a string", key);
+        return NULL;
+    }
+    return json_string_value(v);
+}

@@ -1,0 +1,49 @@
+/* jsonl.h: JSON Lines in and out, the data stream between vr's stages.
+ *
+ * Reading keeps every field of a line (unknown ones included) in the jansson
+ * object, so a stage can add its fields and pass the rest through. Errors name
+ * "file:line". Writing is compact, one object per line, keys in insertion
+ * order, UTF-8 as is; a real that is exactly a float32 prints with the fewest
+ * digits that read back as the same float32 ("%.9g" at most), any other real
+ * with the fewest that read back as the same double. */
+#ifndef VR_JSONL_H
+#define VR_JSONL_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+#include "buf.h"
+#include "err.h"
+
+struct vr_jsonl {
+    FILE *fp;
+    char *path;   /* as given; "-" is shown as "<stdin>" */
+    long line;    /* number of the line last returned (1-based) */
+    char *buf;
+    size_t cap;
+    int own;      /* 1: fp was opened here */
+};
+
+/* Open path for reading ("-" or NULL: standard input). */
+int vr_jsonl_open(struct vr_jsonl *r, const char *path, struct vr_err *err);
+/* Read the next non-blank line as a JSON object into *out (caller decrefs).
+ * Returns 1, 0 at end of input, -1 on a bad line (err = "file:line: ...";
+ * reading may go on with the next line, for --skip-bad). */
+int vr_jsonl_next(struct vr_jsonl *r, json_t **out, struct vr_err *err);
+void vr_jsonl_close(struct vr_jsonl *r);
+
+/* Append v as compact JSON to b. Non-finite reals (which JSON cannot hold)
+ * are written as null. */
+void vr_json_dump(struct vr_buf *b, const json_t *v);
+void vr_json_dump_string(struct vr_buf *b, const char *s, size_t n);
+/* Shortest round-trip text of a real (rules above) into buf (>= 32 bytes). */
+void vr_json_fmt_real(char *buf, double x);
+/* Write v and a newline to fp. Fails (VR_ERR_SYS) on a write error; EPIPE is
+ * reported like any other (cmd/ turns SIGPIPE into a quiet exit). */
+int vr_jsonl_write(FILE *fp, const json_t *v, struct vr_err *err);
+
+/* Typed field access that fills err with "file:line: 'key' ..." messages. */
+const char *vr_json_str(json_t *o, const char *key, const char *file, long line,
+                        struct vr_err *err);
+
+#endif

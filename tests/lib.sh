@@ -1,0 +1,85 @@
+# tests/lib.sh: a small TAP harness for shell tests, in the manner of git's
+# test-lib. A test script sources it, declares cases, and ends with test_done.
+#   test_expect_success 'name' 'commands'
+#   test_expect_failure_code 1 'name' 'commands'   (exit status must be exactly N)
+#   test_must_fail cmd...   (exit 1 expected; a crash or success fails)
+#   test_cmp expected actual
+#   test_have_prereq PYTHON || skip_all "no python3"
+# Each script runs in a fresh trash directory; $VR_BIN holds the programs.
+set -u
+TEST_DIR=$(cd "$(dirname "$0")" && pwd)
+SRC_DIR=$(cd "$TEST_DIR/.." && pwd)
+: "${VR_BIN:=$SRC_DIR/bin}"
+PATH="$VR_BIN:$PATH"
+export PATH VR_BIN TEST_DIR SRC_DIR
+LC_ALL=C
+export LC_ALL
+test_count=0
+test_failed=0
+TRASH="${TMPDIR:-/tmp}/vr-test.$(basename "$0" .sh).$$"
+rm -rf "$TRASH"
+mkdir -p "$TRASH"
+cd "$TRASH" || exit 1
+trap 'cd /; rm -rf "$TRASH"' EXIT
+
+say_result() { # ok|not-ok name
+    test_count=$((test_count + 1))
+    if [ "$1" = ok ]; then
+        echo "ok $test_count - $2"
+    else
+        echo "not ok $test_count - $2"
+        test_failed=$((test_failed + 1))
+    fi
+}
+
+test_expect_success() {
+    if (eval "$2") >"$TRASH/.out" 2>&1; then
+        say_result ok "$1"
+    else
+        say_result not-ok "$1"
+        sed 's/^/# /' "$TRASH/.out"
+    fi
+}
+
+# test_expect_code N name commands: the commands' last status must be N
+test_expect_code() {
+    local want=$1 rc
+    (eval "$3") >"$TRASH/.out" 2>&1
+    rc=$?
+    if [ "$rc" -eq "$want" ]; then
+        say_result ok "$2"
+    else
+        say_result not-ok "$2"
+        echo "# exit status $rc, wanted $want"
+        sed 's/^/# /' "$TRASH/.out"
+    fi
+}
+
+# test_must_fail cmd...: succeeds when cmd exits 1 (not 0, not a signal)
+test_must_fail() {
+    "$@"
+    local rc=$?
+    if [ "$rc" -eq 1 ]; then return 0; fi
+    echo "test_must_fail: '$*' exited $rc, wanted 1" >&2
+    return 1
+}
+
+test_cmp() { diff -u "$1" "$2"; }
+
+skip_all() {
+    echo "1..0 # SKIP $*"
+    exit 0
+}
+
+test_have_prereq() {
+    case "$1" in
+    PYTHON) command -v python3 >/dev/null 2>&1 ;;
+    JQ) command -v jq >/dev/null 2>&1 ;;
+    *) return 1 ;;
+    esac
+}
+
+test_done() {
+    echo "1..$test_count"
+    [ "$test_failed" -eq 0 ]
+}
