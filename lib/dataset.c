@@ -371,6 +371,8 @@ static int add_task(struct src *s, int64_t k, struct vr_tasks *out, int nimg,
 /* Images of a record: a string or a list of strings under key. */
 static int record_images(json_t *r, const char *key, const char ***out, int *n, struct vr_err *err)
 {
+    *out = NULL;
+    *n = 0;
     json_t *im = json_object_get(r, key);
     if (json_is_string(im)) {
         *out = vr_xmalloc(sizeof **out);
@@ -385,6 +387,7 @@ static int record_images(json_t *r, const char *key, const char ***out, int *n, 
             json_t *x = json_array_get(im, (size_t)i);
             if (!json_is_string(x)) {
                 free(*out);
+                *out = NULL;
                 return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "'%s' entry %d is not a file name", key,
                                   i);
             }

@@ -58,7 +58,7 @@ int vr_err_hint(struct vr_err *err, const char *fmt, ...)
 
 int vr_err_locate(struct vr_err *err, const char *file, long line)
 {
-    if (!err) return -1;
+    if (!err || !file) return -1;
     char tmp[sizeof err->msg];
     memcpy(tmp, err->msg, sizeof tmp);
     if (line > 0)

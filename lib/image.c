@@ -38,12 +38,15 @@ static int probe_jpeg(const char *path, FILE *f, long size, int *w, int *h, stru
             break;
         }
         int ss, cs;
-        if (tjDecompressHeader3(tj, buf, (unsigned long)want, w, h, &ss, &cs) == 0) {
+        *w = *h = 0;
+        if (tjDecompressHeader3(tj, buf, (unsigned long)want, w, h, &ss, &cs) == 0 && *w > 0 &&
+            *h > 0) {
             rc = 0;
             break;
         }
         if (want == size) {
-            vr_err_set(err, VR_ERR_INPUT, path, 0, "corrupt JPEG header: %s", tjGetErrorStr2(tj));
+            vr_err_set(err, VR_ERR_INPUT, path, 0, "corrupt JPEG header: %s",
+                       *w > 0 && *h > 0 ? tjGetErrorStr2(tj) : "no frame size (truncated?)");
             break;
         }
         want = size;

@@ -5,6 +5,7 @@
 #define VR_TAP_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,7 @@ __attribute__((format(printf, 2, 3))) static int ok(int cond, const char *fmt, .
     return cond;
 }
 
-__attribute__((format(printf, 1, 2))) static void diag(const char *fmt, ...)
+__attribute__((format(printf, 1, 2), unused)) static void diag(const char *fmt, ...)
 {
     va_list ap;
     printf("# ");
@@ -48,13 +49,13 @@ __attribute__((format(printf, 1, 2))) static void diag(const char *fmt, ...)
             diag("got '%s', want '%s'", g_ ? g_ : "(null)", w_ ? w_ : "(null)");        \
     } while (0)
 
-static int done_testing(void)
+__attribute__((unused)) static int done_testing(void)
 {
     printf("1..%d\n", tap_n);
     return tap_fail ? 1 : 0;
 }
 
-static void skip_all(const char *why)
+__attribute__((unused)) static void skip_all(const char *why)
 {
     printf("1..0 # SKIP %s\n", why);
     exit(0);
