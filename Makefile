@@ -9,9 +9,15 @@ OPT      ?= -O2
 SAN      ?=
 CFLAGS_BASE := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-format-truncation -pthread -fno-strict-aliasing \
                -D_GNU_SOURCE -Ilib -DVR_VERSION='"$(VERSION)"' $(SAN)
+# Missing Debian packages are installed before anything else is computed, so
+# `make test` on a fresh machine needs nothing done by hand (share/deps.sh).
+ifeq ($(filter clean deps,$(MAKECMDGOALS)),)
+DEPS_OK := $(shell sh share/deps.sh --check 2>/dev/null || sh share/deps.sh >&2; echo done)
+endif
 PKGS     := jansson libxxhash yaml-0.1 libturbojpeg spng
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || \
+                echo -ljansson -lxxhash -lyaml -lturbojpeg -lspng)
 CFLAGS   += $(CFLAGS_BASE) $(PKG_CFLAGS)
 LDLIBS   += $(PKG_LIBS) -lm -pthread $(SAN)
 
@@ -33,16 +39,13 @@ endif
 endif
 
 .PHONY: all deps test check install clean bench
+.SECONDARY:
 all: $(PROGS) $(UNITS) $(BENCHES) $(CU_OBJ)
 
 deps:
 	sh share/deps.sh
 
-$(BUILD)/.deps: share/deps.sh
-	@sh share/deps.sh --check 2>/dev/null || sh share/deps.sh
-	@mkdir -p $(@D) && touch $@
-
-$(BUILD)/%.o: %.c | $(BUILD)/.deps
+$(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 

@@ -19,7 +19,7 @@ static void real_is(double x, const char *want)
 {
     char buf[40];
     vr_json_fmt_real(buf, x);
-    is_str(buf, want, "real %.17g prints as %s", x, want);
+    is_str(buf, want, "real %.17g prints as expected", x);
 }
 
 int main(void)
