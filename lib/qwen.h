@@ -1,0 +1,51 @@
+/* qwen.h: the Qwen2.5-VL forward pass on the CPU (DESIGN.md §5): vision tower,
+ * M-RoPE position ids (transformers' get_rope_index), and the decoder with a
+ * KV cache for batched prefill and one-token decode. */
+#ifndef VR_QWEN_H
+#define VR_QWEN_H
+
+#include <stdint.h>
+
+#include "cpu/ops.h"
+#include "model.h"
+
+/* Vision tower. pixels (N, C*Tp*P*P) rows in merge-block order (vr-encode's
+ * pixel_values); grid (nimg, 3) as t, h, w in patches. out (N/merge^2,
+ * out_hidden): merged tokens in raster order, image after image. */
+int vr_vision_fwd(const struct vr_model *m, float *out, const float *pixels, int nimg,
+                  const int (*grid)[3], struct vr_ws *ws, struct vr_err *err);
+
+/* Position ids of one sequence: pos (3, T) as t, h, w. Padding (valid[i] == 0;
+ * valid NULL means none) gets 0 and is skipped, as transformers does with an
+ * attention mask. Images are taken from grid in order; *nused gets how many
+ * this sequence used. *delta = max position + 1 - number of real tokens. */
+int vr_rope_index(int32_t *pos, int *delta, int *nused, const int32_t *ids,
+                  const unsigned char *valid, int T, const struct vr_model_config *c, int nimg,
+                  const int (*grid)[3], struct vr_err *err);
+
+/* K and V of every layer for B sequences of up to cap tokens. */
+struct vr_kvcache {
+    int layers, B, cap, kvh, hd;
+    float *k, *v;          /* (layers, B, kvh, cap, hd) */
+    unsigned char *valid;  /* (B, cap): 0 for padding */
+    int *len;              /* (B): tokens in the cache, padding included */
+    int *nreal;            /* (B): real tokens in the cache */
+    int *delta;            /* (B): rope delta from the prefill */
+};
+int vr_kvcache_init(struct vr_kvcache *kv, const struct vr_model_config *c, int B, int cap,
+                    struct vr_err *err);
+void vr_kvcache_free(struct vr_kvcache *kv);
+
+/* Prefill B sequences of T tokens into an empty cache. ids, mask (B, T): mask 0
+ * marks left padding. Image-pad tokens take the rows of img (in order over the
+ * batch; n_img rows of hidden width). logits: (B, T, V) when all_logits, else
+ * (B, V) for the last position. */
+int vr_lm_prefill(const struct vr_model *m, struct vr_kvcache *kv, float *logits, int all_logits,
+                  const int32_t *ids, const unsigned char *mask, int B, int T, const float *img,
+                  int n_img, int nimg, const int (*grid)[3], struct vr_ws *ws, struct vr_err *err);
+
+/* Append one token per sequence and return its logits (B, V). */
+int vr_lm_decode(const struct vr_model *m, struct vr_kvcache *kv, float *logits, const int32_t *ids,
+                 struct vr_ws *ws, struct vr_err *err);
+
+#endif
