@@ -280,11 +280,20 @@ struct worder {
     const struct vr_tensor *t;
 };
 
+/* The reference's order is its Dtype enum, which is ours but for the two F8
+ * types; largest first, it also sorts by element size. */
+static int dtype_rank(enum vr_dtype dt)
+{
+    if (dt == VR_DTYPE_F8_E4M3) return VR_DTYPE_F8_E5M2;
+    if (dt == VR_DTYPE_F8_E5M2) return VR_DTYPE_F8_E4M3;
+    return (int)dt;
+}
+
 static int cmp_worder(const void *a, const void *b)
 {
     const struct worder *x = a, *y = b;
-    size_t sx = vr_dtype_size(x->t->dtype), sy = vr_dtype_size(y->t->dtype);
-    if (sx != sy) return sx > sy ? -1 : 1;
+    int rx = dtype_rank(x->t->dtype), ry = dtype_rank(y->t->dtype);
+    if (rx != ry) return rx > ry ? -1 : 1;
     return strcmp(x->name, y->name);
 }
 
@@ -433,16 +442,18 @@ int vr_stset_open(struct vr_stset *s, const char *path, struct vr_err *err)
         s->nfiles++;
     }
     free(dir);
-    free(shards);
     /* every mapped name must be in the shard the index names */
     json_object_foreach(wm, key, val) {
-        const struct vr_safetensors *f = NULL;
-        if (!vr_stset_find(s, key, &f)) {
+        int i = 0;
+        while (strcmp(shards[i], json_string_value(val))) i++;
+        if (!vr_safetensors_find(&s->files[i], key)) {
             vr_err_set(err, VR_ERR_INPUT, index, 0, "tensor '%s' is not in shard '%s'", key,
                        json_string_value(val));
+            free(shards);
             goto fail;
         }
     }
+    free(shards);
     json_decref(j);
     free(index);
     return 0;

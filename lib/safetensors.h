@@ -17,7 +17,7 @@
 
 #include "tensor.h"
 
-#define VR_ST_MAX_HEADER (100u << 20) /* same cap as the reference: 100 MB */
+#define VR_ST_MAX_HEADER 100000000u /* same cap as the reference: 100 MB (10^8 bytes) */
 
 struct vr_st_entry {
     char *name;
@@ -53,9 +53,11 @@ int vr_safetensors_read(const struct vr_safetensors *st, const char *name, struc
                         struct vr_err *err);
 
 /* Write n tensors to path atomically (path.tmp.PID, fsync, rename, fsync of the
- * directory). Layout is the reference's: tensors sorted by dtype size
- * (largest first) then name, header padded with spaces to 8 bytes, so every
- * tensor is aligned. metadata: NULL or a JSON object of strings. */
+ * directory). Layout is the reference's (the bytes of Python safetensors'
+ * save_file, up to the order of __metadata__ keys): tensors sorted by dtype
+ * (U64, I64, F64, F32, ... BOOL: largest first) then name, header padded with
+ * spaces to 8 bytes, so every tensor is aligned. metadata: NULL or a JSON
+ * object of strings. */
 int vr_safetensors_write(const char *path, int n, const char *const *names,
                          const struct vr_tensor *tensors, json_t *metadata, struct vr_err *err);
 

@@ -11,6 +11,8 @@ cp "$D/refs_conv.jsonl" refcoco_train.jsonl
 cp "$D/refs_rec.jsonl" refgta_val.jsonl
 cp "$D/refs_messages.json" sft.json
 printf 'datasets:\n  - json_path: refcoco_val.json\n    sampling_strategy: all\n' >rec.yaml
+cp "$SRC_DIR/tests/golden/safetensors/dtypes.safetensors" model.safetensors
+cp -R "$SRC_DIR/tests/golden/safetensors/sharded" ckpt
 for man in "$SRC_DIR"/man/man1/vr-*.1; do
 	name=$(basename "$man" .1)
 	[ -x "$VR_BIN/$name" ] || continue
