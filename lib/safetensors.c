@@ -278,6 +278,7 @@ int vr_safetensors_read(const struct vr_safetensors *st, const char *name, struc
 struct worder {
     const char *name;
     const struct vr_tensor *t;
+    int index; /* position in the caller's list, for the fill callback */
 };
 
 /* The reference's order is its Dtype enum, which is ours but for the two F8
@@ -297,13 +298,17 @@ static int cmp_worder(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-int vr_safetensors_write(const char *path, int n, const char *const *names,
-                         const struct vr_tensor *tensors, json_t *metadata, struct vr_err *err)
+/* fill == NULL: the bytes are tensors[i].data; else fill(ctx, ids[i], ...)
+ * produces them (ids NULL: i). */
+static int st_write(const char *path, int n, const char *const *names,
+                    const struct vr_tensor *tensors, const int *ids, json_t *metadata,
+                    vr_st_fill_fn fill, void *ctx, struct vr_err *err)
 {
     struct worder *w = vr_xmalloc(((size_t)n + 1) * sizeof *w);
     for (int i = 0; i < n; i++) {
         w[i].name = names[i];
         w[i].t = &tensors[i];
+        w[i].index = ids ? ids[i] : i;
         if (vr_tensor_numel(&tensors[i]) < 0) {
             free(w);
             return vr_err_set(err, VR_ERR_USAGE, path, 0, "tensor '%s' has an invalid shape",
@@ -347,18 +352,50 @@ int vr_safetensors_write(const char *path, int n, const char *const *names,
 
     struct vr_atomic a;
     int rc = -1;
+    void *buf = NULL;
     if (vr_atomic_open(&a, path, err)) goto out;
     if (vr_atomic_write(&a, hl, 8, err) || vr_atomic_write(&a, h.p, len, err)) goto abort;
-    for (int i = 0; i < n; i++)
-        if (vr_atomic_write(&a, w[i].t->data, vr_tensor_nbytes(w[i].t), err)) goto abort;
+    size_t cap = 0;
+    for (int i = 0; i < n; i++) {
+        size_t nb = vr_tensor_nbytes(w[i].t);
+        const void *p = w[i].t->data;
+        if (fill) {
+            if (nb > cap) {
+                free(buf);
+                buf = malloc(nb ? nb : 1);
+                cap = nb;
+                if (!buf) {
+                    vr_err_set(err, VR_ERR_SYS, path, 0, "out of memory for tensor '%s'", w[i].name);
+                    goto abort;
+                }
+            }
+            if (fill(ctx, w[i].index, buf, nb, err)) goto abort;
+            p = buf;
+        }
+        if (vr_atomic_write(&a, p, nb, err)) goto abort;
+    }
     rc = vr_atomic_commit(&a, err);
     goto out;
 abort:
     vr_atomic_abort(&a);
 out:
+    free(buf);
     vr_buf_free(&h);
     free(w);
     return rc;
+}
+
+int vr_safetensors_write(const char *path, int n, const char *const *names,
+                         const struct vr_tensor *tensors, json_t *metadata, struct vr_err *err)
+{
+    return st_write(path, n, names, tensors, NULL, metadata, NULL, NULL, err);
+}
+
+int vr_safetensors_write_fn(const char *path, int n, const char *const *names,
+                            const struct vr_tensor *tensors, json_t *metadata, vr_st_fill_fn fill,
+                            void *ctx, struct vr_err *err)
+{
+    return st_write(path, n, names, tensors, NULL, metadata, fill, ctx, err);
 }
 
 /* ---- sharded sets ---- */
@@ -487,12 +524,19 @@ const struct vr_st_entry *vr_stset_find(const struct vr_stset *s, const char *na
 int vr_stset_write(const char *dir, int n, const char *const *names,
                    const struct vr_tensor *tensors, uint64_t max_shard_bytes, struct vr_err *err)
 {
+    return vr_stset_write_fn(dir, n, names, tensors, max_shard_bytes, NULL, NULL, err);
+}
+
+int vr_stset_write_fn(const char *dir, int n, const char *const *names,
+                      const struct vr_tensor *tensors, uint64_t max_shard_bytes, vr_st_fill_fn fill,
+                      void *ctx, struct vr_err *err)
+{
     if (vr_mkdir_p(dir, err)) return -1;
     uint64_t total = 0;
     for (int i = 0; i < n; i++) total += vr_tensor_nbytes(&tensors[i]);
     if (max_shard_bytes == 0 || total <= max_shard_bytes) {
         char *p = vr_path_join(dir, "model.safetensors");
-        int rc = vr_safetensors_write(p, n, names, tensors, NULL, err);
+        int rc = st_write(p, n, names, tensors, NULL, NULL, fill, ctx, err);
         free(p);
         if (rc == 0) { /* a stale index would shadow the new file */
             p = vr_path_join(dir, "model.safetensors.index.json");
@@ -513,6 +557,7 @@ int vr_stset_write(const char *dir, int n, const char *const *names,
     }
     const char **sn = vr_xmalloc(((size_t)n + 1) * sizeof *sn);
     struct vr_tensor *st = vr_xmalloc(((size_t)n + 1) * sizeof *st);
+    int *ids = vr_xmalloc(((size_t)n + 1) * sizeof *ids);
     json_t *wm = json_object();
     int rc = 0;
     for (int k = 0; k < nshards && rc == 0; k++) {
@@ -522,11 +567,12 @@ int vr_stset_write(const char *dir, int n, const char *const *names,
         for (int i = 0; i < n; i++)
             if (shard[i] == k) {
                 sn[m] = names[i];
+                ids[m] = i;
                 st[m++] = tensors[i];
                 json_object_set_new(wm, names[i], json_string(fname));
             }
         char *p = vr_path_join(dir, fname);
-        rc = vr_safetensors_write(p, m, sn, st, NULL, err);
+        rc = st_write(p, m, sn, st, ids, NULL, fill, ctx, err);
         free(p);
     }
     if (rc == 0) {
@@ -545,6 +591,7 @@ int vr_stset_write(const char *dir, int n, const char *const *names,
     json_decref(wm);
     free(sn);
     free(st);
+    free(ids);
     free(shard);
     return rc;
 }

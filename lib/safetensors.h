@@ -61,6 +61,15 @@ int vr_safetensors_read(const struct vr_safetensors *st, const char *name, struc
 int vr_safetensors_write(const char *path, int n, const char *const *names,
                          const struct vr_tensor *tensors, json_t *metadata, struct vr_err *err);
 
+/* Streaming form: tensors give names' dtypes and shapes only (data unused);
+ * fill(ctx, i, buf, nbytes, err) writes tensor i's bytes (i indexes the
+ * caller's list) just before they go to disk, so a checkpoint bigger than
+ * memory can be written one tensor at a time. */
+typedef int (*vr_st_fill_fn)(void *ctx, int i, void *buf, size_t nbytes, struct vr_err *err);
+int vr_safetensors_write_fn(const char *path, int n, const char *const *names,
+                            const struct vr_tensor *tensors, json_t *metadata, vr_st_fill_fn fill,
+                            void *ctx, struct vr_err *err);
+
 /* A checkpoint's tensors: one model.safetensors, or the shards listed by
  * model.safetensors.index.json. Opened from a folder or a file. */
 struct vr_stset {
@@ -79,5 +88,9 @@ const struct vr_st_entry *vr_stset_find(const struct vr_stset *s, const char *na
 int vr_stset_write(const char *dir, int n, const char *const *names,
                    const struct vr_tensor *tensors, uint64_t max_shard_bytes,
                    struct vr_err *err);
+/* The same with a fill callback (see vr_safetensors_write_fn). */
+int vr_stset_write_fn(const char *dir, int n, const char *const *names,
+                      const struct vr_tensor *tensors, uint64_t max_shard_bytes, vr_st_fill_fn fill,
+                      void *ctx, struct vr_err *err);
 
 #endif

@@ -53,15 +53,28 @@ void vr_ws_free(struct vr_ws *ws)
         free(c);
     }
     ws->head = ws->cur = NULL;
+    for (int i = 0; i < 2; i++) {
+        free(ws->wslot[i]);
+        ws->wslot[i] = NULL;
+        ws->wcap[i] = 0;
+    }
 }
 
-const float *vr_weight_f32(const struct vr_tensor *w, struct vr_ws *ws)
+const float *vr_weight_f32(const struct vr_tensor *w, int slot, struct vr_ws *ws)
 {
     if (w->dtype == VR_DTYPE_F32) return w->data;
     size_t n = (size_t)vr_tensor_numel(w);
-    float *p = vr_ws_floats(ws, n);
-    vr_convert_to_f32(p, w->data, w->dtype, n);
-    return p;
+    if (n > ws->wcap[slot]) {
+        free(ws->wslot[slot]);
+        ws->wslot[slot] = aligned_alloc(64, ((n + 15) & ~(size_t)15) * sizeof(float));
+        if (!ws->wslot[slot]) {
+            fprintf(stderr, "vr: out of memory widening a %zu-element weight\n", n);
+            abort();
+        }
+        ws->wcap[slot] = n;
+    }
+    vr_convert_to_f32(ws->wslot[slot], w->data, w->dtype, n);
+    return ws->wslot[slot];
 }
 
 void vr_linear_fwd_cpu(float *out, const float *x, const struct vr_tensor *w,
@@ -69,9 +82,9 @@ void vr_linear_fwd_cpu(float *out, const float *x, const struct vr_tensor *w,
 {
     /* out (M,N)  x (M,K)  w (N,K)  b (N) */
     int N = (int)w->shape[0], K = (int)w->shape[1];
-    const float *W = vr_weight_f32(w, ws);
+    const float *W = vr_weight_f32(w, 0, ws);
     if (b) {
-        const float *B = vr_weight_f32(b, ws);
+        const float *B = vr_weight_f32(b, 1, ws);
         for (int i = 0; i < M; i++) memcpy(out + (size_t)i * N, B, (size_t)N * sizeof *out);
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, W, K, b ? 1.0f : 0.0f,
@@ -82,7 +95,7 @@ void vr_rmsnorm_fwd_cpu(float *out, const float *x, const struct vr_tensor *w, i
                         double eps, struct vr_ws *ws)
 {
     /* out (M,D)  x (M,D)  w (D) */
-    const float *W = vr_weight_f32(w, ws);
+    const float *W = vr_weight_f32(w, 1, ws);
     for (int i = 0; i < M; i++) {
         const float *xi = x + (size_t)i * D;
         float *oi = out + (size_t)i * D;

@@ -14,14 +14,21 @@
 struct vr_ws {
     struct vr_ws_chunk *head;
     struct vr_ws_chunk *cur;
+    /* widened weights: one reused buffer per slot (an op's weight lives only
+     * for the op), so a bf16 model never holds more than one f32 copy of a
+     * weight at a time */
+    float *wslot[2];
+    size_t wcap[2];
 };
 void vr_ws_reset(struct vr_ws *ws);
 /* n floats, 64-byte aligned, uninitialised; valid until the next reset. */
 float *vr_ws_floats(struct vr_ws *ws, size_t n);
 void vr_ws_free(struct vr_ws *ws);
 
-/* The weight as f32: the data itself when stored as F32, else widened into ws. */
-const float *vr_weight_f32(const struct vr_tensor *w, struct vr_ws *ws);
+/* The weight as f32: the data itself when stored as F32, else widened into
+ * ws's buffer for slot (0: matrices, 1: vectors), valid until that slot's next
+ * use. */
+const float *vr_weight_f32(const struct vr_tensor *w, int slot, struct vr_ws *ws);
 
 /* out (M,N) = x (M,K) . w (N,K)^T + b (N); b may be NULL. */
 void vr_linear_fwd_cpu(float *out, const float *x, const struct vr_tensor *w,
