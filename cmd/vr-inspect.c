@@ -8,12 +8,16 @@
 
 #include "cli.h"
 #include "jsonl.h"
+#include "init.h"
+#include "model.h"
 #include "safetensors.h"
 
 static const struct vr_opt opts[] = {
     {"stats", 's', NULL, "add min, max, mean (finite values) and nan, inf counts of float tensors"},
     {"header", 'H', NULL,
      "one line per file instead: header and data bytes, tensors, __metadata__"},
+    {"model", 'm', NULL,
+     "load each DIR as a Qwen2.5-VL checkpoint, check every tensor against config.json, one line each"},
     {0},
 };
 
@@ -121,19 +125,41 @@ static int cmp_path(const void *a, const void *b)
     return strcmp(x->path, y->path);
 }
 
+/* --model: the checkpoint as vr's loader sees it. */
+static int check_model(const char *dir)
+{
+    struct vr_model m;
+    struct vr_err err;
+    if (vr_model_load(&m, dir, &err)) {
+        vr_warn("%s", err.msg);
+        return 1;
+    }
+    const struct vr_text_config *t = &m.cfg.text;
+    const struct vr_vision_config *v = &m.cfg.vision;
+    put(json_pack("{s:s,s:b,s:I,s:s,s:b,s:{s:i,s:i,s:i,s:i,s:i},s:{s:i,s:i,s:i}}", "model", dir, "ok", 1,
+                  "params", (json_int_t)vr_model_param_count(&m.cfg), "dtype",
+                  vr_dtype_name(m.embed->dtype), "tied", m.params[m.nparams - 1].tied, "text", "layers",
+                  t->layers, "hidden", t->hidden, "heads", t->heads, "kv_heads", t->kv_heads, "vocab",
+                  t->vocab, "vision", "depth", v->depth, "hidden", v->hidden, "heads", v->heads));
+    vr_model_free(&m);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    int stats = 0, header = 0, c, ind, status = 0;
+    int stats = 0, header = 0, model = 0, c, ind, status = 0;
     const char *arg;
     vr_cli_init(&cli, argc, argv);
     while ((c = vr_cli_next(&ind, &arg)) != -1) {
         switch (c) {
         case 's': stats = 1; break;
         case 'H': header = 1; break;
+        case 'm': model = 1; break;
         }
     }
     if (ind >= argc) vr_die_usage("no FILE or DIR given");
-    for (int a = ind; a < argc; a++) {
+    for (int a = ind; a < argc && model; a++) status |= check_model(argv[a]);
+    for (int a = ind; a < argc && !model; a++) {
         struct vr_stset s;
         struct vr_err err = {0};
         if (vr_stset_open(&s, argv[a], &err)) { /* report, go on with the next, exit 1 */

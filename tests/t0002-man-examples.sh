@@ -13,6 +13,10 @@ cp "$D/refs_messages.json" sft.json
 printf 'datasets:\n  - json_path: refcoco_val.json\n    sampling_strategy: all\n' >rec.yaml
 cp "$SRC_DIR/tests/golden/safetensors/dtypes.safetensors" model.safetensors
 cp -R "$SRC_DIR/tests/golden/safetensors/sharded" ckpt
+cp "$SRC_DIR/tests/golden/model/ckpt/config.json" config.json
+cp -R "$SRC_DIR/tests/golden/model/ckpt" qwen
+TOK=$SRC_DIR/../shared/tokenizers/qwen2.5/tokenizer.json
+[ -f "$TOK" ] && cp "$TOK" tokenizer.json
 for man in "$SRC_DIR"/man/man1/vr-*.1; do
 	name=$(basename "$man" .1)
 	[ -x "$VR_BIN/$name" ] || continue

@@ -1,0 +1,43 @@
+#!/bin/bash
+# Checkpoints that do not match their config, truncated files, unknown
+# architectures: each gives exit 1 and one error line naming the file (and
+# the tensor with its expected and actual shape). Made from a micro config
+# (tests/bad/checkpoints/micro.json) so the corpus stays a few KB.
+. "$(dirname "$0")/lib.sh"
+MICRO=$SRC_DIR/tests/bad/checkpoints/micro.json
+vr-init --config "$MICRO" --dtype f32 -o good 2>/dev/null
+
+bad() { # name dir pattern
+	test_expect_success "$1" "
+		test_must_fail vr-inspect --model $2 >out 2>err &&
+		test ! -s out && test \$(wc -l <err) = 1 && grep -q -- '$3' err
+	"
+}
+test_expect_success 'the micro checkpoint loads' '
+	vr-inspect --model good | jq -e ".ok and .tied and .params > 0"
+'
+cp -R good truncated && truncate -s -100 truncated/model.safetensors
+bad 'truncated weights' truncated 'truncated/model.safetensors: tensor .visual.patch_embed.proj.weight.: data_offsets end 58176 is past the end'
+cp -R good wide && jq '.hidden_size = 32 | .vision_config.out_hidden_size = 32 | .rope_scaling.mrope_section = [2, 3, 3]' "$MICRO" >wide/config.json
+bad 'config wider than the weights' wide 'tensor .visual.merger.mlp.2.weight. has shape \[16, 32\], config.json implies \[32, 32\]'
+cp -R good deeper && jq '.num_hidden_layers = 2' "$MICRO" >deeper/config.json
+bad 'a layer missing' deeper 'tensor .model.layers.1.input_layernorm.weight. is missing (expected shape \[16\])'
+cp -R good llava && jq '.model_type = "llava"' "$MICRO" >llava/config.json
+bad 'unknown architecture' llava 'llava/config.json: model_type is .llava., vr runs qwen2_5_vl'
+cp -R good nomt && jq 'del(.model_type)' "$MICRO" >nomt/config.json
+bad 'no model_type' nomt 'model_type is missing'
+cp -R good mrope && jq '.rope_scaling.mrope_section = [1, 1, 1]' "$MICRO" >mrope/config.json
+bad 'mrope sections do not sum to head_dim/2' mrope 'mrope_section must sum to head_dim / 2'
+cp -R good heads && jq '.num_key_value_heads = 3' "$MICRO" >heads/config.json
+bad 'heads not a multiple of kv heads' heads 'multiple of num_key_value_heads'
+cp -R good act && jq '.vision_config.hidden_act = "quick_gelu"' "$MICRO" >act/config.json
+bad 'Qwen2-VL vision activation' act 'vision hidden_act .quick_gelu.'
+cp -R good badjson && printf '{"model_type": "qwen2_5_vl",\n' >badjson/config.json
+bad 'config.json not JSON' badjson 'badjson/config.json:2: invalid JSON'
+mkdir noconfig && cp good/model.safetensors noconfig/
+bad 'no config.json' noconfig 'noconfig/config.json: cannot read'
+mkdir noweights && cp good/config.json noweights/
+bad 'no weights' noweights 'noweights/model.safetensors: cannot open'
+cp -R good imgid && jq '.image_token_id = 64' "$MICRO" >imgid/config.json
+bad 'image token outside the vocabulary' imgid 'image_token_id is outside the vocabulary'
+test_done
