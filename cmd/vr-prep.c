@@ -50,6 +50,46 @@ static void split_colon(const char *s, char ***v, int *n)
     free(dup);
 }
 
+/* Where tasks go: straight to the output when the subset rule allows it
+ * (all or first:N, one epoch), else into a pool for random/end subsets. */
+struct sink {
+    int stream;
+    int64_t limit; /* streaming first:N: stop after N; -1 for no limit */
+    FILE *fp;
+    struct vr_imgcache *ic; /* --check-images */
+    struct vr_dataset_opts *o;
+    struct vr_tasks pool;
+    int64_t written;
+};
+
+/* Check (with --check-images) and write one task. 0 also for a task skipped
+ * with --skip-bad; -1 on failure. */
+static int put_task(struct sink *k, json_t *t, struct vr_err *err)
+{
+    if (k->ic && vr_dataset_check_task(k->ic, t, err)) {
+        if (!k->o->skip_bad) return -1;
+        k->o->skipped++;
+        warn_cb(NULL, err);
+        return 0;
+    }
+    if (vr_jsonl_write(k->fp, t, err)) return -1;
+    k->written++;
+    return 0;
+}
+
+static int emit(void *ctx, json_t *t, struct vr_err *err)
+{
+    struct sink *k = ctx;
+    if (!k->stream) {
+        vr_tasks_push(&k->pool, t);
+        return 0;
+    }
+    int rc = put_task(k, t, err);
+    json_decref(t);
+    if (rc) return -1;
+    return k->limit >= 0 && k->written >= k->limit;
+}
+
 int main(int argc, char **argv)
 {
     struct vr_dataset_opts o = {.format = VR_FMT_AUTO, .warn = warn_cb};
@@ -86,16 +126,6 @@ int main(int argc, char **argv)
         vr_die_usage("--images names %d folders for %d inputs; give one, or one per input", ndirs,
                      ninputs);
 
-    struct vr_tasks pool = {0};
-    struct vr_progress prog;
-    vr_progress_init(&prog, "vr-prep", "files", ninputs);
-    for (int i = 0; i < ninputs; i++) {
-        o.images_dir = ndirs ? dirs[ndirs == 1 ? 0 : i] : NULL;
-        if (vr_dataset_read(inputs[i], &o, &pool, &err)) vr_die(&err);
-        vr_progress_update(&prog, i + 1);
-    }
-    vr_progress_end(&prog);
-
     struct vr_atomic out = {0};
     FILE *fp = stdout;
     if (output) {
@@ -103,39 +133,46 @@ int main(int argc, char **argv)
         fp = fdopen(dup(out.fd), "w");
         if (!fp) vr_die_msg("%s: cannot open for writing", output);
     }
-    int64_t written = 0;
-    for (int e = 0; e < epochs; e++) {
-        struct vr_tasks sel = {0};
-        for (int64_t i = 0; i < pool.n; i++) vr_tasks_push(&sel, json_incref(pool.v[i]));
+    struct sink k = {.fp = fp, .o = &o, .limit = -1, .ic = check ? vr_imgcache_new() : NULL};
+    k.stream = epochs == 1 && (take.how == VR_TAKE_ALL || (take.how == VR_TAKE_FIRST && !take.percent));
+    if (k.stream && take.how == VR_TAKE_FIRST) k.limit = (int64_t)take.n;
+    int rc = 0;
+    struct vr_progress prog;
+    vr_progress_init(&prog, "vr-prep", "files", ninputs);
+    for (int i = 0; i < ninputs && rc == 0 && k.limit != 0; i++) {
+        o.images_dir = ndirs ? dirs[ndirs == 1 ? 0 : i] : NULL;
+        rc = vr_dataset_read(inputs[i], &o, emit, &k, &err);
+        vr_progress_update(&prog, i + 1);
+    }
+    vr_progress_end(&prog);
+    for (int e = 0; e < epochs && rc >= 0 && !k.stream; e++) {
+        struct vr_tasks sel = {.cap = k.pool.n + 1};
+        sel.v = vr_xmalloc((size_t)sel.cap * sizeof *sel.v);
+        for (int64_t i = 0; i < k.pool.n; i++) sel.v[sel.n++] = json_incref(k.pool.v[i]);
         sel.n = vr_take_apply(sel.v, sel.n, &take, o.seed, (uint64_t)e);
-        if (check && vr_dataset_check_images(&sel, &o, &err)) {
-            if (output) vr_atomic_abort(&out);
-            vr_die(&err);
-        }
-        for (int64_t i = 0; i < sel.n; i++) {
+        for (int64_t i = 0; i < sel.n && rc >= 0; i++) {
             if (epochs > 1) json_object_set_new(sel.v[i], "epoch", json_integer(e));
-            if (vr_jsonl_write(fp, sel.v[i], &err)) {
-                if (output) vr_atomic_abort(&out);
-                vr_die(&err);
-            }
+            rc = put_task(&k, sel.v[i], &err);
             if (epochs > 1) json_object_del(sel.v[i], "epoch");
         }
-        written += sel.n;
         vr_tasks_release(&sel);
     }
-    vr_tasks_release(&pool);
-    if (fflush(fp) != 0 || ferror(fp)) {
+    if (rc >= 0 && (fflush(fp) != 0 || ferror(fp)))
+        rc = vr_err_sys(&err, output ? output : "<stdout>", "write failed");
+    if (rc < 0) {
         if (output) vr_atomic_abort(&out);
-        vr_die_msg("%s: write failed", output ? output : "<stdout>");
+        vr_die(&err);
     }
     if (output) {
         fclose(fp);
         if (vr_atomic_commit(&out, &err)) vr_die(&err);
     }
     if (o.skipped) vr_warn("%lld records skipped, %lld tasks written", (long long)o.skipped,
-                           (long long)written);
+                           (long long)k.written);
     else if (isatty(2))
-        vr_warn("%lld tasks written", (long long)written);
+        vr_warn("%lld tasks written", (long long)k.written);
+    vr_tasks_release(&k.pool);
+    vr_imgcache_free(k.ic);
     for (int i = 0; i < ninputs; i++) free(inputs[i]);
     for (int i = 0; i < ndirs; i++) free(dirs[i]);
     free(inputs);

@@ -113,54 +113,11 @@ struct src {
     const char *path;
     char *root;      /* folder relative image paths are joined to */
     char *split;
-    json_t *recs;    /* list of records */
-    long *lines;     /* JSONL: line of each record; JSON list: computed on demand */
-    char *text;      /* JSON list: the file, kept to find a record's line */
-    size_t text_len;
     struct vr_dataset_opts *o;
+    vr_task_emit_fn emit;
+    void *ctx;
+    int stop;        /* the sink asked for no more tasks */
 };
-
-/* Line on which element k of the top-level JSON list starts. */
-static long json_elem_line(const char *s, size_t n, int64_t k)
-{
-    long line = 1;
-    int depth = 0, instr = 0, esc = 0, want = 0;
-    int64_t idx = -1;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '\n') line++;
-        if (instr) {
-            if (esc) esc = 0;
-            else if (c == '\\') esc = 1;
-            else if (c == '"') instr = 0;
-            continue;
-        }
-        if (depth == 1 && want && !isspace((unsigned char)c) && c != ',' && c != ']') {
-            want = 0;
-            if (++idx == k) return line;
-        }
-        switch (c) {
-        case '"': instr = 1; break;
-        case '[':
-        case '{':
-            if (++depth == 1) want = 1;
-            break;
-        case ']':
-        case '}': depth--; break;
-        case ',':
-            if (depth == 1) want = 1;
-            break;
-        }
-    }
-    return 0;
-}
-
-static long src_line(struct src *s, int64_t k)
-{
-    if (s->lines) return s->lines[k];
-    if (s->text) return json_elem_line(s->text, s->text_len, k);
-    return 0;
-}
 
 static char *basename_noext(const char *path)
 {
@@ -178,66 +135,102 @@ static int ends_with(const char *s, const char *suf)
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
-/* Load a JSON list (whole file) or JSONL (one object per line) of records. */
-static int load_records(struct src *s, struct vr_err *err)
+/* Records one at a time from a JSON list (parsed element by element, so
+ * memory holds one record, not the file's tree) or from JSON Lines. */
+struct recs {
+    const char *path;
+    char *text, *p, *end;
+    int list;        /* 1: inside a JSON list */
+    long line;       /* line of p */
+    char *counted;   /* newlines before this point are in line */
+};
+
+static int recs_open(struct recs *r, const char *path, struct vr_err *err)
 {
-    char *text;
     size_t len;
-    if (vr_file_read(s->path, &text, &len, err)) return -1;
-    size_t i = 0;
-    while (i < len && isspace((unsigned char)text[i])) i++;
-    if (i == len) {
-        free(text);
-        return vr_err_set(err, VR_ERR_INPUT, s->path, 0, "file is empty");
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    if (vr_file_read(path, &r->text, &len, err)) return -1;
+    r->p = r->counted = r->text;
+    r->end = r->text + len;
+    r->line = 1;
+    while (r->p < r->end && isspace((unsigned char)*r->p)) r->p++;
+    if (r->p == r->end) {
+        free(r->text);
+        return vr_err_set(err, VR_ERR_INPUT, path, 0, "file is empty");
     }
-    if (text[i] == '[') {
-        json_error_t je;
-        s->recs = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-        if (!s->recs) {
-            free(text);
-            return vr_err_set(err, VR_ERR_INPUT, s->path, je.line, "invalid JSON: %s (column %d)",
+    if (*r->p == '[') {
+        r->list = 1;
+        r->p++;
+    }
+    return 0;
+}
+
+static void recs_close(struct recs *r) { free(r->text); }
+
+static void count_lines(struct recs *r)
+{
+    for (char *q = r->counted; (q = memchr(q, '\n', (size_t)(r->p - q))); q++) r->line++;
+    r->counted = r->p;
+}
+
+/* Next record into *out with its line; 1, 0 at the end, -1 for a bad record
+ * (reading may go on in JSON Lines; a broken list cannot be resynchronised). */
+static int recs_next(struct recs *r, json_t **out, long *line, struct vr_err *err)
+{
+    json_error_t je;
+    *out = NULL;
+    if (r->list) {
+        while (r->p < r->end && (isspace((unsigned char)*r->p) || *r->p == ',')) r->p++;
+        count_lines(r);
+        *line = r->line;
+        if (r->p == r->end)
+            return vr_err_set(err, VR_ERR_INPUT, r->path, r->line, "invalid JSON: the list is not closed");
+        if (*r->p == ']') {
+            char *q = r->p + 1;
+            while (q < r->end && isspace((unsigned char)*q)) q++;
+            if (q != r->end) {
+                r->p = q;
+                count_lines(r);
+                return vr_err_set(err, VR_ERR_INPUT, r->path, r->line, "invalid JSON: text after the list");
+            }
+            return 0;
+        }
+        json_t *v = json_loadb(r->p, (size_t)(r->end - r->p), JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK, &je);
+        if (!v) {
+            r->list = 0, r->p = r->end; /* stop: no way back in step */
+            return vr_err_set(err, VR_ERR_INPUT, r->path, *line + je.line - 1, "invalid JSON: %s (column %d)",
                               je.text, je.column);
         }
-        s->text = text;
-        s->text_len = len;
-        return 0;
-    }
-    /* JSON Lines */
-    s->recs = json_array();
-    size_t cap = 1024, n = 0;
-    s->lines = vr_xmalloc(cap * sizeof *s->lines);
-    long line = 0;
-    char *p = text, *end = text + len;
-    while (p < end) {
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        char *e = nl ? nl : end;
-        line++;
-        char *q = p;
-        while (q < e && isspace((unsigned char)*q)) q++;
-        if (q < e) {
-            json_error_t je;
-            json_t *v = json_loadb(p, (size_t)(e - p), JSON_REJECT_DUPLICATES, &je);
-            if (!v || !json_is_object(v)) {
-                if (v) json_decref(v);
-                vr_err_set(err, VR_ERR_INPUT, s->path, line,
-                           v ? "expected a JSON object" : "invalid JSON: %s (column %d)", je.text,
-                           je.column);
-                if (!s->o->skip_bad) {
-                    free(text);
-                    return -1;
-                }
-                s->o->skipped++;
-                if (s->o->warn) s->o->warn(s->o->warn_ctx, err);
-            } else {
-                if (n == cap) s->lines = vr_xrealloc(s->lines, (cap *= 2) * sizeof *s->lines);
-                s->lines[n++] = line;
-                json_array_append_new(s->recs, v);
-            }
+        r->p += je.position;
+        char *q = r->p;
+        while (q < r->end && isspace((unsigned char)*q)) q++;
+        if (q < r->end && *q != ',' && *q != ']') {
+            json_decref(v);
+            r->p = q;
+            count_lines(r);
+            long l = r->line;
+            r->list = 0, r->p = r->end;
+            return vr_err_set(err, VR_ERR_INPUT, r->path, l, "invalid JSON: expected ',' or ']' after a record");
         }
-        p = e + 1;
+        *out = v;
+        return 1;
     }
-    free(text);
-    return 0;
+    for (;;) {
+        if (r->p >= r->end) return 0;
+        char *nl = memchr(r->p, '\n', (size_t)(r->end - r->p));
+        char *e = nl ? nl : r->end, *q = r->p;
+        count_lines(r);
+        *line = r->line;
+        while (q < e && isspace((unsigned char)*q)) q++;
+        char *start = r->p;
+        r->p = e < r->end ? e + 1 : e;
+        if (q == e) continue; /* blank */
+        json_t *v = json_loadb(start, (size_t)(e - start), JSON_REJECT_DUPLICATES, &je);
+        if (!v) return vr_err_set(err, VR_ERR_INPUT, r->path, *line, "invalid JSON: %s (column %d)", je.text, je.column);
+        *out = v;
+        return 1;
+    }
 }
 
 /* Detect the format of a file from its name and first record. */
@@ -342,7 +335,7 @@ static json_t *solution_from_answer(const char *answer, char **label)
 
 /* Common tail of every format: resolve images, make the id and label, check
  * the box, append. solution is stolen. sizes may be NULL. */
-static int add_task(struct src *s, int64_t k, struct vr_tasks *out, int nimg,
+static int add_task(struct src *s, int64_t k, int nimg,
                     const char *const *images, const int (*sizes)[2], const char *problem,
                     json_t *solution, const char *label, struct vr_err *err)
 {
@@ -364,8 +357,8 @@ static int add_task(struct src *s, int64_t k, struct vr_tasks *out, int nimg,
         json_decref(t);
         return -1;
     }
-    vr_tasks_push(out, t);
-    return 0;
+    int e = s->emit(s->ctx, t, err);
+    return e < 0 ? -2 : e; /* -2: not the record's fault */
 }
 
 /* Images of a record: a string or a list of strings under key. */
@@ -399,7 +392,7 @@ static int record_images(json_t *r, const char *key, const char ***out, int *n, 
     return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "'%s' is not a file name or a list of them", key);
 }
 
-static int conv_rec(struct src *s, int64_t k, json_t *r, struct vr_tasks *out, struct vr_err *err)
+static int conv_rec(struct src *s, int64_t k, json_t *r, struct vr_err *err)
 {
     const char **images;
     int nimg;
@@ -429,7 +422,7 @@ static int conv_rec(struct src *s, int64_t k, json_t *r, struct vr_tasks *out, s
         sz[0][0] = (int)json_integer_value(w);
         sz[0][1] = (int)json_integer_value(h);
     }
-    rc = add_task(s, k, out, nimg, images, nimg == 1 ? (const int(*)[2])sz : NULL,
+    rc = add_task(s, k, nimg, images, nimg == 1 ? (const int(*)[2])sz : NULL,
                   json_string_value(pr), sol, json_is_string(cap) ? json_string_value(cap) : NULL,
                   err);
 out:
@@ -456,8 +449,7 @@ static char *message_text(json_t *c)
 }
 
 /* conv and messages differ only in key names. */
-static int chat_rec(struct src *s, int64_t k, json_t *r, struct vr_tasks *out, int messages,
-                    struct vr_err *err)
+static int chat_rec(struct src *s, int64_t k, json_t *r, int messages, struct vr_err *err)
 {
     if (!json_is_object(r)) return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "record is not an object");
     const char *list_key = messages ? "messages" : "conversations";
@@ -490,7 +482,7 @@ static int chat_rec(struct src *s, int64_t k, json_t *r, struct vr_tasks *out, i
     strip(q);
     char *label = NULL;
     json_t *sol = solution_from_answer(a, &label);
-    rc = add_task(s, k, out, nimg, images, NULL, q, sol, label, err);
+    rc = add_task(s, k, nimg, images, NULL, q, sol, label, err);
     free(label);
 out:
     free(images);
@@ -499,7 +491,7 @@ out:
     return rc;
 }
 
-static int tasks_rec(struct src *s, int64_t k, json_t *r, struct vr_tasks *out, struct vr_err *err)
+static int tasks_rec(struct src *s, int64_t k, json_t *r, struct vr_err *err)
 {
     if (!json_is_object(r)) return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "record is not an object");
     json_t *t = json_deep_copy(r);
@@ -528,55 +520,73 @@ static int tasks_rec(struct src *s, int64_t k, json_t *r, struct vr_tasks *out, 
         json_decref(t);
         return -1;
     }
-    vr_tasks_push(out, t);
+    int e = s->emit(s->ctx, t, err);
+    return e < 0 ? -2 : e; /* -2: not the record's fault */
+}
+
+/* A bad record: fail, or with --skip-bad count it and go on. */
+static int bad_record(struct src *s, struct vr_err *err)
+{
+    if (!s->o->skip_bad) return -1;
+    s->o->skipped++;
+    if (s->o->warn) s->o->warn(s->o->warn_ctx, err);
     return 0;
 }
 
-static int read_src(struct src *s, enum vr_format f, struct vr_tasks *out, struct vr_err *err)
+static int read_src(struct src *s, enum vr_format f, struct vr_err *err)
 {
-    if (load_records(s, err)) return -1;
-    if (!json_is_array(s->recs))
-        return vr_err_set(err, VR_ERR_INPUT, s->path, 0, "expected a list of records");
-    if (f == VR_FMT_AUTO) f = detect(s->path, json_array_get(s->recs, 0));
-    size_t k;
-    json_t *r;
-    json_array_foreach(s->recs, k, r) {
-        int rc;
-        switch (f) {
-        case VR_FMT_CONV: rc = chat_rec(s, (int64_t)k, r, out, 0, err); break;
-        case VR_FMT_MESSAGES: rc = chat_rec(s, (int64_t)k, r, out, 1, err); break;
-        case VR_FMT_TASKS: rc = tasks_rec(s, (int64_t)k, r, out, err); break;
-        default: rc = conv_rec(s, (int64_t)k, r, out, err); break;
+    struct recs r;
+    if (recs_open(&r, s->path, err)) return -1;
+    int rc = 0;
+    json_t *rec;
+    long line;
+    for (int64_t k = 0; !s->stop; k++) {
+        int got = recs_next(&r, &rec, &line, err);
+        if (got == 0) break;
+        if (got < 0) {
+            if ((rc = bad_record(s, err))) break;
+            continue;
         }
-        if (rc) {
-            vr_err_locate(err, s->path, src_line(s, (int64_t)k));
-            if (!s->o->skip_bad) return -1;
-            s->o->skipped++;
-            if (s->o->warn) s->o->warn(s->o->warn_ctx, err);
+        if (f == VR_FMT_AUTO) f = detect(s->path, rec);
+        int e;
+        switch (f) {
+        case VR_FMT_CONV: e = chat_rec(s, k, rec, 0, err); break;
+        case VR_FMT_MESSAGES: e = chat_rec(s, k, rec, 1, err); break;
+        case VR_FMT_TASKS: e = tasks_rec(s, k, rec, err); break;
+        default: e = conv_rec(s, k, rec, err); break;
+        }
+        json_decref(rec);
+        if (e > 0) s->stop = 1; /* the sink has enough */
+        else if (e == -1) { /* the record is bad: name its line */
+            vr_err_locate(err, s->path, line);
+            if ((rc = bad_record(s, err))) break;
+        } else if (e < 0) { /* the sink failed: its message is complete */
+            rc = -1;
+            break;
         }
     }
-    return 0;
-}
-
-static void src_free(struct src *s)
-{
-    free(s->root);
-    free(s->split);
-    if (s->recs) json_decref(s->recs);
-    free(s->lines);
-    free(s->text);
+    recs_close(&r);
+    return rc;
 }
 
 static int read_one(const char *path, const char *images_dir, const char *split_default,
-                    enum vr_format f, struct vr_dataset_opts *o, struct vr_tasks *out,
+                    enum vr_format f, struct vr_dataset_opts *o, vr_task_emit_fn emit, void *ctx,
                     struct vr_err *err)
 {
-    struct src s = {.path = path, .o = o};
+    struct src s = {.path = path, .o = o, .emit = emit, .ctx = ctx};
     s.root = images_dir ? vr_xstrdup(images_dir) : vr_path_dir(path);
     s.split = o->split ? vr_xstrdup(o->split) : vr_xstrdup(split_default);
-    int rc = read_src(&s, f, out, err);
-    src_free(&s);
-    return rc;
+    int rc = read_src(&s, f, err);
+    free(s.root);
+    free(s.split);
+    return rc < 0 ? -1 : s.stop;
+}
+
+static int collect(void *ctx, json_t *t, struct vr_err *err)
+{
+    (void)err;
+    vr_tasks_push(ctx, t);
+    return 0;
 }
 
 /* ---- rec.yaml ---- */
@@ -592,7 +602,7 @@ static yaml_node_t *ymap_get(yaml_document_t *d, yaml_node_t *map, const char *k
     return NULL;
 }
 
-static int read_yaml(const char *path, struct vr_dataset_opts *o, struct vr_tasks *out,
+static int read_yaml(const char *path, struct vr_dataset_opts *o, vr_task_emit_fn emit, void *ctx,
                      struct vr_err *err)
 {
     FILE *f = fopen(path, "rb");
@@ -637,11 +647,14 @@ static int read_yaml(const char *path, struct vr_dataset_opts *o, struct vr_task
         char *jpath = vr_path_join(dir, (char *)jp->data.scalar.value);
         char *split = basename_noext(jpath);
         struct vr_tasks part = {0};
-        rc = read_one(jpath, o->images_dir, split, VR_FMT_AUTO, o, &part, err);
+        rc = read_one(jpath, o->images_dir, split, VR_FMT_AUTO, o, collect, &part, err);
         if (rc == 0) {
             part.n = vr_take_apply(part.v, part.n, &take, o->seed, 0x79616d6c00000000ull + (uint64_t)idx);
-            for (int64_t i = 0; i < part.n; i++) vr_tasks_push(out, part.v[i]);
+            int64_t i = 0;
+            for (; i < part.n && rc == 0; i++) rc = emit(ctx, part.v[i], err);
+            for (; i < part.n; i++) json_decref(part.v[i]);
             part.n = 0;
+            if (rc > 0) break; /* the sink has enough */
         }
         vr_tasks_release(&part);
         free(split);
@@ -652,17 +665,17 @@ out:
     if (loaded) yaml_document_delete(&d);
     yaml_parser_delete(&p);
     fclose(f);
-    return rc;
+    return rc < 0 ? -1 : rc;
 }
 
-int vr_dataset_read(const char *path, struct vr_dataset_opts *o, struct vr_tasks *out,
+int vr_dataset_read(const char *path, struct vr_dataset_opts *o, vr_task_emit_fn emit, void *ctx,
                     struct vr_err *err)
 {
     enum vr_format f = o->format;
     if (f == VR_FMT_AUTO && (ends_with(path, ".yaml") || ends_with(path, ".yml"))) f = VR_FMT_YAML;
-    if (f == VR_FMT_YAML) return read_yaml(path, o, out, err);
+    if (f == VR_FMT_YAML) return read_yaml(path, o, emit, ctx, err);
     char *split = strcmp(path, "-") == 0 ? vr_xstrdup("stdin") : basename_noext(path);
-    int rc = read_one(path, o->images_dir, split, f, o, out, err);
+    int rc = read_one(path, o->images_dir, split, f, o, emit, ctx, err);
     free(split);
     return rc;
 }
@@ -671,82 +684,95 @@ int vr_dataset_read(const char *path, struct vr_dataset_opts *o, struct vr_tasks
 
 struct size_entry {
     char *path;
-    int w, h; /* w < 0: the probe failed */
+    int w, h; /* w < 0: the probe failed, err says why */
     struct vr_err err;
     struct size_entry *next;
 };
 
-int vr_dataset_check_images(struct vr_tasks *ts, struct vr_dataset_opts *o, struct vr_err *err)
+struct vr_imgcache {
+    struct size_entry **tab;
+    size_t nb, n;
+};
+
+struct vr_imgcache *vr_imgcache_new(void)
 {
-    size_t nb = 1;
-    while (nb < (size_t)ts->n * 2) nb <<= 1;
-    struct size_entry **tab = vr_xcalloc(nb, sizeof *tab);
-    int64_t kept = 0, i;
-    int rc = 0;
-    for (i = 0; i < ts->n && rc == 0; i++) {
-        json_t *t = ts->v[i];
-        json_t *im = json_object_get(t, "images");
-        json_t *sizes = json_array();
-        int bad = 0;
-        for (size_t j = 0; j < json_array_size(im) && !bad; j++) {
-            const char *p = json_string_value(json_array_get(im, j));
-            size_t b = (size_t)vr_hash64(p, strlen(p)) & (nb - 1);
-            struct size_entry *e = tab[b];
-            while (e && strcmp(e->path, p)) e = e->next;
-            if (!e) {
-                e = vr_xcalloc(1, sizeof *e);
-                e->path = vr_xstrdup(p);
-                if (vr_image_probe(p, &e->w, &e->h, NULL, &e->err)) e->w = -1;
-                e->next = tab[b];
-                tab[b] = e;
-            }
-            if (e->w < 0) {
-                *err = e->err;
-                bad = 1;
-            } else {
-                json_array_append_new(sizes, json_pack("[ii]", e->w, e->h));
-            }
-        }
-        if (!bad) {
-            json_t *given = json_object_get(t, "image_sizes");
-            if (given && !json_equal(given, sizes)) {
-                char *g = json_dumps(given, JSON_COMPACT), *s = json_dumps(sizes, JSON_COMPACT);
-                vr_err_set(err, VR_ERR_INPUT, NULL, 0, "task '%s': image_sizes %s, but the files are %s",
-                           json_string_value(json_object_get(t, "id")), g, s);
-                free(g);
-                free(s);
-                bad = 1;
-            } else {
-                json_object_set(t, "image_sizes", sizes);
-                if (vr_task_validate(t, NULL, 0, err)) {
-                    char tmp[sizeof err->msg];
-                    snprintf(tmp, sizeof tmp, "task '%s': %s", json_string_value(json_object_get(t, "id")),
-                             err->msg);
-                    memcpy(err->msg, tmp, sizeof tmp);
-                    bad = 1;
-                }
-            }
-        }
-        json_decref(sizes);
-        if (bad) {
-            if (!o->skip_bad) rc = -1;
-            else {
-                o->skipped++;
-                if (o->warn) o->warn(o->warn_ctx, err);
-                json_decref(t);
-                continue;
-            }
-        }
-        ts->v[kept++] = t;
-    }
-    for (; i < ts->n; i++) ts->v[kept++] = ts->v[i]; /* after an error: keep the rest owned */
-    ts->n = kept;
-    for (size_t b = 0; b < nb; b++)
-        for (struct size_entry *e = tab[b], *nx; e; e = nx) {
+    struct vr_imgcache *c = vr_xcalloc(1, sizeof *c);
+    c->nb = 1024;
+    c->tab = vr_xcalloc(c->nb, sizeof *c->tab);
+    return c;
+}
+
+void vr_imgcache_free(struct vr_imgcache *c)
+{
+    if (!c) return;
+    for (size_t b = 0; b < c->nb; b++)
+        for (struct size_entry *e = c->tab[b], *nx; e; e = nx) {
             nx = e->next;
             free(e->path);
             free(e);
         }
-    free(tab);
-    return rc;
+    free(c->tab);
+    free(c);
+}
+
+static struct size_entry *imgcache_get(struct vr_imgcache *c, const char *p)
+{
+    size_t b = (size_t)vr_hash64(p, strlen(p)) & (c->nb - 1);
+    for (struct size_entry *e = c->tab[b]; e; e = e->next)
+        if (strcmp(e->path, p) == 0) return e;
+    if (c->n * 2 > c->nb) { /* grow before the chains get long */
+        size_t nb = c->nb * 2;
+        struct size_entry **tab = vr_xcalloc(nb, sizeof *tab);
+        for (size_t i = 0; i < c->nb; i++)
+            for (struct size_entry *e = c->tab[i], *nx; e; e = nx) {
+                nx = e->next;
+                size_t k = (size_t)vr_hash64(e->path, strlen(e->path)) & (nb - 1);
+                e->next = tab[k];
+                tab[k] = e;
+            }
+        free(c->tab);
+        c->tab = tab;
+        c->nb = nb;
+        b = (size_t)vr_hash64(p, strlen(p)) & (nb - 1);
+    }
+    struct size_entry *e = vr_xcalloc(1, sizeof *e);
+    e->path = vr_xstrdup(p);
+    if (vr_image_probe(p, &e->w, &e->h, NULL, &e->err)) e->w = -1;
+    e->next = c->tab[b];
+    c->tab[b] = e;
+    c->n++;
+    return e;
+}
+
+int vr_dataset_check_task(struct vr_imgcache *c, json_t *t, struct vr_err *err)
+{
+    json_t *im = json_object_get(t, "images");
+    const char *id = json_string_value(json_object_get(t, "id"));
+    json_t *sizes = json_array();
+    for (size_t j = 0; j < json_array_size(im); j++) {
+        struct size_entry *e = imgcache_get(c, json_string_value(json_array_get(im, j)));
+        if (e->w < 0) {
+            *err = e->err;
+            json_decref(sizes);
+            return -1;
+        }
+        json_array_append_new(sizes, json_pack("[ii]", e->w, e->h));
+    }
+    json_t *given = json_object_get(t, "image_sizes");
+    if (given && !json_equal(given, sizes)) {
+        char *g = json_dumps(given, JSON_COMPACT), *s = json_dumps(sizes, JSON_COMPACT);
+        vr_err_set(err, VR_ERR_INPUT, NULL, 0, "task '%s': image_sizes %s, but the files are %s", id, g, s);
+        free(g);
+        free(s);
+        json_decref(sizes);
+        return -1;
+    }
+    json_object_set_new(t, "image_sizes", sizes);
+    if (vr_task_validate(t, NULL, 0, err)) {
+        char tmp[sizeof err->msg];
+        snprintf(tmp, sizeof tmp, "task '%s': %s", id, err->msg);
+        memcpy(err->msg, tmp, sizeof tmp);
+        return -1;
+    }
+    return 0;
 }

@@ -47,6 +47,10 @@ struct vr_tasks {
 void vr_tasks_push(struct vr_tasks *ts, json_t *t);
 void vr_tasks_release(struct vr_tasks *ts);
 
+/* Where tasks go as they are read: takes ownership of t; returns 0 for more,
+ * 1 when it has enough (reading stops early), -1 on failure (err filled). */
+typedef int (*vr_task_emit_fn)(void *ctx, json_t *t, struct vr_err *err);
+
 struct vr_dataset_opts {
     enum vr_format format;
     const char *images_dir;  /* root for relative image paths; NULL: the data file's folder */
@@ -59,13 +63,19 @@ struct vr_dataset_opts {
     int64_t skipped;         /* out: records skipped */
 };
 
-/* Read one input file (any format) and append its task lines to out. */
-int vr_dataset_read(const char *path, struct vr_dataset_opts *o, struct vr_tasks *out,
+/* Read one input file (any format), handing each task line to emit as soon as
+ * it is made: a JSON list is parsed record by record, so memory holds one
+ * record. Returns 0, 1 when emit stopped it early, -1 on failure. */
+int vr_dataset_read(const char *path, struct vr_dataset_opts *o, vr_task_emit_fn emit, void *ctx,
                     struct vr_err *err);
 
-/* Probe every image of ts->v[i] (vr_image_probe, cached per path), record
- * "image_sizes", and check the solution box lies inside the first image. Bad
- * tasks fail, or with o->skip_bad are dropped (ts compacted). */
-int vr_dataset_check_images(struct vr_tasks *ts, struct vr_dataset_opts *o, struct vr_err *err);
+/* Image sizes seen so far (each image file is probed once). */
+struct vr_imgcache;
+struct vr_imgcache *vr_imgcache_new(void);
+void vr_imgcache_free(struct vr_imgcache *c);
+/* Probe every image of task t (vr_image_probe, cached per path), record
+ * "image_sizes" (or check those given), and check the solution box lies inside
+ * the first image. Errors name the image or the task id. */
+int vr_dataset_check_task(struct vr_imgcache *c, json_t *t, struct vr_err *err);
 
 #endif

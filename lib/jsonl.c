@@ -60,12 +60,32 @@ int vr_jsonl_next(struct vr_jsonl *r, json_t **out, struct vr_err *err)
     }
 }
 
+/* Reals with at most two decimals below 1e6 (pixel boxes, most dataset
+ * numbers) without snprintf + strtod: k/100 printed exactly is their
+ * shortest round-trip form, the same text the general path finds. */
+static int fmt_centi(char *buf, double x)
+{
+    if (!(fabs(x) < 1e6)) return 0;
+    double k = nearbyint(x * 100.0);
+    if (k / 100.0 != x) return 0;
+    long long c = llabs((long long)k);
+    char *p = buf;
+    if (signbit(x)) *p++ = '-';
+    p += sprintf(p, "%lld.", c / 100);
+    int f = (int)(c % 100);
+    if (f % 10 == 0) *p++ = (char)('0' + f / 10);
+    else *p++ = (char)('0' + f / 10), *p++ = (char)('0' + f % 10);
+    *p = 0;
+    return 1;
+}
+
 void vr_json_fmt_real(char *buf, double x)
 {
     if (!isfinite(x)) {
         strcpy(buf, "null");
         return;
     }
+    if (fmt_centi(buf, x)) return;
     float f = (float)x;
     if ((double)f == x) {
         for (int p = 6; p <= 9; p++) {

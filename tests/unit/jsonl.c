@@ -51,6 +51,30 @@ int main(void)
     }
     ok(bad == 0, "200k random float32 round-trip through the writer (%u bad)", bad);
     real_is(NAN, "null");
+    /* the two-decimal fast path prints what the general path would */
+    real_is(-0.5, "-0.5");
+    real_is(12.3, "12.3");
+    real_is(999999.99, "999999.99");
+    real_is(0.01, "0.01");
+    real_is(1e-5, "1e-05");
+    real_is(1e6, "1e+06");
+    real_is(1e10, "1e+10");
+    int same = 1;
+    for (int i = -200000; i <= 200000 && same; i += 7) {
+        double x = i / 100.0;
+        char a[40], b[40];
+        vr_json_fmt_real(a, x);
+        /* the general rule, spelled out */
+        float f = (float)x;
+        if ((double)f == x) {
+            for (int p = 6; p <= 9; p++) { snprintf(b, 32, "%.*g", p, x); if (strtof(b, NULL) == f) break; }
+        } else {
+            for (int p = 15; p <= 17; p++) { snprintf(b, 32, "%.*g", p, x); if (strtod(b, NULL) == x) break; }
+        }
+        if (!strpbrk(b, ".eEn")) strcat(b, ".0");
+        if (strcmp(a, b)) { same = 0; diag("%.17g: %s vs %s", x, a, b); }
+    }
+    ok(same, "two-decimal reals print exactly as the general rule says");
 
     /* reader */
     char path[] = "/tmp/vr-jsonl-XXXXXX";
