@@ -2,6 +2,16 @@
 #include "cpu/ops.h"
 
 #include <cblas.h>
+#include <immintrin.h>
+#include <pthread.h>
+
+#include "cpu/pool.h"
+
+/* One pool of threads for everything: OpenBLAS runs single-threaded inside
+ * the pool's chunks, so its spinning threads never compete with ours. */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static void blas_single(void) { openblas_set_num_threads(1); }
+#define BLAS_INIT() pthread_once(&blas_once, blas_single)
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,18 +87,64 @@ const float *vr_weight_f32(const struct vr_tensor *w, int slot, struct vr_ws *ws
     return ws->wslot[slot];
 }
 
+struct lin {
+    float *out;
+    const float *x, *W, *B;
+    int M, N, K;
+};
+
+/* columns [c0*16, c1*16) of out */
+static void lin_cols(void *vctx, int c0, int c1)
+{
+    const struct lin *l = vctx;
+    int n0 = c0 * 16, n1 = c1 * 16 < l->N ? c1 * 16 : l->N;
+    if (l->B)
+        for (int i = 0; i < l->M; i++)
+            memcpy(l->out + (size_t)i * l->N + n0, l->B + n0, (size_t)(n1 - n0) * sizeof *l->out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l->M, n1 - n0, l->K, 1.0f, l->x, l->K,
+                l->W + (size_t)n0 * l->K, l->K, l->B ? 1.0f : 0.0f, l->out + n0, l->N);
+}
+
+struct widen {
+    float *dst;
+    const struct vr_tensor *w;
+    size_t rowlen;
+};
+
+static void widen_rows(void *vctx, int r0, int r1)
+{
+    const struct widen *c = vctx;
+    size_t es = vr_dtype_size(c->w->dtype);
+    vr_convert_to_f32(c->dst + (size_t)r0 * c->rowlen, (const char *)c->w->data + (size_t)r0 * c->rowlen * es,
+                      c->w->dtype, (size_t)(r1 - r0) * c->rowlen);
+}
+
 void vr_linear_fwd_cpu(float *out, const float *x, const struct vr_tensor *w,
                        const struct vr_tensor *b, int M, struct vr_ws *ws)
 {
     /* out (M,N)  x (M,K)  w (N,K)  b (N) */
     int N = (int)w->shape[0], K = (int)w->shape[1];
-    const float *W = vr_weight_f32(w, 0, ws);
-    if (b) {
-        const float *B = vr_weight_f32(b, 1, ws);
-        for (int i = 0; i < M; i++) memcpy(out + (size_t)i * N, B, (size_t)N * sizeof *out);
+    const float *B = b ? vr_weight_f32(b, 1, ws) : NULL;
+    if (M <= VR_GEMV_MAX_M) {
+        vr_gemv_fwd_cpu(out, x, w, B, M);
+        return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, W, K, b ? 1.0f : 0.0f,
-                out, N);
+    BLAS_INIT();
+    const float *W = w->data;
+    if (w->dtype != VR_DTYPE_F32) { /* widen into the reused slot, rows in parallel */
+        size_t n = (size_t)N * K;
+        if (n > ws->wcap[0]) {
+            free(ws->wslot[0]);
+            ws->wslot[0] = aligned_alloc(64, ((n + 15) & ~(size_t)15) * sizeof(float));
+            VR_ASSERT(ws->wslot[0]);
+            ws->wcap[0] = n;
+        }
+        struct widen c = {ws->wslot[0], w, (size_t)K};
+        vr_parallel_for(N, widen_rows, &c);
+        W = ws->wslot[0];
+    }
+    struct lin l = {out, x, W, B, M, N, K};
+    vr_parallel_for((N + 15) / 16, lin_cols, &l);
 }
 
 void vr_rmsnorm_fwd_cpu(float *out, const float *x, const struct vr_tensor *w, int M, int D,
@@ -141,8 +197,64 @@ void vr_rope_fwd_cpu(float *x, const float *cos, const float *sin, int M, int H,
     }
 }
 
+#if defined(__x86_64__)
+/* expf for 16 lanes: range reduction by ln 2 (Cody-Waite, two constants) and
+ * a degree-6 polynomial on [-ln2/2, ln2/2]; about 1 ulp, like libm's. */
+__attribute__((target("avx512f"))) static inline __m512 exp16(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
+    x = _mm512_min_ps(x, _mm512_set1_ps(88.7f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r2 = _mm512_mul_ps(r, r);
+    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+__attribute__((target("avx512f"))) static void softmax_avx512(float *x, int n)
+{
+    int n16 = n & ~15;
+    __m512 vm = _mm512_set1_ps(-INFINITY);
+    for (int i = 0; i < n16; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(x + i));
+    float mx = _mm512_reduce_max_ps(vm);
+    for (int i = n16; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    if (mx == -INFINITY) {
+        memset(x, 0, (size_t)n * sizeof *x);
+        return;
+    }
+    __m512 vmx = _mm512_set1_ps(mx), vs = _mm512_setzero_ps();
+    for (int i = 0; i < n16; i += 16) {
+        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), vmx));
+        _mm512_storeu_ps(x + i, e);
+        vs = _mm512_add_ps(vs, e);
+    }
+    float sum = _mm512_reduce_add_ps(vs);
+    for (int i = n16; i < n; i++) sum += (x[i] = expf(x[i] - mx));
+    __m512 inv = _mm512_set1_ps(1.0f / sum);
+    for (int i = 0; i < n16; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
+    for (int i = n16; i < n; i++) x[i] *= 1.0f / sum;
+}
+#endif
+
 void vr_softmax_row_cpu(float *x, int n)
 {
+#if defined(__x86_64__)
+    static int avx512 = -1;
+    if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f");
+    if (avx512) {
+        softmax_avx512(x, n);
+        return;
+    }
+#endif
     float mx = -INFINITY;
     for (int i = 0; i < n; i++)
         if (x[i] > mx) mx = x[i];
@@ -159,29 +271,88 @@ void vr_softmax_row_cpu(float *x, int n)
     for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
+#define ROWS 64 /* query rows per attention task: bounds scratch to ROWS x keys */
+
+/* Attention tasks are (head, block of query rows); each thread has its own
+ * score buffer of ROWS x maxkeys floats. */
+struct attn {
+    float *out;
+    const float *q, *k, *v;  /* first row of head 0 */
+    int ldq, ldk, ldo;       /* row strides */
+    int H, G, K;             /* heads, query heads per KV head, head dim */
+    const int *cu;           /* segments (non-causal), or NULL (causal) */
+    int nseg, nblk_total;
+    int *blk_seg, *blk_row;  /* per block of a head: segment and first row */
+    /* causal */
+    int Tq, n, q0, kvstride;
+    const unsigned char *valid;
+    float *S;                /* nthreads x ROWS x maxkeys */
+    size_t Sper;
+    float scale;
+};
+
+static void attn_tasks(void *vctx, int t0, int t1)
+{
+    const struct attn *a = vctx;
+    float *S = a->S + (size_t)vr_thread_index() * a->Sper;
+    for (int t = t0; t < t1; t++) {
+        int h = t / a->nblk_total, blk = t % a->nblk_total;
+        int kh = h / a->G, r0, rows, k0, L;
+        if (a->cu) {
+            int s = a->blk_seg[blk];
+            r0 = a->blk_row[blk];
+            rows = a->cu[s + 1] - r0 < ROWS ? a->cu[s + 1] - r0 : ROWS;
+            k0 = a->cu[s];
+            L = a->cu[s + 1] - a->cu[s];
+        } else {
+            r0 = blk * ROWS;
+            rows = a->Tq - r0 < ROWS ? a->Tq - r0 : ROWS;
+            k0 = 0;
+            L = a->n;
+        }
+        const float *q = a->q + (size_t)r0 * a->ldq + (size_t)h * a->K;
+        const float *k = a->k + (size_t)kh * a->kvstride + (size_t)k0 * a->ldk;
+        const float *v = a->v + (size_t)kh * a->kvstride + (size_t)k0 * a->ldk;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, L, a->K, a->scale, q, a->ldq, k, a->ldk,
+                    0.0f, S, L);
+        for (int i = 0; i < rows; i++) {
+            float *row = S + (size_t)i * L;
+            if (!a->cu) {
+                int last = a->q0 + r0 + i;
+                for (int j = last + 1; j < L; j++) row[j] = -INFINITY;
+                if (a->valid)
+                    for (int j = 0; j <= last && j < L; j++)
+                        if (!a->valid[j]) row[j] = -INFINITY;
+            }
+            vr_softmax_row_cpu(row, L);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, a->K, L, 1.0f, S, L, v, a->ldk, 0.0f,
+                    a->out + (size_t)r0 * a->ldo + (size_t)h * a->K, a->ldo);
+    }
+}
+
 void vr_attn_segments_fwd_cpu(float *out, const float *qkv, int N, int H, int K, const int *cu,
                               int nseg, struct vr_ws *ws)
 {
     /* out (N, H*K)  qkv (N, 3*H*K) */
-    int D = H * K, ld = 3 * D;
-    float scale = 1.0f / sqrtf((float)K);
-    int maxlen = 0;
-    for (int s = 0; s < nseg; s++)
-        if (cu[s + 1] - cu[s] > maxlen) maxlen = cu[s + 1] - cu[s];
-    float *S = vr_ws_floats(ws, (size_t)maxlen * maxlen);
-    (void)N;
+    BLAS_INIT();
+    int D = H * K, maxlen = 0, nblk = 0;
     for (int s = 0; s < nseg; s++) {
-        int a = cu[s], L = cu[s + 1] - cu[s];
-        if (L <= 0) continue;
-        for (int h = 0; h < H; h++) {
-            const float *q = qkv + (size_t)a * ld + (size_t)h * K;
-            const float *k = q + D, *v = q + 2 * D;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, K, scale, q, ld, k, ld, 0.0f, S, L);
-            for (int i = 0; i < L; i++) vr_softmax_row_cpu(S + (size_t)i * L, L);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, K, L, 1.0f, S, L, v, ld, 0.0f,
-                        out + (size_t)a * D + (size_t)h * K, D);
-        }
+        int L = cu[s + 1] - cu[s];
+        if (L > maxlen) maxlen = L;
+        nblk += (L + ROWS - 1) / ROWS;
     }
+    (void)N;
+    int *bs = (int *)vr_ws_floats(ws, (size_t)nblk + 1), *br = (int *)vr_ws_floats(ws, (size_t)nblk + 1);
+    for (int s = 0, b = 0; s < nseg; s++)
+        for (int r = cu[s]; r < cu[s + 1]; r += ROWS) bs[b] = s, br[b++] = r;
+    size_t per = (size_t)ROWS * maxlen;
+    struct attn a = {.out = out, .q = qkv, .k = qkv + D, .v = qkv + 2 * D, .ldq = 3 * D, .ldk = 3 * D,
+                     .ldo = D, .H = H, .G = 1, .K = K, .cu = cu, .nseg = nseg, .nblk_total = nblk,
+                     .blk_seg = bs, .blk_row = br, .kvstride = K, .Sper = per,
+                     .S = vr_ws_floats(ws, per * (size_t)vr_threads()), .scale = 1.0f / sqrtf((float)K)};
+    /* the kv head offset is h*K inside a row, so kvstride = K with ldk = 3D */
+    vr_parallel_for(H * nblk, attn_tasks, &a);
 }
 
 void vr_attn_causal_fwd_cpu(float *out, const float *q, int Tq, int H, int KVH, int K,
@@ -189,21 +360,12 @@ void vr_attn_causal_fwd_cpu(float *out, const float *q, int Tq, int H, int KVH, 
                             const unsigned char *valid, struct vr_ws *ws)
 {
     /* out (Tq, H*K)  q (Tq, H, K)  kc, vc (KVH, cap, K) */
-    int D = H * K, G = H / KVH;
-    float scale = 1.0f / sqrtf((float)K);
-    float *S = vr_ws_floats(ws, (size_t)Tq * n);
-    for (int h = 0; h < H; h++) {
-        const float *kh = kc + (size_t)(h / G) * cap * K, *vh = vc + (size_t)(h / G) * cap * K;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, n, K, scale, q + (size_t)h * K, D, kh,
-                    K, 0.0f, S, n);
-        for (int i = 0; i < Tq; i++) {
-            float *row = S + (size_t)i * n;
-            int last = q0 + i; /* the newest key this query may see */
-            for (int j = 0; j < n; j++)
-                if (j > last || (valid && !valid[j])) row[j] = -INFINITY;
-            vr_softmax_row_cpu(row, n);
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, K, n, 1.0f, S, n, vh, K, 0.0f,
-                    out + (size_t)h * K, D);
-    }
+    BLAS_INIT();
+    int nblk = (Tq + ROWS - 1) / ROWS;
+    size_t per = (size_t)ROWS * n;
+    struct attn a = {.out = out, .q = q, .k = kc, .v = vc, .ldq = H * K, .ldk = K, .ldo = H * K, .H = H,
+                     .G = H / KVH, .K = K, .cu = NULL, .nblk_total = nblk, .Tq = Tq, .n = n, .q0 = q0,
+                     .kvstride = cap * K, .valid = valid, .Sper = per,
+                     .S = vr_ws_floats(ws, per * (size_t)vr_threads()), .scale = 1.0f / sqrtf((float)K)};
+    vr_parallel_for(H * nblk, attn_tasks, &a);
 }

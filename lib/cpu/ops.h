@@ -33,6 +33,11 @@ const float *vr_weight_f32(const struct vr_tensor *w, int slot, struct vr_ws *ws
 /* out (M,N) = x (M,K) . w (N,K)^T + b (N); b may be NULL. */
 void vr_linear_fwd_cpu(float *out, const float *x, const struct vr_tensor *w,
                        const struct vr_tensor *b, int M, struct vr_ws *ws);
+/* The same for few rows (M <= VR_GEMV_MAX_M): streams w once in its stored
+ * dtype, threads over N. b (N, f32) may be NULL. */
+#define VR_GEMV_MAX_M 16
+void vr_gemv_fwd_cpu(float *out, const float *x, const struct vr_tensor *w, const float *b, int M);
+
 /* out (M,D) = x * rsqrt(mean(x^2) + eps) * w; out may alias x. */
 void vr_rmsnorm_fwd_cpu(float *out, const float *x, const struct vr_tensor *w, int M, int D,
                         double eps, struct vr_ws *ws);
