@@ -51,29 +51,53 @@ __attribute__((target("avx512f,avx512bw"))) static inline __m512 load16(const vo
     return _mm512_loadu_ps((const float *)w + i);
 }
 
+/* MG input rows against weight row n; MG is a constant at each call so the
+ * accumulators live in registers. With one row, four accumulators hide the
+ * FMA latency. */
+__attribute__((target("avx512f,avx512bw"), always_inline)) static inline void
+dot_rows(const struct gemv *g, int n, int m0, const int MG)
+{
+    int K = g->K, K16 = K & ~15, K64 = K & ~63;
+    size_t wo = (size_t)n * K;
+    __m512 acc[GROUP], acc2[3];
+    for (int j = 0; j < GROUP; j++) acc[j] = _mm512_setzero_ps();
+    for (int j = 0; j < 3; j++) acc2[j] = _mm512_setzero_ps();
+    int k = 0;
+    if (MG == 1) {
+        const float *x = g->x + (size_t)m0 * K;
+        for (; k < K64; k += 64) {
+            acc[0] = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), load16(g->w, g->dt, wo + (size_t)k), acc[0]);
+            acc2[0] = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16), load16(g->w, g->dt, wo + (size_t)k + 16), acc2[0]);
+            acc2[1] = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 32), load16(g->w, g->dt, wo + (size_t)k + 32), acc2[1]);
+            acc2[2] = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 48), load16(g->w, g->dt, wo + (size_t)k + 48), acc2[2]);
+        }
+        acc[0] = _mm512_add_ps(_mm512_add_ps(acc[0], acc2[0]), _mm512_add_ps(acc2[1], acc2[2]));
+    }
+    for (; k < K16; k += 16) {
+        __m512 wv = load16(g->w, g->dt, wo + (size_t)k);
+        for (int j = 0; j < MG; j++)
+            acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(g->x + (size_t)(m0 + j) * K + k), wv, acc[j]);
+    }
+    for (int j = 0; j < MG; j++) {
+        const float *x = g->x + (size_t)(m0 + j) * K;
+        float s = _mm512_reduce_add_ps(acc[j]);
+        for (int kk = K16; kk < K; kk++) s += x[kk] * w_at(g->w, g->dt, wo + (size_t)kk);
+        g->out[(size_t)(m0 + j) * g->N + n] = s + (g->b ? g->b[n] : 0.0f);
+    }
+}
+
 __attribute__((target("avx512f,avx512bw"))) static void rows_avx512(void *vctx, int n0, int n1)
 {
     const struct gemv *g = vctx;
-    int K = g->K, K16 = K & ~15;
-    for (int n = n0; n < n1; n++) {
-        size_t wo = (size_t)n * K;
+    for (int n = n0; n < n1; n++)
         for (int m0 = 0; m0 < g->M; m0 += GROUP) {
-            int mg = g->M - m0 < GROUP ? g->M - m0 : GROUP;
-            __m512 acc[GROUP] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                                 _mm512_setzero_ps()};
-            for (int k = 0; k < K16; k += 16) {
-                __m512 wv = load16(g->w, g->dt, wo + (size_t)k);
-                for (int j = 0; j < mg; j++)
-                    acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(g->x + (size_t)(m0 + j) * K + k), wv, acc[j]);
-            }
-            for (int j = 0; j < mg; j++) {
-                const float *x = g->x + (size_t)(m0 + j) * K;
-                float s = _mm512_reduce_add_ps(acc[j]);
-                for (int k = K16; k < K; k++) s += x[k] * w_at(g->w, g->dt, wo + (size_t)k);
-                g->out[(size_t)(m0 + j) * g->N + n] = s + (g->b ? g->b[n] : 0.0f);
+            switch (g->M - m0 < GROUP ? g->M - m0 : GROUP) {
+            case 1: dot_rows(g, n, m0, 1); break;
+            case 2: dot_rows(g, n, m0, 2); break;
+            case 3: dot_rows(g, n, m0, 3); break;
+            default: dot_rows(g, n, m0, 4); break;
             }
         }
-    }
 }
 #endif
 
