@@ -80,7 +80,9 @@ check:
 	  ASAN_OPTIONS=detect_leaks=1 test
 
 bench: all
-	sh bench/prep
+	bash bench/prep -k
+	bash bench/st_open.sh -k
+	bash bench/forward.sh -k
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
