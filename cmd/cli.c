@@ -89,14 +89,20 @@ int vr_cli_next(int *optind_out, const char **arg)
     }
 }
 
+/* "prog: message\n" on stderr. */
+static void vmsg(const char *fmt, va_list ap)
+{
+    fprintf(stderr, "%s: ", vr_prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void vr_warn(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: ", vr_prog);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vmsg(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 void vr_die(const struct vr_err *err)
@@ -109,22 +115,19 @@ void vr_die(const struct vr_err *err)
 void vr_die_msg(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: ", vr_prog);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vmsg(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     exit(1);
 }
 
 void vr_die_usage(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: ", vr_prog);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vmsg(fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nTry '%s --help'.\n", vr_prog);
+    fprintf(stderr, "Try '%s --help'.\n", vr_prog);
     exit(2);
 }
 
