@@ -147,27 +147,114 @@ void vr_linear_fwd_cpu(float *out, const float *x, const struct vr_tensor *w,
     vr_parallel_for((N + 15) / 16, lin_cols, &l);
 }
 
+#if defined(__x86_64__)
+/* expf for 16 lanes: range reduction by ln 2 (Cody-Waite, two constants) and
+ * a degree-6 polynomial on [-ln2/2, ln2/2]; about 1 ulp, like libm's. */
+__attribute__((target("avx512f"))) static inline __m512 exp16(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
+    x = _mm512_min_ps(x, _mm512_set1_ps(88.7f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r2 = _mm512_mul_ps(r, r);
+    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+#endif
+
+static int have_avx512(void)
+{
+#if defined(__x86_64__)
+    static int v = -1;
+    if (v < 0) v = __builtin_cpu_supports("avx512f");
+    return v;
+#else
+    return 0;
+#endif
+}
+
+/* Elementwise ops split their rows over the pool when there are enough. */
+#define PAR_MIN (1 << 15) /* elements below which threading costs more than it saves */
+
+struct rms {
+    float *out;
+    const float *x, *W;
+    int D;
+    float eps;
+};
+
+static void rms_rows(void *vctx, int r0, int r1)
+{
+    const struct rms *c = vctx;
+    int D = c->D;
+    for (int i = r0; i < r1; i++) {
+        const float *xi = c->x + (size_t)i * D;
+        float *oi = c->out + (size_t)i * D;
+        float ss = 0;
+        for (int d = 0; d < D; d++) ss += xi[d] * xi[d];
+        float r = 1.0f / sqrtf(ss / (float)D + c->eps);
+        for (int d = 0; d < D; d++) oi[d] = c->W[d] * (xi[d] * r);
+    }
+}
+
 void vr_rmsnorm_fwd_cpu(float *out, const float *x, const struct vr_tensor *w, int M, int D,
                         double eps, struct vr_ws *ws)
 {
     /* out (M,D)  x (M,D)  w (D) */
-    const float *W = vr_weight_f32(w, 1, ws);
-    for (int i = 0; i < M; i++) {
-        const float *xi = x + (size_t)i * D;
-        float *oi = out + (size_t)i * D;
-        float ss = 0;
-        for (int d = 0; d < D; d++) ss += xi[d] * xi[d];
-        float r = 1.0f / sqrtf(ss / (float)D + (float)eps);
-        for (int d = 0; d < D; d++) oi[d] = W[d] * (xi[d] * r);
+    struct rms c = {out, x, vr_weight_f32(w, 1, ws), D, (float)eps};
+    if ((size_t)M * D < PAR_MIN) rms_rows(&c, 0, M);
+    else vr_parallel_for(M, rms_rows, &c);
+}
+
+struct swi {
+    float *out;
+    const float *g, *u;
+};
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static void swiglu16(float *out, const float *g, const float *u, size_t n)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 x = _mm512_loadu_ps(g + i);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        __m512 s = _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(s, _mm512_loadu_ps(u + i)));
     }
+    for (; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+#endif
+
+/* chunks of 1024 elements */
+static void swi_chunks(void *vctx, int c0, int c1)
+{
+    const struct swi *c = vctx;
+    size_t a = (size_t)c0 * 1024, b = (size_t)c1 * 1024;
+#if defined(__x86_64__)
+    if (have_avx512()) {
+        swiglu16(c->out + a, c->g + a, c->u + a, b - a);
+        return;
+    }
+#endif
+    for (size_t i = a; i < b; i++) c->out[i] = c->g[i] / (1.0f + expf(-c->g[i])) * c->u[i];
 }
 
 void vr_swiglu_fwd_cpu(float *out, const float *gate, const float *up, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        float g = gate[i];
-        out[i] = g / (1.0f + expf(-g)) * up[i];
-    }
+    struct swi c = {out, gate, up};
+    size_t full = n / 1024;
+    if (n < PAR_MIN) swi_chunks(&c, 0, (int)full);
+    else vr_parallel_for((int)full, swi_chunks, &c);
+    for (size_t i = full * 1024; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
 void vr_gelu_fwd_cpu(float *x, size_t n)
@@ -198,27 +285,6 @@ void vr_rope_fwd_cpu(float *x, const float *cos, const float *sin, int M, int H,
 }
 
 #if defined(__x86_64__)
-/* expf for 16 lanes: range reduction by ln 2 (Cody-Waite, two constants) and
- * a degree-6 polynomial on [-ln2/2, ln2/2]; about 1 ulp, like libm's. */
-__attribute__((target("avx512f"))) static inline __m512 exp16(__m512 x)
-{
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
-    x = _mm512_min_ps(x, _mm512_set1_ps(88.7f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    __m512 r2 = _mm512_mul_ps(r, r);
-    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
-
 __attribute__((target("avx512f"))) static void softmax_avx512(float *x, int n)
 {
     int n16 = n & ~15;
@@ -248,9 +314,7 @@ __attribute__((target("avx512f"))) static void softmax_avx512(float *x, int n)
 void vr_softmax_row_cpu(float *x, int n)
 {
 #if defined(__x86_64__)
-    static int avx512 = -1;
-    if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f");
-    if (avx512) {
+    if (have_avx512()) {
         softmax_avx512(x, n);
         return;
     }
