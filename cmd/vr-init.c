@@ -8,10 +8,11 @@
 
 #include "cli.h"
 #include "fs.h"
+#include "bpe_train.h"
 #include "init.h"
 #include "jsonl.h"
 
-enum { O_CONFIG = 256, O_DTYPE, O_SEED, O_RANGE, O_TOKENIZER, O_VOCAB, O_SHARD, O_FORCE };
+enum { O_CONFIG = 256, O_DTYPE, O_SEED, O_RANGE, O_TOKENIZER, O_TRAIN, O_VOCAB, O_SHARD, O_FORCE };
 
 static const struct vr_opt opts[] = {
     {"preset", 'p', "NAME", "model size: tiny, small (~150M), 3b, 7b"},
@@ -21,7 +22,8 @@ static const struct vr_opt opts[] = {
     {"seed", O_SEED, "N", "seed of the random weights (default 0)"},
     {"init-range", O_RANGE, "STD", "std of the normal init of weights (default 0.02)"},
     {"tokenizer", O_TOKENIZER, "FILE", "copy this tokenizer.json; special token ids follow it"},
-    {"vocab", O_VOCAB, "N", "embedding rows (default: preset's, or the tokenizer's size)"},
+    {"train-tokenizer", O_TRAIN, "CORPUS", "train a byte-level BPE tokenizer on a text file instead"},
+    {"vocab", O_VOCAB, "N", "embedding rows; with --train-tokenizer, BPE tokens to learn (default 4096)"},
     {"shard-size", O_SHARD, "BYTES", "largest shard, suffix K/M/G allowed (default 4G)"},
     {"force", O_FORCE, NULL, "write into a folder that is not empty"},
     {0},
@@ -101,7 +103,7 @@ static void write_json(const char *dir, const char *name, json_t *j)
 
 int main(int argc, char **argv)
 {
-    const char *preset = NULL, *config = NULL, *out = NULL, *tokenizer = NULL;
+    const char *preset = NULL, *config = NULL, *out = NULL, *tokenizer = NULL, *corpus = NULL;
     struct vr_init_opts o = {.dtype = VR_DTYPE_BF16, .init_range = 0.02, .max_shard_bytes = 4000000000ull};
     int vocab = 0, force = 0, c, ind;
     const char *arg;
@@ -121,6 +123,7 @@ int main(int argc, char **argv)
         case O_SEED: o.seed = vr_cli_u64("seed", arg); break;
         case O_RANGE: o.init_range = vr_cli_double("init-range", arg, 0, 10); break;
         case O_TOKENIZER: tokenizer = arg; break;
+        case O_TRAIN: corpus = arg; break;
         case O_VOCAB: vocab = (int)vr_cli_int("vocab", arg, 1, 10000000); break;
         case O_SHARD: o.max_shard_bytes = parse_size(arg); break;
         case O_FORCE: force = 1; break;
@@ -129,10 +132,33 @@ int main(int argc, char **argv)
     if (ind < argc) vr_die_usage("unexpected argument '%s'", argv[ind]);
     if (!out) vr_die_usage("--out DIR is required");
     if (!preset == !config) vr_die_usage("give one of --preset or --config");
+    if (tokenizer && corpus) vr_die_usage("give one of --tokenizer or --train-tokenizer");
     struct vr_model_config cfg;
     if (preset && vr_model_preset(preset, &cfg))
         vr_die_usage("--preset: unknown preset '%s' (tiny, small, 3b, 7b)", preset);
     if (config && vr_model_config_load(&cfg, config, &err)) vr_die(&err);
+    DIR *d = opendir(out);
+    if (d) {
+        struct dirent *e;
+        int empty = 1;
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
+        closedir(d);
+        if (!empty && !force) vr_die_msg("%s: folder is not empty (use --force to write into it)", out);
+    }
+    char *trained = NULL;
+    if (corpus) { /* learn the tokenizer first: the vocabulary sizes the model */
+        json_t *tj;
+        if (vr_mkdir_p(out, &err)) vr_die(&err);
+        if (vr_bpe_train(&tj, &corpus, 1, vocab ? vocab : 4096, 2, &err)) vr_die(&err);
+        trained = vr_path_join(out, "tokenizer.json");
+        char *txt = json_dumps(tj, JSON_INDENT(2));
+        json_decref(tj);
+        if (vr_file_write_atomic(trained, txt, strlen(txt), &err)) vr_die(&err);
+        free(txt);
+        tokenizer = trained;
+        vocab = 0;
+    }
     int ntok = 0;
     if (tokenizer) {
         tokenizer_ids(tokenizer, &cfg, &ntok);
@@ -149,15 +175,6 @@ int main(int argc, char **argv)
     if (cfg.image_token_id >= cfg.text.vocab)
         vr_die_usage("the vocabulary (%d) must hold the image token id %d", cfg.text.vocab,
                      cfg.image_token_id);
-    DIR *d = opendir(out);
-    if (d) {
-        struct dirent *e;
-        int empty = 1;
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
-        closedir(d);
-        if (!empty && !force) vr_die_msg("%s: folder is not empty (use --force to write into it)", out);
-    }
     if (vr_model_write_random(&cfg, out, &o, &err)) vr_die(&err);
     write_json(out, "generation_config.json",
                json_pack("{s:i,s:i,s:[i,i],s:b,s:f,s:f,s:i,s:f}", "bos_token_id", cfg.bos_id,
@@ -173,7 +190,7 @@ int main(int argc, char **argv)
                          "processor_class", "Qwen2_5_VLProcessor", "do_resize", 1, "do_rescale", 1,
                          "rescale_factor", 1.0 / 255.0, "do_normalize", 1, "do_convert_rgb", 1,
                          "resample", 3));
-    if (tokenizer) {
+    if (tokenizer && !trained) {
         char *buf;
         size_t len;
         if (vr_file_read(tokenizer, &buf, &len, &err)) vr_die(&err);
@@ -181,12 +198,15 @@ int main(int argc, char **argv)
         if (vr_file_write_atomic(p, buf, len, &err)) vr_die(&err);
         free(p);
         free(buf);
+    }
+    if (tokenizer) {
         json_t *tc = json_pack("{s:s,s:s,s:n,s:i,s:s,s:b}", "eos_token", "<|im_end|>", "pad_token",
                                "<|endoftext|>", "bos_token", "model_max_length", 32768,
                                "tokenizer_class", "Qwen2Tokenizer", "add_prefix_space", 0);
         json_object_set_new(tc, "chat_template", json_string(vr_qwen_chat_template));
         write_json(out, "tokenizer_config.json", tc);
     }
+    free(trained);
     fprintf(stderr, "vr-init: %s: %.1fM parameters (%s)\n", out,
             (double)vr_model_param_count(&cfg) / 1e6, vr_dtype_name(o.dtype));
     return 0;

@@ -17,6 +17,9 @@ cp "$SRC_DIR/tests/golden/model/ckpt/config.json" config.json
 cp -R "$SRC_DIR/tests/golden/model/ckpt" qwen
 TOK=$SRC_DIR/../shared/tokenizers/qwen2.5/tokenizer.json
 [ -f "$TOK" ] && cp "$TOK" tokenizer.json
+jq -r '.[].problem' refcoco_val.json >corpus.txt
+mkdir base && cp "$SRC_DIR/tests/golden/tokenizer/tiny.json" base/tokenizer.json
+cp "$SRC_DIR/tests/data/reward/rollouts.jsonl" rollouts.jsonl
 for man in "$SRC_DIR"/man/man1/vr-*.1; do
 	name=$(basename "$man" .1)
 	[ -x "$VR_BIN/$name" ] || continue
