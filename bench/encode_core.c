@@ -5,17 +5,36 @@
  * writes) come from running it.
  *
  *   encode_core [--warmup N] FILE...
- * prints {"images":N,"seconds":S,"images_per_s":R,"patches":P} on stdout. */
+ *   encode_core [--warmup N] --load ENTRY...
+ * prints {"images":N,"seconds":S,"images_per_s":R,"patches":P} on stdout.
+ * --load times the read side instead: vr_pixels_load (validate the cache
+ * entry, normalise + patchify its image) on vr-encode's cache entries, what
+ * a later stage pays per image. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fs.h"
+#include "pixcache.h"
 #include "preprocess.h"
 #include "progress.h"
 
+static int load;
+
 static int one(const struct vr_preproc *p, const char *path, int64_t *patches)
 {
+    if (load) {
+        struct vr_err err;
+        struct vr_tensor pv;
+        int64_t grid[3];
+        if (vr_pixels_load(path, p, &pv, grid, &err)) {
+            fprintf(stderr, "encode_core: %s\n", err.msg);
+            return -1;
+        }
+        *patches += pv.shape[0];
+        vr_tensor_release(&pv);
+        return 0;
+    }
     struct vr_err err;
     char *buf;
     size_t len;
@@ -42,8 +61,9 @@ int main(int argc, char **argv)
 {
     int i = 1, warmup = 5;
     if (argc > 2 && strcmp(argv[1], "--warmup") == 0) warmup = atoi(argv[2]), i = 3;
+    if (i < argc && strcmp(argv[i], "--load") == 0) load = 1, i++;
     if (i >= argc) {
-        fprintf(stderr, "usage: encode_core [--warmup N] FILE...\n");
+        fprintf(stderr, "usage: encode_core [--warmup N] [--load] FILE...\n");
         return 2;
     }
     struct vr_preproc p;

@@ -2,7 +2,9 @@
  * is decoded, preprocessed exactly as transformers' slow image processor does
  * and stored in a content-addressed safetensors cache (lib/pixcache.h); the
  * line gains "pixels". Images are processed by -j threads; lines come out in
- * input order. */
+ * input order. With --vision the model's vision tower also runs on each
+ * image (one at a time, on this thread, as lines are written; a cache hit
+ * runs nothing) and the line gains "vision" (lib/vcache.h). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -14,8 +16,9 @@
 #include "pixcache.h"
 #include "progress.h"
 #include "task.h"
+#include "vcache.h"
 
-enum { O_MIN = 256, O_MAX, O_MINSIDE, O_PILLOW, O_MAXDEC, O_SKIP };
+enum { O_MIN = 256, O_MAX, O_MINSIDE, O_PILLOW, O_MAXDEC, O_SKIP, O_VISION };
 
 static const struct vr_opt opts[] = {
     {"cache", 'c', "DIR", "folder of the pixel cache files (default: cache)"},
@@ -27,6 +30,7 @@ static const struct vr_opt opts[] = {
     {"jobs", 'j', "N", "images processed in parallel (default 2)"},
     {"max-decode-pixels", O_MAXDEC, "N", "refuse larger images before decoding (default 178956970)"},
     {"skip-bad", O_SKIP, NULL, "skip bad lines and images with a warning instead of failing"},
+    {"vision", O_VISION, NULL, "also cache the vision tower's embeddings of the --model checkpoint"},
     {0},
 };
 
@@ -59,6 +63,9 @@ struct item {
 
 static struct {
     struct vr_pixcache cache;
+    int vision;
+    struct vr_model model;
+    struct vr_vcache vcache;
     pthread_mutex_t mu;
     pthread_cond_t work, done;
     struct job **q; /* FIFO of jobs not yet started */
@@ -196,13 +203,32 @@ static void emit(struct item *it)
         bad(&err);
         return;
     }
+    json_t *vis = NULL;
+    if (g.vision && it->njobs > 0) {
+        vis = json_array();
+        for (int i = 0; i < it->njobs; i++) {
+            struct vr_visref v;
+            if (vr_vcache_get(&g.vcache, &it->jobs[i].ref, &v, &err)) {
+                json_decref(vis);
+                vr_err_locate(&err, it->file, it->line);
+                bad(&err);
+                return;
+            }
+            if (v.rebuilt[0]) vr_warn("%s (rebuilt the cache entry)", v.rebuilt);
+            json_array_append_new(vis, vr_visref_json(&g.vcache, &v));
+            vr_visref_release(&v);
+        }
+    }
     if (it->njobs == 1) {
         json_object_set_new(it->obj, "pixels", vr_pixref_json(&it->jobs[0].ref));
+        if (vis) json_object_set(it->obj, "vision", json_array_get(vis, 0));
     } else if (it->njobs > 1) {
         json_t *a = json_array();
         for (int i = 0; i < it->njobs; i++) json_array_append_new(a, vr_pixref_json(&it->jobs[i].ref));
         json_object_set_new(it->obj, "pixels", a);
+        if (vis) json_object_set(it->obj, "vision", vis);
     }
+    json_decref(vis);
     for (int i = 0; i < it->njobs; i++)
         if (it->jobs[i].ref.rebuilt[0])
             vr_warn("%s (rebuilt the cache entry)", it->jobs[i].ref.rebuilt);
@@ -300,6 +326,7 @@ int main(int argc, char **argv)
         case 'j': jobs = (int)vr_cli_int("jobs", arg, 1, 256); break;
         case O_MAXDEC: max_decode = vr_cli_int("max-decode-pixels", arg, 1, INT64_MAX); break;
         case O_SKIP: g.skip_bad = 1; break;
+        case O_VISION: g.vision = 1; break;
         }
     }
     struct vr_preproc pp;
@@ -310,7 +337,19 @@ int main(int argc, char **argv)
     if (min_side >= 0) pp.min_side = min_side;
     if (pillow > 0) pp.pillow = pillow;
     if (vr_preproc_check(&pp, &err)) vr_die_usage("%s", err.msg);
+    if (g.vision) {
+        if (!model) vr_die_usage("--vision needs --model DIR");
+        if (vr_model_load(&g.model, model, &err)) vr_die(&err);
+        const struct vr_vision_config *v = &g.model.cfg.vision;
+        if (pp.patch_size != v->patch || pp.temporal_patch_size != v->temporal_patch ||
+            pp.merge_size != v->merge)
+            vr_die_usage("--vision: the preprocessing's patch %d, temporal patch %d and merge %d "
+                         "are not the vision tower's %d, %d and %d",
+                         pp.patch_size, pp.temporal_patch_size, pp.merge_size, v->patch,
+                         v->temporal_patch, v->merge);
+    }
     if (vr_pixcache_init(&g.cache, cache, &pp, max_decode, &err)) vr_die(&err);
+    if (g.vision && vr_vcache_init(&g.vcache, cache, &g.model, &err)) vr_die(&err);
 
     vr_progress_init(&g.prog, "vr-encode", "images", 0);
     ring.cap = 8 * (size_t)jobs + 8;
@@ -335,7 +374,14 @@ int main(int argc, char **argv)
     else if (isatty(2))
         vr_warn("%lld tasks, %lld images (%lld cached, %lld built)", (long long)g.written,
                 (long long)g.images, (long long)g.cache.hits, (long long)g.cache.misses);
+    if (g.vision && isatty(2))
+        vr_warn("vision %s: %lld embeddings cached, %lld computed", g.vcache.model,
+                (long long)g.vcache.hits, (long long)g.vcache.misses);
     vr_pixcache_release(&g.cache);
+    if (g.vision) {
+        vr_vcache_release(&g.vcache);
+        vr_model_free(&g.model);
+    }
     free(g.threads);
     free(g.q);
     free(ring.v);

@@ -14,12 +14,17 @@ struct vr_atomic {
     char *path;
     char *tmp;
     int fd;
+    /* Set after open to skip both fsyncs: only for files that carry a
+     * checksum of their contents which every reader verifies, and that can be
+     * rebuilt (the pixel cache), so that a crash may lose them but never
+     * pass off a torn one. The rename still makes them appear whole. */
+    int nosync;
 };
 
 /* Create the temp file beside path. */
 int vr_atomic_open(struct vr_atomic *a, const char *path, struct vr_err *err);
 int vr_atomic_write(struct vr_atomic *a, const void *buf, size_t len, struct vr_err *err);
-/* fsync, close, rename to path, fsync the directory. On failure the temp file is
+/* fsync (unless nosync), close, rename to path, fsync the directory (unless nosync). On failure the temp file is
  * removed and path is untouched. Frees a's contents either way. */
 int vr_atomic_commit(struct vr_atomic *a, struct vr_err *err);
 /* Remove the temp file and free a's contents. */

@@ -56,6 +56,21 @@ struct vr_hash128 vr_hasher_final(struct vr_hasher *h)
     return (struct vr_hash128){r.high64, r.low64};
 }
 
+void vr_hasher_init64(struct vr_hasher *h)
+{
+    h->state = XXH3_createState();
+    VR_ASSERT(h->state);
+    XXH3_64bits_reset(h->state);
+}
+
+uint64_t vr_hasher_final64(struct vr_hasher *h)
+{
+    uint64_t r = XXH3_64bits_digest(h->state);
+    XXH3_freeState(h->state);
+    h->state = NULL;
+    return r;
+}
+
 void vr_hash128_hex(struct vr_hash128 h, char out[33])
 {
     snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.hi, (unsigned long long)h.lo);

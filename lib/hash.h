@@ -26,6 +26,9 @@ void vr_hasher_u64(struct vr_hasher *h, uint64_t v);
 void vr_hasher_f64(struct vr_hasher *h, double v);
 struct vr_hash128 vr_hasher_final(struct vr_hasher *h);
 
+/* The 64-bit form (XXH3-64), same updates: init64, update..., final64. */
+void vr_hasher_init64(struct vr_hasher *h);
+uint64_t vr_hasher_final64(struct vr_hasher *h);
 /* 32 hex digits + NUL into out[33]: the canonical (big-endian) form, as
  * xxhsum prints it. */
 void vr_hash128_hex(struct vr_hash128 h, char out[33]);

@@ -118,112 +118,191 @@ void vr_pixcache_key(const struct vr_pixcache *c, const void *bytes, size_t len,
     vr_hash128_hex(key_of(c, bytes, len), hex);
 }
 
-/* The grid and sizes an image of w x h gets under c's parameters. */
-static int expect(const struct vr_pixcache *c, int w, int h, struct vr_pixref *r,
+/* The grid and sizes an image of w x h gets under pp. */
+static int expect(const struct vr_preproc *pp, int w, int h, struct vr_pixref *r,
                   struct vr_err *err)
 {
     int rw, rh;
-    if (vr_preprocess_size(&c->pp, w, h, &rw, &rh, err)) return -1;
+    if (vr_preprocess_size(pp, w, h, &rw, &rh, err)) return -1;
     r->image_w = w, r->image_h = h;
     r->input_w = rw, r->input_h = rh;
     r->grid[0] = 1;
-    r->grid[1] = rh / c->pp.patch_size;
-    r->grid[2] = rw / c->pp.patch_size;
+    r->grid[1] = rh / pp->patch_size;
+    r->grid[2] = rw / pp->patch_size;
     return 0;
 }
 
-int vr_pixcache_check(const struct vr_pixcache *c, const char *file, const char *key,
-                      struct vr_pixref *out, struct vr_err *err)
+static int same_params(const struct vr_preproc *a, const struct vr_preproc *b)
 {
+    struct vr_hasher h;
+    vr_hasher_init(&h);
+    vr_preproc_hash(a, &h);
+    struct vr_hash128 x = vr_hasher_final(&h);
+    vr_hasher_init(&h);
+    vr_preproc_hash(b, &h);
+    struct vr_hash128 y = vr_hasher_final(&h);
+    return x.hi == y.hi && x.lo == y.lo;
+}
+
+/* An open, validated entry. */
+struct entry {
     struct vr_safetensors st;
-    if (vr_safetensors_open(&st, file, err)) return -1;
-    int rc = -1;
-    const int P = c->pp.patch_size;
-    const int64_t cols = 3LL * c->pp.temporal_patch_size * P * P;
-    const struct vr_st_entry *pv = vr_safetensors_find(&st, "pixel_values");
-    const struct vr_st_entry *gt = vr_safetensors_find(&st, "grid_thw");
-    json_t *m = st.metadata;
+    struct vr_preproc pp;     /* the entry's parameters */
+    const uint8_t *rgb;       /* the image, input_h x input_w x 3, in the mapping */
+    struct vr_pixref ref;     /* all but file */
+};
+
+/* Open file and check everything about it before any caller uses a byte:
+ * tensors, format, key (unless NULL), parameters (those of the metadata,
+ * which must equal want unless it is NULL), shapes and grid against the
+ * image size they give, and the image's checksum (which a torn write fails:
+ * see pixcache.h). On failure nothing stays open and err has the reason. */
+static int entry_open(struct entry *e, const char *file, const struct vr_preproc *want,
+                      const char *key, struct vr_err *err)
+{
+    memset(e, 0, sizeof *e);
+    if (vr_safetensors_open(&e->st, file, err)) return -1;
+    const struct vr_st_entry *im = vr_safetensors_find(&e->st, "image");
+    const struct vr_st_entry *gt = vr_safetensors_find(&e->st, "grid_thw");
+    json_t *m = e->st.metadata;
     const char *fmt = json_string_value(json_object_get(m, "format"));
     const char *size = json_string_value(json_object_get(m, "image_size"));
     const char *k = json_string_value(json_object_get(m, "key"));
+    const char *ptxt = json_string_value(json_object_get(m, "preprocess"));
+    const char *sum = json_string_value(json_object_get(m, "image_xxh3"));
     int w = 0, h = 0;
     char tail;
+    json_t *pj = NULL;
+    json_error_t je;
     struct vr_tensor g = {0};
-    if (st.n != 2 || !pv || !gt) {
+    struct vr_pixref *r = &e->ref;
+    int rc = -1;
+    vr_preproc_defaults(&e->pp);
+    if (e->st.n != 2 || !im || !gt) {
         vr_err_set(err, VR_ERR_INPUT, file, 0, "not a pixel cache entry (tensors)");
     } else if (!fmt || strcmp(fmt, VR_PIXCACHE_FORMAT) != 0) {
         vr_err_set(err, VR_ERR_INPUT, file, 0, "format is '%s', not '%s'", fmt ? fmt : "(none)",
                    VR_PIXCACHE_FORMAT);
     } else if (key && (!k || strcmp(k, key) != 0)) {
         vr_err_set(err, VR_ERR_INPUT, file, 0, "holds the entry of key %s", k ? k : "(none)");
+    } else if (!ptxt || !(pj = json_loads(ptxt, JSON_REJECT_DUPLICATES, &je)) ||
+               vr_preproc_parse(&e->pp, pj, file, err)) {
+        vr_err_set(err, VR_ERR_INPUT, file, 0, "bad preprocess parameters in the metadata");
+    } else if (want && !same_params(want, &e->pp)) {
+        vr_err_set(err, VR_ERR_INPUT, file, 0, "made with other preprocessing parameters");
     } else if (!size || sscanf(size, "%dx%d%c", &w, &h, &tail) != 2 || w < 1 || h < 1) {
         vr_err_set(err, VR_ERR_INPUT, file, 0, "bad image_size in the metadata");
-    } else if (expect(c, w, h, out, err) == 0) {
-        int64_t n = out->grid[0] * out->grid[1] * out->grid[2];
-        if (pv->dtype != VR_DTYPE_F32 || pv->ndim != 2 || pv->shape[0] != n ||
-            pv->shape[1] != cols)
-            vr_err_set(err, VR_ERR_INPUT, file, 0, "pixel_values is not F32 [%lld, %lld]",
-                       (long long)n, (long long)cols);
+    } else if (expect(&e->pp, w, h, r, err) == 0) {
+        if (im->dtype != VR_DTYPE_U8 || im->ndim != 3 || im->shape[0] != r->input_h ||
+            im->shape[1] != r->input_w || im->shape[2] != 3)
+            vr_err_set(err, VR_ERR_INPUT, file, 0, "image is not U8 [%d, %d, 3]", r->input_h,
+                       r->input_w);
         else if (gt->dtype != VR_DTYPE_I64 || gt->ndim != 2 || gt->shape[0] != 1 ||
-                 gt->shape[1] != 3 || vr_safetensors_read(&st, "grid_thw", &g, err))
+                 gt->shape[1] != 3 || vr_safetensors_read(&e->st, "grid_thw", &g, err))
             vr_err_set(err, VR_ERR_INPUT, file, 0, "grid_thw is not I64 [1, 3]");
-        else if (memcmp(g.data, out->grid, sizeof out->grid) != 0)
+        else if (memcmp(g.data, r->grid, sizeof r->grid) != 0)
             vr_err_set(err, VR_ERR_INPUT, file, 0, "grid_thw disagrees with image_size");
-        else
-            rc = 0;
+        else {
+            /* the shapes above and the reader's tiling check bound the bytes */
+            e->rgb = e->st.data + im->begin;
+            char hex[33];
+            vr_hash128_hex(vr_hash128(e->rgb, (size_t)(im->end - im->begin)), hex);
+            if (!sum || strcmp(sum, hex) != 0)
+                vr_err_set(err, VR_ERR_INPUT, file, 0,
+                           "image checksum mismatch (a torn or corrupt write)");
+            else
+                rc = 0;
+        }
     } else {
         vr_err_locate(err, file, 0);
     }
+    json_decref(pj);
     vr_tensor_release(&g);
-    vr_safetensors_close(&st);
+    if (rc) vr_safetensors_close(&e->st);
+    return rc;
+}
+
+int vr_pixcache_check(const struct vr_pixcache *c, const char *file, const char *key,
+                      struct vr_pixref *out, struct vr_err *err)
+{
+    struct entry e;
+    if (entry_open(&e, file, &c->pp, key, err)) return -1;
+    /* the sizes and grid; out's key, file and flags stay as they are */
+    memcpy(out->grid, e.ref.grid, sizeof out->grid);
+    out->input_w = e.ref.input_w, out->input_h = e.ref.input_h;
+    out->image_w = e.ref.image_w, out->image_h = e.ref.image_h;
+    vr_safetensors_close(&e.st);
+    return 0;
+}
+
+int vr_pixels_load(const char *file, const struct vr_preproc *want,
+                   struct vr_tensor *pixel_values, int64_t grid[3], struct vr_err *err)
+{
+    memset(pixel_values, 0, sizeof *pixel_values);
+    struct entry e;
+    if (entry_open(&e, file, want, NULL, err)) return -1;
+    const struct vr_preproc *p = &e.pp;
+    int64_t shape[2] = {e.ref.grid[0] * e.ref.grid[1] * e.ref.grid[2],
+                        3LL * p->temporal_patch_size * p->patch_size * p->patch_size};
+    int rc = vr_tensor_alloc(pixel_values, VR_DTYPE_F32, 2, shape, err);
+    if (rc == 0) {
+        vr_patchify(p, e.rgb, e.ref.input_w, e.ref.input_h, pixel_values->data);
+        memcpy(grid, e.ref.grid, sizeof e.ref.grid);
+    } else {
+        vr_err_locate(err, file, 0);
+    }
+    vr_safetensors_close(&e.st);
     return rc;
 }
 
 /* The entry's __metadata__ (insertion order is the file's order). */
-static json_t *entry_meta(const struct vr_pixcache *c, const char *key, int w, int h)
+static json_t *entry_meta(const struct vr_pixcache *c, const char *key, int w, int h,
+                          const char *sum)
 {
     char size[64];
     snprintf(size, sizeof size, "%dx%d", w, h);
     json_t *pj = vr_preproc_json(&c->pp);
     struct vr_buf ptxt = {0};
     vr_json_dump(&ptxt, pj);
-    json_t *meta = json_pack("{s:s,s:s,s:s,s:s}", "format", VR_PIXCACHE_FORMAT, "key", key,
-                             "image_size", size, "preprocess", ptxt.p);
+    json_t *meta = json_pack("{s:s,s:s,s:s,s:s,s:s}", "format", VR_PIXCACHE_FORMAT, "key", key,
+                             "image_size", size, "preprocess", ptxt.p, "image_xxh3", sum);
     json_decref(pj);
     vr_buf_free(&ptxt);
     return meta;
 }
 
-/* Decode, preprocess and write the entry for bytes at file. pixel_values is
- * made whole and written in one write(2): writing it strip by strip from a
- * buffer that stays in cache measured slower (on tmpfs the kernel's side of
- * many smaller writes costs more than the memory traffic saved). */
+/* Decode, resize and write the entry for bytes at file: the resized image
+ * (0.9 MB for 640x480) and the grid, with the image's checksum, not
+ * fsynced (see pixcache.h for why that is safe). */
 static int build(struct vr_pixcache *c, const char *path, const void *bytes, size_t len,
                  const char *file, const char *key, struct vr_pixref *out, struct vr_err *err)
 {
-    struct vr_image im;
-    struct vr_pixels px;
+    struct vr_image im, rs;
     if (vr_image_decode(path, bytes, len, c->max_decode_pixels, &im, err)) return -1;
-    int rc = vr_preprocess(&c->pp, &im, &px, err);
+    int rc = vr_preprocess_resize(&c->pp, &im, &rs, err);
     if (rc) vr_err_locate(err, path, 0);
     int w = im.w, h = im.h;
     vr_image_release(&im);
     if (rc) return -1;
+    const int P = c->pp.patch_size;
     struct vr_tensor t[2];
-    int64_t shape[2] = {px.rows, px.cols}, gshape[2] = {1, 3};
-    int64_t grid[3] = {px.grid_t, px.grid_h, px.grid_w};
-    vr_tensor_view(&t[0], VR_DTYPE_F32, 2, shape, px.data);
+    int64_t shape[3] = {rs.h, rs.w, 3}, gshape[2] = {1, 3};
+    int64_t grid[3] = {1, rs.h / P, rs.w / P};
+    size_t nb = (size_t)rs.w * (size_t)rs.h * 3;
+    vr_tensor_view(&t[0], VR_DTYPE_U8, 3, shape, rs.px);
     vr_tensor_view(&t[1], VR_DTYPE_I64, 2, gshape, grid);
-    static const char *const names[2] = {"pixel_values", "grid_thw"};
-    json_t *meta = entry_meta(c, key, w, h);
-    rc = vr_safetensors_write(file, 2, names, t, meta, err);
+    static const char *const names[2] = {"image", "grid_thw"};
+    char sum[33];
+    vr_hash128_hex(vr_hash128(rs.px, nb), sum);
+    json_t *meta = entry_meta(c, key, w, h, sum);
+    rc = vr_safetensors_write_flags(file, 2, names, t, meta, VR_ST_NOSYNC, err);
     json_decref(meta);
     if (rc == 0) {
         out->image_w = w, out->image_h = h;
-        out->input_w = px.width, out->input_h = px.height;
+        out->input_w = rs.w, out->input_h = rs.h;
         memcpy(out->grid, grid, sizeof grid);
     }
-    vr_pixels_release(&px);
+    vr_image_release(&rs);
     return rc;
 }
 

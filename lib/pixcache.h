@@ -1,17 +1,29 @@
 /* pixcache.h: the pixel cache of vr-encode (DESIGN.md §3.2): Qwen
- * preprocessing results, content-addressed, in safetensors files.
+ * preprocessing results, content-addressed, in safetensors files, and the
+ * loader that later stages use to get pixel_values from them.
  *
  * An image's entry is DIR/<key>.safetensors, key = XXH3-128 (32 hex digits)
  * of (VR_PIXCACHE_FORMAT, every preprocessing parameter, the image file's
- * bytes), holding
- *     pixel_values  F32 [N, 3*T*P*P]   (N = grid_t*grid_h*grid_w)
+ * bytes), holding what pixel_values is rebuilt from exactly, small:
+ *     image         U8  [H, W, 3]   the resized RGB image (H, W: the
+ *                                   smart_resize output, grid * patch size)
  *     grid_thw      I64 [1, 3]
  * and __metadata__ {"format": VR_PIXCACHE_FORMAT, "key": <key>,
- * "image_size": "WxH", "preprocess": <the parameters as JSON>}. Files are written atomically
- * (temp, fsync, rename). A lookup reads and hashes the image file (the key
- * depends on its bytes), then opens the entry and validates its header,
- * shapes, metadata and grid against the parameters; a hit decodes nothing.
- * An entry that fails validation (truncated, corrupt, foreign) is rebuilt.
+ * "image_size": "WxH" (decoded), "preprocess": <the parameters as JSON>,
+ * "image_xxh3": <XXH3-128 of the image tensor's bytes, 32 hex>}. Normalising
+ * and patchifying (a per-byte table, vr_patchify) happen on load: they cost
+ * less than reading the float32 tensor would (8x the bytes: float32, the
+ * frame twice), and the golden tests check pixel_values through this path.
+ *
+ * Files are written to a temp name and renamed, so no reader ever sees half
+ * of one; they are not fsynced (writing, not computing, was what a cold run
+ * spent its time on). A crash may then leave an entry whose blocks never
+ * reached the disk (zeros, or an empty file): the checksum in the header,
+ * verified by every lookup and load, catches that, and the entry is rebuilt.
+ * A lookup reads and hashes the image file (the key depends on its bytes),
+ * then opens the entry and validates its header, shapes, metadata, grid
+ * and checksum against the parameters; a hit decodes nothing. An entry that
+ * fails validation (truncated, torn, corrupt, foreign) is rebuilt.
  *
  * One struct vr_pixcache may be used by many threads at once: lookups of the
  * same key wait for each other instead of writing the same file twice, and
@@ -26,9 +38,10 @@
 
 #include "err.h"
 #include "preprocess.h"
+#include "tensor.h"
 
 /* Bump when what an entry holds, or how it is computed, changes. */
-#define VR_PIXCACHE_FORMAT "vr-pixels/1"
+#define VR_PIXCACHE_FORMAT "vr-pixels/2"
 
 /* Where one image's pixels are. */
 struct vr_pixref {
@@ -72,9 +85,21 @@ int vr_pixcache_get(struct vr_pixcache *c, const char *path, struct vr_pixref *o
 void vr_pixcache_key(const struct vr_pixcache *c, const void *bytes, size_t len, char hex[33]);
 
 /* Validate an entry file for c's parameters and, unless key is NULL, for
- * that key; fills out (but for file) on success. Fails with the reason
- * (VR_ERR_INPUT). */
+ * that key, checksum included (what vr_pixels_load checks); fills out's
+ * grid and sizes on success. Fails with the reason (VR_ERR_INPUT). */
 int vr_pixcache_check(const struct vr_pixcache *c, const char *file, const char *key,
                       struct vr_pixref *out, struct vr_err *err);
+
+/* Load an entry's pixel_values for the model: validate file as a lookup
+ * does (header, shapes, format, metadata, grid against image_size, the
+ * image's checksum), then normalise and patchify its image with the
+ * entry's own preprocessing parameters. want: NULL, or the parameters the
+ * caller requires (an entry made with others fails). pixel_values gets an
+ * owned F32 [N, 3*T*P*P] tensor (N = grid t*h*w; release it with
+ * vr_tensor_release), grid the grid_thw. Fails naming the file
+ * (VR_ERR_INPUT: not an entry or a bad one, VR_ERR_SYS: cannot open, out of
+ * memory) and leaves pixel_values empty. Thread-safe. */
+int vr_pixels_load(const char *file, const struct vr_preproc *want,
+                   struct vr_tensor *pixel_values, int64_t grid[3], struct vr_err *err);
 
 #endif

@@ -128,6 +128,8 @@ static int get_triple(json_t *o, const char *key, double out[3], const char *fil
     return 0;
 }
 
+static int apply(struct vr_preproc *p, json_t *o, const char *file, struct vr_err *err);
+
 int vr_preproc_load(struct vr_preproc *p, const char *path, struct vr_err *err)
 {
     char *file;
@@ -153,13 +155,24 @@ int vr_preproc_load(struct vr_preproc *p, const char *path, struct vr_err *err)
         vr_err_set(err, VR_ERR_INPUT, file, 0, "not a JSON object");
         goto out;
     }
+    if (apply(p, o, file, err)) goto out;
+    rc = 0;
+out:
+    json_decref(o);
+    free(file);
+    return rc;
+}
+
+/* Apply the keys of o over p (p unchanged on failure). */
+static int apply(struct vr_preproc *p, json_t *o, const char *file, struct vr_err *err)
+{
     struct vr_preproc q = *p;
     const int64_t big = 1LL << 40;
     json_t *size = json_object_get(o, "size");
     if (size && json_is_object(size)) {
         if (get_int(size, "shortest_edge", 0, big, &q.min_pixels, file, err) ||
             get_int(size, "longest_edge", 0, big, &q.max_pixels, file, err))
-            goto out;
+            return -1;
     }
     int filter = q.resample;
     if (get_int(o, "min_pixels", 0, big, &q.min_pixels, file, err) ||
@@ -174,19 +187,26 @@ int vr_preproc_load(struct vr_preproc *p, const char *path, struct vr_err *err)
         get_real(o, "rescale_factor", &q.rescale_factor, file, err) ||
         get_triple(o, "image_mean", q.mean, file, err) ||
         get_triple(o, "image_std", q.std, file, err))
-        goto out;
+        return -1;
     q.resample = filter;
     if (vr_preproc_check(&q, err)) {
         vr_err_locate(err, file, 0);
         err->kind = VR_ERR_INPUT;
-        goto out;
+        return -1;
     }
     *p = q;
-    rc = 0;
-out:
-    json_decref(o);
-    free(file);
-    return rc;
+    return 0;
+}
+
+int vr_preproc_parse(struct vr_preproc *p, json_t *o, const char *file, struct vr_err *err)
+{
+    if (!json_is_object(o)) return vr_err_set(err, VR_ERR_INPUT, file, 0, "not a JSON object");
+    struct vr_preproc q = *p;
+    if (get_small(o, "min_side", 0, 4096, &q.min_side, file, err) ||
+        get_small(o, "pillow", 1, 99, &q.pillow, file, err) || apply(&q, o, file, err))
+        return -1;
+    *p = q;
+    return 0;
 }
 
 void vr_preproc_hash(const struct vr_preproc *p, struct vr_hasher *h)

@@ -54,6 +54,11 @@ void vr_preproc_defaults(struct vr_preproc *p);
  * value vr does not implement (resample 0 = nearest). */
 int vr_preproc_load(struct vr_preproc *p, const char *path, struct vr_err *err);
 
+/* The same from a JSON object (vr_preproc_json's, or a
+ * preprocessor_config.json's), which may also carry min_side and pillow;
+ * file names the source in errors. */
+int vr_preproc_parse(struct vr_preproc *p, json_t *o, const char *file, struct vr_err *err);
+
 /* Check the ranges of p (after flags have been applied). */
 int vr_preproc_check(const struct vr_preproc *p, struct vr_err *err);
 

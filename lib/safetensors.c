@@ -302,7 +302,7 @@ static int cmp_worder(const void *a, const void *b)
  * produces them (ids NULL: i). */
 static int st_write(const char *path, int n, const char *const *names,
                     const struct vr_tensor *tensors, const int *ids, json_t *metadata,
-                    vr_st_fill_fn fill, void *ctx, struct vr_err *err)
+                    vr_st_fill_fn fill, void *ctx, unsigned flags, struct vr_err *err)
 {
     struct worder *w = vr_xmalloc(((size_t)n + 1) * sizeof *w);
     for (int i = 0; i < n; i++) {
@@ -354,6 +354,7 @@ static int st_write(const char *path, int n, const char *const *names,
     int rc = -1;
     void *buf = NULL;
     if (vr_atomic_open(&a, path, err)) goto out;
+    a.nosync = (flags & VR_ST_NOSYNC) != 0;
     if (vr_atomic_write(&a, hl, 8, err) || vr_atomic_write(&a, h.p, len, err)) goto abort;
     size_t cap = 0;
     for (int i = 0; i < n; i++) {
@@ -388,14 +389,21 @@ out:
 int vr_safetensors_write(const char *path, int n, const char *const *names,
                          const struct vr_tensor *tensors, json_t *metadata, struct vr_err *err)
 {
-    return st_write(path, n, names, tensors, NULL, metadata, NULL, NULL, err);
+    return st_write(path, n, names, tensors, NULL, metadata, NULL, NULL, 0, err);
+}
+
+int vr_safetensors_write_flags(const char *path, int n, const char *const *names,
+                               const struct vr_tensor *tensors, json_t *metadata, unsigned flags,
+                               struct vr_err *err)
+{
+    return st_write(path, n, names, tensors, NULL, metadata, NULL, NULL, flags, err);
 }
 
 int vr_safetensors_write_fn(const char *path, int n, const char *const *names,
                             const struct vr_tensor *tensors, json_t *metadata, vr_st_fill_fn fill,
                             void *ctx, struct vr_err *err)
 {
-    return st_write(path, n, names, tensors, NULL, metadata, fill, ctx, err);
+    return st_write(path, n, names, tensors, NULL, metadata, fill, ctx, 0, err);
 }
 
 /* ---- sharded sets ---- */
@@ -536,7 +544,7 @@ int vr_stset_write_fn(const char *dir, int n, const char *const *names,
     for (int i = 0; i < n; i++) total += vr_tensor_nbytes(&tensors[i]);
     if (max_shard_bytes == 0 || total <= max_shard_bytes) {
         char *p = vr_path_join(dir, "model.safetensors");
-        int rc = st_write(p, n, names, tensors, NULL, NULL, fill, ctx, err);
+        int rc = st_write(p, n, names, tensors, NULL, NULL, fill, ctx, 0, err);
         free(p);
         if (rc == 0) { /* a stale index would shadow the new file */
             p = vr_path_join(dir, "model.safetensors.index.json");
@@ -572,7 +580,7 @@ int vr_stset_write_fn(const char *dir, int n, const char *const *names,
                 json_object_set_new(wm, names[i], json_string(fname));
             }
         char *p = vr_path_join(dir, fname);
-        rc = st_write(p, m, sn, st, ids, NULL, fill, ctx, err);
+        rc = st_write(p, m, sn, st, ids, NULL, fill, ctx, 0, err);
         free(p);
     }
     if (rc == 0) {

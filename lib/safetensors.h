@@ -61,6 +61,12 @@ int vr_safetensors_read(const struct vr_safetensors *st, const char *name, struc
 int vr_safetensors_write(const char *path, int n, const char *const *names,
                          const struct vr_tensor *tensors, json_t *metadata, struct vr_err *err);
 
+/* The same with flags: VR_ST_NOSYNC skips the fsyncs (see struct vr_atomic's
+ * nosync: only for rebuildable files whose readers verify a checksum). */
+#define VR_ST_NOSYNC 1u
+int vr_safetensors_write_flags(const char *path, int n, const char *const *names,
+                               const struct vr_tensor *tensors, json_t *metadata, unsigned flags,
+                               struct vr_err *err);
 /* Streaming form: tensors give names' dtypes and shapes only (data unused);
  * fill(ctx, i, buf, nbytes, err) writes tensor i's bytes (i indexes the
  * caller's list) just before they go to disk, so a checkpoint bigger than

@@ -30,16 +30,16 @@ test_expect_success 'grids, input and image sizes (64x48 -> 56x56, 40x30 -> 84x5
 	EOF
 	test_cmp want got
 '
-test_expect_success 'the cache file is safetensors: pixel_values F32 [N,1176], grid_thw I64 [1,3]' '
+test_expect_success 'the cache file is safetensors: image U8 [H,W,3] (the resized image), grid_thw I64 [1,3]' '
 	f=$(jq -r ".pixels.file" out | sed -n 5p) &&
 	case $f in c/*.safetensors) ;; *) false ;; esac &&
-	n=$((1 * 6 * 4)) &&
 	hlen=$(od -An -tu8 -N8 "$f" | tr -d " ") &&
-	test $(stat -c %s "$f") = $((8 + hlen + n * 1176 * 4 + 24)) &&
+	test $(stat -c %s "$f") = $((8 + hlen + 84 * 56 * 3 + 24)) &&
 	head -c $((8 + hlen)) "$f" | tail -c "$hlen" >header &&
-	jq -e ".pixel_values.dtype == \"F32\" and .pixel_values.shape == [$n,1176] and
+	jq -e ".image.dtype == \"U8\" and .image.shape == [84,56,3] and
 		.grid_thw.dtype == \"I64\" and .grid_thw.shape == [1,3] and
-		.__metadata__.format == \"vr-pixels/1\" and .__metadata__.image_size == \"33x50\"" header
+		.__metadata__.format == \"vr-pixels/2\" and .__metadata__.image_size == \"33x50\" and
+		(.__metadata__.image_xxh3 | test(\"^[0-9a-f]{32}$\"))" header
 '
 test_expect_success 'the same image gives the same file; different images differ' '
 	jq -r .pixels.file out | uniq | wc -l >n && echo 4 >want && test_cmp want n

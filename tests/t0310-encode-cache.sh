@@ -1,7 +1,7 @@
 #!/bin/bash
 # vr-encode's pixel cache: hits decode nothing, misses write one entry per
 # image and parameter set, and a bad entry (truncated, corrupt, another
-# image's, empty) is found and rebuilt.
+# image's, empty, torn: header written, data not) is found and rebuilt.
 . "$(dirname "$0")/lib.sh"
 test_have_prereq JQ || skip_all "no jq"
 G=$SRC_DIR/tests/golden/images
@@ -35,7 +35,7 @@ test_expect_success 'the key covers the parameters: --max-pixels is a new entry'
 	jq -r .pixels.file small >a && jq -r .pixels.file out >b && ! grep -qxFf a b &&
 	rm $(cat a)
 '
-for how in truncated header zero foreign; do
+for how in truncated header zero foreign torn; do
 	test_expect_success "a $how entry is rebuilt, with a warning" "
 		f=\$(entry 1) &&
 		case $how in
@@ -43,6 +43,7 @@ for how in truncated header zero foreign; do
 		header) printf 'garbage!' | dd of=\$f bs=1 seek=8 conv=notrunc 2>/dev/null ;;
 		zero) : >\$f ;;
 		foreign) cp \$(entry 2) \$f ;;
+		torn) s=\$(stat -c %s \$f) && dd if=/dev/zero of=\$f bs=1 seek=\$((s - 4096)) count=4096 conv=notrunc 2>/dev/null ;;
 		esac &&
 		vr-encode -c c tasks.jsonl >out 2>err &&
 		test_cmp out.cold out &&
@@ -50,6 +51,12 @@ for how in truncated header zero foreign; do
 		test \$(wc -l <err) = 1 && grep -q \"^vr-encode: \$f: .*(rebuilt the cache entry)\$\" err
 	"
 done
+test_expect_success 'the torn entry is caught by its checksum' '
+	f=$(entry 1) && s=$(stat -c %s $f) &&
+	dd if=/dev/zero of=$f bs=1 seek=$((s - 100)) count=1 conv=notrunc 2>/dev/null &&
+	vr-encode -c c tasks.jsonl >out 2>err &&
+	grep -q "image checksum mismatch" err && test_cmp out.cold out && cmp $f saved/$(basename $f)
+'
 test_expect_success 'the foreign entry is caught by its key' '
 	cp "$(entry 2)" "$(entry 3)" && vr-encode -c c tasks.jsonl >out 2>err &&
 	grep -q "holds the entry of key" err && test_cmp out.cold out

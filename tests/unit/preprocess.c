@@ -3,9 +3,13 @@
  * transformers' slow Qwen2VLImageProcessor (see that script for what each
  * holds). Run from the repository root (make test does) or set VR_SRC. */
 #include <math.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "golden.h"
 #include "image.h"
+#include "pixcache.h"
 #include "preprocess.h"
 #include "resample.h"
 #include "safetensors.h"
@@ -153,7 +157,8 @@ static void test_resample(void)
 
 struct totals {
     double values, exact, within; /* over the stored rows */
-    int cases, bit_exact;
+    int cases, bit_exact, mem_same;
+    char dir[64];                 /* the cache folder */
 };
 
 static void test_preprocess_case(json_t *e, struct totals *tot)
@@ -168,14 +173,42 @@ static void test_preprocess_case(json_t *e, struct totals *tot)
     p.min_pixels = json_integer_value(json_object_get(e, "min_pixels"));
     p.max_pixels = json_integer_value(json_object_get(e, "max_pixels"));
     p.min_side = (int)json_integer_value(json_object_get(e, "min_side"));
-    struct vr_image im;
-    struct vr_pixels px;
+    /* pixel_values as later stages get them: vr-encode's cache entry (the
+     * resized image), then vr_pixels_load (normalise + patchify) */
+    struct vr_pixcache cache;
+    struct vr_pixref ref = {0};
+    struct vr_tensor pv = {0};
+    int64_t grid3[3];
     struct vr_err err;
-    if (vr_image_load(path, 0, &im, &err) || vr_preprocess(&p, &im, &px, &err)) {
+    if (vr_pixcache_init(&cache, tot->dir, &p, 0, &err) ||
+        vr_pixcache_get(&cache, path, &ref, &err) ||
+        vr_pixels_load(ref.file, &p, &pv, grid3, &err)) {
         ok(0, "%s: %s", fn, err.msg);
+        vr_pixref_release(&ref);
+        vr_pixcache_release(&cache);
         return;
     }
-    vr_image_release(&im);
+    struct vr_pixels px = {grid3[0], grid3[1], grid3[2], ref.input_w, ref.input_h,
+                           pv.shape[0], pv.shape[1], pv.data};
+    /* the in-memory path (encode_core, the fuzzer) gives the same bytes */
+    {
+        struct vr_image im;
+        struct vr_pixels mem;
+        int same = vr_image_load(path, 0, &im, &err) == 0;
+        if (same) {
+            same = vr_preprocess(&p, &im, &mem, &err) == 0;
+            vr_image_release(&im);
+        }
+        if (same) {
+            same = mem.rows == px.rows && mem.cols == px.cols &&
+                   memcmp(mem.data, px.data, (size_t)px.rows * (size_t)px.cols * 4) == 0;
+            vr_pixels_release(&mem);
+        }
+        tot->mem_same += same;
+    }
+    unlink(ref.file);
+    vr_pixref_release(&ref);
+    vr_pixcache_release(&cache);
     snprintf(path, sizeof path, "%s", golden_path("preprocess/"));
     strncat(path, fn, sizeof path - strlen(path) - 1);
     struct vr_safetensors st;
@@ -183,7 +216,7 @@ static void test_preprocess_case(json_t *e, struct totals *tot)
     if (vr_safetensors_open(&st, path, &err) || vr_safetensors_read(&st, "grid_thw", &grid, &err) ||
         vr_safetensors_view(&st, "u8", &u8, &err) || vr_safetensors_read(&st, "head", &head, &err)) {
         ok(0, "%s: %s", fn, err.msg);
-        vr_pixels_release(&px);
+        vr_tensor_release(&pv);
         return;
     }
     const int64_t *g = grid.data;
@@ -244,19 +277,25 @@ out:
     vr_tensor_release(&grid);
     vr_tensor_release(&head);
     vr_safetensors_close(&st);
-    vr_pixels_release(&px);
+    vr_tensor_release(&pv);
 }
 
 static void test_preprocess(void)
 {
     json_t *idx = golden_json("preprocess/index.json");
     struct totals tot = {0};
+    snprintf(tot.dir, sizeof tot.dir, "/tmp/vr-preprocess.XXXXXX");
+    if (!ok(mkdtemp(tot.dir) != NULL, "make a cache folder")) return;
     size_t i;
     json_t *e;
     json_array_foreach(idx, i, e) test_preprocess_case(e, &tot);
+    rmdir(tot.dir);
     ok(tot.cases == (int)json_array_size(idx) && tot.bit_exact == tot.cases,
-       "preprocess: %d of %d cases bit-exact over every row; stored rows %.0f values, %.4f%% exact",
+       "preprocess (through the cache and vr_pixels_load): %d of %d cases bit-exact over every "
+       "row; stored rows %.0f values, %.4f%% exact",
        tot.bit_exact, tot.cases, tot.values, 100 * tot.exact / tot.values);
+    ok(tot.mem_same == tot.cases, "vr_preprocess in memory equals the load path in %d of %d cases",
+       tot.mem_same, tot.cases);
     json_decref(idx);
 }
 
@@ -291,6 +330,56 @@ static void test_pieces(void)
        "nearest is refused: %s", err.msg);
 }
 
+/* vr_pixels_load refuses what a lookup refuses: a torn entry (data never
+ * written, header intact), other parameters, a file that is no entry. */
+static void test_load_bad(void)
+{
+    char dir[] = "/tmp/vr-pixload.XXXXXX";
+    if (!ok(mkdtemp(dir) != NULL, "make a cache folder")) return;
+    struct vr_preproc p;
+    vr_preproc_defaults(&p);
+    struct vr_pixcache cache;
+    struct vr_pixref ref = {0};
+    struct vr_tensor pv;
+    int64_t grid[3];
+    struct vr_err err;
+    err.msg[0] = 0;
+    int rc = vr_pixcache_init(&cache, dir, &p, 0, &err) ||
+             vr_pixcache_get(&cache, golden_path("images/rgb_211x143.png"), &ref, &err);
+    if (!ok(rc == 0, "make an entry %s", err.msg)) return;
+    rc = vr_pixels_load(ref.file, NULL, &pv, grid, &err);
+    ok(rc == 0 && pv.shape[0] == 10 * 16 && pv.shape[1] == 1176 && grid[0] == 1 &&
+           grid[1] == 10 && grid[2] == 16,
+       "load with the entry's own parameters: [%lld, %lld]", (long long)pv.shape[0],
+       (long long)pv.shape[1]);
+    vr_tensor_release(&pv);
+    struct vr_preproc q = p;
+    q.max_pixels = 100000;
+    rc = vr_pixels_load(ref.file, &q, &pv, grid, &err);
+    ok(rc == -1 && pv.data == NULL && strstr(err.msg, "other preprocessing parameters"),
+       "other parameters are refused: %s", err.msg);
+    /* a torn write: the header reached the disk, the image's blocks did not */
+    struct stat sb;
+    FILE *f = fopen(ref.file, "r+b");
+    int torn = f && stat(ref.file, &sb) == 0 && fseek(f, (long)sb.st_size - 1000, SEEK_SET) == 0;
+    static const char zeros[1000];
+    torn = torn && fwrite(zeros, 1, sizeof zeros, f) == sizeof zeros;
+    if (f) fclose(f);
+    rc = torn ? vr_pixels_load(ref.file, NULL, &pv, grid, &err) : 0;
+    ok(rc == -1 && strstr(err.msg, "checksum mismatch"),
+       "a zeroed tail fails the checksum: %s", err.msg);
+    struct vr_pixref r2 = {0};
+    ok(vr_pixcache_check(&cache, ref.file, NULL, &r2, &err) == -1, "and the lookup's check");
+    rc = vr_pixels_load(golden_path("preprocess/grey_199x101.small.safetensors"), NULL, &pv, grid,
+                        &err);
+    ok(rc == -1 && strstr(err.msg, "not a pixel cache entry"),
+       "another safetensors file: %s", err.msg);
+    unlink(ref.file);
+    rmdir(dir);
+    vr_pixref_release(&ref);
+    vr_pixcache_release(&cache);
+}
+
 int main(void)
 {
     test_smart_resize_examples();
@@ -299,5 +388,6 @@ int main(void)
     test_decode();
     test_resample();
     test_preprocess();
+    test_load_bad();
     return done_testing();
 }
