@@ -233,6 +233,21 @@ static float *kv_at(const struct vr_kvcache *kv, float *base, int l, int b, int 
     return base + ((((size_t)l * kv->B + b) * kv->kvh + h) * kv->cap) * kv->hd;
 }
 
+void vr_kvcache_copy_seq(struct vr_kvcache *dst, int db, const struct vr_kvcache *src, int sb)
+{
+    int n = src->len[sb];
+    VR_ASSERT(n <= dst->cap && dst->layers == src->layers && dst->kvh == src->kvh && dst->hd == src->hd);
+    for (int l = 0; l < src->layers; l++)
+        for (int h = 0; h < src->kvh; h++) {
+            memcpy(kv_at(dst, dst->k, l, db, h), kv_at(src, src->k, l, sb, h), (size_t)n * src->hd * 4);
+            memcpy(kv_at(dst, dst->v, l, db, h), kv_at(src, src->v, l, sb, h), (size_t)n * src->hd * 4);
+        }
+    memcpy(dst->valid + (size_t)db * dst->cap, src->valid + (size_t)sb * src->cap, (size_t)n);
+    dst->len[db] = n;
+    dst->nreal[db] = src->nreal[sb];
+    dst->delta[db] = src->delta[sb];
+}
+
 /* M-RoPE tables for rows with positions pos (3, M): cos, sin (M, hd). */
 static void mrope_tables(float *cs, float *sn, const int32_t *pos, int M, int stride,
                          const struct vr_text_config *t, struct vr_ws *ws)

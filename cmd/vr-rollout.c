@@ -1,0 +1,100 @@
+/* vr-rollout: sample G completions per encoded task line from the policy and
+ * write rollout lines (DESIGN.md §3.3). */
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "fs.h"
+#include "jsonl.h"
+#include "progress.h"
+#include "rollout.h"
+
+enum { O_TOKENIZER = 256, O_GREEDY, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_MAXTOK, O_STOPANS, O_SEED,
+       O_TEMPLATE, O_SYSTEM };
+
+static const struct vr_opt opts[] = {
+    {"model", 'm', "DIR", "the policy checkpoint (required)"},
+    {"tokenizer", O_TOKENIZER, "FILE", "tokenizer.json (default: the model folder's)"},
+    {"group", 'G', "N", "completions per prompt (default 8)"},
+    {"greedy", O_GREEDY, NULL, "take the most likely token (no sampling)"},
+    {"temperature", O_TEMP, "T", "sampling temperature (default 1.0)"},
+    {"top-k", O_TOPK, "K", "keep the K most likely tokens (default 0: off)"},
+    {"top-p", O_TOPP, "P", "nucleus: keep the most likely tokens holding mass P (default 1: off)"},
+    {"min-p", O_MINP, "P", "drop tokens below P times the top probability (default 0: off)"},
+    {"repetition-penalty", O_REP, "X", "penalise tokens already seen, as HF (default 1: off)"},
+    {"max-tokens", O_MAXTOK, "N", "longest completion in tokens (default 512)"},
+    {"stop-after-answer", O_STOPANS, NULL, "end a completion once its text ends with </answer>"},
+    {"seed", O_SEED, "N", "seed of the sampler (default 0)"},
+    {"template", O_TEMPLATE, "NAME|FILE", "question template: r1, baseline, none, or a file with {Question} (default r1)"},
+    {"system", O_SYSTEM, "TEXT", "system prompt (default \"You are a helpful assistant.\")"},
+    {0},
+};
+
+static const struct vr_cli cli = {
+    "vr-rollout",
+    "--model DIR [OPTION]... [FILE]...",
+    "Sample G completions per encoded task line (vr-encode's output) and write rollout lines\n"
+    "with their tokens, sampling log-probs and finish reasons. Reads the FILEs or standard input.",
+    opts,
+};
+
+int main(int argc, char **argv)
+{
+    struct vr_rollout_opts o = {.G = 8, .max_tokens = 512,
+                                .sampling = {.temperature = 1.0f, .top_p = 1.0f, .rep_penalty = 1.0f}};
+    const char *model = NULL, *tokenizer = NULL, *tmpl = "r1";
+    char *tmpl_text = NULL;
+    struct vr_err err;
+    int c, ind;
+    const char *arg;
+    vr_cli_init(&cli, argc, argv);
+    while ((c = vr_cli_next(&ind, &arg)) != -1) {
+        switch (c) {
+        case 'm': model = arg; break;
+        case O_TOKENIZER: tokenizer = arg; break;
+        case 'G': o.G = (int)vr_cli_int("group", arg, 1, 1024); break;
+        case O_GREEDY: o.sampling.greedy = 1; break;
+        case O_TEMP: o.sampling.temperature = (float)vr_cli_double("temperature", arg, 1e-6, 100); break;
+        case O_TOPK: o.sampling.top_k = (int)vr_cli_int("top-k", arg, 0, 100000000); break;
+        case O_TOPP: o.sampling.top_p = (float)vr_cli_double("top-p", arg, 1e-6, 1); break;
+        case O_MINP: o.sampling.min_p = (float)vr_cli_double("min-p", arg, 0, 1); break;
+        case O_REP: o.sampling.rep_penalty = (float)vr_cli_double("repetition-penalty", arg, 1e-3, 100); break;
+        case O_MAXTOK: o.max_tokens = (int)vr_cli_int("max-tokens", arg, 1, 1 << 20); break;
+        case O_STOPANS: o.stop_after_answer = 1; break;
+        case O_SEED: o.seed = vr_cli_u64("seed", arg); break;
+        case O_TEMPLATE: tmpl = arg; break;
+        case O_SYSTEM: o.chat.system = arg; break;
+        }
+    }
+    if (!model) vr_die_usage("--model DIR is required");
+    o.chat.tmpl = vr_chat_template(tmpl);
+    if (!o.chat.tmpl) { /* a file with {Question} */
+        size_t len;
+        if (vr_file_read(tmpl, &tmpl_text, &len, &err)) vr_die_usage("--template: '%s' is not r1, baseline, none or a readable file", tmpl);
+        o.chat.tmpl = tmpl_text;
+    }
+    struct vr_rollout r;
+    if (vr_rollout_init(&r, model, tokenizer, &o, &err)) vr_die(&err);
+    struct vr_progress prog;
+    vr_progress_init(&prog, "vr-rollout", "tasks", 0);
+    int nin = argc - ind > 0 ? argc - ind : 1;
+    int64_t done = 0;
+    for (int i = 0; i < nin; i++) {
+        struct vr_jsonl in;
+        if (vr_jsonl_open(&in, argc - ind > 0 ? argv[ind + i] : "-", &err)) vr_die(&err);
+        json_t *t;
+        int rc;
+        while ((rc = vr_jsonl_next(&in, &t, &err)) != 0) {
+            if (rc < 0) vr_die(&err);
+            if (vr_rollout_task(&r, t, in.path, in.line, &err) || vr_jsonl_write(stdout, t, &err)) vr_die(&err);
+            if (fflush(stdout)) vr_die_msg("<stdout>: write failed");
+            json_decref(t);
+            vr_progress_update(&prog, ++done);
+        }
+        vr_jsonl_close(&in);
+    }
+    vr_progress_end(&prog);
+    vr_rollout_release(&r);
+    free(tmpl_text);
+    return 0;
+}

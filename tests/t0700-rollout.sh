@@ -1,0 +1,48 @@
+#!/bin/bash
+# vr-rollout: greedy completions equal transformers' generate() token for token
+# (tests/golden/make_rollout_golden.py made the expected ids from the same
+# vr-init checkpoint and vr-synth scenes, in batches of 1, 3 and 8); sampling
+# is a function of (seed, task, completion, position) only.
+. "$(dirname "$0")/lib.sh"
+TOK=$SRC_DIR/../shared/tokenizers/qwen2.5/tokenizer.json
+[ -f "$TOK" ] || skip_all "../shared/tokenizers/qwen2.5/tokenizer.json is absent"
+vr-synth --out synth --seed 1 -n 8 --splits train >/dev/null &&
+vr-init --preset tiny --tokenizer "$TOK" --seed 11 --init-range 0.3 --dtype f32 -o policy 2>/dev/null &&
+vr-prep synth/train.json | vr-encode --cache cache >enc.jsonl || exit 1
+
+test_expect_success 'greedy equals transformers generate() on 8 prompts with images' '
+	vr-rollout -m policy -G 2 --greedy --max-tokens 16 --repetition-penalty 1.05 enc.jsonl >greedy.jsonl &&
+	jq -c "{id, tokens: .completions[0].tokens}" greedy.jsonl >got &&
+	jq -c . "$SRC_DIR/tests/golden/rollout/greedy.jsonl" >want &&
+	test_cmp want got &&
+	jq -e "[.completions[0].tokens == .completions[1].tokens] | all" greedy.jsonl >/dev/null
+'
+test_expect_success 'rollout lines keep the task and add prompt_tokens and completions' '
+	jq -e "(.problem | length) > 0 and .prompt_tokens > 100 and (.completions | length) == 2 and
+	       (.completions[0] | (.tokens | length) == (.logp | length) and .finish == \"length\" and (.text | type) == \"string\")" \
+		greedy.jsonl >/dev/null &&
+	jq -e "[.completions[].logp[] | . <= 0] | all" greedy.jsonl >/dev/null
+'
+test_expect_success 'the text is the decoded tokens' '
+	jq -c ".completions[0].tokens" greedy.jsonl | head -3 | vr-tokenize -m policy --decode --skip-special --json >dec &&
+	jq -c ".completions[0].text" greedy.jsonl | head -3 >txt && test_cmp txt dec
+'
+test_expect_success 'sampling: same seed, same bytes; another seed, other completions' '
+	vr-rollout -m policy -G 4 --max-tokens 8 --seed 3 --top-k 50 --temperature 0.9 enc.jsonl >a &&
+	vr-rollout -m policy -G 4 --max-tokens 8 --seed 3 --top-k 50 --temperature 0.9 enc.jsonl >b &&
+	vr-rollout -m policy -G 4 --max-tokens 8 --seed 4 --top-k 50 --temperature 0.9 enc.jsonl >c &&
+	cmp a b && ! cmp -s a c &&
+	jq -e "[.completions[].tokens] | unique | length > 1" a >/dev/null
+'
+test_expect_success 'the order of tasks and the thread count change nothing' '
+	tac enc.jsonl >rev.jsonl &&
+	VR_THREADS=1 vr-rollout -m policy -G 4 --max-tokens 8 --seed 3 --top-k 50 --temperature 0.9 rev.jsonl | tac >r &&
+	cmp a r
+'
+test_expect_success 'a task line without pixels is refused naming file:line' '
+	head -1 enc.jsonl | jq -c "del(.pixels)" >nopix.jsonl &&
+	test_must_fail vr-rollout -m policy -G 1 --max-tokens 2 nopix.jsonl 2>err &&
+	grep -q "^vr-rollout: nopix.jsonl:1: .*vr-encode" err
+'
+test_expect_code 2 '--model is required' 'vr-rollout -G 2 enc.jsonl'
+test_done
