@@ -73,11 +73,17 @@ dot_rows(const struct gemv *g, int n, int m0, const int MG)
         }
         acc[0] = _mm512_add_ps(_mm512_add_ps(acc[0], acc2[0]), _mm512_add_ps(acc2[1], acc2[2]));
     }
+    /* named accumulators: an array indexed in a loop would live on the stack */
+    const float *x0 = g->x + (size_t)m0 * K, *x1 = x0 + K, *x2 = x1 + K, *x3 = x2 + K;
+    __m512 a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
     for (; k < K16; k += 16) {
         __m512 wv = load16(g->w, g->dt, wo + (size_t)k);
-        for (int j = 0; j < MG; j++)
-            acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(g->x + (size_t)(m0 + j) * K + k), wv, acc[j]);
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x0 + k), wv, a0);
+        if (MG > 1) a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x1 + k), wv, a1);
+        if (MG > 2) a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x2 + k), wv, a2);
+        if (MG > 3) a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x3 + k), wv, a3);
     }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
     for (int j = 0; j < MG; j++) {
         const float *x = g->x + (size_t)(m0 + j) * K;
         float s = _mm512_reduce_add_ps(acc[j]);

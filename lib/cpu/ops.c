@@ -171,6 +171,35 @@ __attribute__((target("avx512f"))) static inline __m512 exp16(__m512 x)
 
 #endif
 
+static int have_avx512(void);
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static float max16(const float *x, int n)
+{
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    for (int i = 0; i < n; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
+    return _mm512_reduce_max_ps(m);
+}
+
+/* sum of out[i] = exp(x[i] * scale - shift), in 16 lanes of float then double */
+__attribute__((target("avx512f"))) static double exp_shift16(float *out, const float *x, int n, float scale,
+                                                             float shift)
+{
+    __m512 vs = _mm512_set1_ps(scale), vh = _mm512_set1_ps(shift), acc = _mm512_setzero_ps();
+    double z = 0;
+    for (int i = 0; i < n; i += 16) {
+        __m512 e = exp16(_mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs), vh));
+        _mm512_storeu_ps(out + i, e);
+        acc = _mm512_add_ps(acc, e);
+        if ((i & 4095) == 4080) { /* flush to double every 256 vectors: keeps the sum exact enough */
+            z += _mm512_reduce_add_ps(acc);
+            acc = _mm512_setzero_ps();
+        }
+    }
+    return z + _mm512_reduce_add_ps(acc);
+}
+#endif
+
 static int have_avx512(void)
 {
 #if defined(__x86_64__)
@@ -180,6 +209,35 @@ static int have_avx512(void)
 #else
     return 0;
 #endif
+}
+
+float vr_max_cpu(const float *x, int n)
+{
+    float m = -INFINITY;
+    int i = 0;
+#if defined(__x86_64__)
+    if (have_avx512() && n >= 16) {
+        m = max16(x, n & ~15);
+        i = n & ~15;
+    }
+#endif
+    for (; i < n; i++)
+        if (x[i] > m) m = x[i];
+    return m;
+}
+
+double vr_exp_shift_cpu(float *out, const float *x, int n, float scale, float shift)
+{
+    double z = 0;
+    int i = 0;
+#if defined(__x86_64__)
+    if (have_avx512() && n >= 16) {
+        z = exp_shift16(out, x, n & ~15, scale, shift);
+        i = n & ~15;
+    }
+#endif
+    for (; i < n; i++) z += (out[i] = expf(x[i] * scale - shift));
+    return z;
 }
 
 /* Elementwise ops split their rows over the pool when there are enough. */

@@ -65,6 +65,11 @@ void vr_attn_causal_fwd_cpu(float *out, const float *q, int Tq, int H, int KVH, 
                             const float *kc, const float *vc, int cap, int n, int q0,
                             const unsigned char *valid, struct vr_ws *ws);
 
+/* max of x (n >= 1). */
+float vr_max_cpu(const float *x, int n);
+/* out[i] = exp(x[i] * scale - shift); returns the sum (the samplers' softmax). */
+double vr_exp_shift_cpu(float *out, const float *x, int n, float scale, float shift);
+
 /* Numerically safe in-place softmax of a row of n floats. */
 void vr_softmax_row_cpu(float *x, int n);
 
