@@ -83,6 +83,9 @@ bench: all
 	bash bench/prep -k
 	bash bench/st_open.sh -k
 	bash bench/forward.sh -k
+	bash bench/rollout.sh -k
+	bash bench/encode -k
+	bash bench/tokenize.sh -k
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1

@@ -52,7 +52,10 @@ static double chi2(const float *logits, const struct vr_sampling *draw, const do
     *dof = -1;
     for (int i = 0; i < V; i++) {
         if (p[i] == 0) {
-            if (cnt[i]) return INFINITY; /* drew a token that was cut off */
+            if (cnt[i]) { /* drew a token that was cut off */
+                vr_sample_ws_free(&w);
+                return INFINITY;
+            }
             continue;
         }
         double e = p[i] * N;
