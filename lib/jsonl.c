@@ -47,7 +47,9 @@ int vr_jsonl_next(struct vr_jsonl *r, json_t **out, struct vr_err *err)
         if (memchr(r->buf, 0, len))
             return vr_err_set(err, VR_ERR_INPUT, r->path, r->line, "line holds a NUL byte");
         json_error_t je;
-        json_t *v = json_loadb(r->buf, len, JSON_REJECT_DUPLICATES, &je);
+        /* \u0000 inside a string is valid JSON (a completion may decode to a NUL
+         * byte); a raw NUL byte in the line is not, and is refused above */
+        json_t *v = json_loadb(r->buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
         if (!v)
             return vr_err_set(err, VR_ERR_INPUT, r->path, r->line, "invalid JSON: %s (column %d)",
                               je.text, je.column);

@@ -1,5 +1,6 @@
 /* jsonl.c: the JSON Lines reader (errors with file:line, unknown fields kept)
  * and writer (compact, order kept, float32 round trip). */
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "jsonl.h"
@@ -106,6 +107,19 @@ int main(void)
     ok(vr_jsonl_next(&r, &v, &err) == 1 && r.line == 8, "reading goes on after a bad line; last line without newline");
     json_decref(v);
     ok(vr_jsonl_next(&r, &v, &err) == 0, "end of input");
+    vr_jsonl_close(&r);
+    fd = open(path, O_WRONLY | O_TRUNC | O_CREAT, 0600);
+    const char *nul = "{\"text\":\"a\\u0000b\"}\n";
+    ok(write(fd, nul, strlen(nul)) == (ssize_t)strlen(nul), "wrote a line with \\u0000");
+    close(fd);
+    vr_jsonl_open(&r, path, &err);
+    ok(vr_jsonl_next(&r, &v, &err) == 1 && json_string_length(json_object_get(v, "text")) == 3,
+       "an escaped NUL inside a string is read (a completion may decode to one)");
+    b = (struct vr_buf){0};
+    vr_json_dump(&b, v);
+    is_str(b.p, "{\"text\":\"a\\u0000b\"}", "and written back escaped");
+    vr_buf_free(&b);
+    json_decref(v);
     vr_jsonl_close(&r);
     unlink(path);
     ok(vr_jsonl_open(&r, "/nonexistent/x.jsonl", &err) == -1 &&
