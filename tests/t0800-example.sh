@@ -4,6 +4,8 @@
 # vr-reward) and is resumable: a second make does nothing.
 . "$(dirname "$0")/lib.sh"
 command -v make >/dev/null || skip_all "make is not installed"
+# run as a user would, not as a child of the make that runs the tests
+unset MAKEFLAGS MFLAGS MAKELEVEL
 test_expect_success 'the example round runs' '
 	make -s -f "$SRC_DIR/examples/Makefile" VR="$VR_BIN" OUT=run N=4 G=3 TOKENS=12 >summary 2>log &&
 	jq -e ".prompts == 4 and .completions == 12" summary &&
