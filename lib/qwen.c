@@ -264,11 +264,22 @@ static void mrope_tables(float *cs, float *sn, const int32_t *pos, int M, int st
         }
 }
 
-/* The layers over M = B*T rows of hidden state x whose tokens sit at cache
- * slots [start, start+T) of each sequence; attention per sequence. */
-static void decoder(const struct vr_model *m, struct vr_kvcache *kv, float *x, int B, int T,
-                    int start, const float *cs, const float *sn, struct vr_ws *ws)
+/* out (M,N) = x . w^T + b; decode steps always take the GEMV path so a row's
+ * result never depends on how many rows share the step. */
+static void lin(float *out, const float *x, const struct vr_tensor *w, const struct vr_tensor *b, int M,
+                int decode, struct vr_ws *ws)
 {
+    if (decode) vr_gemv_fwd_cpu(out, x, w, b ? vr_weight_f32(b, 1, ws) : NULL, M);
+    else vr_linear_fwd_cpu(out, x, w, b, M, ws);
+}
+
+/* The layers over M = B*T rows of hidden state x; element b's tokens go to
+ * cache row rows[b] (rows NULL: b) at slots [start[b], start[b]+T), and it
+ * attends over its own row. */
+static void decoder(const struct vr_model *m, struct vr_kvcache *kv, float *x, int B, int T,
+                    const int *rows, const int *start, const float *cs, const float *sn, struct vr_ws *ws)
+{
+    int dec = T == 1;
     const struct vr_text_config *t = &m->cfg.text;
     int M = B * T, D = t->hidden, H = t->heads, KVH = t->kv_heads, K = t->head_dim, I = t->intermediate;
     float *y = vr_ws_floats(ws, (size_t)M * D), *q = vr_ws_floats(ws, (size_t)M * H * K),
@@ -278,29 +289,30 @@ static void decoder(const struct vr_model *m, struct vr_kvcache *kv, float *x, i
     for (int l = 0; l < t->layers; l++) {
         struct vr_tensor *const *w = m->layer[l];
         vr_rmsnorm_fwd_cpu(y, x, w[LP_IN_NORM], M, D, t->eps, ws);
-        vr_linear_fwd_cpu(q, y, w[LP_Q_W], w[LP_Q_B], M, ws);
-        vr_linear_fwd_cpu(kk, y, w[LP_K_W], w[LP_K_B], M, ws);
-        vr_linear_fwd_cpu(vv, y, w[LP_V_W], w[LP_V_B], M, ws);
+        lin(q, y, w[LP_Q_W], w[LP_Q_B], M, dec, ws);
+        lin(kk, y, w[LP_K_W], w[LP_K_B], M, dec, ws);
+        lin(vv, y, w[LP_V_W], w[LP_V_B], M, dec, ws);
         vr_rope_fwd_cpu(q, cs, sn, M, H, K, H * K);
         vr_rope_fwd_cpu(kk, cs, sn, M, KVH, K, KVH * K);
         for (int b = 0; b < B; b++) {
+            int r = rows ? rows[b] : b, s0 = start[b];
             for (int i = 0; i < T; i++)
                 for (int h = 0; h < KVH; h++) {
                     size_t row = ((size_t)b * T + i) * KVH * K + (size_t)h * K;
-                    memcpy(kv_at(kv, kv->k, l, b, h) + (size_t)(start + i) * K, kk + row, (size_t)K * 4);
-                    memcpy(kv_at(kv, kv->v, l, b, h) + (size_t)(start + i) * K, vv + row, (size_t)K * 4);
+                    memcpy(kv_at(kv, kv->k, l, r, h) + (size_t)(s0 + i) * K, kk + row, (size_t)K * 4);
+                    memcpy(kv_at(kv, kv->v, l, r, h) + (size_t)(s0 + i) * K, vv + row, (size_t)K * 4);
                 }
             vr_attn_causal_fwd_cpu(att + (size_t)b * T * H * K, q + (size_t)b * T * H * K, T, H, KVH, K,
-                                   kv_at(kv, kv->k, l, b, 0), kv_at(kv, kv->v, l, b, 0), kv->cap,
-                                   start + T, start, kv->valid + (size_t)b * kv->cap, ws);
+                                   kv_at(kv, kv->k, l, r, 0), kv_at(kv, kv->v, l, r, 0), kv->cap,
+                                   s0 + T, s0, kv->valid + (size_t)r * kv->cap, ws);
         }
-        vr_linear_fwd_cpu(y, att, w[LP_O_W], NULL, M, ws);
+        lin(y, att, w[LP_O_W], NULL, M, dec, ws);
         vr_add_cpu(x, y, (size_t)M * D);
         vr_rmsnorm_fwd_cpu(y, x, w[LP_POST_NORM], M, D, t->eps, ws);
-        vr_linear_fwd_cpu(g, y, w[LP_GATE_W], NULL, M, ws);
-        vr_linear_fwd_cpu(u, y, w[LP_UP_W], NULL, M, ws);
+        lin(g, y, w[LP_GATE_W], NULL, M, dec, ws);
+        lin(u, y, w[LP_UP_W], NULL, M, dec, ws);
         vr_swiglu_fwd_cpu(g, g, u, (size_t)M * I);
-        vr_linear_fwd_cpu(y, g, w[LP_DOWN_W], NULL, M, ws);
+        lin(y, g, w[LP_DOWN_W], NULL, M, dec, ws);
         vr_add_cpu(x, y, (size_t)M * D);
     }
 }
@@ -317,12 +329,13 @@ static void embed_rows(const struct vr_model *m, float *x, const int32_t *ids, i
     }
 }
 
-static void head(const struct vr_model *m, float *logits, const float *x, int M, struct vr_ws *ws)
+static void head(const struct vr_model *m, float *logits, const float *x, int M, int decode,
+                 struct vr_ws *ws)
 {
     const struct vr_text_config *t = &m->cfg.text;
     float *y = vr_ws_floats(ws, (size_t)M * t->hidden);
     vr_rmsnorm_fwd_cpu(y, x, m->norm, M, t->hidden, t->eps, ws);
-    vr_linear_fwd_cpu(logits, y, m->lm_head, NULL, M, ws);
+    lin(logits, y, m->lm_head, NULL, M, decode, ws);
 }
 
 int vr_lm_prefill(const struct vr_model *m, struct vr_kvcache *kv, float *logits, int all_logits,
@@ -370,47 +383,60 @@ int vr_lm_prefill(const struct vr_model *m, struct vr_kvcache *kv, float *logits
                           n_img);
     float *cs = vr_ws_floats(ws, (size_t)M * t->head_dim), *sn = vr_ws_floats(ws, (size_t)M * t->head_dim);
     mrope_tables(cs, sn, pos, M, M, t, ws);
-    decoder(m, kv, x, B, T, 0, cs, sn, ws);
+    int *zero = (int *)vr_ws_floats(ws, (size_t)B);
+    memset(zero, 0, (size_t)B * sizeof *zero);
+    decoder(m, kv, x, B, T, NULL, zero, cs, sn, ws);
     if (all_logits) {
-        head(m, logits, x, M, ws);
+        head(m, logits, x, M, 0, ws);
     } else {
         float *last = vr_ws_floats(ws, (size_t)B * D);
         for (int b = 0; b < B; b++)
             memcpy(last + (size_t)b * D, x + ((size_t)b * T + T - 1) * D, (size_t)D * 4);
-        head(m, logits, last, B, ws);
+        head(m, logits, last, B, 1, ws);
     }
+    return 0;
+}
+
+int vr_lm_decode_rows(const struct vr_model *m, struct vr_kvcache *kv, float *logits, const int32_t *ids,
+                      const int *rows, int n, struct vr_ws *ws, struct vr_err *err)
+{
+    const struct vr_text_config *t = &m->cfg.text;
+    int D = t->hidden;
+    for (int b = 0; b < n; b++) {
+        int r = rows ? rows[b] : b;
+        if (r < 0 || r >= kv->B)
+            return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "cache row %d does not exist", r);
+        if (kv->len[r] >= kv->cap)
+            return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "the KV cache row %d is full (%d tokens)", r, kv->cap);
+        if (ids[b] < 0 || ids[b] >= t->vocab)
+            return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "token id %d is outside the vocabulary (%d)", ids[b],
+                              t->vocab);
+    }
+    float *x = vr_ws_floats(ws, (size_t)n * D);
+    embed_rows(m, x, ids, n);
+    int32_t *pos = (int32_t *)vr_ws_floats(ws, (size_t)3 * n);
+    int *start = (int *)vr_ws_floats(ws, (size_t)n);
+    for (int b = 0; b < n; b++) {
+        int r = rows ? rows[b] : b;
+        int p = kv->nreal[r] + kv->delta[r];
+        pos[b] = pos[n + b] = pos[2 * n + b] = p;
+        start[b] = kv->len[r];
+        kv->valid[(size_t)r * kv->cap + kv->len[r]] = 1;
+    }
+    float *cs = vr_ws_floats(ws, (size_t)n * t->head_dim), *sn = vr_ws_floats(ws, (size_t)n * t->head_dim);
+    mrope_tables(cs, sn, pos, n, n, t, ws);
+    decoder(m, kv, x, n, 1, rows, start, cs, sn, ws);
+    for (int b = 0; b < n; b++) {
+        int r = rows ? rows[b] : b;
+        kv->len[r]++;
+        kv->nreal[r]++;
+    }
+    head(m, logits, x, n, 1, ws);
     return 0;
 }
 
 int vr_lm_decode(const struct vr_model *m, struct vr_kvcache *kv, float *logits, const int32_t *ids,
                  struct vr_ws *ws, struct vr_err *err)
 {
-    const struct vr_text_config *t = &m->cfg.text;
-    int B = kv->B, D = t->hidden, start = kv->len[0];
-    for (int b = 0; b < B; b++) {
-        if (kv->len[b] != start)
-            return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "sequences of a decode batch must have equal cache lengths");
-        if (ids[b] < 0 || ids[b] >= t->vocab)
-            return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "token id %d is outside the vocabulary (%d)", ids[b],
-                              t->vocab);
-    }
-    if (start >= kv->cap)
-        return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "the KV cache is full (%d tokens)", kv->cap);
-    float *x = vr_ws_floats(ws, (size_t)B * D);
-    embed_rows(m, x, ids, B);
-    int32_t *pos = (int32_t *)vr_ws_floats(ws, (size_t)3 * B);
-    for (int b = 0; b < B; b++) {
-        int p = kv->nreal[b] + kv->delta[b];
-        pos[b] = pos[B + b] = pos[2 * B + b] = p;
-        kv->valid[(size_t)b * kv->cap + start] = 1;
-    }
-    float *cs = vr_ws_floats(ws, (size_t)B * t->head_dim), *sn = vr_ws_floats(ws, (size_t)B * t->head_dim);
-    mrope_tables(cs, sn, pos, B, B, t, ws);
-    decoder(m, kv, x, B, 1, start, cs, sn, ws);
-    for (int b = 0; b < B; b++) {
-        kv->len[b]++;
-        kv->nreal[b]++;
-    }
-    head(m, logits, x, B, ws);
-    return 0;
+    return vr_lm_decode_rows(m, kv, logits, ids, NULL, kv->B, ws, err);
 }

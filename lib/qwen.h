@@ -47,7 +47,13 @@ int vr_lm_prefill(const struct vr_model *m, struct vr_kvcache *kv, float *logits
                   const int32_t *ids, const unsigned char *mask, int B, int T, const float *img,
                   int n_img, int nimg, const int (*grid)[3], struct vr_ws *ws, struct vr_err *err);
 
-/* Append one token per sequence and return its logits (B, V). */
+/* Append one token to each cache row rows[0..n) (NULL: rows 0..n-1), each at
+ * its own length, and return their logits (n, V). Rows not listed are left
+ * alone, so sequences can join and leave a running batch. */
+int vr_lm_decode_rows(const struct vr_model *m, struct vr_kvcache *kv, float *logits, const int32_t *ids,
+                      const int *rows, int n, struct vr_ws *ws, struct vr_err *err);
+
+/* Append one token per sequence (all B rows) and return its logits (B, V). */
 int vr_lm_decode(const struct vr_model *m, struct vr_kvcache *kv, float *logits, const int32_t *ids,
                  struct vr_ws *ws, struct vr_err *err);
 

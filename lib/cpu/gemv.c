@@ -52,44 +52,58 @@ __attribute__((target("avx512f,avx512bw"))) static inline __m512 load16(const vo
 }
 
 /* MG input rows against weight row n; MG is a constant at each call so the
- * accumulators live in registers. With one row, four accumulators hide the
- * FMA latency. */
+ * accumulators live in registers. Every row sums in the same order whatever
+ * MG is — 16-float chunk c goes to accumulator c % 4, then ((0+1)+(2+3)),
+ * then the scalar tail — so a row's result does not depend on which rows
+ * share its batch (vr-rollout's output must not change with the batch). */
+#define FMA1(j, q, xk, wv) \
+    if (MG > j) a##j##q = _mm512_fmadd_ps(_mm512_loadu_ps(x##j + (xk)), wv, a##j##q)
+#define FMA_ALL(q, xk, wv) do { FMA1(0, q, xk, wv); FMA1(1, q, xk, wv); FMA1(2, q, xk, wv); FMA1(3, q, xk, wv); } while (0)
+#define ROW_OUT(j)                                                                                   \
+    if (MG > j) {                                                                                    \
+        float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a##j##0, a##j##1),                \
+                                                     _mm512_add_ps(a##j##2, a##j##3)));              \
+        for (int kk = K16; kk < K; kk++) s += x##j[kk] * w_at(g->w, g->dt, wo + (size_t)kk);         \
+        g->out[(size_t)(m0 + j) * g->N + n] = s + (g->b ? g->b[n] : 0.0f);                           \
+    }
+
 __attribute__((target("avx512f,avx512bw"), always_inline)) static inline void
 dot_rows(const struct gemv *g, int n, int m0, const int MG)
 {
     int K = g->K, K16 = K & ~15, K64 = K & ~63;
     size_t wo = (size_t)n * K;
-    __m512 acc[GROUP], acc2[3];
-    for (int j = 0; j < GROUP; j++) acc[j] = _mm512_setzero_ps();
-    for (int j = 0; j < 3; j++) acc2[j] = _mm512_setzero_ps();
-    int k = 0;
-    if (MG == 1) {
-        const float *x = g->x + (size_t)m0 * K;
-        for (; k < K64; k += 64) {
-            acc[0] = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), load16(g->w, g->dt, wo + (size_t)k), acc[0]);
-            acc2[0] = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16), load16(g->w, g->dt, wo + (size_t)k + 16), acc2[0]);
-            acc2[1] = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 32), load16(g->w, g->dt, wo + (size_t)k + 32), acc2[1]);
-            acc2[2] = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 48), load16(g->w, g->dt, wo + (size_t)k + 48), acc2[2]);
-        }
-        acc[0] = _mm512_add_ps(_mm512_add_ps(acc[0], acc2[0]), _mm512_add_ps(acc2[1], acc2[2]));
-    }
-    /* named accumulators: an array indexed in a loop would live on the stack */
     const float *x0 = g->x + (size_t)m0 * K, *x1 = x0 + K, *x2 = x1 + K, *x3 = x2 + K;
-    __m512 a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    for (; k < K16; k += 16) {
+    __m512 z = _mm512_setzero_ps();
+    __m512 a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
+    __m512 a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
+    int k = 0;
+    for (; k < K64; k += 64) {
+        __m512 w0 = load16(g->w, g->dt, wo + (size_t)k), w1 = load16(g->w, g->dt, wo + (size_t)k + 16);
+        __m512 w2 = load16(g->w, g->dt, wo + (size_t)k + 32), w3 = load16(g->w, g->dt, wo + (size_t)k + 48);
+        FMA_ALL(0, k, w0);
+        FMA_ALL(1, k + 16, w1);
+        FMA_ALL(2, k + 32, w2);
+        FMA_ALL(3, k + 48, w3);
+    }
+    if (k < K16) {
         __m512 wv = load16(g->w, g->dt, wo + (size_t)k);
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x0 + k), wv, a0);
-        if (MG > 1) a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x1 + k), wv, a1);
-        if (MG > 2) a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x2 + k), wv, a2);
-        if (MG > 3) a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x3 + k), wv, a3);
+        FMA_ALL(0, k, wv);
+        k += 16;
     }
-    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
-    for (int j = 0; j < MG; j++) {
-        const float *x = g->x + (size_t)(m0 + j) * K;
-        float s = _mm512_reduce_add_ps(acc[j]);
-        for (int kk = K16; kk < K; kk++) s += x[kk] * w_at(g->w, g->dt, wo + (size_t)kk);
-        g->out[(size_t)(m0 + j) * g->N + n] = s + (g->b ? g->b[n] : 0.0f);
+    if (k < K16) {
+        __m512 wv = load16(g->w, g->dt, wo + (size_t)k);
+        FMA_ALL(1, k, wv);
+        k += 16;
     }
+    if (k < K16) {
+        __m512 wv = load16(g->w, g->dt, wo + (size_t)k);
+        FMA_ALL(2, k, wv);
+        k += 16;
+    }
+    ROW_OUT(0)
+    ROW_OUT(1)
+    ROW_OUT(2)
+    ROW_OUT(3)
 }
 
 __attribute__((target("avx512f,avx512bw"))) static void rows_avx512(void *vctx, int n0, int n1)

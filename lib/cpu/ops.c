@@ -276,19 +276,21 @@ void vr_rmsnorm_fwd_cpu(float *out, const float *x, const struct vr_tensor *w, i
 struct swi {
     float *out;
     const float *g, *u;
+    size_t n;
 };
 
 #if defined(__x86_64__)
+/* Every element goes through the same vector code (the tail masked), so an
+ * element's value does not depend on where the batch puts it. */
 __attribute__((target("avx512f"))) static void swiglu16(float *out, const float *g, const float *u, size_t n)
 {
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512 x = _mm512_loadu_ps(g + i);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(m, g + i);
         __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
         __m512 s = _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-        _mm512_storeu_ps(out + i, _mm512_mul_ps(s, _mm512_loadu_ps(u + i)));
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, u + i)));
     }
-    for (; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 #endif
 
@@ -296,7 +298,7 @@ __attribute__((target("avx512f"))) static void swiglu16(float *out, const float 
 static void swi_chunks(void *vctx, int c0, int c1)
 {
     const struct swi *c = vctx;
-    size_t a = (size_t)c0 * 1024, b = (size_t)c1 * 1024;
+    size_t a = (size_t)c0 * 1024, b = (size_t)c1 * 1024 < c->n ? (size_t)c1 * 1024 : c->n;
 #if defined(__x86_64__)
     if (have_avx512()) {
         swiglu16(c->out + a, c->g + a, c->u + a, b - a);
@@ -308,11 +310,10 @@ static void swi_chunks(void *vctx, int c0, int c1)
 
 void vr_swiglu_fwd_cpu(float *out, const float *gate, const float *up, size_t n)
 {
-    struct swi c = {out, gate, up};
-    size_t full = n / 1024;
-    if (n < PAR_MIN) swi_chunks(&c, 0, (int)full);
-    else vr_parallel_for((int)full, swi_chunks, &c);
-    for (size_t i = full * 1024; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    struct swi c = {out, gate, up, n};
+    int chunks = (int)((n + 1023) / 1024);
+    if (n < PAR_MIN) swi_chunks(&c, 0, chunks);
+    else vr_parallel_for(chunks, swi_chunks, &c);
 }
 
 void vr_gelu_fwd_cpu(float *x, size_t n)
