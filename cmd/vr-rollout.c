@@ -10,7 +10,7 @@
 #include "rollout.h"
 
 enum { O_TOKENIZER = 256, O_GREEDY, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_MAXTOK, O_STOPANS, O_SEED,
-       O_TEMPLATE, O_SYSTEM };
+       O_TEMPLATE, O_SYSTEM, O_BUDGET, O_MAXPROMPT };
 
 static const struct vr_opt opts[] = {
     {"model", 'm', "DIR", "the policy checkpoint (required)"},
@@ -24,6 +24,8 @@ static const struct vr_opt opts[] = {
     {"repetition-penalty", O_REP, "X", "penalise tokens already seen, as HF (default 1: off)"},
     {"max-tokens", O_MAXTOK, "N", "longest completion in tokens (default 512)"},
     {"stop-after-answer", O_STOPANS, NULL, "end a completion once its text ends with </answer>"},
+    {"max-batch-tokens", O_BUDGET, "N", "KV cache size in tokens, shared by the prompts in flight (default 40960)"},
+    {"max-prompt-tokens", O_MAXPROMPT, "N", "longest prompt, images included (default 2048)"},
     {"seed", O_SEED, "N", "seed of the sampler (default 0)"},
     {"template", O_TEMPLATE, "NAME|FILE", "question template: r1, baseline, none, or a file with {Question} (default r1)"},
     {"system", O_SYSTEM, "TEXT", "system prompt (default \"You are a helpful assistant.\")"},
@@ -44,6 +46,8 @@ int main(int argc, char **argv)
                                 .sampling = {.temperature = 1.0f, .top_p = 1.0f, .rep_penalty = 1.0f}};
     const char *model = NULL, *tokenizer = NULL, *tmpl = "r1";
     char *tmpl_text = NULL;
+    int64_t budget = 40960;
+    int max_prompt = 2048;
     struct vr_err err;
     int c, ind;
     const char *arg;
@@ -64,6 +68,8 @@ int main(int argc, char **argv)
         case O_SEED: o.seed = vr_cli_u64("seed", arg); break;
         case O_TEMPLATE: tmpl = arg; break;
         case O_SYSTEM: o.chat.system = arg; break;
+        case O_BUDGET: budget = vr_cli_int("max-batch-tokens", arg, 1, INT64_MAX / 2); break;
+        case O_MAXPROMPT: max_prompt = (int)vr_cli_int("max-prompt-tokens", arg, 1, 1 << 24); break;
         }
     }
     if (!model) vr_die_usage("--model DIR is required");
@@ -74,26 +80,55 @@ int main(int argc, char **argv)
         o.chat.tmpl = tmpl_text;
     }
     struct vr_rollout r;
-    if (vr_rollout_init(&r, model, tokenizer, &o, &err)) vr_die(&err);
+    if (vr_rollout_init(&r, model, tokenizer, &o, &err) || vr_rollout_start(&r, budget, max_prompt, &err))
+        vr_die(&err);
+    /* continuous batching: admit tasks while a group's rows are free, step
+     * the running batch, write finished tasks in input order */
     struct vr_progress prog;
     vr_progress_init(&prog, "vr-rollout", "tasks", 0);
-    int nin = argc - ind > 0 ? argc - ind : 1;
-    int64_t done = 0;
-    for (int i = 0; i < nin; i++) {
-        struct vr_jsonl in;
-        if (vr_jsonl_open(&in, argc - ind > 0 ? argv[ind + i] : "-", &err)) vr_die(&err);
-        json_t *t;
-        int rc;
-        while ((rc = vr_jsonl_next(&in, &t, &err)) != 0) {
+    int nin = argc - ind > 0 ? argc - ind : 1, fi = 0, eof = 0;
+    struct vr_jsonl in = {0};
+    int open_ = 0;
+    int64_t written = 0;
+    double t0 = vr_now(), last = 0;
+    for (;;) {
+        while (!eof && vr_rollout_room(&r)) {
+            if (!open_) {
+                if (fi == nin) {
+                    eof = 1;
+                    break;
+                }
+                if (vr_jsonl_open(&in, argc - ind > 0 ? argv[ind + fi] : "-", &err)) vr_die(&err);
+                open_ = 1;
+                fi++;
+            }
+            json_t *t;
+            int rc = vr_jsonl_next(&in, &t, &err);
             if (rc < 0) vr_die(&err);
-            if (vr_rollout_task(&r, t, in.path, in.line, &err) || vr_jsonl_write(stdout, t, &err)) vr_die(&err);
-            if (fflush(stdout)) vr_die_msg("<stdout>: write failed");
+            if (rc == 0) {
+                vr_jsonl_close(&in);
+                open_ = 0;
+                continue;
+            }
+            if (vr_rollout_add(&r, t, in.path, in.line, &err)) vr_die(&err);
             json_decref(t);
-            vr_progress_update(&prog, ++done);
         }
-        vr_jsonl_close(&in);
+        if (!vr_rollout_busy(&r) && eof) break;
+        if (vr_rollout_step(&r, &err)) vr_die(&err);
+        json_t *t;
+        while ((t = vr_rollout_pop(&r))) {
+            if (vr_jsonl_write(stdout, t, &err) || fflush(stdout)) vr_die_msg("<stdout>: write failed");
+            json_decref(t);
+            written++;
+        }
+        double now = vr_now();
+        if (prog.tty && now - last > 0.25) {
+            fprintf(stderr, "\rvr-rollout: %lld tasks, %lld tokens, %.0f tokens/s   ", (long long)written,
+                    (long long)r.tokens_out, (double)r.tokens_out / (now - t0));
+            last = now;
+        }
     }
-    vr_progress_end(&prog);
+    if (prog.tty) fputc('\n', stderr);
     vr_rollout_release(&r);
     free(tmpl_text);
     return 0;

@@ -10,6 +10,35 @@
 #include "pixcache.h"
 #include "vcache.h"
 
+/* One task in flight: its G completions on G cache rows. */
+struct vr_group {
+    json_t *task;
+    int64_t seq;            /* input order */
+    int T;                  /* prompt tokens */
+    int32_t *prompt;
+    uint64_t th;            /* hash of the task id: the sampler's counter */
+    int *row;               /* G cache rows */
+    int32_t *toks;          /* G x max_tokens */
+    float *lps;
+    int *ntok, *done;       /* done: 0 running, 1 eos, 2 answer, 3 length */
+    float *logits;          /* G x V: the next token's logits */
+    struct vr_buf *text;
+    struct vr_bpe_stream *st;
+    int running;
+    struct vr_group *next;
+};
+
+static void group_free(struct vr_group *g, int G)
+{
+    if (!g) return;
+    for (int i = 0; g->text && i < G; i++) vr_buf_free(&g->text[i]);
+    free(g->prompt), free(g->row), free(g->toks), free(g->lps), free(g->ntok), free(g->done);
+    free(g->logits), free(g->text), free(g->st);
+    if (g->task) json_decref(g->task);
+    free(g);
+}
+
+
 int vr_rollout_init(struct vr_rollout *r, const char *dir, const char *tokenizer,
                     const struct vr_rollout_opts *o, struct vr_err *err)
 {
@@ -40,6 +69,10 @@ int vr_rollout_init(struct vr_rollout *r, const char *dir, const char *tokenizer
 
 void vr_rollout_release(struct vr_rollout *r)
 {
+    for (struct vr_group *g = r->active, *n; g; g = n) n = g->next, group_free(g, r->o.G);
+    for (struct vr_group *g = r->finished, *n; g; g = n) n = g->next, group_free(g, r->o.G);
+    vr_kvcache_free(&r->kv);
+    free(r->free_rows), free(r->seen), free(r->step_rows), free(r->step_ids), free(r->step_logits);
     vr_sample_ws_free(&r->sws);
     vr_ws_free(&r->ws);
     vr_bpe_free(r->tok);
@@ -108,103 +141,188 @@ static int image_embeds(struct vr_rollout *r, json_t *task, int nimg, const int 
     return rc;
 }
 
-int vr_rollout_task(struct vr_rollout *r, json_t *task, const char *file, long line,
-                    struct vr_err *err)
+int vr_rollout_start(struct vr_rollout *r, int64_t max_batch_tokens, int max_prompt, struct vr_err *err)
 {
+    r->cap = max_prompt + r->o.max_tokens;
+    r->rows = (int)(max_batch_tokens / r->cap);
+    r->max_prompt = max_prompt;
+    if (r->rows < r->o.G)
+        return vr_err_set(err, VR_ERR_USAGE, NULL, 0,
+                          "--max-batch-tokens %lld holds %d rows of %d tokens (prompt %d + completion %d); "
+                          "a group needs %d", (long long)max_batch_tokens, r->rows, r->cap, max_prompt,
+                          r->o.max_tokens, r->o.G);
+    if (vr_kvcache_init(&r->kv, &r->m.cfg, r->rows, r->cap, err)) return -1;
+    r->free_rows = vr_xmalloc((size_t)r->rows * sizeof *r->free_rows);
+    for (int i = 0; i < r->rows; i++) r->free_rows[i] = r->rows - 1 - i;
+    r->nfree = r->rows;
+    r->seen = vr_xmalloc(((size_t)r->cap + 1) * sizeof *r->seen);
+    r->step_rows = vr_xmalloc((size_t)r->rows * sizeof *r->step_rows);
+    r->step_ids = vr_xmalloc((size_t)r->rows * sizeof *r->step_ids);
+    r->step_logits = vr_xmalloc((size_t)r->rows * r->m.cfg.text.vocab * sizeof *r->step_logits);
+    return 0;
+}
+
+int vr_rollout_room(const struct vr_rollout *r) { return r->nfree >= r->o.G; }
+int vr_rollout_busy(const struct vr_rollout *r) { return r->active != NULL || r->finished != NULL; }
+
+/* Sample completion i of g from its logits at position pos; record it. */
+static void take(struct vr_rollout *r, struct vr_group *g, int i)
+{
+    int G = r->o.G, M = r->o.max_tokens, V = r->m.cfg.text.vocab, pos = g->ntok[i];
+    (void)G;
+    int32_t *seen = r->seen;
+    memcpy(seen, g->prompt, (size_t)g->T * sizeof *seen);
+    memcpy(seen + g->T, g->toks + (size_t)i * M, (size_t)pos * sizeof *seen);
+    float u = vr_sample_uniform(r->o.seed, g->th, (uint32_t)i, (uint32_t)pos), lp;
+    int32_t t = vr_sample(g->logits + (size_t)i * V, &r->o.sampling, seen, g->T + pos, u, &lp, &r->sws);
+    g->toks[(size_t)i * M + pos] = t;
+    g->lps[(size_t)i * M + pos] = lp;
+    g->ntok[i]++;
+    r->tokens_out++;
+    for (int e = 0; e < r->neos; e++)
+        if (t == r->eos[e]) g->done[i] = 1;
+    if (!g->done[i]) {
+        vr_bpe_stream_put(&g->st[i], t, &g->text[i]);
+        if (r->o.stop_after_answer && g->text[i].len >= 9 &&
+            memcmp(g->text[i].p + g->text[i].len - 9, "</answer>", 9) == 0)
+            g->done[i] = 2;
+    }
+    if (!g->done[i] && g->ntok[i] == M) g->done[i] = 3;
+    if (g->done[i]) { /* its row leaves the batch */
+        g->running--;
+        r->free_rows[r->nfree++] = g->row[i];
+    }
+}
+
+/* A group whose completions have all stopped: write them into its task. */
+static void finish_group(struct vr_rollout *r, struct vr_group *g)
+{
+    static const char *const finish[] = {"length", "eos", "answer", "length"};
+    int M = r->o.max_tokens;
+    json_t *comps = json_array();
+    for (int i = 0; i < r->o.G; i++) {
+        vr_bpe_stream_flush(&g->st[i], &g->text[i]);
+        json_t *tk = json_array(), *lp = json_array();
+        for (int k = 0; k < g->ntok[i]; k++) {
+            json_array_append_new(tk, json_integer(g->toks[(size_t)i * M + k]));
+            json_array_append_new(lp, json_real(g->lps[(size_t)i * M + k]));
+        }
+        json_array_append_new(comps, json_pack("{s:s%,s:o,s:o,s:s}", "text", g->text[i].p ? g->text[i].p : "",
+                                                g->text[i].len, "tokens", tk, "logp", lp, "finish",
+                                                finish[g->done[i]]));
+    }
+    json_object_set_new(g->task, "prompt_tokens", json_integer(g->T));
+    json_object_set_new(g->task, "completions", comps);
+    /* into the finished list, kept in input order */
+    struct vr_group **pp = &r->finished;
+    while (*pp && (*pp)->seq < g->seq) pp = &(*pp)->next;
+    g->next = *pp;
+    *pp = g;
+}
+
+int vr_rollout_add(struct vr_rollout *r, json_t *task, const char *file, long line, struct vr_err *err)
+{
+    int G = r->o.G, V = r->m.cfg.text.vocab, M = r->o.max_tokens, nimg = 0, rows = 0, rc = -1;
+    int (*grid)[3] = NULL;
+    float *img = NULL;
     struct vr_ids ids = {0};
-    int (*grid)[3] = NULL, nimg = 0, rows = 0, G = r->o.G, V = r->m.cfg.text.vocab, rc = -1;
-    float *img = NULL, *logits = NULL;
-    struct vr_kvcache kv1 = {0}, kvg = {0};
-    int32_t *toks = NULL;
-    float *lps = NULL;
-    int *ntok = NULL, *done = NULL;
-    struct vr_buf *text = NULL;
-    struct vr_bpe_stream *st = NULL;
+    struct vr_kvcache kv1 = {0};
+    VR_ASSERT(vr_rollout_room(r));
+    struct vr_group *g = vr_xcalloc(1, sizeof *g);
     if (vr_chat_task_grids(task, &r->o.chat, file, line, &grid, &nimg, err)) goto out;
     if (vr_chat_task(r->tok, task, &r->o.chat, file, line, NULL, &ids, err)) goto out;
+    if ((int)ids.n > r->max_prompt) {
+        vr_err_set(err, VR_ERR_INPUT, file, line, "the prompt has %zu tokens; --max-prompt-tokens is %d", ids.n,
+                   r->max_prompt);
+        goto out;
+    }
     if (image_embeds(r, task, nimg, (const int(*)[3])grid, &img, &rows, err)) {
         vr_err_locate(err, file, line);
         goto out;
     }
-    int T = (int)ids.n, cap = T + r->o.max_tokens + 1;
-    if (vr_kvcache_init(&kv1, &r->m.cfg, 1, T, err) || vr_kvcache_init(&kvg, &r->m.cfg, G, cap, err)) goto out;
-    logits = vr_xmalloc((size_t)G * V * sizeof *logits);
+    g->T = (int)ids.n;
+    g->logits = vr_xmalloc((size_t)G * V * sizeof *g->logits);
+    if (vr_kvcache_init(&kv1, &r->m.cfg, 1, g->T, err)) goto out;
     vr_ws_reset(&r->ws);
-    if (vr_lm_prefill(&r->m, &kv1, logits, 0, ids.v, NULL, 1, T, img, rows, nimg, (const int(*)[3])grid, &r->ws,
-                      err)) {
+    if (vr_lm_prefill(&r->m, &kv1, g->logits, 0, ids.v, NULL, 1, g->T, img, rows, nimg, (const int(*)[3])grid,
+                      &r->ws, err)) {
         vr_err_locate(err, file, line);
         goto out;
     }
-    for (int g = 0; g < G; g++) {
-        vr_kvcache_copy_seq(&kvg, g, &kv1, 0);
-        if (g) memcpy(logits + (size_t)g * V, logits, (size_t)V * sizeof *logits);
+    g->row = vr_xmalloc((size_t)G * sizeof *g->row);
+    for (int i = 0; i < G; i++) {
+        g->row[i] = r->free_rows[--r->nfree];
+        vr_kvcache_copy_seq(&r->kv, g->row[i], &kv1, 0);
+        if (i) memcpy(g->logits + (size_t)i * V, g->logits, (size_t)V * sizeof *g->logits);
     }
     const char *id = json_string_value(json_object_get(task, "id"));
-    uint64_t th = id ? vr_hash64(id, strlen(id)) : 0;
-    int M = r->o.max_tokens;
-    toks = vr_xmalloc(((size_t)G * M + 1) * sizeof *toks);
-    lps = vr_xmalloc(((size_t)G * M + 1) * sizeof *lps);
-    ntok = vr_xcalloc((size_t)G, sizeof *ntok);
-    done = vr_xcalloc((size_t)G, sizeof *done); /* 0 running, 1 eos, 2 answer, 3 length */
-    text = vr_xcalloc((size_t)G, sizeof *text);
-    st = vr_xcalloc((size_t)G, sizeof *st);
-    int32_t *seen = vr_xmalloc(((size_t)T + M + 1) * sizeof *seen), *next = vr_xmalloc(((size_t)G + 1) * sizeof *next);
-    for (int g = 0; g < G; g++) vr_bpe_stream_init(&st[g], r->tok, VR_BPE_SKIP_SPECIAL);
-    for (int pos = 0; pos < M; pos++) {
-        int running = 0;
-        for (int g = 0; g < G; g++) {
-            next[g] = r->eos[0];
-            if (done[g]) continue;
-            memcpy(seen, ids.v, (size_t)T * sizeof *seen);
-            memcpy(seen + T, toks + (size_t)g * M, (size_t)ntok[g] * sizeof *seen);
-            float u = vr_sample_uniform(r->o.seed, th, (uint32_t)g, (uint32_t)pos), lp;
-            int32_t t = vr_sample(logits + (size_t)g * V, &r->o.sampling, seen, T + ntok[g], u, &lp, &r->sws);
-            toks[(size_t)g * M + ntok[g]] = t;
-            lps[(size_t)g * M + ntok[g]] = lp;
-            ntok[g]++;
-            next[g] = t;
-            for (int e = 0; e < r->neos; e++)
-                if (t == r->eos[e]) done[g] = 1;
-            if (!done[g]) {
-                vr_bpe_stream_put(&st[g], t, &text[g]);
-                if (r->o.stop_after_answer && text[g].len >= 9 &&
-                    memcmp(text[g].p + text[g].len - 9, "</answer>", 9) == 0)
-                    done[g] = 2;
-            }
-            if (!done[g] && ntok[g] == M) done[g] = 3;
-            running += !done[g];
-        }
-        r->tokens_out += G;
-        if (!running) break;
-        vr_ws_reset(&r->ws);
-        if (vr_lm_decode(&r->m, &kvg, logits, next, &r->ws, err)) {
-            vr_err_locate(err, file, line);
-            free(seen), free(next);
-            goto out;
-        }
+    g->th = id ? vr_hash64(id, strlen(id)) : 0;
+    g->task = json_incref(task);
+    g->seq = r->seq_in++;
+    g->prompt = ids.v;
+    ids.v = NULL;
+    g->toks = vr_xmalloc(((size_t)G * M + 1) * sizeof *g->toks);
+    g->lps = vr_xmalloc(((size_t)G * M + 1) * sizeof *g->lps);
+    g->ntok = vr_xcalloc((size_t)G, sizeof *g->ntok);
+    g->done = vr_xcalloc((size_t)G, sizeof *g->done);
+    g->text = vr_xcalloc((size_t)G, sizeof *g->text);
+    g->st = vr_xcalloc((size_t)G, sizeof *g->st);
+    g->running = G;
+    for (int i = 0; i < G; i++) vr_bpe_stream_init(&g->st[i], r->tok, VR_BPE_SKIP_SPECIAL);
+    for (int i = 0; i < G; i++) take(r, g, i); /* the first token comes from the prefill */
+    if (g->running) {
+        g->next = r->active;
+        r->active = g;
+    } else {
+        finish_group(r, g);
     }
-    free(seen), free(next);
-    static const char *const finish[] = {"length", "eos", "answer", "length"};
-    json_t *comps = json_array();
-    for (int g = 0; g < G; g++) {
-        vr_bpe_stream_flush(&st[g], &text[g]);
-        json_t *tk = json_array(), *lp = json_array();
-        for (int i = 0; i < ntok[g]; i++) {
-            json_array_append_new(tk, json_integer(toks[(size_t)g * M + i]));
-            json_array_append_new(lp, json_real(lps[(size_t)g * M + i]));
-        }
-        json_array_append_new(comps, json_pack("{s:s%,s:o,s:o,s:s}", "text", text[g].p ? text[g].p : "",
-                                                text[g].len, "tokens", tk, "logp", lp, "finish",
-                                                finish[done[g]]));
-    }
-    json_object_set_new(task, "prompt_tokens", json_integer(T));
-    json_object_set_new(task, "completions", comps);
+    g = NULL;
     rc = 0;
 out:
-    for (int g = 0; text && g < G; g++) vr_buf_free(&text[g]);
-    free(text), free(st), free(toks), free(lps), free(ntok), free(done), free(grid), free(img), free(logits);
+    group_free(g, G);
+    free(grid);
+    free(img);
     vr_ids_release(&ids);
     vr_kvcache_free(&kv1);
-    vr_kvcache_free(&kvg);
     return rc;
+}
+
+int vr_rollout_step(struct vr_rollout *r, struct vr_err *err)
+{
+    int G = r->o.G, V = r->m.cfg.text.vocab, M = r->o.max_tokens, n = 0;
+    for (struct vr_group *g = r->active; g; g = g->next)
+        for (int i = 0; i < G; i++)
+            if (!g->done[i]) {
+                r->step_rows[n] = g->row[i];
+                r->step_ids[n++] = g->toks[(size_t)i * M + g->ntok[i] - 1];
+            }
+    if (n == 0) return 0;
+    vr_ws_reset(&r->ws);
+    if (vr_lm_decode_rows(&r->m, &r->kv, r->step_logits, r->step_ids, r->step_rows, n, &r->ws, err)) return -1;
+    int k = 0;
+    for (struct vr_group **pp = &r->active, *g; (g = *pp);) {
+        for (int i = 0; i < G; i++)
+            if (!g->done[i]) {
+                memcpy(g->logits + (size_t)i * V, r->step_logits + (size_t)k++ * V, (size_t)V * sizeof(float));
+                take(r, g, i);
+            }
+        if (g->running == 0) {
+            *pp = g->next;
+            finish_group(r, g);
+        } else {
+            pp = &g->next;
+        }
+    }
+    return 0;
+}
+
+json_t *vr_rollout_pop(struct vr_rollout *r)
+{
+    struct vr_group *g = r->finished;
+    if (!g || g->seq != r->seq_out) return NULL;
+    r->finished = g->next;
+    r->seq_out++;
+    json_t *t = json_incref(g->task);
+    group_free(g, r->o.G);
+    return t;
 }

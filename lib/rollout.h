@@ -23,6 +23,8 @@ struct vr_rollout_opts {
     struct vr_chat_task_opts chat;
 };
 
+struct vr_group;
+
 struct vr_rollout {
     struct vr_rollout_opts o;
     struct vr_model m;
@@ -33,6 +35,17 @@ struct vr_rollout {
     struct vr_ws ws;
     struct vr_sample_ws sws;
     int64_t tokens_out;       /* completion tokens produced so far */
+    /* the running batch (vr_rollout_start) */
+    struct vr_kvcache kv;     /* rows x cap, allocated once */
+    int rows, cap, max_prompt;
+    int *free_rows, nfree;
+    struct vr_group *active;  /* groups decoding */
+    struct vr_group *finished;/* done, waiting for their turn in input order */
+    int64_t seq_in, seq_out;
+    int32_t *seen;            /* scratch: prompt + completion ids of one row */
+    int *step_rows;
+    int32_t *step_ids;
+    float *step_logits;
 };
 
 /* Load the model folder (weights, tokenizer.json, generation_config.json's
@@ -41,10 +54,21 @@ int vr_rollout_init(struct vr_rollout *r, const char *model_dir, const char *tok
                     const struct vr_rollout_opts *o, struct vr_err *err);
 void vr_rollout_release(struct vr_rollout *r);
 
-/* Add "prompt_tokens" and "completions" ([{text, tokens, logp, finish}]) to
- * task, an encoded line (it needs "pixels" for its images; "vision" entries
- * of this model are used when present). Errors name file:line. */
-int vr_rollout_task(struct vr_rollout *r, json_t *task, const char *file, long line,
-                    struct vr_err *err);
+/* Continuous batching. start: allocate the KV cache once from the budget:
+ * max_batch_tokens / (max_prompt + max_tokens) rows (at least G). Then, while
+ * vr_rollout_room() says G rows are free, add tasks (each is prefilled once
+ * and forked to G rows; it needs "pixels", and uses this model's "vision"
+ * entries when present); step decodes one token for every running row
+ * (rows that stop leave the batch at once and new groups can join); pop
+ * returns finished tasks — with "prompt_tokens" and "completions" [{text,
+ * tokens, logp, finish}] — in input order, or NULL when the next one is not
+ * done. The output never depends on the budget, the order of joining or the
+ * thread count. Errors name file:line. */
+int vr_rollout_start(struct vr_rollout *r, int64_t max_batch_tokens, int max_prompt, struct vr_err *err);
+int vr_rollout_room(const struct vr_rollout *r);
+int vr_rollout_busy(const struct vr_rollout *r);
+int vr_rollout_add(struct vr_rollout *r, json_t *task, const char *file, long line, struct vr_err *err);
+int vr_rollout_step(struct vr_rollout *r, struct vr_err *err);
+json_t *vr_rollout_pop(struct vr_rollout *r);
 
 #endif

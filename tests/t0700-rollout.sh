@@ -39,6 +39,20 @@ test_expect_success 'the order of tasks and the thread count change nothing' '
 	VR_THREADS=1 vr-rollout -m policy -G 4 --max-tokens 8 --seed 3 --top-k 50 --temperature 0.9 rev.jsonl | tac >r &&
 	cmp a r
 '
+test_expect_success '--max-batch-tokens changes the schedule, not the output' '
+	S="-m policy -G 4 --max-tokens 8 --seed 3 --top-k 50 --temperature 0.9 --max-prompt-tokens 300" &&
+	vr-rollout $S --max-batch-tokens 1232 enc.jsonl >one &&
+	vr-rollout $S --max-batch-tokens 2464 enc.jsonl >two &&
+	vr-rollout $S --max-batch-tokens 100000 enc.jsonl >all &&
+	cmp one two && cmp one all && cmp one a
+'
+test_expect_code 2 'a budget smaller than one group is a usage error' '
+	vr-rollout -m policy -G 4 --max-tokens 8 --max-prompt-tokens 300 --max-batch-tokens 1000 enc.jsonl
+'
+test_expect_success 'a prompt longer than --max-prompt-tokens is refused naming file:line' '
+	test_must_fail vr-rollout -m policy -G 1 --max-tokens 2 --max-prompt-tokens 50 enc.jsonl 2>err &&
+	grep -q "^vr-rollout: enc.jsonl:1: the prompt has [0-9]* tokens" err
+'
 test_expect_success 'a task line without pixels is refused naming file:line' '
 	head -1 enc.jsonl | jq -c "del(.pixels)" >nopix.jsonl &&
 	test_must_fail vr-rollout -m policy -G 1 --max-tokens 2 nopix.jsonl 2>err &&
