@@ -72,6 +72,7 @@ void vr_rollout_release(struct vr_rollout *r)
     for (struct vr_group *g = r->active, *n; g; g = n) n = g->next, group_free(g, r->o.G);
     for (struct vr_group *g = r->finished, *n; g; g = n) n = g->next, group_free(g, r->o.G);
     vr_kvcache_free(&r->kv);
+    vr_kvcache_free(&r->kv1);
     free(r->free_rows), free(r->seen), free(r->step_rows), free(r->step_ids), free(r->step_logits);
     vr_sample_ws_free(&r->sws);
     vr_ws_free(&r->ws);
@@ -151,7 +152,9 @@ int vr_rollout_start(struct vr_rollout *r, int64_t max_batch_tokens, int max_pro
                           "--max-batch-tokens %lld holds %d rows of %d tokens (prompt %d + completion %d); "
                           "a group needs %d", (long long)max_batch_tokens, r->rows, r->cap, max_prompt,
                           r->o.max_tokens, r->o.G);
-    if (vr_kvcache_init(&r->kv, &r->m.cfg, r->rows, r->cap, err)) return -1;
+    if (vr_kvcache_init(&r->kv, &r->m.cfg, r->rows, r->cap, err) ||
+        vr_kvcache_init(&r->kv1, &r->m.cfg, 1, max_prompt, err)) /* one prompt's prefill */
+        return -1;
     r->free_rows = vr_xmalloc((size_t)r->rows * sizeof *r->free_rows);
     for (int i = 0; i < r->rows; i++) r->free_rows[i] = r->rows - 1 - i;
     r->nfree = r->rows;
@@ -226,7 +229,6 @@ int vr_rollout_add(struct vr_rollout *r, json_t *task, const char *file, long li
     int (*grid)[3] = NULL;
     float *img = NULL;
     struct vr_ids ids = {0};
-    struct vr_kvcache kv1 = {0};
     VR_ASSERT(vr_rollout_room(r));
     struct vr_group *g = vr_xcalloc(1, sizeof *g);
     if (vr_chat_task_grids(task, &r->o.chat, file, line, &grid, &nimg, err)) goto out;
@@ -242,9 +244,8 @@ int vr_rollout_add(struct vr_rollout *r, json_t *task, const char *file, long li
     }
     g->T = (int)ids.n;
     g->logits = vr_xmalloc((size_t)G * V * sizeof *g->logits);
-    if (vr_kvcache_init(&kv1, &r->m.cfg, 1, g->T, err)) goto out;
     vr_ws_reset(&r->ws);
-    if (vr_lm_prefill(&r->m, &kv1, g->logits, 0, ids.v, NULL, 1, g->T, img, rows, nimg, (const int(*)[3])grid,
+    if (vr_lm_prefill(&r->m, &r->kv1, g->logits, 0, ids.v, NULL, 1, g->T, img, rows, nimg, (const int(*)[3])grid,
                       &r->ws, err)) {
         vr_err_locate(err, file, line);
         goto out;
@@ -252,7 +253,7 @@ int vr_rollout_add(struct vr_rollout *r, json_t *task, const char *file, long li
     g->row = vr_xmalloc((size_t)G * sizeof *g->row);
     for (int i = 0; i < G; i++) {
         g->row[i] = r->free_rows[--r->nfree];
-        vr_kvcache_copy_seq(&r->kv, g->row[i], &kv1, 0);
+        vr_kvcache_copy_seq(&r->kv, g->row[i], &r->kv1, 0);
         if (i) memcpy(g->logits + (size_t)i * V, g->logits, (size_t)V * sizeof *g->logits);
     }
     const char *id = json_string_value(json_object_get(task, "id"));
@@ -283,7 +284,6 @@ out:
     free(grid);
     free(img);
     vr_ids_release(&ids);
-    vr_kvcache_free(&kv1);
     return rc;
 }
 

@@ -37,6 +37,7 @@ struct vr_rollout {
     int64_t tokens_out;       /* completion tokens produced so far */
     /* the running batch (vr_rollout_start) */
     struct vr_kvcache kv;     /* rows x cap, allocated once */
+    struct vr_kvcache kv1;    /* one prompt's prefill, copied into its G rows */
     int rows, cap, max_prompt;
     int *free_rows, nfree;
     struct vr_group *active;  /* groups decoding */

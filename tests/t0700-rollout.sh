@@ -17,6 +17,14 @@ test_expect_success 'greedy equals transformers generate() on 8 prompts with ima
 	test_cmp want got &&
 	jq -e "[.completions[0].tokens == .completions[1].tokens] | all" greedy.jsonl >/dev/null
 '
+test_expect_success 'greedy gives the same tokens with 1, 3 and 8 prompts in flight' '
+	for b in 1 3 8; do
+		vr-rollout -m policy -G 1 --greedy --max-tokens 16 --repetition-penalty 1.05 \
+			--max-prompt-tokens 300 --max-batch-tokens $((316 * b)) enc.jsonl |
+			jq -c "{id, tokens: .completions[0].tokens}" >got.$b &&
+		test_cmp want got.$b || return 1
+	done
+'
 test_expect_success 'rollout lines keep the task and add prompt_tokens and completions' '
 	jq -e "(.problem | length) > 0 and .prompt_tokens > 100 and (.completions | length) == 2 and
 	       (.completions[0] | (.tokens | length) == (.logp | length) and .finish == \"length\" and (.text | type) == \"string\")" \
