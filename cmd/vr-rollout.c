@@ -85,12 +85,10 @@ int main(int argc, char **argv)
     /* continuous batching: admit tasks while a group's rows are free, step
      * the running batch, write finished tasks in input order */
     struct vr_progress prog;
-    vr_progress_init(&prog, "vr-rollout", "tasks", 0);
+    vr_progress_init(&prog, "vr-rollout", "completion tokens", 0);
     int nin = argc - ind > 0 ? argc - ind : 1, fi = 0, eof = 0;
     struct vr_jsonl in = {0};
     int open_ = 0;
-    int64_t written = 0;
-    double t0 = vr_now(), last = 0;
     for (;;) {
         while (!eof && vr_rollout_room(&r)) {
             if (!open_) {
@@ -119,16 +117,10 @@ int main(int argc, char **argv)
         while ((t = vr_rollout_pop(&r))) {
             if (vr_jsonl_write(stdout, t, &err) || fflush(stdout)) vr_die_msg("<stdout>: write failed");
             json_decref(t);
-            written++;
         }
-        double now = vr_now();
-        if (prog.tty && now - last > 0.25) {
-            fprintf(stderr, "\rvr-rollout: %lld tasks, %lld tokens, %.0f tokens/s   ", (long long)written,
-                    (long long)r.tokens_out, (double)r.tokens_out / (now - t0));
-            last = now;
-        }
+        vr_progress_update(&prog, r.tokens_out);
     }
-    if (prog.tty) fputc('\n', stderr);
+    vr_progress_end(&prog);
     vr_rollout_release(&r);
     free(tmpl_text);
     return 0;

@@ -185,18 +185,3 @@ int vr_jsonl_write(FILE *fp, const json_t *v, struct vr_err *err)
     if (fwrite(b.p, 1, b.len, fp) != b.len) return vr_err_sys(err, "<stdout>", "write failed");
     return 0;
 }
-
-const char *vr_json_str(json_t *o, const char *key, const char *file, long line,
-                        struct vr_err *err)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v) {
-        vr_err_set(err, VR_ERR_INPUT, file, line, "missing field '%s'", key);
-        return NULL;
-    }
-    if (!json_is_string(v)) {
-        vr_err_set(err, VR_ERR_INPUT, file, line, "'%s' is not a string", key);
-        return NULL;
-    }
-    return json_string_value(v);
-}

@@ -42,8 +42,4 @@ void vr_json_fmt_real(char *buf, double x);
  * reported like any other (cmd/ turns SIGPIPE into a quiet exit). */
 int vr_jsonl_write(FILE *fp, const json_t *v, struct vr_err *err);
 
-/* Typed field access that fills err with "file:line: 'key' ..." messages. */
-const char *vr_json_str(json_t *o, const char *key, const char *file, long line,
-                        struct vr_err *err);
-
 #endif

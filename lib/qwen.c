@@ -317,16 +317,19 @@ static void decoder(const struct vr_model *m, struct vr_kvcache *kv, float *x, i
     }
 }
 
-static void embed_rows(const struct vr_model *m, float *x, const int32_t *ids, int M)
+/* x (M, D) = embed[ids]; fails on an id outside the vocabulary. */
+static int embed_rows(const struct vr_model *m, float *x, const int32_t *ids, int M, struct vr_err *err)
 {
     int D = m->cfg.text.hidden;
     const struct vr_tensor *e = m->embed;
     size_t es = vr_dtype_size(e->dtype);
-    for (int i = 0; i < M; i++) {
-        int id = ids[i];
-        vr_convert_to_f32(x + (size_t)i * D, (const char *)e->data + (size_t)id * D * es, e->dtype,
-                          (size_t)D);
-    }
+    for (int i = 0; i < M; i++)
+        if (ids[i] < 0 || ids[i] >= m->cfg.text.vocab)
+            return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "token id %d is outside the vocabulary (%d)", ids[i],
+                              m->cfg.text.vocab);
+    for (int i = 0; i < M; i++)
+        vr_convert_to_f32(x + (size_t)i * D, (const char *)e->data + (size_t)ids[i] * D * es, e->dtype, (size_t)D);
+    return 0;
 }
 
 static void head(const struct vr_model *m, float *logits, const float *x, int M, int decode,
@@ -347,12 +350,8 @@ int vr_lm_prefill(const struct vr_model *m, struct vr_kvcache *kv, float *logits
     if (B > kv->B || T > kv->cap)
         return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "prefill of %d x %d tokens exceeds the cache (%d x %d)",
                           B, T, kv->B, kv->cap);
-    for (int i = 0; i < M; i++)
-        if (ids[i] < 0 || ids[i] >= t->vocab)
-            return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "token id %d is outside the vocabulary (%d)",
-                              ids[i], t->vocab);
     float *x = vr_ws_floats(ws, (size_t)M * D);
-    embed_rows(m, x, ids, M);
+    if (embed_rows(m, x, ids, M, err)) return -1;
     int32_t *pos = (int32_t *)vr_ws_floats(ws, (size_t)3 * M);
     int used = 0, row = 0;
     for (int b = 0; b < B; b++) {
@@ -408,12 +407,9 @@ int vr_lm_decode_rows(const struct vr_model *m, struct vr_kvcache *kv, float *lo
             return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "cache row %d does not exist", r);
         if (kv->len[r] >= kv->cap)
             return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "the KV cache row %d is full (%d tokens)", r, kv->cap);
-        if (ids[b] < 0 || ids[b] >= t->vocab)
-            return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "token id %d is outside the vocabulary (%d)", ids[b],
-                              t->vocab);
     }
     float *x = vr_ws_floats(ws, (size_t)n * D);
-    embed_rows(m, x, ids, n);
+    if (embed_rows(m, x, ids, n, err)) return -1;
     int32_t *pos = (int32_t *)vr_ws_floats(ws, (size_t)3 * n);
     int *start = (int *)vr_ws_floats(ws, (size_t)n);
     for (int b = 0; b < n; b++) {

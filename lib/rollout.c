@@ -171,13 +171,14 @@ int vr_rollout_busy(const struct vr_rollout *r) { return r->active != NULL || r-
 /* Sample completion i of g from its logits at position pos; record it. */
 static void take(struct vr_rollout *r, struct vr_group *g, int i)
 {
-    int G = r->o.G, M = r->o.max_tokens, V = r->m.cfg.text.vocab, pos = g->ntok[i];
-    (void)G;
-    int32_t *seen = r->seen;
-    memcpy(seen, g->prompt, (size_t)g->T * sizeof *seen);
-    memcpy(seen + g->T, g->toks + (size_t)i * M, (size_t)pos * sizeof *seen);
+    int M = r->o.max_tokens, V = r->m.cfg.text.vocab, pos = g->ntok[i], nseen = 0;
+    if (r->o.sampling.rep_penalty != 1.0f) { /* the ids seen so far matter only to the penalty */
+        memcpy(r->seen, g->prompt, (size_t)g->T * sizeof *r->seen);
+        memcpy(r->seen + g->T, g->toks + (size_t)i * M, (size_t)pos * sizeof *r->seen);
+        nseen = g->T + pos;
+    }
     float u = vr_sample_uniform(r->o.seed, g->th, (uint32_t)i, (uint32_t)pos), lp;
-    int32_t t = vr_sample(g->logits + (size_t)i * V, &r->o.sampling, seen, g->T + pos, u, &lp, &r->sws);
+    int32_t t = vr_sample(g->logits + (size_t)i * V, &r->o.sampling, r->seen, nseen, u, &lp, &r->sws);
     g->toks[(size_t)i * M + pos] = t;
     g->lps[(size_t)i * M + pos] = lp;
     g->ntok[i]++;

@@ -70,10 +70,9 @@ void vr_ws_free(struct vr_ws *ws)
     }
 }
 
-const float *vr_weight_f32(const struct vr_tensor *w, int slot, struct vr_ws *ws)
+/* The reused buffer of a widening slot, grown to n floats. */
+static float *wslot(struct vr_ws *ws, int slot, size_t n)
 {
-    if (w->dtype == VR_DTYPE_F32) return w->data;
-    size_t n = (size_t)vr_tensor_numel(w);
     if (n > ws->wcap[slot]) {
         free(ws->wslot[slot]);
         ws->wslot[slot] = aligned_alloc(64, ((n + 15) & ~(size_t)15) * sizeof(float));
@@ -83,8 +82,16 @@ const float *vr_weight_f32(const struct vr_tensor *w, int slot, struct vr_ws *ws
         }
         ws->wcap[slot] = n;
     }
-    vr_convert_to_f32(ws->wslot[slot], w->data, w->dtype, n);
     return ws->wslot[slot];
+}
+
+const float *vr_weight_f32(const struct vr_tensor *w, int slot, struct vr_ws *ws)
+{
+    if (w->dtype == VR_DTYPE_F32) return w->data;
+    size_t n = (size_t)vr_tensor_numel(w);
+    float *p = wslot(ws, slot, n);
+    vr_convert_to_f32(p, w->data, w->dtype, n);
+    return p;
 }
 
 struct lin {
@@ -132,16 +139,9 @@ void vr_linear_fwd_cpu(float *out, const float *x, const struct vr_tensor *w,
     BLAS_INIT();
     const float *W = w->data;
     if (w->dtype != VR_DTYPE_F32) { /* widen into the reused slot, rows in parallel */
-        size_t n = (size_t)N * K;
-        if (n > ws->wcap[0]) {
-            free(ws->wslot[0]);
-            ws->wslot[0] = aligned_alloc(64, ((n + 15) & ~(size_t)15) * sizeof(float));
-            VR_ASSERT(ws->wslot[0]);
-            ws->wcap[0] = n;
-        }
-        struct widen c = {ws->wslot[0], w, (size_t)K};
+        struct widen c = {wslot(ws, 0, (size_t)N * K), w, (size_t)K};
         vr_parallel_for(N, widen_rows, &c);
-        W = ws->wslot[0];
+        W = c.dst;
     }
     struct lin l = {out, x, W, B, M, N, K};
     vr_parallel_for((N + 15) / 16, lin_cols, &l);
