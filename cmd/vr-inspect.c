@@ -18,6 +18,8 @@ static const struct vr_opt opts[] = {
      "one line per file instead: header and data bytes, tensors, __metadata__"},
     {"model", 'm', NULL,
      "load each DIR as a Qwen2.5-VL checkpoint, check every tensor against config.json, one line each"},
+    {"compare", 'c', "REF",
+     "add max_abs and rel = max|a-b|/max|b| against the same-named float tensor of REF (file or folder)"},
     {0},
 };
 
@@ -96,7 +98,31 @@ static void put(json_t *o)
     json_decref(o);
 }
 
-static void list_file(const struct vr_safetensors *st, int header, int stats)
+/* --compare: differences from the tensor of the same name and shape in ref. */
+static void add_compare(json_t *o, const struct vr_safetensors *st, const struct vr_st_entry *e,
+                        const struct vr_stset *ref)
+{
+    const struct vr_safetensors *rf;
+    const struct vr_st_entry *r = vr_stset_find(ref, e->name, &rf);
+    int same = r && is_float(r->dtype) && r->ndim == e->ndim;
+    for (int d = 0; same && d < e->ndim; d++) same = r->shape[d] == e->shape[d];
+    if (!same) {
+        json_object_set_new(o, "rel", json_null());
+        return;
+    }
+    uint64_t n = (e->end - e->begin) / vr_dtype_size(e->dtype);
+    double md = 0, mb = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        double a = elem(st->data + e->begin, e->dtype, i), b = elem(rf->data + r->begin, r->dtype, i);
+        double d = fabs(a - b);
+        if (!(d <= md)) md = d; /* NaN propagates */
+        if (fabs(b) > mb) mb = fabs(b);
+    }
+    json_object_set_new(o, "max_abs", json_real(md));
+    json_object_set_new(o, "rel", json_real(mb > 0 ? md / mb : md));
+}
+
+static void list_file(const struct vr_safetensors *st, int header, int stats, const struct vr_stset *ref)
 {
     uint64_t hlen = (uint64_t)(st->data - st->map) - 8;
     if (header) {
@@ -114,6 +140,7 @@ static void list_file(const struct vr_safetensors *st, int header, int stats)
                       vr_dtype_name(e->dtype), "shape", shape, "offset",
                       (json_int_t)(8 + hlen + e->begin), "bytes", (json_int_t)(e->end - e->begin));
         if (stats && is_float(e->dtype)) add_stats(o, st, e);
+        if (ref && is_float(e->dtype)) add_compare(o, st, e, ref);
         put(o);
     }
 }
@@ -148,14 +175,20 @@ static int check_model(const char *dir)
 int main(int argc, char **argv)
 {
     int stats = 0, header = 0, model = 0, c, ind, status = 0;
-    const char *arg;
+    const char *arg, *cmp = NULL;
+    struct vr_stset ref;
     vr_cli_init(&cli, argc, argv);
     while ((c = vr_cli_next(&ind, &arg)) != -1) {
         switch (c) {
         case 's': stats = 1; break;
         case 'H': header = 1; break;
         case 'm': model = 1; break;
+        case 'c': cmp = arg; break;
         }
+    }
+    if (cmp) {
+        struct vr_err err;
+        if (vr_stset_open(&ref, cmp, &err)) vr_die(&err);
     }
     if (ind >= argc) vr_die_usage("no FILE or DIR given");
     for (int a = ind; a < argc && model; a++) status |= check_model(argv[a]);
@@ -172,10 +205,11 @@ int main(int argc, char **argv)
         const struct vr_safetensors **f = vr_xmalloc(((size_t)s.nfiles + 1) * sizeof *f);
         for (int i = 0; i < s.nfiles; i++) f[i] = &s.files[i];
         qsort(f, (size_t)s.nfiles, sizeof *f, cmp_path);
-        for (int i = 0; i < s.nfiles; i++) list_file(f[i], header, stats);
+        for (int i = 0; i < s.nfiles; i++) list_file(f[i], header, stats, cmp ? &ref : NULL);
         free(f);
         vr_stset_close(&s);
     }
+    if (cmp) vr_stset_close(&ref);
     if (fflush(stdout) != 0 || ferror(stdout)) vr_die_msg("<stdout>: write failed");
     return status;
 }

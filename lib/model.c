@@ -299,3 +299,18 @@ void vr_model_free(struct vr_model *m)
     vr_stset_close(&m->st);
     memset(m, 0, sizeof *m);
 }
+
+int vr_model_eos(const char *dir, const struct vr_model_config *c, int32_t *eos, int max)
+{
+    int n = 0;
+    char *gp = vr_path_join(dir, "generation_config.json");
+    json_t *g = json_load_file(gp, 0, NULL);
+    free(gp);
+    json_t *e = g ? json_object_get(g, "eos_token_id") : NULL;
+    if (json_is_integer(e) && n < max) eos[n++] = (int32_t)json_integer_value(e);
+    for (size_t i = 0; json_is_array(e) && i < json_array_size(e) && n < max; i++)
+        if (json_is_integer(json_array_get(e, i))) eos[n++] = (int32_t)json_integer_value(json_array_get(e, i));
+    if (g) json_decref(g);
+    if (!n && max > 0) eos[n++] = c->eos_id;
+    return n;
+}

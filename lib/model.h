@@ -76,5 +76,9 @@ void vr_model_params(struct vr_model *m);
  * expected and the actual shape. */
 int vr_model_load(struct vr_model *m, const char *dir, struct vr_err *err);
 void vr_model_free(struct vr_model *m);
+/* The end-of-sequence ids of checkpoint folder dir: generation_config.json's
+ * eos_token_id (an int or a list, as Qwen's), else the config's. At most max;
+ * returns how many. */
+int vr_model_eos(const char *dir, const struct vr_model_config *c, int32_t *eos, int max);
 
 #endif

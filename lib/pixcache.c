@@ -368,3 +368,41 @@ int vr_pixcache_get(struct vr_pixcache *c, const char *path, struct vr_pixref *o
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
+
+int vr_pixels_task(const json_t *task, int nimg, int cols, int total, float **pix, struct vr_err *err)
+{
+    json_t *px = json_object_get(task, "pixels");
+    *pix = NULL;
+    if (!px) return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "no \"pixels\": run vr-encode first");
+    float *out = vr_xmalloc(((size_t)total + 1) * cols * sizeof *out);
+    int at = 0;
+    for (int i = 0; i < nimg; i++) {
+        json_t *p = json_is_array(px) ? json_array_get(px, (size_t)i) : px;
+        const char *f = json_string_value(json_object_get(p, "file"));
+        struct vr_tensor t;
+        int64_t g[3];
+        if (!f) {
+            free(out);
+            return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "\"pixels\" entry %d has no file", i);
+        }
+        if (vr_pixels_load(f, NULL, &t, g, err)) {
+            free(out);
+            return -1;
+        }
+        if (t.shape[1] != cols || at + t.shape[0] > total) {
+            vr_tensor_release(&t);
+            free(out);
+            return vr_err_set(err, VR_ERR_INPUT, f, 0, "pixel rows of %lld values (%lld rows); the model wants %d",
+                              (long long)t.shape[1], (long long)t.shape[0], cols);
+        }
+        memcpy(out + (size_t)at * cols, t.data, vr_tensor_nbytes(&t));
+        at += (int)t.shape[0];
+        vr_tensor_release(&t);
+    }
+    if (at != total) {
+        free(out);
+        return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "\"pixels\" hold %d patches; the grids say %d", at, total);
+    }
+    *pix = out;
+    return 0;
+}

@@ -10,8 +10,8 @@
 
 /* Window order of merged tokens (get_window_index) and the window and full
  * segment boundaries in patch units. */
-static int window_plan(const struct vr_vision_config *v, int nimg, const int (*grid)[3], int *widx,
-                       int *cuw, int *ncuw, int *cuf, int *ncuf)
+int vr_vision_window_plan(const struct vr_vision_config *v, int nimg, const int (*grid)[3], int *widx,
+                          int *cuw, int *ncuw, int *cuf, int *ncuf)
 {
     int ws = v->window / v->merge / v->patch, unit = v->merge * v->merge;
     int nw = 0, nf = 0, off = 0, k = 0;
@@ -47,6 +47,33 @@ static int window_plan(const struct vr_vision_config *v, int nimg, const int (*g
     return k;
 }
 
+void vr_vision_rope_tables(const struct vr_vision_config *v, int nimg, const int (*grid)[3], float *cos0,
+                           float *sin0)
+{
+    int K = v->hidden / v->heads, nf = K / 4; /* frequencies per axis */
+    float inv[VR_MAX_HEAD_DIM / 4];
+    VR_ASSERT(nf <= VR_MAX_HEAD_DIM / 4);
+    for (int j = 0; j < nf; j++)
+        inv[j] = 1.0f / powf((float)v->rope_theta, (float)(2 * j) / (float)(K / 2));
+    int p = 0;
+    for (int i = 0; i < nimg; i++)
+        for (int t = 0; t < grid[i][0]; t++)
+            for (int bh = 0; bh < grid[i][1] / v->merge; bh++)
+                for (int bw = 0; bw < grid[i][2] / v->merge; bw++)
+                    for (int mh = 0; mh < v->merge; mh++)
+                        for (int mw = 0; mw < v->merge; mw++, p++) {
+                            float hp = (float)(bh * v->merge + mh), wp = (float)(bw * v->merge + mw);
+                            float *c = cos0 + (size_t)p * K, *s = sin0 + (size_t)p * K;
+                            for (int j = 0; j < nf; j++) {
+                                float a = hp * inv[j], b = wp * inv[j];
+                                c[j] = c[j + 2 * nf] = cosf(a);
+                                s[j] = s[j + 2 * nf] = sinf(a);
+                                c[j + nf] = c[j + 3 * nf] = cosf(b);
+                                s[j + nf] = s[j + 3 * nf] = sinf(b);
+                            }
+                        }
+}
+
 int vr_vision_fwd(const struct vr_model *m, float *out, const float *pixels, int nimg,
                   const int (*grid)[3], struct vr_ws *ws, struct vr_err *err)
 {
@@ -68,7 +95,7 @@ int vr_vision_fwd(const struct vr_model *m, float *out, const float *pixels, int
     int *cuw = vr_xmalloc(((size_t)nwin + 2) * sizeof *cuw);
     int *cuf = vr_xmalloc(((size_t)nimg * 64 + 2) * sizeof *cuf);
     int ncuw, ncuf;
-    window_plan(v, nimg, grid, widx, cuw, &ncuw, cuf, &ncuf);
+    vr_vision_window_plan(v, nimg, grid, widx, cuw, &ncuw, cuf, &ncuf);
 
     /* patch embedding: a Conv3d with stride = kernel is a matmul */
     struct vr_tensor pw = *m->patch_embed;
@@ -79,27 +106,7 @@ int vr_vision_fwd(const struct vr_model *m, float *out, const float *pixels, int
 
     /* rotary tables per patch (merge-block order), then both go to window order */
     float *cos0 = vr_ws_floats(ws, (size_t)N * K), *sin0 = vr_ws_floats(ws, (size_t)N * K);
-    int nf = K / 4; /* frequencies per axis */
-    float *inv = vr_ws_floats(ws, (size_t)nf);
-    for (int j = 0; j < nf; j++)
-        inv[j] = 1.0f / powf((float)v->rope_theta, (float)(2 * j) / (float)(K / 2));
-    int p = 0;
-    for (int i = 0; i < nimg; i++)
-        for (int t = 0; t < grid[i][0]; t++)
-            for (int bh = 0; bh < grid[i][1] / v->merge; bh++)
-                for (int bw = 0; bw < grid[i][2] / v->merge; bw++)
-                    for (int mh = 0; mh < v->merge; mh++)
-                        for (int mw = 0; mw < v->merge; mw++, p++) {
-                            float hp = (float)(bh * v->merge + mh), wp = (float)(bw * v->merge + mw);
-                            float *c = cos0 + (size_t)p * K, *s = sin0 + (size_t)p * K;
-                            for (int j = 0; j < nf; j++) {
-                                float a = hp * inv[j], b = wp * inv[j];
-                                c[j] = c[j + 2 * nf] = cosf(a);
-                                s[j] = s[j + 2 * nf] = sinf(a);
-                                c[j + nf] = c[j + 3 * nf] = cosf(b);
-                                s[j + nf] = s[j + 3 * nf] = sinf(b);
-                            }
-                        }
+    vr_vision_rope_tables(v, nimg, grid, cos0, sin0);
     float *h = vr_ws_floats(ws, (size_t)N * D), *cs = vr_ws_floats(ws, (size_t)N * K),
           *sn = vr_ws_floats(ws, (size_t)N * K);
     for (int j = 0; j < NM; j++) {
@@ -249,11 +256,12 @@ void vr_kvcache_copy_seq(struct vr_kvcache *dst, int db, const struct vr_kvcache
 }
 
 /* M-RoPE tables for rows with positions pos (3, M): cos, sin (M, hd). */
-static void mrope_tables(float *cs, float *sn, const int32_t *pos, int M, int stride,
-                         const struct vr_text_config *t, struct vr_ws *ws)
+void vr_mrope_tables(float *cs, float *sn, const int32_t *pos, int M, int stride,
+                     const struct vr_text_config *t)
 {
     int K = t->head_dim, h2 = K / 2;
-    float *inv = vr_ws_floats(ws, (size_t)h2);
+    float inv[VR_MAX_HEAD_DIM / 2];
+    VR_ASSERT(h2 <= VR_MAX_HEAD_DIM / 2);
     for (int j = 0; j < h2; j++) inv[j] = 1.0f / powf((float)t->rope_theta, (float)(2 * j) / (float)K);
     for (int i = 0; i < M; i++)
         for (int j = 0; j < h2; j++) {
@@ -381,7 +389,7 @@ int vr_lm_prefill(const struct vr_model *m, struct vr_kvcache *kv, float *logits
         return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "%d <|image_pad|> tokens for %d image embeddings", row,
                           n_img);
     float *cs = vr_ws_floats(ws, (size_t)M * t->head_dim), *sn = vr_ws_floats(ws, (size_t)M * t->head_dim);
-    mrope_tables(cs, sn, pos, M, M, t, ws);
+    vr_mrope_tables(cs, sn, pos, M, M, t);
     int *zero = (int *)vr_ws_floats(ws, (size_t)B);
     memset(zero, 0, (size_t)B * sizeof *zero);
     decoder(m, kv, x, B, T, NULL, zero, cs, sn, ws);
@@ -420,7 +428,7 @@ int vr_lm_decode_rows(const struct vr_model *m, struct vr_kvcache *kv, float *lo
         kv->valid[(size_t)r * kv->cap + kv->len[r]] = 1;
     }
     float *cs = vr_ws_floats(ws, (size_t)n * t->head_dim), *sn = vr_ws_floats(ws, (size_t)n * t->head_dim);
-    mrope_tables(cs, sn, pos, n, n, t, ws);
+    vr_mrope_tables(cs, sn, pos, n, n, t);
     decoder(m, kv, x, n, 1, rows, start, cs, sn, ws);
     for (int b = 0; b < n; b++) {
         int r = rows ? rows[b] : b;

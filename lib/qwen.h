@@ -15,6 +15,21 @@
 int vr_vision_fwd(const struct vr_model *m, float *out, const float *pixels, int nimg,
                   const int (*grid)[3], struct vr_ws *ws, struct vr_err *err);
 
+#define VR_MAX_HEAD_DIM 512
+
+/* The window plan of the vision tower (transformers' get_window_index): widx
+ * (merged tokens) lists merged tokens in window order; cuw[0..ncuw] window and
+ * cuf[0..ncuf] full-attention (per frame) boundaries in patch units. Sizes:
+ * widx N/merge^2, cuw nwin + 1, cuf frames + 1. Returns the merged count. */
+int vr_vision_window_plan(const struct vr_vision_config *v, int nimg, const int (*grid)[3], int *widx,
+                          int *cuw, int *ncuw, int *cuf, int *ncuf);
+/* The 2-D rotary tables of every patch in merge-block order: cos0, sin0 (N, head_dim). */
+void vr_vision_rope_tables(const struct vr_vision_config *v, int nimg, const int (*grid)[3], float *cos0,
+                           float *sin0);
+/* M-RoPE tables for M rows with positions pos (3, stride): cs, sn (M, head_dim). */
+void vr_mrope_tables(float *cs, float *sn, const int32_t *pos, int M, int stride,
+                     const struct vr_text_config *t);
+
 /* Position ids of one sequence: pos (3, T) as t, h, w. Padding (valid[i] == 0;
  * valid NULL means none) gets 0 and is skipped, as transformers does with an
  * attention mask. Images are taken from grid in order; *nused gets how many

@@ -52,16 +52,7 @@ int vr_rollout_init(struct vr_rollout *r, const char *dir, const char *tokenizer
         vr_model_free(&r->m);
         return -1;
     }
-    /* stop ids: generation_config.json's eos_token_id (a list in Qwen's), else config.json's */
-    char *gp = vr_path_join(dir, "generation_config.json");
-    json_t *g = json_load_file(gp, 0, NULL);
-    free(gp);
-    json_t *e = g ? json_object_get(g, "eos_token_id") : NULL;
-    if (json_is_integer(e)) r->eos[r->neos++] = (int32_t)json_integer_value(e);
-    for (size_t i = 0; json_is_array(e) && i < json_array_size(e) && r->neos < 8; i++)
-        if (json_is_integer(json_array_get(e, i))) r->eos[r->neos++] = (int32_t)json_integer_value(json_array_get(e, i));
-    if (g) json_decref(g);
-    if (!r->neos) r->eos[r->neos++] = r->m.cfg.eos_id;
+    r->neos = vr_model_eos(dir, &r->m.cfg, r->eos, 8);
     r->vhash = vr_vision_hash(&r->m);
     vr_sample_ws_init(&r->sws, r->m.cfg.text.vocab);
     return 0;
@@ -86,7 +77,7 @@ void vr_rollout_release(struct vr_rollout *r)
 static int image_embeds(struct vr_rollout *r, json_t *task, int nimg, const int (*grid)[3], float **out,
                         int *rows, struct vr_err *err)
 {
-    json_t *px = json_object_get(task, "pixels"), *vi = json_object_get(task, "vision");
+    json_t *vi = json_object_get(task, "vision");
     int D = r->m.cfg.text.hidden, total = 0;
     for (int i = 0; i < nimg; i++) total += grid[i][0] * grid[i][1] * grid[i][2];
     int merge2 = r->m.cfg.vision.merge * r->m.cfg.vision.merge;
@@ -109,33 +100,9 @@ static int image_embeds(struct vr_rollout *r, json_t *task, int nimg, const int 
         }
         if (ok_ && at == *rows) return 0;
     }
-    if (!px) return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "no \"pixels\": run vr-encode first");
     int cols = 3 * r->m.cfg.vision.temporal_patch * r->m.cfg.vision.patch * r->m.cfg.vision.patch;
-    float *pix = vr_xmalloc((size_t)total * cols * sizeof *pix);
-    int at = 0;
-    for (int i = 0; i < nimg; i++) {
-        json_t *p = json_is_array(px) ? json_array_get(px, (size_t)i) : px;
-        const char *f = json_string_value(json_object_get(p, "file"));
-        struct vr_tensor t;
-        int64_t g[3];
-        if (!f) {
-            free(pix);
-            return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "\"pixels\" entry %d has no file", i);
-        }
-        if (vr_pixels_load(f, NULL, &t, g, err)) {
-            free(pix);
-            return -1;
-        }
-        if (t.shape[1] != cols) {
-            vr_tensor_release(&t);
-            free(pix);
-            return vr_err_set(err, VR_ERR_INPUT, f, 0, "pixel rows of %lld values; the model wants %d",
-                              (long long)t.shape[1], cols);
-        }
-        memcpy(pix + (size_t)at * cols, t.data, vr_tensor_nbytes(&t));
-        at += (int)t.shape[0];
-        vr_tensor_release(&t);
-    }
+    float *pix;
+    if (vr_pixels_task(task, nimg, cols, total, &pix, err)) return -1;
     vr_ws_reset(&r->ws);
     int rc = vr_vision_fwd(&r->m, *out, pix, nimg, grid, &r->ws, err);
     free(pix);

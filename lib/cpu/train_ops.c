@@ -1,0 +1,96 @@
+/* train_ops.c: the training ops of vr-update (train_ops.h): forwards that
+ * save what backward needs, and backwards. The reference CPU path: plain
+ * loops for the elementwise ops and row reductions, single-threaded OpenBLAS
+ * GEMMs on fixed tiles spread over the pool. The code is train_ops_impl.h,
+ * compiled here for float (_f32, training) and double (_f64, the gradient
+ * check of tests/unit/train_ops.c). */
+#include "cpu/train_ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cpu/pool.h"
+#include "err.h"
+
+#undef I /* complex.h's, through cblas.h: the ops call a width I */
+
+/* OpenBLAS runs single-threaded inside the pool's tasks (as in ops.c). */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static void blas_single(void) { openblas_set_num_threads(1); }
+#define BLAS_INIT() pthread_once(&blas_once, blas_single)
+
+#define PAR_MIN (1 << 15) /* elements below which an elementwise op stays on one thread */
+#define AROWS 64          /* query (or key) rows per attention task: scratch AROWS x sequence */
+#define LOGP_ROWS 128     /* rows per LM-head chunk: scratch LOGP_ROWS x V */
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+
+/* Output tiles of a GEMM (M,N): at most 256 x 256, halved (down to 32) until
+ * there are about 64 tiles. A function of the shape alone, so every element
+ * comes from the same BLAS call whatever the thread count. */
+static void gemm_tiling(int M, int N, int *tm, int *tn)
+{
+    int a = 256, b = 256;
+    while (a > 32 && a / 2 >= M) a /= 2; /* no wider than the matrix needs */
+    while (b > 32 && b / 2 >= N) b /= 2;
+    for (;;) {
+        long tiles = (long)((M + a - 1) / a) * ((N + b - 1) / b);
+        int ha = a > 32 && a / 2 < M, hb = b > 32 && b / 2 < N; /* halving adds tiles */
+        if (tiles >= 64 || (!ha && !hb)) break;
+        if (ha && (a >= b || !hb)) a /= 2;
+        else b /= 2;
+    }
+    *tm = a, *tn = b;
+}
+
+/* 0, n-1, 1, n-2, ...: the i-th block to visit */
+static inline int zigzag(int i, int n) { return i % 2 ? n - 1 - i / 2 : i / 2; }
+
+/* Blocks of up to AROWS rows inside the segments cu[0..nseg]: their segment
+ * and first row (when seg, row are not NULL). Returns the count; *maxlen is
+ * the longest segment. */
+static int attn_blocks(const int *cu, int nseg, int *seg, int *row, int *maxlen)
+{
+    int n = 0;
+    *maxlen = 0;
+    for (int s = 0; s < nseg; s++) {
+        VR_ASSERT(cu[s + 1] >= cu[s]);
+        if (cu[s + 1] - cu[s] > *maxlen) *maxlen = cu[s + 1] - cu[s];
+        for (int r = cu[s]; r < cu[s + 1]; r += AROWS, n++)
+            if (seg) seg[n] = s, row[n] = r;
+    }
+    return n;
+}
+
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define FN(n) CAT(n, CAT(_, S))               /* a static helper of type S */
+#define API(n) CAT(CAT(vr_train_, n), CAT(_, S)) /* a public op of type S */
+
+#define R float
+#define S f32
+#define GEMM cblas_sgemm
+#define EXP expf
+#define LOG logf
+#define SQRT sqrtf
+#define ERF erff
+#include "cpu/train_ops_impl.h"
+#undef R
+#undef S
+#undef GEMM
+#undef EXP
+#undef LOG
+#undef SQRT
+#undef ERF
+
+#define R double
+#define S f64
+#define GEMM cblas_dgemm
+#define EXP exp
+#define LOG log
+#define SQRT sqrt
+#define ERF erf
+#include "cpu/train_ops_impl.h"

@@ -1,0 +1,398 @@
+/* train_impl.h: the model-level training pass, type-generic. Included by
+ * train.c with R = float, S = f32 (what vr-update runs) and R = double,
+ * S = f64 (the gradient check). Mirrors qwen.c's forward op for op; every
+ * activation backward needs is kept in the workspace, or — with
+ * opts->checkpoint — only each block's input, the block being recomputed
+ * just before its backward. */
+
+#define FN(n) CAT(n, S)
+#define OP(n) CAT(CAT(vr_train_, n), CAT(_, S))
+
+/* Saved activations of one block (vision or decoder). */
+struct FN(blk) {
+    R *x;            /* block input (N, D): always kept */
+    R *xn1, *rstd1;  /* input norm */
+    R *q, *k, *v;    /* after RoPE (vision: views into qkv) */
+    R *qkv;          /* vision: (N, 3D) */
+    R *att, *lse;    /* attention output (N, H*K), log-sum-exp (N, H) */
+    R *x2;           /* x + attention projection */
+    R *xn2, *rstd2;  /* post-attention norm */
+    R *g, *u;        /* MLP gate and up, before SwiGLU (N, I) */
+};
+
+struct FN(act) {
+    /* vision */
+    int NP, NM, ncuw, ncuf, vsave;
+    int *widx, *cuw, *cuf;
+    float *vcs, *vsn;       /* (NP, Kv) rotary tables in window order */
+    R *pix;                 /* (NP, C*Tp*P*P) patches in merge-block order */
+    struct FN(blk) *vb;     /* (depth) */
+    struct FN(blk) vscratch;/* shared by all blocks when not vsave */
+    R *vh;                  /* (NP, Dv) last block's output */
+    R *mxn, *mrstd, *my0, *mg; /* merger: norm, first linear, GELU */
+    R *vout;                /* (NM, D) merged tokens in raster order */
+    /* decoder */
+    float *cs, *sn;         /* (N, K) M-RoPE tables */
+    struct FN(blk) *lb;     /* (layers) */
+    struct FN(blk) lscratch;
+    R *xL;                  /* (N, D) last layer's output */
+    R *hrow, *hn, *hrstd;   /* (nout, D) scored rows before and after the final norm */
+};
+
+static R *FN(al)(struct vr_ws *ws, size_t n)
+{
+    return (R *)(void *)vr_ws_floats(ws, n * (sizeof(R) / sizeof(float)) + 1);
+}
+
+#define W_(i) (w + L->off[i])
+#define G_(i) (g && L->train[i] ? g + L->off[i] : NULL)
+
+/* ---- blocks ---- */
+
+static void FN(vblk_alloc)(struct FN(blk) *a, int N, int D, int H, int F, struct vr_ws *ws)
+{
+    a->xn1 = FN(al)(ws, (size_t)N * D);
+    a->rstd1 = FN(al)(ws, (size_t)N);
+    a->qkv = FN(al)(ws, (size_t)N * 3 * D);
+    a->q = a->qkv, a->k = a->qkv + D, a->v = a->qkv + 2 * D;
+    a->att = FN(al)(ws, (size_t)N * D);
+    a->lse = FN(al)(ws, (size_t)N * H);
+    a->x2 = FN(al)(ws, (size_t)N * D);
+    a->xn2 = FN(al)(ws, (size_t)N * D);
+    a->rstd2 = FN(al)(ws, (size_t)N);
+    a->g = FN(al)(ws, (size_t)N * F);
+    a->u = FN(al)(ws, (size_t)N * F);
+}
+
+static void FN(lblk_alloc)(struct FN(blk) *a, int N, const struct vr_text_config *t, struct vr_ws *ws)
+{
+    int D = t->hidden, HK = t->heads * t->head_dim, KK = t->kv_heads * t->head_dim, I = t->intermediate;
+    a->xn1 = FN(al)(ws, (size_t)N * D);
+    a->rstd1 = FN(al)(ws, (size_t)N);
+    a->q = FN(al)(ws, (size_t)N * HK);
+    a->k = FN(al)(ws, (size_t)N * KK);
+    a->v = FN(al)(ws, (size_t)N * KK);
+    a->att = FN(al)(ws, (size_t)N * HK);
+    a->lse = FN(al)(ws, (size_t)N * t->heads);
+    a->x2 = FN(al)(ws, (size_t)N * D);
+    a->xn2 = FN(al)(ws, (size_t)N * D);
+    a->rstd2 = FN(al)(ws, (size_t)N);
+    a->g = FN(al)(ws, (size_t)N * I);
+    a->u = FN(al)(ws, (size_t)N * I);
+}
+
+static void FN(addv)(R *y, const R *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+/* A vision block: out (N, D) from a->x; out must not alias a->x. s (N, F) scratch. */
+static void FN(vblk_fwd)(const struct vr_layout *L, const R *w, int b, struct FN(blk) *a, R *out, R *s,
+                         int N, const float *cs, const float *sn, const int *cu, int ncu, struct vr_ws *ws)
+{
+    const struct vr_vision_config *v = &L->cfg.vision;
+    int D = v->hidden, H = v->heads, K = D / H, F = v->intermediate;
+    const int *p = L->vb[b];
+    OP(rmsnorm_fwd)(a->xn1, a->rstd1, a->x, W_(p[VP_NORM1]), N, D, 1e-6);
+    OP(linear_fwd)(a->qkv, a->xn1, W_(p[VP_QKV_W]), W_(p[VP_QKV_B]), N, 3 * D, D, ws);
+    OP(rope)(a->qkv, cs, sn, N, H, K, 3 * D, 0);
+    OP(rope)(a->qkv + D, cs, sn, N, H, K, 3 * D, 0);
+    OP(attn_fwd)(a->att, a->lse, a->q, a->k, a->v, 3 * D, 3 * D, N, H, H, K, cu, ncu, 0, ws);
+    OP(linear_fwd)(out, a->att, W_(p[VP_PROJ_W]), W_(p[VP_PROJ_B]), N, D, D, ws);
+    for (size_t i = 0; i < (size_t)N * D; i++) a->x2[i] = a->x[i] + out[i];
+    OP(rmsnorm_fwd)(a->xn2, a->rstd2, a->x2, W_(p[VP_NORM2]), N, D, 1e-6);
+    OP(linear_fwd)(a->g, a->xn2, W_(p[VP_GATE_W]), W_(p[VP_GATE_B]), N, F, D, ws);
+    OP(linear_fwd)(a->u, a->xn2, W_(p[VP_UP_W]), W_(p[VP_UP_B]), N, F, D, ws);
+    OP(swiglu_fwd)(s, a->g, a->u, (size_t)N * F);
+    OP(linear_fwd)(out, s, W_(p[VP_DOWN_W]), W_(p[VP_DOWN_B]), N, D, F, ws);
+    FN(addv)(out, a->x2, (size_t)N * D);
+}
+
+/* Scratch of one block's backward. */
+struct FN(bsc) {
+    R *s, *ds, *du, *dxn, *tmp, *datt, *dq, *dk, *dv, *out;
+};
+
+static void FN(bsc_alloc)(struct FN(bsc) *c, int N, int D, int HK, int KK, int I, struct vr_ws *ws)
+{
+    c->s = FN(al)(ws, (size_t)N * I);
+    c->ds = FN(al)(ws, (size_t)N * I);
+    c->du = FN(al)(ws, (size_t)N * I);
+    c->dxn = FN(al)(ws, (size_t)N * D);
+    c->tmp = FN(al)(ws, (size_t)N * D);
+    c->datt = FN(al)(ws, (size_t)N * HK);
+    c->dq = FN(al)(ws, (size_t)N * (HK + 2 * KK)); /* vision: the packed dqkv */
+    c->dk = c->dq + (size_t)N * HK;
+    c->dv = c->dk + (size_t)N * KK;
+    c->out = FN(al)(ws, (size_t)N * D);
+}
+
+/* Vision block backward: dy (N, D) holds d(output) and becomes d(input). */
+static void FN(vblk_bwd)(const struct vr_layout *L, const R *w, R *g, int b, const struct FN(blk) *a,
+                         R *dy, struct FN(bsc) *c, int N, const float *cs, const float *sn, const int *cu,
+                         int ncu, struct vr_ws *ws)
+{
+    const struct vr_vision_config *v = &L->cfg.vision;
+    int D = v->hidden, H = v->heads, K = D / H, F = v->intermediate;
+    size_t ND = (size_t)N * D;
+    const int *p = L->vb[b];
+    OP(swiglu_fwd)(c->s, a->g, a->u, (size_t)N * F);
+    OP(linear_bwd)(c->ds, G_(p[VP_DOWN_W]), G_(p[VP_DOWN_B]), dy, c->s, W_(p[VP_DOWN_W]), N, D, F, ws);
+    OP(swiglu_bwd)(c->ds, c->du, c->ds, a->g, a->u, (size_t)N * F);
+    OP(linear_bwd)(c->dxn, G_(p[VP_GATE_W]), G_(p[VP_GATE_B]), c->ds, a->xn2, W_(p[VP_GATE_W]), N, F, D, ws);
+    OP(linear_bwd)(c->tmp, G_(p[VP_UP_W]), G_(p[VP_UP_B]), c->du, a->xn2, W_(p[VP_UP_W]), N, F, D, ws);
+    FN(addv)(c->dxn, c->tmp, ND);
+    OP(rmsnorm_bwd)(c->dxn, G_(p[VP_NORM2]), c->dxn, a->x2, a->rstd2, W_(p[VP_NORM2]), N, D);
+    FN(addv)(dy, c->dxn, ND); /* dy is now d(x2) */
+    OP(linear_bwd)(c->datt, G_(p[VP_PROJ_W]), G_(p[VP_PROJ_B]), dy, a->att, W_(p[VP_PROJ_W]), N, D, D, ws);
+    R *dqkv = c->dq;
+    OP(attn_bwd)(dqkv, dqkv + D, dqkv + 2 * D, c->datt, a->att, a->lse, a->q, a->k, a->v, 3 * D, 3 * D, N, H,
+                 H, K, cu, ncu, 0, ws);
+    OP(rope)(dqkv, cs, sn, N, H, K, 3 * D, 1);
+    OP(rope)(dqkv + D, cs, sn, N, H, K, 3 * D, 1);
+    OP(linear_bwd)(c->dxn, G_(p[VP_QKV_W]), G_(p[VP_QKV_B]), dqkv, a->xn1, W_(p[VP_QKV_W]), N, 3 * D, D, ws);
+    OP(rmsnorm_bwd)(c->dxn, G_(p[VP_NORM1]), c->dxn, a->x, a->rstd1, W_(p[VP_NORM1]), N, D);
+    FN(addv)(dy, c->dxn, ND);
+}
+
+/* A decoder layer over packed causal sequences. */
+static void FN(lblk_fwd)(const struct vr_layout *L, const R *w, int l, struct FN(blk) *a, R *out, R *s, int N,
+                         const float *cs, const float *sn, const int *cu, int nseq, struct vr_ws *ws)
+{
+    const struct vr_text_config *t = &L->cfg.text;
+    int D = t->hidden, H = t->heads, KVH = t->kv_heads, K = t->head_dim, I = t->intermediate;
+    const int *p = L->ly[l];
+    OP(rmsnorm_fwd)(a->xn1, a->rstd1, a->x, W_(p[LP_IN_NORM]), N, D, t->eps);
+    OP(linear_fwd)(a->q, a->xn1, W_(p[LP_Q_W]), W_(p[LP_Q_B]), N, H * K, D, ws);
+    OP(linear_fwd)(a->k, a->xn1, W_(p[LP_K_W]), W_(p[LP_K_B]), N, KVH * K, D, ws);
+    OP(linear_fwd)(a->v, a->xn1, W_(p[LP_V_W]), W_(p[LP_V_B]), N, KVH * K, D, ws);
+    OP(rope)(a->q, cs, sn, N, H, K, H * K, 0);
+    OP(rope)(a->k, cs, sn, N, KVH, K, KVH * K, 0);
+    OP(attn_fwd)(a->att, a->lse, a->q, a->k, a->v, H * K, KVH * K, N, H, KVH, K, cu, nseq, 1, ws);
+    OP(linear_fwd)(out, a->att, W_(p[LP_O_W]), NULL, N, D, H * K, ws);
+    for (size_t i = 0; i < (size_t)N * D; i++) a->x2[i] = a->x[i] + out[i];
+    OP(rmsnorm_fwd)(a->xn2, a->rstd2, a->x2, W_(p[LP_POST_NORM]), N, D, t->eps);
+    OP(linear_fwd)(a->g, a->xn2, W_(p[LP_GATE_W]), NULL, N, I, D, ws);
+    OP(linear_fwd)(a->u, a->xn2, W_(p[LP_UP_W]), NULL, N, I, D, ws);
+    OP(swiglu_fwd)(s, a->g, a->u, (size_t)N * I);
+    OP(linear_fwd)(out, s, W_(p[LP_DOWN_W]), NULL, N, D, I, ws);
+    FN(addv)(out, a->x2, (size_t)N * D);
+}
+
+static void FN(lblk_bwd)(const struct vr_layout *L, const R *w, R *g, int l, const struct FN(blk) *a, R *dy,
+                         struct FN(bsc) *c, int N, const float *cs, const float *sn, const int *cu, int nseq,
+                         struct vr_ws *ws)
+{
+    const struct vr_text_config *t = &L->cfg.text;
+    int D = t->hidden, H = t->heads, KVH = t->kv_heads, K = t->head_dim, I = t->intermediate;
+    size_t ND = (size_t)N * D;
+    const int *p = L->ly[l];
+    OP(swiglu_fwd)(c->s, a->g, a->u, (size_t)N * I);
+    OP(linear_bwd)(c->ds, G_(p[LP_DOWN_W]), NULL, dy, c->s, W_(p[LP_DOWN_W]), N, D, I, ws);
+    OP(swiglu_bwd)(c->ds, c->du, c->ds, a->g, a->u, (size_t)N * I);
+    OP(linear_bwd)(c->dxn, G_(p[LP_GATE_W]), NULL, c->ds, a->xn2, W_(p[LP_GATE_W]), N, I, D, ws);
+    OP(linear_bwd)(c->tmp, G_(p[LP_UP_W]), NULL, c->du, a->xn2, W_(p[LP_UP_W]), N, I, D, ws);
+    FN(addv)(c->dxn, c->tmp, ND);
+    OP(rmsnorm_bwd)(c->dxn, G_(p[LP_POST_NORM]), c->dxn, a->x2, a->rstd2, W_(p[LP_POST_NORM]), N, D);
+    FN(addv)(dy, c->dxn, ND);
+    OP(linear_bwd)(c->datt, G_(p[LP_O_W]), NULL, dy, a->att, W_(p[LP_O_W]), N, D, H * K, ws);
+    OP(attn_bwd)(c->dq, c->dk, c->dv, c->datt, a->att, a->lse, a->q, a->k, a->v, H * K, KVH * K, N, H, KVH, K,
+                 cu, nseq, 1, ws);
+    OP(rope)(c->dq, cs, sn, N, H, K, H * K, 1);
+    OP(rope)(c->dk, cs, sn, N, KVH, K, KVH * K, 1);
+    OP(linear_bwd)(c->dxn, G_(p[LP_Q_W]), G_(p[LP_Q_B]), c->dq, a->xn1, W_(p[LP_Q_W]), N, H * K, D, ws);
+    OP(linear_bwd)(c->tmp, G_(p[LP_K_W]), G_(p[LP_K_B]), c->dk, a->xn1, W_(p[LP_K_W]), N, KVH * K, D, ws);
+    FN(addv)(c->dxn, c->tmp, ND);
+    OP(linear_bwd)(c->tmp, G_(p[LP_V_W]), G_(p[LP_V_B]), c->dv, a->xn1, W_(p[LP_V_W]), N, KVH * K, D, ws);
+    FN(addv)(c->dxn, c->tmp, ND);
+    OP(rmsnorm_bwd)(c->dxn, G_(p[LP_IN_NORM]), c->dxn, a->x, a->rstd1, W_(p[LP_IN_NORM]), N, D);
+    FN(addv)(dy, c->dxn, ND);
+}
+
+/* ---- vision tower ---- */
+
+static void FN(vision_fwd)(const struct vr_layout *L, const R *w, const struct vr_pack *p, struct FN(act) *A,
+                           struct vr_ws *ws)
+{
+    const struct vr_vision_config *v = &L->cfg.vision;
+    int D = v->hidden, H = v->heads, K = D / H, F = v->intermediate, unit = v->merge * v->merge;
+    int NP = p->npatch, NM = NP / unit, C = v->in_chans * v->temporal_patch * v->patch * v->patch;
+    int nwin = 0, nfr = 0;
+    int wsz = v->window / v->merge / v->patch;
+    for (int i = 0; i < p->nimg; i++) {
+        nwin += p->grid[i][0] * ((p->grid[i][1] / v->merge) / wsz + 1) * ((p->grid[i][2] / v->merge) / wsz + 1);
+        nfr += p->grid[i][0];
+    }
+    A->NP = NP, A->NM = NM;
+    A->widx = (int *)vr_ws_floats(ws, (size_t)NM + 1);
+    A->cuw = (int *)vr_ws_floats(ws, (size_t)nwin + 2);
+    A->cuf = (int *)vr_ws_floats(ws, (size_t)nfr + 2);
+    vr_vision_window_plan(v, p->nimg, (const int(*)[3])p->grid, A->widx, A->cuw, &A->ncuw, A->cuf, &A->ncuf);
+    A->pix = FN(al)(ws, (size_t)NP * C);
+    for (size_t i = 0; i < (size_t)NP * C; i++) A->pix[i] = (R)p->pixels[i];
+    R *x0 = FN(al)(ws, (size_t)NP * D);
+    OP(linear_fwd)(x0, A->pix, W_(L->patch), NULL, NP, D, C, ws);
+    float *cos0 = vr_ws_floats(ws, (size_t)NP * K), *sin0 = vr_ws_floats(ws, (size_t)NP * K);
+    vr_vision_rope_tables(v, p->nimg, (const int(*)[3])p->grid, cos0, sin0);
+    A->vcs = vr_ws_floats(ws, (size_t)NP * K);
+    A->vsn = vr_ws_floats(ws, (size_t)NP * K);
+    A->vb = (struct FN(blk) *)(void *)vr_ws_floats(ws, (size_t)v->depth * sizeof(struct FN(blk)) / 4 + 1);
+    for (int b = 0; b < v->depth; b++) A->vb[b].x = FN(al)(ws, (size_t)NP * D);
+    for (int j = 0; j < NM; j++) {
+        size_t src = (size_t)A->widx[j] * unit, dst = (size_t)j * unit;
+        memcpy(A->vb[0].x + dst * D, x0 + src * D, (size_t)unit * D * sizeof(R));
+        memcpy(A->vcs + dst * K, cos0 + src * K, (size_t)unit * K * sizeof(float));
+        memcpy(A->vsn + dst * K, sin0 + src * K, (size_t)unit * K * sizeof(float));
+    }
+    if (!A->vsave) FN(vblk_alloc)(&A->vscratch, NP, D, H, F, ws);
+    A->vh = FN(al)(ws, (size_t)NP * D);
+    R *s = FN(al)(ws, (size_t)NP * F);
+    for (int b = 0; b < v->depth; b++) {
+        struct FN(blk) *a = &A->vb[b];
+        if (A->vsave) FN(vblk_alloc)(a, NP, D, H, F, ws);
+        else {
+            R *x = a->x;
+            *a = A->vscratch;
+            a->x = x;
+        }
+        int full = 0;
+        for (int i = 0; i < v->nfullatt; i++) full |= v->fullatt[i] == b;
+        R *out = b + 1 < v->depth ? A->vb[b + 1].x : A->vh;
+        FN(vblk_fwd)(L, w, b, a, out, s, NP, A->vcs, A->vsn, full ? A->cuf : A->cuw, full ? A->ncuf : A->ncuw,
+                     ws);
+    }
+    /* merger */
+    int MD = D * unit, O = v->out_hidden;
+    A->mxn = FN(al)(ws, (size_t)NP * D);
+    A->mrstd = FN(al)(ws, (size_t)NP);
+    A->my0 = FN(al)(ws, (size_t)NM * MD);
+    A->mg = FN(al)(ws, (size_t)NM * MD);
+    R *y = FN(al)(ws, (size_t)NM * O);
+    OP(rmsnorm_fwd)(A->mxn, A->mrstd, A->vh, W_(L->mln), NP, D, 1e-6);
+    OP(linear_fwd)(A->my0, A->mxn, W_(L->mw0), W_(L->mb0), NM, MD, MD, ws);
+    OP(gelu_fwd)(A->mg, A->my0, (size_t)NM * MD);
+    OP(linear_fwd)(y, A->mg, W_(L->mw2), W_(L->mb2), NM, O, MD, ws);
+    A->vout = FN(al)(ws, (size_t)NM * O);
+    for (int j = 0; j < NM; j++)
+        memcpy(A->vout + (size_t)A->widx[j] * O, y + (size_t)j * O, (size_t)O * sizeof(R));
+}
+
+/* dvout (NM, O) in raster order: the gradient reaching the merged tokens. */
+static void FN(vision_bwd)(const struct vr_layout *L, const R *w, R *g, const struct FN(act) *A,
+                           const R *dvout, struct vr_ws *ws)
+{
+    const struct vr_vision_config *v = &L->cfg.vision;
+    int D = v->hidden, F = v->intermediate, unit = v->merge * v->merge;
+    int NP = A->NP, NM = A->NM, MD = D * unit, O = v->out_hidden;
+    int C = v->in_chans * v->temporal_patch * v->patch * v->patch;
+    R *dy = FN(al)(ws, (size_t)NM * O), *dmg = FN(al)(ws, (size_t)NM * MD), *dmx = FN(al)(ws, (size_t)NP * D);
+    for (int j = 0; j < NM; j++) memcpy(dy + (size_t)j * O, dvout + (size_t)A->widx[j] * O, (size_t)O * sizeof(R));
+    OP(linear_bwd)(dmg, G_(L->mw2), G_(L->mb2), dy, A->mg, W_(L->mw2), NM, O, MD, ws);
+    OP(gelu_bwd)(dmg, dmg, A->my0, (size_t)NM * MD);
+    OP(linear_bwd)(dmx, G_(L->mw0), G_(L->mb0), dmg, A->mxn, W_(L->mw0), NM, MD, MD, ws);
+    OP(rmsnorm_bwd)(dmx, G_(L->mln), dmx, A->vh, A->mrstd, W_(L->mln), NP, D);
+    struct FN(bsc) c;
+    FN(bsc_alloc)(&c, NP, D, D, D, F, ws);
+    for (int b = v->depth - 1; b >= 0; b--) {
+        int full = 0;
+        for (int i = 0; i < v->nfullatt; i++) full |= v->fullatt[i] == b;
+        const int *cu = full ? A->cuf : A->cuw;
+        int ncu = full ? A->ncuf : A->ncuw;
+        if (!A->vsave) /* recompute the block from its saved input */
+            FN(vblk_fwd)(L, w, b, &A->vb[b], c.out, c.s, NP, A->vcs, A->vsn, cu, ncu, ws);
+        FN(vblk_bwd)(L, w, g, b, &A->vb[b], dmx, &c, NP, A->vcs, A->vsn, cu, ncu, ws);
+    }
+    if (G_(L->patch)) { /* back to merge-block order, then the patch embedding's weight */
+        R *dx0 = FN(al)(ws, (size_t)NP * D);
+        for (int j = 0; j < NM; j++)
+            memcpy(dx0 + (size_t)A->widx[j] * unit * D, dmx + (size_t)j * unit * D, (size_t)unit * D * sizeof(R));
+        OP(linear_bwd)(NULL, G_(L->patch), NULL, dx0, A->pix, W_(L->patch), NP, D, C, ws);
+    }
+}
+
+/* ---- the whole model ---- */
+
+struct vr_train_act *FN(vr_train_fwd_)(const struct vr_layout *L, const R *w, const struct vr_pack *p,
+                                       const struct vr_train_opts *o, R *logp, R *ent, struct vr_ws *ws)
+{
+    const struct vr_text_config *t = &L->cfg.text;
+    int N = p->N, D = t->hidden, K = t->head_dim, I = t->intermediate, V = t->vocab;
+    struct FN(act) *A = (struct FN(act) *)(void *)vr_ws_floats(ws, sizeof *A / 4 + 1);
+    memset(A, 0, sizeof *A);
+    if (p->nimg) {
+        A->vsave = !o->checkpoint && !o->no_vision_grad;
+        FN(vision_fwd)(L, w, p, A, ws);
+    }
+    A->cs = vr_ws_floats(ws, (size_t)N * K);
+    A->sn = vr_ws_floats(ws, (size_t)N * K);
+    vr_mrope_tables(A->cs, A->sn, p->pos, N, N, t);
+    A->lb = (struct FN(blk) *)(void *)vr_ws_floats(ws, (size_t)t->layers * sizeof(struct FN(blk)) / 4 + 1);
+    for (int l = 0; l < t->layers; l++) A->lb[l].x = FN(al)(ws, (size_t)N * D);
+    A->xL = FN(al)(ws, (size_t)N * D);
+    const R *E = W_(L->embed);
+    for (int i = 0; i < N; i++) {
+        R *x = A->lb[0].x + (size_t)i * D;
+        if (p->img_row[i] >= 0) memcpy(x, A->vout + (size_t)p->img_row[i] * D, (size_t)D * sizeof(R));
+        else memcpy(x, E + (size_t)p->ids[i] * D, (size_t)D * sizeof(R));
+    }
+    if (o->checkpoint) FN(lblk_alloc)(&A->lscratch, N, t, ws);
+    R *s = FN(al)(ws, (size_t)N * I);
+    for (int l = 0; l < t->layers; l++) {
+        struct FN(blk) *a = &A->lb[l];
+        if (!o->checkpoint) FN(lblk_alloc)(a, N, t, ws);
+        else {
+            R *x = a->x;
+            *a = A->lscratch;
+            a->x = x;
+        }
+        FN(lblk_fwd)(L, w, l, a, l + 1 < t->layers ? A->lb[l + 1].x : A->xL, s, N, A->cs, A->sn, p->cu, p->nseq,
+                     ws);
+    }
+    int n = p->nout;
+    A->hrow = FN(al)(ws, (size_t)n * D);
+    A->hn = FN(al)(ws, (size_t)n * D);
+    A->hrstd = FN(al)(ws, (size_t)n);
+    for (int i = 0; i < n; i++) memcpy(A->hrow + (size_t)i * D, A->xL + (size_t)p->out_row[i] * D, (size_t)D * sizeof(R));
+    OP(rmsnorm_fwd)(A->hn, A->hrstd, A->hrow, W_(L->norm), n, D, t->eps);
+    OP(logp_fwd)(logp, ent, A->hn, W_(L->head), p->tgt, n, D, V, o->temperature, ws);
+    return (struct vr_train_act *)(void *)A;
+}
+
+void FN(vr_train_bwd_)(const struct vr_layout *L, const R *w, R *g, const struct vr_pack *p,
+                       const struct vr_train_opts *o, struct vr_train_act *act, const R *dlogp, struct vr_ws *ws)
+{
+    const struct vr_text_config *t = &L->cfg.text;
+    struct FN(act) *A = (struct FN(act) *)(void *)act;
+    int N = p->N, D = t->hidden, V = t->vocab, n = p->nout;
+    int HK = t->heads * t->head_dim, KK = t->kv_heads * t->head_dim;
+    R *dh = FN(al)(ws, (size_t)n * D), *dx = FN(al)(ws, (size_t)N * D);
+    OP(logp_bwd)(dh, G_(L->head), dlogp, A->hn, W_(L->head), p->tgt, n, D, V, o->temperature, ws);
+    OP(rmsnorm_bwd)(dh, G_(L->norm), dh, A->hrow, A->hrstd, W_(L->norm), n, D);
+    memset(dx, 0, (size_t)N * D * sizeof(R));
+    for (int i = 0; i < n; i++) FN(addv)(dx + (size_t)p->out_row[i] * D, dh + (size_t)i * D, (size_t)D);
+    struct FN(bsc) c;
+    FN(bsc_alloc)(&c, N, D, HK, KK, t->intermediate, ws);
+    for (int l = t->layers - 1; l >= 0; l--) {
+        if (o->checkpoint) FN(lblk_fwd)(L, w, l, &A->lb[l], c.out, c.s, N, A->cs, A->sn, p->cu, p->nseq, ws);
+        FN(lblk_bwd)(L, w, g, l, &A->lb[l], dx, &c, N, A->cs, A->sn, p->cu, p->nseq, ws);
+    }
+    R *gE = G_(L->embed), *dv = NULL;
+    int vis = p->nimg && !o->no_vision_grad;
+    if (vis) {
+        dv = FN(al)(ws, (size_t)A->NM * D);
+        memset(dv, 0, (size_t)A->NM * D * sizeof(R));
+    }
+    for (int i = 0; i < N; i++) {
+        if (p->img_row[i] >= 0) {
+            if (vis) FN(addv)(dv + (size_t)p->img_row[i] * D, dx + (size_t)i * D, (size_t)D);
+        } else if (gE) {
+            FN(addv)(gE + (size_t)p->ids[i] * D, dx + (size_t)i * D, (size_t)D);
+        }
+    }
+    if (vis) FN(vision_bwd)(L, w, g, A, dv, ws);
+}
+
+#undef W_
+#undef G_
+#undef FN
+#undef OP

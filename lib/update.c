@@ -1,0 +1,429 @@
+/* update.c: scored lines -> the gradient of one optimizer step (update.h).
+ * The losses are VLM-R1's (grpo_trainer.py compute_loss) and TRL's
+ * aggregation variants, DESIGN.md §6. */
+#include "update.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs.h"
+#include "pixcache.h"
+#include "qwen.h"
+
+int vr_update_init(struct vr_update *u, const char *model_dir, const char *ref_dir,
+                   const struct vr_update_opts *o, struct vr_err *err)
+{
+    memset(u, 0, sizeof *u);
+    u->o = *o;
+    if (vr_model_load(&u->m, model_dir, err)) return -1;
+    char *tp = vr_path_join(model_dir, "tokenizer.json");
+    int rc = vr_bpe_load(&u->tok, tp, err);
+    free(tp);
+    if (rc) goto fail;
+    u->neos = vr_model_eos(model_dir, &u->m.cfg, u->eos, 8);
+    vr_layout_init(&u->L, &u->m);
+    u->w = vr_xmalloc(u->L.total * sizeof *u->w);
+    u->g = vr_xcalloc(u->L.total, sizeof *u->g);
+    vr_layout_gather(&u->L, &u->m, u->w);
+    if (o->beta > 0 && !o->sft) {
+        if (!ref_dir) {
+            vr_err_set(err, VR_ERR_USAGE, NULL, 0, "--beta %g needs a reference model (--ref DIR), or --beta 0",
+                       o->beta);
+            goto fail;
+        }
+        if (vr_model_load(&u->mref, ref_dir, err)) goto fail;
+        u->has_ref = 1;
+        if (memcmp(&u->mref.cfg.text, &u->m.cfg.text, sizeof u->m.cfg.text) ||
+            memcmp(&u->mref.cfg.vision, &u->m.cfg.vision, sizeof u->m.cfg.vision)) {
+            vr_err_set(err, VR_ERR_INPUT, ref_dir, 0, "the reference model's config differs from the policy's");
+            goto fail;
+        }
+        vr_layout_init(&u->Lref, &u->mref);
+        u->wref = vr_xmalloc(u->Lref.total * sizeof *u->wref);
+        vr_layout_gather(&u->Lref, &u->mref, u->wref);
+    }
+    return 0;
+fail:
+    vr_update_release(u);
+    return -1;
+}
+
+void vr_update_release(struct vr_update *u)
+{
+    free(u->w);
+    free(u->g);
+    free(u->wref);
+    if (u->L.np) vr_layout_release(&u->L);
+    if (u->Lref.np) vr_layout_release(&u->Lref);
+    if (u->has_ref) vr_model_free(&u->mref);
+    if (u->tok) vr_bpe_free(u->tok);
+    if (u->m.params) vr_model_free(&u->m);
+    vr_ws_free(&u->ws);
+    memset(u, 0, sizeof *u);
+}
+
+void vr_batch_release(struct vr_batch *b)
+{
+    for (int i = 0; i < b->ng; i++) {
+        free(b->g[i].grid);
+        free(b->g[i].pix);
+    }
+    for (int i = 0; i < b->nseq; i++) {
+        free(b->s[i].ids);
+        free(b->s[i].old);
+        free(b->s[i].ref);
+    }
+    free(b->g);
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+static struct vr_useq *new_seq(struct vr_batch *b)
+{
+    if (b->nseq == b->cap_s) {
+        b->cap_s = b->cap_s ? 2 * b->cap_s : 16;
+        b->s = vr_xrealloc(b->s, (size_t)b->cap_s * sizeof *b->s);
+    }
+    struct vr_useq *s = &b->s[b->nseq++];
+    memset(s, 0, sizeof *s);
+    return s;
+}
+
+static int num(const json_t *v, double *out)
+{
+    if (!json_is_number(v)) return -1;
+    *out = json_number_value(v);
+    return 0;
+}
+
+int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, const char *file, long lineno,
+                 struct vr_err *err)
+{
+    const struct vr_model_config *c = &u->m.cfg;
+    struct vr_chat_task_opts co = u->o.chat;
+    struct vr_ids ids = {0}, full = {0};
+    int (*grid)[3] = NULL, nimg = 0, rc = -1, s0 = b->nseq;
+    float *pix = NULL;
+    if (vr_chat_task_grids(line, &co, file, lineno, &grid, &nimg, err)) return -1;
+    co.assistant = 0;
+    if (vr_chat_task(u->tok, line, &co, file, lineno, NULL, &ids, err)) goto out;
+    int cols = c->vision.in_chans * c->vision.temporal_patch * c->vision.patch * c->vision.patch, np = 0;
+    for (int i = 0; i < nimg; i++) np += grid[i][0] * grid[i][1] * grid[i][2];
+    if (nimg && vr_pixels_task(line, nimg, cols, np, &pix, err)) {
+        vr_err_locate(err, file, lineno);
+        goto out;
+    }
+    int P = (int)ids.n;
+    if (u->o.sft) {
+        co.assistant = 1;
+        if (vr_chat_task(u->tok, line, &co, file, lineno, NULL, &full, err)) goto out;
+        /* the answer and its <|im_end|>; the "\n" after it is not a target */
+        VR_ASSERT(full.n >= ids.n + 2 && memcmp(full.v, ids.v, ids.n * sizeof *ids.v) == 0);
+        struct vr_useq *s = new_seq(b);
+        s->g = b->ng;
+        s->n = (int)full.n - 1;
+        s->ids = vr_xmalloc((size_t)s->n * sizeof *s->ids);
+        memcpy(s->ids, full.v, (size_t)s->n * sizeof *s->ids);
+        s->first = P;
+        s->len = s->n - P;
+        b->tokens += s->len;
+    } else {
+        const json_t *pt = json_object_get(line, "prompt_tokens");
+        if (json_is_integer(pt) && json_integer_value(pt) != P) {
+            vr_err_set(err, VR_ERR_INPUT, file, lineno, "the prompt renders to %d tokens, but the rollout had %lld", P,
+                       (long long)json_integer_value(pt));
+            vr_err_hint(err, "give vr-update the --template and --system that vr-rollout had");
+            goto out;
+        }
+        const json_t *cs = json_object_get(line, "completions");
+        if (!json_is_array(cs) || json_array_size(cs) == 0) {
+            vr_err_set(err, VR_ERR_INPUT, file, lineno, "no \"completions\": vr-update reads vr-reward's scored lines");
+            goto out;
+        }
+        for (size_t k = 0; k < json_array_size(cs); k++) {
+            const json_t *cj = json_array_get(cs, k);
+            const json_t *tj = json_object_get(cj, "tokens"), *lj = json_object_get(cj, "logp");
+            double adv, rew = 0;
+            if (!json_is_array(tj) || !json_is_array(lj) || json_array_size(tj) != json_array_size(lj)) {
+                vr_err_set(err, VR_ERR_INPUT, file, lineno,
+                           "completion %zu: \"tokens\" and \"logp\" must be lists of the same length", k + 1);
+                goto out;
+            }
+            if (num(json_object_get(cj, "advantage"), &adv)) {
+                vr_err_set(err, VR_ERR_INPUT, file, lineno, "completion %zu has no \"advantage\"", k + 1);
+                vr_err_hint(err, "score rollouts with vr-reward first");
+                goto out;
+            }
+            num(json_object_get(cj, "reward"), &rew);
+            int n = (int)json_array_size(tj), len = n;
+            for (int j = 0; j < n; j++) {
+                const json_t *t = json_array_get(tj, (size_t)j);
+                if (!json_is_integer(t) || json_integer_value(t) < 0 || json_integer_value(t) >= c->text.vocab) {
+                    vr_err_set(err, VR_ERR_INPUT, file, lineno, "completion %zu: token %d is not an id below %d", k + 1,
+                               j + 1, c->text.vocab);
+                    goto out;
+                }
+                if (!json_is_number(json_array_get(lj, (size_t)j))) {
+                    vr_err_set(err, VR_ERR_INPUT, file, lineno, "completion %zu: logp %d is not a number", k + 1, j + 1);
+                    goto out;
+                }
+            }
+            for (int j = 0; j < n && len == n; j++) /* through the first end-of-sequence token */
+                for (int e = 0; e < u->neos; e++)
+                    if (json_integer_value(json_array_get(tj, (size_t)j)) == u->eos[e]) len = j + 1;
+            struct vr_useq *s = new_seq(b);
+            s->g = b->ng;
+            s->n = P + len;
+            s->ids = vr_xmalloc(((size_t)s->n + 1) * sizeof *s->ids);
+            memcpy(s->ids, ids.v, (size_t)P * sizeof *s->ids);
+            s->old = vr_xmalloc(((size_t)len + 1) * sizeof *s->old);
+            for (int j = 0; j < len; j++) {
+                s->ids[P + j] = (int32_t)json_integer_value(json_array_get(tj, (size_t)j));
+                s->old[j] = (float)json_number_value(json_array_get(lj, (size_t)j));
+            }
+            s->first = P;
+            s->len = len;
+            s->adv = adv;
+            s->reward = rew;
+            b->tokens += len;
+        }
+    }
+    if (b->ng == b->cap_g) {
+        b->cap_g = b->cap_g ? 2 * b->cap_g : 8;
+        b->g = vr_xrealloc(b->g, (size_t)b->cap_g * sizeof *b->g);
+    }
+    struct vr_ugroup *g = &b->g[b->ng++];
+    g->nimg = nimg;
+    g->npatch = np;
+    g->grid = grid;
+    g->pix = pix;
+    g->seq0 = s0;
+    g->nseq = b->nseq - s0;
+    grid = NULL;
+    pix = NULL;
+    rc = 0;
+out:
+    if (rc) { /* drop what this line added */
+        for (int i = s0; i < b->nseq; i++) {
+            free(b->s[i].ids);
+            free(b->s[i].old);
+        }
+        b->nseq = s0;
+    }
+    free(grid);
+    free(pix);
+    vr_ids_release(&ids);
+    vr_ids_release(&full);
+    return rc;
+}
+
+/* Pack sequences [s0, s1) of b for the training pass. */
+static int pack_build(const struct vr_update *u, const struct vr_batch *b, int s0, int s1, struct vr_pack *p,
+                      struct vr_err *err)
+{
+    const struct vr_model_config *c = &u->m.cfg;
+    int cols = c->vision.in_chans * c->vision.temporal_patch * c->vision.patch * c->vision.patch;
+    int unit = c->vision.merge * c->vision.merge;
+    memset(p, 0, sizeof *p);
+    p->nseq = s1 - s0;
+    p->cu = vr_xmalloc(((size_t)p->nseq + 1) * sizeof *p->cu);
+    p->cu[0] = 0;
+    for (int i = s0; i < s1; i++) {
+        p->N += b->s[i].n;
+        p->nout += b->s[i].len;
+        p->cu[i - s0 + 1] = p->N;
+    }
+    int gfirst = b->s[s0].g, glast = b->s[s1 - 1].g;
+    for (int g = gfirst; g <= glast; g++) {
+        p->nimg += b->g[g].nimg;
+        p->npatch += b->g[g].npatch;
+    }
+    p->ids = vr_xmalloc((size_t)p->N * sizeof *p->ids);
+    p->pos = vr_xmalloc((size_t)3 * p->N * sizeof *p->pos);
+    p->img_row = vr_xmalloc((size_t)p->N * sizeof *p->img_row);
+    p->out_row = vr_xmalloc(((size_t)p->nout + 1) * sizeof *p->out_row);
+    p->tgt = vr_xmalloc(((size_t)p->nout + 1) * sizeof *p->tgt);
+    p->grid = vr_xmalloc(((size_t)p->nimg + 1) * sizeof *p->grid);
+    p->pixels = vr_xmalloc(((size_t)p->npatch + 1) * cols * sizeof *p->pixels);
+    int *gbase = vr_xmalloc(((size_t)(glast - gfirst) + 1) * sizeof *gbase), img = 0, patch = 0;
+    for (int g = gfirst; g <= glast; g++) {
+        gbase[g - gfirst] = patch / unit;
+        memcpy(p->grid + img, b->g[g].grid, (size_t)b->g[g].nimg * sizeof *p->grid);
+        memcpy(p->pixels + (size_t)patch * cols, b->g[g].pix, (size_t)b->g[g].npatch * cols * sizeof *p->pixels);
+        img += b->g[g].nimg;
+        patch += b->g[g].npatch;
+    }
+    int32_t *pos1 = vr_xmalloc(((size_t)3 * p->N + 1) * sizeof *pos1);
+    int o = 0, rc = 0;
+    for (int i = s0; i < s1; i++) {
+        const struct vr_useq *s = &b->s[i];
+        const struct vr_ugroup *g = &b->g[s->g];
+        int at = p->cu[i - s0], delta, nused, k = 0;
+        memcpy(p->ids + at, s->ids, (size_t)s->n * sizeof *s->ids);
+        /* the prompt's positions; completion tokens are text whatever they are
+         * (a sampled <|image_pad|> is an ordinary embedding, not an image slot) */
+        if (vr_rope_index(pos1, &delta, &nused, s->ids, NULL, s->first, c, g->nimg, (const int(*)[3])g->grid, err)) {
+            rc = -1;
+            break;
+        }
+        for (int d = 0; d < 3; d++) {
+            int32_t *pd = p->pos + (size_t)d * p->N + at;
+            memcpy(pd, pos1 + (size_t)d * s->first, (size_t)s->first * 4);
+            for (int j = s->first; j < s->n; j++) pd[j] = j + delta;
+        }
+        for (int j = 0; j < s->n; j++)
+            p->img_row[at + j] = j < s->first && s->ids[j] == c->image_token_id ? gbase[s->g - gfirst] + k++ : -1;
+        if (k * unit != g->npatch) {
+            rc = vr_err_set(err, VR_ERR_INPUT, NULL, 0, "%d <|image_pad|> tokens for %d image patches", k, g->npatch);
+            break;
+        }
+        for (int j = 0; j < s->len; j++, o++) {
+            p->out_row[o] = at + s->first + j - 1;
+            p->tgt[o] = s->ids[s->first + j];
+        }
+    }
+    free(pos1);
+    free(gbase);
+    if (rc) vr_pack_release(p);
+    return rc;
+}
+
+double vr_grpo_token(double logp, double old, double ref, double adv, double eps_lo, double eps_hi,
+                     double beta, double *dlogp, double *kl, int *clipped)
+{
+    double ratio = exp(logp - old);
+    double c2 = ratio < 1 - eps_lo ? 1 - eps_lo : ratio > 1 + eps_hi ? 1 + eps_hi : ratio;
+    double l1 = ratio * adv, l2 = c2 * adv, loss, d;
+    if (l1 <= l2) { /* unclipped branch (ties carry the same derivative) */
+        loss = -l1;
+        d = -ratio * adv;
+    } else {
+        loss = -l2;
+        d = c2 == ratio ? -ratio * adv : 0; /* clamp passes the gradient only inside the range */
+    }
+    *clipped = (ratio < 1 - eps_lo && adv < 0) || (ratio > 1 + eps_hi && adv > 0);
+    *kl = 0;
+    if (beta != 0) {
+        double x = ref - logp;
+        *kl = exp(x) - x - 1;
+        loss += beta * *kl;
+        d += beta * (1 - exp(x));
+    }
+    *dlogp = d;
+    return loss;
+}
+
+/* Per-token loss weights of the step (the aggregation of DESIGN.md §6). */
+static void weights(const struct vr_update *u, struct vr_batch *b)
+{
+    int S = 0, Lmax = 0;
+    for (int i = 0; i < b->nseq; i++)
+        if (b->s[i].len) {
+            S++;
+            if (b->s[i].len > Lmax) Lmax = b->s[i].len;
+        }
+    for (int i = 0; i < b->nseq; i++) {
+        struct vr_useq *s = &b->s[i];
+        if (!s->len) continue;
+        if (u->o.sft) s->weight = 1.0 / (double)b->tokens;
+        else if (u->o.loss == VR_LOSS_GRPO) s->weight = 1.0 / ((double)S * s->len);
+        else if (u->o.loss == VR_LOSS_DR_GRPO) s->weight = 1.0 / ((double)S * Lmax);
+        else s->weight = 1.0 / (double)b->tokens;
+    }
+}
+
+/* The next micro-batch [s0, *s1): whole sequences within the token budget,
+ * at least one. */
+static int next_micro(const struct vr_update *u, const struct vr_batch *b, int s0)
+{
+    int64_t t = 0;
+    int s1 = s0;
+    while (s1 < b->nseq && (s1 == s0 || t + b->s[s1].n <= u->o.max_batch_tokens)) t += b->s[s1++].n;
+    return s1;
+}
+
+static void ref_logps(struct vr_update *u, struct vr_batch *b, struct vr_err *err, int *rc)
+{
+    struct vr_train_opts to = {.temperature = u->o.temperature, .checkpoint = 1, .no_vision_grad = 1};
+    for (int s0 = 0; s0 < b->nseq && !*rc;) {
+        int s1 = next_micro(u, b, s0);
+        struct vr_pack p;
+        if (pack_build(u, b, s0, s1, &p, err)) {
+            *rc = -1;
+            return;
+        }
+        vr_ws_reset(&u->ws);
+        float *lp = vr_ws_floats(&u->ws, (size_t)p.nout + 1);
+        vr_train_fwd_f32(&u->Lref, u->wref, &p, &to, lp, NULL, &u->ws);
+        int o = 0;
+        for (int i = s0; i < s1; i++) {
+            b->s[i].ref = vr_xmalloc(((size_t)b->s[i].len + 1) * sizeof *b->s[i].ref);
+            memcpy(b->s[i].ref, lp + o, (size_t)b->s[i].len * sizeof *lp);
+            o += b->s[i].len;
+        }
+        vr_pack_release(&p);
+        s0 = s1;
+    }
+    b->have_ref = 1;
+}
+
+int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *st, struct vr_err *err)
+{
+    int rc = 0;
+    memset(st, 0, sizeof *st);
+    memset(u->g, 0, u->L.total * sizeof *u->g);
+    if (b->nseq == 0) return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "an empty batch");
+    weights(u, b);
+    int grpo = !u->o.sft;
+    double beta = grpo && u->has_ref ? u->o.beta : 0;
+    if (beta != 0 && !b->have_ref) ref_logps(u, b, err, &rc);
+    if (rc) return rc;
+    struct vr_train_opts to = {.temperature = grpo ? u->o.temperature : 1.0, .checkpoint = u->o.checkpoint,
+                               .no_vision_grad = u->o.freeze_vision};
+    double kl_seq = 0, clip = 0, rsum = 0, rsq = 0, lsum = 0;
+    int nscored = 0;
+    for (int s0 = 0; s0 < b->nseq;) {
+        int s1 = next_micro(u, b, s0);
+        struct vr_pack p;
+        if (pack_build(u, b, s0, s1, &p, err)) return -1;
+        vr_ws_reset(&u->ws);
+        float *lp = vr_ws_floats(&u->ws, (size_t)p.nout + 1), *dl = vr_ws_floats(&u->ws, (size_t)p.nout + 1);
+        struct vr_train_act *act = vr_train_fwd_f32(&u->L, u->w, &p, &to, lp, NULL, &u->ws);
+        int o = 0;
+        for (int i = s0; i < s1; i++) {
+            const struct vr_useq *s = &b->s[i];
+            double kls = 0;
+            for (int j = 0; j < s->len; j++, o++) {
+                double d, kl, tl;
+                int cl = 0;
+                if (grpo) tl = vr_grpo_token(lp[o], s->old[j], beta != 0 ? s->ref[j] : 0, s->adv, u->o.epsilon,
+                                             u->o.epsilon_high, beta, &d, &kl, &cl);
+                else tl = -lp[o], d = -1, kl = 0;
+                st->loss += s->weight * tl;
+                st->pg_loss += s->weight * (tl - beta * kl);
+                dl[o] = (float)(s->weight * d);
+                kls += kl;
+                clip += cl;
+            }
+            if (s->len) {
+                kl_seq += kls / s->len;
+                nscored++;
+            }
+            rsum += s->reward;
+            rsq += s->reward * s->reward;
+            lsum += s->len;
+        }
+        st->seq_tokens += p.N;
+        vr_train_bwd_f32(&u->L, u->w, u->g, &p, &to, act, dl, &u->ws);
+        vr_pack_release(&p);
+        s0 = s1;
+    }
+    st->tokens = b->tokens;
+    st->kl = nscored ? kl_seq / nscored : 0;
+    st->clip_ratio = b->tokens ? clip / (double)b->tokens : 0;
+    st->reward = rsum / b->nseq;
+    st->reward_std = b->nseq > 1 ? sqrt(fmax(0, (rsq - rsum * rsum / b->nseq) / (b->nseq - 1))) : 0;
+    st->completion_len = lsum / b->nseq;
+    return 0;
+}

@@ -1,0 +1,107 @@
+/* update.h: from scored lines (DESIGN.md §3.4) or task lines (SFT) to the
+ * gradient of one optimizer step (vr-update, DESIGN.md §6).
+ *
+ * A step's batch is a list of groups (one per input line: a prompt, its
+ * images, and its G completions); each completion is one sequence, prompt +
+ * completion tokens up to and including the first end-of-sequence token.
+ * vr_update_grads runs the batch through the training pass in micro-batches
+ * of at most max_batch_tokens tokens (a group's images go with every
+ * micro-batch that holds one of its sequences), so gradients accumulate and
+ * the result does not depend on the budget beyond float rounding. */
+#ifndef VR_UPDATE_H
+#define VR_UPDATE_H
+
+#include <jansson.h>
+
+#include "bpe.h"
+#include "chat.h"
+#include "train.h"
+
+enum vr_loss { VR_LOSS_GRPO, VR_LOSS_BNPO, VR_LOSS_DAPO, VR_LOSS_DR_GRPO };
+
+struct vr_update_opts {
+    int sft;                  /* cross-entropy on the answer instead of GRPO */
+    enum vr_loss loss;
+    double epsilon, epsilon_high; /* clip range [1 - epsilon, 1 + epsilon_high] */
+    double beta;              /* k3 KL weight; 0 needs no reference model */
+    double temperature;       /* logits / T, as the sampler (TRL); GRPO only */
+    int64_t max_batch_tokens; /* tokens per micro-batch */
+    int checkpoint;           /* activation checkpointing */
+    int freeze_vision;        /* no gradient into the vision tower */
+    struct vr_chat_task_opts chat;
+};
+
+struct vr_useq {
+    int g;                    /* its group */
+    int32_t *ids;             /* prompt + completion (owned) */
+    int n;                    /* ids */
+    int first, len;           /* targets are ids[first .. first+len) */
+    float *old;               /* (len) sampling log-probs (GRPO) */
+    float *ref;               /* (len) reference log-probs, when beta > 0 */
+    double adv, reward, weight; /* advantage, reward, loss weight per token */
+};
+
+struct vr_ugroup {
+    int nimg, npatch;
+    int (*grid)[3];
+    float *pix;               /* (npatch, cols) */
+    int seq0, nseq;
+};
+
+struct vr_batch {
+    int ng, nseq, cap_g, cap_s;
+    struct vr_ugroup *g;
+    struct vr_useq *s;
+    int64_t tokens;           /* scored tokens */
+    int have_ref;
+};
+
+/* What a step measured (DESIGN.md §3.5). */
+struct vr_ustats {
+    double loss, pg_loss, kl, clip_ratio, reward, reward_std, completion_len;
+    int64_t tokens;           /* scored tokens */
+    int64_t seq_tokens;       /* tokens through the model */
+};
+
+struct vr_update {
+    struct vr_update_opts o;
+    struct vr_model m;        /* the policy's table (and its mapped checkpoint) */
+    struct vr_layout L;
+    float *w, *g;             /* (L.total) fp32 master weights and gradients */
+    struct vr_bpe *tok;
+    int32_t eos[8];
+    int neos;
+    int has_ref;
+    struct vr_model mref;
+    struct vr_layout Lref;
+    float *wref;
+    struct vr_ws ws;
+};
+
+/* Load the policy (its weights become the fp32 master weights), its
+ * tokenizer, and, when o->beta > 0 and not SFT, the reference model ref_dir
+ * (which must have the policy's config). */
+int vr_update_init(struct vr_update *u, const char *model_dir, const char *ref_dir,
+                   const struct vr_update_opts *o, struct vr_err *err);
+void vr_update_release(struct vr_update *u);
+
+/* Add one input line to the batch: a scored line (GRPO: needs "completions"
+ * with "tokens", "logp", "advantage") or a task line (SFT). Its images'
+ * pixels are loaded from "pixels" (run vr-encode first). Errors name
+ * file:line. */
+int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, const char *file, long lineno,
+                 struct vr_err *err);
+void vr_batch_release(struct vr_batch *b);
+
+/* Zero u->g and accumulate the gradient of the step's loss over the batch;
+ * on the first call for a batch with beta > 0, the reference log-probs are
+ * computed and kept in it. Fills st. */
+int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *st, struct vr_err *err);
+
+/* Per-token GRPO loss and its derivative with respect to logp (exposed for
+ * the unit test): returns the loss of one token; *dlogp its derivative;
+ * *clipped whether the clipped branch is taken. */
+double vr_grpo_token(double logp, double old, double ref, double adv, double eps_lo, double eps_hi,
+                     double beta, double *dlogp, double *kl, int *clipped);
+
+#endif

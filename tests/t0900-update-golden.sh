@@ -1,0 +1,68 @@
+#!/bin/bash
+# vr-update against PyTorch (tests/golden/make_update_golden.py): VLM-R1's GRPO
+# loss on the transformers model, for a committed scored batch of 2 prompts x
+# G=4 with images (beta 0.04 against a reference, epsilon 0.2/0.28,
+# temperature 0.9): the loss to 1e-5, every parameter's gradient to 1e-4, the
+# weights after torch.optim.AdamW; each --loss variant, mu=2 and SFT.
+. "$(dirname "$0")/lib.sh"
+G=$SRC_DIR/tests/golden/update
+vr-synth --out synth --seed 3 -n 2 --splits train >/dev/null &&
+vr-init --preset tiny --train-tokenizer "$G/corpus.txt" --vocab 256 --seed 21 --init-range 0.1 --dtype f32 -o policy 2>/dev/null &&
+vr-init --preset tiny --train-tokenizer "$G/corpus.txt" --vocab 256 --seed 22 --init-range 0.1 --dtype f32 -o ref 2>/dev/null &&
+vr-encode --cache cache "$G/scored.jsonl" >scored.jsonl || exit 1
+COMMON="-m policy --ref ref --beta 0.04 --epsilon 0.2 --epsilon-high 0.28 --temperature 0.9 --lr 1e-3 --weight-decay 0.1 --max-grad-norm 1.0"
+
+# rel(want, got): |got - want| / |want|
+close() { # tolerance fixture-jq metrics-jq
+	jq -n --argjson w "$(jq -c "$2" "$G/losses.json")" --argjson g "$(jq -s -c "$3" metrics)" --argjson t "$1" \
+		'[$w, $g] | transpose | all(((.[1] - .[0]) | fabs) <= $t * (.[0] | fabs))' | grep -qx true
+}
+# every tensor of the fixture named PREFIX* within TOL (max|a-b| / max|b|)
+tensors_close() { # dump fixture prefix tol
+	vr-inspect --compare "$2" "$1" | jq -s -e --arg p "$3" --argjson t "$4" \
+		'[.[] | select(.name | startswith($p))] | length > 0 and all(.rel != null and .rel <= $t)' >/dev/null &&
+	vr-inspect "$2" | jq -r --arg p "$3" 'select(.name | startswith($p)) | .name' | sort >want.names &&
+	vr-inspect "$1" | jq -r --arg p "$3" 'select(.name | startswith($p)) | .name' | sort >got.names &&
+	test_cmp want.names got.names
+}
+
+for v in grpo bnpo dapo dr_grpo; do
+	f=$v && [ $v = dapo ] && f=bnpo # one process: dapo's global token mean is bnpo's
+	test_expect_success "--loss $v: loss, grad norm and every gradient equal PyTorch's" "
+		vr-update $COMMON --loss $v -o out.$v --dump dump.$v scored.jsonl >metrics &&
+		close 1e-5 '.$f.loss' '[.[].loss]' &&
+		close 1e-5 '.$f.grad_norm' '[.[].grad_norm]' &&
+		tensors_close dump.$v '$G/$f.safetensors' grad. 1e-4
+	"
+done
+test_expect_success 'grpo: AdamW on PyTorch'"'"'s gradients gives torch.optim.AdamW'"'"'s weights to 1e-6' '
+	vr-update -m policy --beta 0 --lr 1e-3 --weight-decay 0.1 --max-grad-norm 1.0 -o out.replay \
+		--grads "$G/grpo.safetensors" --dump replay scored.jsonl >metrics &&
+	tensors_close replay "$G/grpo.safetensors" after. 1e-6
+'
+test_expect_success 'grpo: the weights after the step equal PyTorch'"'"'s (AdamW amplifies near-zero gradients)' '
+	tensors_close dump.grpo "$G/grpo.safetensors" after. 2e-2
+'
+test_expect_success 'mu=2: two steps on one batch, the rollout logp as the old policy' '
+	vr-update $COMMON --iterations 2 -o out.mu2 --dump dump.mu2 scored.jsonl >metrics &&
+	test $(wc -l <metrics) = 2 &&
+	close 1e-5 ".mu2.loss" "[.[].loss]" &&
+	close 1e-5 ".mu2.grad_norm" "[.[].grad_norm]" &&
+	jq -s -e ".[0].clip_ratio == 0 and .[1].clip_ratio > 0.5" metrics >/dev/null &&
+	tensors_close dump.mu2 "$G/mu2.safetensors" after. 2e-2
+'
+test_expect_success '--sft: cross-entropy on the answers of the same tasks' '
+	vr-update -m policy --sft --lr 1e-3 --weight-decay 0.1 --max-grad-norm 1.0 -o out.sft --dump dump.sft scored.jsonl >metrics &&
+	close 1e-5 ".sft.loss" "[.[].loss]" &&
+	tensors_close dump.sft "$G/sft.safetensors" grad. 1e-4
+'
+test_expect_success 'micro-batches of 600 tokens accumulate to the same gradients' '
+	vr-update $COMMON -o out.mb --max-batch-tokens 600 --dump dump.mb scored.jsonl >metrics &&
+	close 1e-5 ".grpo.loss" "[.[].loss]" &&
+	tensors_close dump.mb "$G/grpo.safetensors" grad. 1e-4
+'
+test_expect_success 'activation checkpointing changes no bit' '
+	vr-update $COMMON -o out.ck --checkpoint-activations --dump dump.ck scored.jsonl >/dev/null &&
+	cmp dump.grpo dump.ck
+'
+test_done
