@@ -11,13 +11,14 @@
 #include "cli.h"
 #include "fs.h"
 #include "jsonl.h"
+#include "lora.h"
 #include "optim.h"
 #include "safetensors.h"
 #include "update.h"
 
 enum { O_REF = 256, O_SFT, O_LOSS, O_EPS, O_EPSH, O_BETA, O_ITER, O_TEMP, O_TEMPLATE, O_SYSTEM, O_LR, O_SCHED,
        O_WARMUP, O_STEPS, O_B1, O_B2, O_AEPS, O_WD, O_CLIP, O_PPS, O_BUDGET, O_CKACT, O_FREEZEV, O_FREEZE,
-       O_SAVE, O_KEEP, O_RESUME, O_DTYPE, O_DUMP, O_GRADS };
+       O_SAVE, O_KEEP, O_RESUME, O_DTYPE, O_DUMP, O_GRADS, O_LORA_R, O_LORA_A, O_LORA_D, O_ADAPTER, O_MERGE, O_SEED };
 
 static const struct vr_opt opts[] = {
     {"model", 'm', "DIR", "the policy checkpoint to start from (required)"},
@@ -50,6 +51,12 @@ static const struct vr_opt opts[] = {
     {"keep", O_KEEP, "N", "keep the newest N checkpoint-STEP folders (default 2)"},
     {"resume", O_RESUME, NULL, "continue from the newest complete checkpoint in --out, skipping the lines it used"},
     {"dtype", O_DTYPE, "TYPE", "dtype of the saved weights: bf16, f16, f32 (default: the policy's)"},
+    {"lora-r", O_LORA_R, "R", "train LoRA adapters of rank R on every linear outside the vision tower"},
+    {"lora-alpha", O_LORA_A, "A", "LoRA scale alpha / R (default 2R)"},
+    {"lora-dropout", O_LORA_D, "P", "dropout on the adapters' input (default 0)"},
+    {"adapter", O_ADAPTER, "DIR", "start from this PEFT LoRA adapter (default: the --model folder's, if any)"},
+    {"merge", O_MERGE, NULL, "write the run folder as full weights with the adapters folded in"},
+    {"seed", O_SEED, "N", "seed of the adapters' initialisation and dropout (default 0)"},
     {"dump", O_DUMP, "FILE", "after each step write its loss, gradients and new weights to FILE (safetensors)"},
     {"grads", O_GRADS, "FILE", "take each step's gradients from FILE (grad.NAME, as --dump writes) instead of computing them"},
     {0},
@@ -73,7 +80,7 @@ static double now(void)
 
 /* --dump: the step's loss, grad norm, gradients before clipping and the
  * updated weights of the trainable tensors, for checking against PyTorch. */
-static int write_dump(const char *path, const struct vr_layout *L, const struct vr_range *rg, int nr,
+static int write_dump(const char *path, const struct vr_ptab *T, const struct vr_range *rg, int nr,
                       const float *g, const float *w, double loss, double gnorm, struct vr_err *err)
 {
     int n = 2 + 2 * nr;
@@ -87,7 +94,7 @@ static int write_dump(const char *path, const struct vr_layout *L, const struct 
     vr_tensor_view(&t[0], VR_DTYPE_F32, 1, &one, &sc[0]);
     vr_tensor_view(&t[1], VR_DTYPE_F32, 1, &one, &sc[1]);
     for (int k = 0; k < nr; k++) {
-        const struct vr_param *p = &L->p[rg[k].id];
+        const struct vr_param *p = &T->p[rg[k].id];
         snprintf(buf[2 + 2 * k], sizeof buf[0], "grad.%s", p->name);
         snprintf(buf[3 + 2 * k], sizeof buf[0], "after.%s", p->name);
         names[2 + 2 * k] = buf[2 + 2 * k];
@@ -104,13 +111,13 @@ static int write_dump(const char *path, const struct vr_layout *L, const struct 
 
 /* --grads: a step's gradients from a file instead of the batch (replaying a
  * step, e.g. to check the optimizer on PyTorch's gradients). */
-static int read_grads(const char *path, const struct vr_layout *L, const struct vr_range *rg, int nr, float *g,
+static int read_grads(const char *path, const struct vr_ptab *T, const struct vr_range *rg, int nr, float *g,
                       struct vr_ustats *st, struct vr_err *err)
 {
     struct vr_safetensors f;
     if (vr_safetensors_open(&f, path, err)) return -1;
     memset(st, 0, sizeof *st);
-    memset(g, 0, L->total * sizeof *g);
+    memset(g, 0, T->total * sizeof *g);
     int rc = 0;
     struct vr_tensor t;
     if (vr_safetensors_find(&f, "loss") && vr_safetensors_read(&f, "loss", &t, err) == 0) {
@@ -118,7 +125,7 @@ static int read_grads(const char *path, const struct vr_layout *L, const struct 
         vr_tensor_release(&t);
     }
     for (int k = 0; k < nr && !rc; k++) {
-        const struct vr_param *p = &L->p[rg[k].id];
+        const struct vr_param *p = &T->p[rg[k].id];
         char name[112];
         snprintf(name, sizeof name, "grad.%s", p->name);
         if (vr_safetensors_read(&f, name, &t, err)) {
@@ -134,18 +141,143 @@ static int read_grads(const char *path, const struct vr_layout *L, const struct 
     return rc;
 }
 
+/* What a checkpoint of the run holds. */
+struct vr_run {
+    const char *out, *src;          /* the run folder; the model folder of the non-weight files */
+    const struct vr_ptab *tab;      /* the model's weights ... */
+    const float *w;
+    const struct vr_ptab *ttab;     /* ... and what trains (the same, or the adapters) */
+    const float *tw;
+    const struct vr_optstate *os;
+    enum vr_dtype dt;
+    int keep;
+    const struct vr_lora *lora;     /* LoRA: adapter files beside the base weights */
+    int merge;                      /* the run folder gets merged full weights */
+};
+
+static int write_adapter(void *ctx, const char *dir, struct vr_err *err)
+{
+    const struct vr_run *r = ctx;
+    return vr_lora_write(r->lora, r->tw, dir, r->src, err);
+}
+
+/* LoRA's optimizer state goes into optimizer.safetensors as extras named
+ * like the model's own: master.KEY, exp_avg.KEY, exp_avg_sq.KEY. */
+static void adapter_extras(const struct vr_run *r, char (**names)[200], const char ***np, struct vr_tensor **t,
+                           float *m, float *v, float *w)
+{
+    int n = r->ttab->np;
+    *names = vr_xmalloc(3 * (size_t)n * sizeof **names);
+    *np = vr_xmalloc(3 * (size_t)n * sizeof **np);
+    *t = vr_xcalloc(3 * (size_t)n, sizeof **t);
+    static const char *const pre[3] = {"master", "exp_avg", "exp_avg_sq"};
+    float *src[3] = {w, m, v};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < n; i++) {
+            const struct vr_param *p = &r->ttab->p[i];
+            snprintf((*names)[k * n + i], sizeof **names, "%s.%s", pre[k], p->name);
+            (*np)[k * n + i] = (*names)[k * n + i];
+            vr_tensor_view(&(*t)[k * n + i], VR_DTYPE_F32, p->ndim, p->shape, src[k] + r->ttab->off[i]);
+        }
+}
+
+/* config.json of dir with tie_word_embeddings false (at the top and in text_config). */
+static int untie_config(const char *dir, struct vr_err *err)
+{
+    char *p = vr_path_join(dir, "config.json");
+    json_error_t je;
+    json_t *j = json_load_file(p, 0, &je);
+    int rc;
+    if (!j) rc = vr_err_set(err, VR_ERR_INPUT, p, je.line, "%s", je.text);
+    else {
+        json_object_set_new(j, "tie_word_embeddings", json_false());
+        json_t *tc = json_object_get(j, "text_config");
+        if (json_is_object(tc)) json_object_set_new(tc, "tie_word_embeddings", json_false());
+        rc = vr_ckpt_write_json(p, j, err);
+        json_decref(j);
+    }
+    free(p);
+    return rc;
+}
+
 /* A checkpoint of the run: RUN/checkpoint-STEP atomically, or (root) the
  * files of RUN itself, one by one. */
-static int save(const char *run, const char *src, const struct vr_ptab *tab, const float *w,
-                const struct vr_optstate *os, enum vr_dtype dt, int64_t step, int64_t lines, int iteration,
-                int keep, int root, struct vr_err *err)
+static int save(const struct vr_run *r, int64_t step, int64_t lines, int iteration, int root, struct vr_err *err)
 {
     json_t *st = json_pack("{s:I,s:I,s:i}", "step", (json_int_t)step, "lines", (json_int_t)lines, "iteration",
                            iteration);
-    struct vr_ckpt c = {.src = src, .tab = tab, .master = w, .dtype = dt, .max_shard_bytes = 4000000000ull,
-                        .opt = os, .state = st};
-    int rc = root ? vr_ckpt_write(run, &c, err) : vr_ckpt_save(run, step, &c, keep, NULL, err);
+    struct vr_ckpt c = {.src = r->src, .tab = r->tab, .master = r->w, .dtype = r->dt,
+                        .max_shard_bytes = 4000000000ull, .opt = r->os, .state = st};
+    char (*names)[200] = NULL;
+    const char **np = NULL;
+    struct vr_tensor *t = NULL;
+    float *merged = NULL;
+    struct vr_param *untied = NULL;
+    size_t *uoff = NULL;
+    struct vr_ptab mtab;
+    int untie = 0;
+    if (r->lora && root && r->merge) { /* full weights, adapters folded in: a new base model */
+        /* an adapted lm_head tied to the embedding becomes its own tensor */
+        int head = -1, embed = -1;
+        for (int i = 0; i < r->tab->np; i++) {
+            if (!strcmp(r->tab->p[i].name, "lm_head.weight")) head = i;
+            if (!strcmp(r->tab->p[i].name, "model.embed_tokens.weight")) embed = i;
+        }
+        untie = head >= 0 && r->tab->p[head].tied && r->lora->of[head] >= 0;
+        size_t extra = untie ? (size_t)(r->tab->p[head].shape[0] * r->tab->p[head].shape[1]) : 0;
+        merged = vr_xmalloc((r->tab->total + extra + 1) * sizeof *merged);
+        memcpy(merged, r->w, r->tab->total * sizeof *merged);
+        mtab = *r->tab;
+        if (untie) {
+            untied = vr_xmalloc((size_t)mtab.np * sizeof *untied);
+            uoff = vr_xmalloc((size_t)mtab.np * sizeof *uoff);
+            memcpy(untied, mtab.p, (size_t)mtab.np * sizeof *untied);
+            memcpy(uoff, mtab.off, (size_t)mtab.np * sizeof *uoff);
+            untied[head].tied = 0;
+            uoff[head] = r->tab->total;
+            memcpy(merged + uoff[head], r->w + uoff[embed], extra * sizeof *merged);
+            mtab.p = untied;
+            mtab.off = uoff;
+            mtab.total = r->tab->total + extra;
+        }
+        vr_lora_merge_flat(r->lora, r->tw, merged, mtab.off);
+        c.tab = &mtab;
+        c.master = merged;
+        c.opt = NULL;
+    } else if (r->lora) {
+        adapter_extras(r, &names, &np, &t, r->os->m, r->os->v, (float *)r->tw);
+        c.nextra = 3 * r->ttab->np;
+        c.extra_names = np;
+        c.extra = t;
+        c.more = write_adapter;
+        c.more_ctx = (void *)r;
+    }
+    int rc = root ? vr_ckpt_write(r->out, &c, err) : vr_ckpt_save(r->out, step, &c, r->keep, NULL, err);
+    if (!rc && untie) rc = untie_config(r->out, err);
     json_decref(st);
+    free(untied);
+    free(uoff);
+    free(names);
+    free(np);
+    free(t);
+    free(merged);
+    return rc;
+}
+
+/* The optimizer state of a folder (1 read, 0 none, -1 error). */
+static int load_optim(const struct vr_run *r, const char *dir, struct vr_err *err)
+{
+    if (!r->lora) return vr_ckpt_load_optim(dir, r->tab, (float *)r->w, (struct vr_optstate *)r->os, 0, NULL, NULL, err);
+    char (*names)[200];
+    const char **np;
+    struct vr_tensor *t;
+    adapter_extras(r, &names, &np, &t, r->os->m, r->os->v, (float *)r->tw);
+    /* no model tensor trains: only the extras are read, into views of the live arrays */
+    struct vr_optstate none = {0};
+    int rc = vr_ckpt_load_optim(dir, r->tab, NULL, &none, 3 * r->ttab->np, np, t, err);
+    free(names);
+    free(np);
+    free(t);
     return rc;
 }
 
@@ -161,7 +293,7 @@ int main(int argc, char **argv)
     int iters = 1, pps = 0, warmup = 0, save_every = 0, keep = 2, resume = 0, nfreeze = 0;
     int64_t total_steps = 0;
     const char *freeze[16];
-    int freeze_vision = 0;
+    int freeze_vision = 0, merge = 0;
     struct vr_err err;
     int c, ind;
     const char *arg;
@@ -209,11 +341,18 @@ int main(int argc, char **argv)
         case O_DTYPE: dtype = arg; break;
         case O_DUMP: dump = arg; break;
         case O_GRADS: grads = arg; break;
+        case O_LORA_R: uo.lora_r = (int)vr_cli_int("lora-r", arg, 1, 65536); break;
+        case O_LORA_A: uo.lora_alpha = vr_cli_double("lora-alpha", arg, 1e-9, 1e9); break;
+        case O_LORA_D: uo.lora_dropout = vr_cli_double("lora-dropout", arg, 0, 0.99); break;
+        case O_ADAPTER: uo.adapter_dir = arg; break;
+        case O_MERGE: merge = 1; break;
+        case O_SEED: uo.seed = vr_cli_u64("seed", arg); break;
         }
     }
     if (!model) vr_die_usage("--model DIR is required");
     if (!out) vr_die_usage("--out DIR is required");
     if (uo.epsilon_high < 0) uo.epsilon_high = uo.epsilon;
+    if (uo.lora_alpha == 0) uo.lora_alpha = 2.0 * uo.lora_r;
     uo.freeze_vision = freeze_vision;
     enum vr_schedule sk;
     if (vr_schedule_parse(sched, &sk)) vr_die_usage("--lr-schedule: '%s' is not constant, constant_with_warmup, linear or cosine", sched);
@@ -255,18 +394,28 @@ int main(int argc, char **argv)
         if (freeze_vision && strncmp(L->p[i].name, "visual.", 7) == 0) L->train[i] = 0;
     if (L->p[L->head].tied) L->train[L->head] = L->train[L->embed];
     struct vr_ptab tab = {L->np, L->p, L->off, L->train, L->total};
-    struct vr_range *rg = vr_xmalloc(((size_t)L->np + 1) * sizeof *rg);
-    int nr = vr_ptab_ranges(&tab, rg);
+    /* what trains: the weights, or the adapters */
+    struct vr_ptab ttab = tab;
+    float *tw = u.w, *tg = u.g;
+    if (u.lora) {
+        ttab = (struct vr_ptab){2 * u.lo.n, u.lo.tab, u.lo.off, NULL, u.lo.total};
+        tw = u.aw;
+        tg = u.ag;
+    }
+    struct vr_range *rg = vr_xmalloc(((size_t)ttab.np + 1) * sizeof *rg);
+    int nr = vr_ptab_ranges(&ttab, rg);
     if (!nr) vr_die_usage("every parameter is frozen");
     struct vr_optstate os;
-    if (vr_optstate_init(&os, L->total, &err)) vr_die(&err);
-    float *g0 = dump ? vr_xmalloc(L->total * sizeof *g0) : NULL;
+    if (vr_optstate_init(&os, ttab.total, &err)) vr_die(&err);
+    float *g0 = dump ? vr_xmalloc(ttab.total * sizeof *g0) : NULL;
+    struct vr_run run = {.out = out, .src = model, .tab = &tab, .w = u.w, .ttab = &ttab, .tw = tw, .os = &os,
+                         .dt = sdt, .keep = keep, .lora = u.lora ? &u.lo : NULL, .merge = merge};
     /* the optimizer state of the starting folder, when it has one: one-shot
      * pipelines continue AdamW (and the step count) from step to step */
     const char *start = from ? from : model;
     int64_t step = 0, lines = 0;
     int iter0 = 0;
-    if (vr_ckpt_load_optim(start, &tab, u.w, &os, 0, NULL, NULL, &err) < 0) vr_die(&err);
+    if (load_optim(&run, start, &err) < 0) vr_die(&err);
     json_t *st0 = NULL;
     if (vr_ckpt_load_state(start, &st0, &err) < 0) vr_die(&err);
     if (st0) {
@@ -318,20 +467,21 @@ int main(int argc, char **argv)
         for (int it = iter0; it < iters; it++) {
             double t0 = now();
             struct vr_ustats st;
-            if (grads ? read_grads(grads, L, rg, nr, u.g, &st, &err) : vr_update_grads(&u, &b, &st, &err))
+            if (u.lora) u.lo.step = (uint64_t)step; /* dropout masks */
+            if (grads ? read_grads(grads, &ttab, rg, nr, tg, &st, &err) : vr_update_grads(&u, &b, &st, &err))
                 vr_die(&err);
-            int bad = isfinite(st.loss) ? vr_first_nonfinite(rg, nr, u.g) : -2;
+            int bad = isfinite(st.loss) ? vr_first_nonfinite(rg, nr, tg) : -2;
             if (bad != -1) {
                 vr_warn("step %lld: %s is not finite; the step is skipped and the weights are unchanged",
-                        (long long)step + 1, bad == -2 ? "the loss" : L->p[rg[bad].id].name);
+                        (long long)step + 1, bad == -2 ? "the loss" : ttab.p[rg[bad].id].name);
                 refused = 1;
                 continue;
             }
-            if (g0) memcpy(g0, u.g, L->total * sizeof *g0);
-            double gnorm = vr_clip_grad_norm(rg, nr, u.g, clip);
+            if (g0) memcpy(g0, tg, ttab.total * sizeof *g0);
+            double gnorm = vr_clip_grad_norm(rg, nr, tg, clip);
             double lr = vr_lr_at(sk, ao.lr, step, warmup, total_steps);
-            vr_adamw_step(&ao, lr, step + 1, rg, nr, u.w, u.g, &os);
-            if (dump && write_dump(dump, L, rg, nr, g0, u.w, st.loss, gnorm, &err)) vr_die(&err);
+            vr_adamw_step(&ao, lr, step + 1, rg, nr, tw, tg, &os);
+            if (dump && write_dump(dump, &ttab, rg, nr, g0, tw, st.loss, gnorm, &err)) vr_die(&err);
             step++;
             taken++;
             double sec = now() - t0;
@@ -345,7 +495,7 @@ int main(int argc, char **argv)
             int64_t cur_lines = it + 1 < iters ? lines : lines + nl;
             int cur_iter = it + 1 < iters ? it + 1 : 0;
             if (save_every && step % save_every == 0) {
-                if (save(out, model, &tab, u.w, &os, sdt, step, cur_lines, cur_iter, keep, 0, &err)) vr_die(&err);
+                if (save(&run, step, cur_lines, cur_iter, 0, &err)) vr_die(&err);
                 saved_step = step;
             }
             last_lines = cur_lines;
@@ -359,9 +509,9 @@ int main(int argc, char **argv)
      * saving every N steps, and always the run folder itself, which vr-rollout
      * and the next vr-update read */
     if (taken && save_every && saved_step != step &&
-        save(out, model, &tab, u.w, &os, sdt, step, last_lines, last_iter, keep, 0, &err))
+        save(&run, step, last_lines, last_iter, 0, &err))
         vr_die(&err);
-    if (taken && save(out, model, &tab, u.w, &os, sdt, step, last_lines, last_iter, keep, 1, &err)) vr_die(&err);
+    if ((taken || (merge && u.lora)) && save(&run, step, last_lines, last_iter, 1, &err)) vr_die(&err);
     vr_optstate_release(&os);
     free(rg);
     free(g0);

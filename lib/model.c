@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fs.h"
+#include "lora.h"
 
 static int get_int(json_t *o, const char *k, int def)
 {
@@ -233,7 +234,7 @@ static const char *shape_str(int ndim, const int64_t *s, char *buf, size_t n)
     return vr_tensor_shape_str(&t, buf, n);
 }
 
-int vr_model_load(struct vr_model *m, const char *dir, struct vr_err *err)
+static int load(struct vr_model *m, const char *dir, int adapter, struct vr_err *err)
 {
     memset(m, 0, sizeof *m);
     char *cp = vr_path_join(dir, "config.json");
@@ -283,11 +284,16 @@ int vr_model_load(struct vr_model *m, const char *dir, struct vr_err *err)
         }
         if (vr_safetensors_view(f, e->name, &p->t, err)) goto fail;
     }
+    if (adapter && vr_lora_present(dir) && vr_lora_merge_model(m, dir, err)) goto fail;
     return 0;
 fail:
     vr_model_free(m);
     return -1;
 }
+
+int vr_model_load(struct vr_model *m, const char *dir, struct vr_err *err) { return load(m, dir, 1, err); }
+
+int vr_model_load_base(struct vr_model *m, const char *dir, struct vr_err *err) { return load(m, dir, 0, err); }
 
 void vr_model_free(struct vr_model *m)
 {

@@ -75,6 +75,11 @@ void vr_model_params(struct vr_model *m);
  * present with the shape the config implies; the error names the tensor, the
  * expected and the actual shape. */
 int vr_model_load(struct vr_model *m, const char *dir, struct vr_err *err);
+/* vr_model_load folds a LoRA adapter it finds in dir (adapter_config.json +
+ * adapter_model.safetensors, lora.h) into the weights, so every stage serves a
+ * LoRA run folder as its trained policy; _base leaves it out (vr-update, which
+ * trains the adapter itself). */
+int vr_model_load_base(struct vr_model *m, const char *dir, struct vr_err *err);
 void vr_model_free(struct vr_model *m);
 /* The end-of-sequence ids of checkpoint folder dir: generation_config.json's
  * eos_token_id (an int or a list, as Qwen's), else the config's. At most max;

@@ -9,6 +9,7 @@
 
 #include "err.h"
 #include "qwen.h"
+#include "rng.h"
 
 static int param_index(const struct vr_model *m, const struct vr_tensor *t)
 {

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "cpu/train_ops.h"
+#include "lora.h"
 #include "model.h"
 
 /* Where each parameter lives in the flat arrays. */
@@ -65,6 +66,9 @@ struct vr_train_opts {
     double temperature;     /* logits / T before log_softmax (TRL); 1 for SFT */
     int checkpoint;         /* keep only block inputs; recompute blocks in backward */
     int no_vision_grad;     /* vision tower frozen: run it without saving */
+    const struct vr_lora *lora; /* adapters on the decoder linears and lm_head, or NULL */
+    const void *lw;         /* (lora->total) their weights, as the pass's R */
+    void *lg;               /* (lora->total) their gradients (backward adds), or NULL */
 };
 
 #define VR_TRAIN_DECL(R, S)                                                                        \

@@ -18,6 +18,7 @@ struct FN(blk) {
     R *x2;           /* x + attention projection */
     R *xn2, *rstd2;  /* post-attention norm */
     R *g, *u;        /* MLP gate and up, before SwiGLU (N, I) */
+    R *lz[LP_COUNT]; /* LoRA: x A^T (N, r) of each adapted linear */
 };
 
 struct FN(act) {
@@ -37,6 +38,9 @@ struct FN(act) {
     struct FN(blk) lscratch;
     R *xL;                  /* (N, D) last layer's output */
     R *hrow, *hn, *hrstd;   /* (nout, D) scored rows before and after the final norm */
+    /* LoRA scratch: dropped-out input and its gradient (N, MX), B-product (N, MX), dz (N, r) */
+    R *lt, *lt2, *ltmp, *ldz;
+    R *weff;                /* (V, D) lm_head + scale B A, when lm_head is adapted */
 };
 
 static R *FN(al)(struct vr_ws *ws, size_t n)
@@ -64,8 +68,12 @@ static void FN(vblk_alloc)(struct FN(blk) *a, int N, int D, int H, int F, struct
     a->u = FN(al)(ws, (size_t)N * F);
 }
 
-static void FN(lblk_alloc)(struct FN(blk) *a, int N, const struct vr_text_config *t, struct vr_ws *ws)
+static void FN(lblk_alloc)(struct FN(blk) *a, int N, const struct vr_layout *L, int l,
+                           const struct vr_train_opts *o, struct vr_ws *ws)
 {
+    const struct vr_text_config *t = &L->cfg.text;
+    for (int r = 0; r < LP_COUNT; r++)
+        a->lz[r] = o->lora && o->lora->of[L->ly[l][r]] >= 0 ? FN(al)(ws, (size_t)N * o->lora->r) : NULL;
     int D = t->hidden, HK = t->heads * t->head_dim, KK = t->kv_heads * t->head_dim, I = t->intermediate;
     a->xn1 = FN(al)(ws, (size_t)N * D);
     a->rstd1 = FN(al)(ws, (size_t)N);
@@ -155,55 +163,124 @@ static void FN(vblk_bwd)(const struct vr_layout *L, const R *w, R *g, int b, con
     FN(addv)(dy, c->dxn, ND);
 }
 
+/* LoRA dropout in place of x (N, In) into out: each element kept with
+ * probability 1 - p (Philox of seed; row, column, target, step) and scaled
+ * by 1 / (1 - p). */
+static void FN(dropout)(R *out, const R *x, int N, int In, const struct vr_lora *lo, int t)
+{
+    uint32_t key[2] = {(uint32_t)lo->seed, (uint32_t)(lo->seed >> 32)}, r[4];
+    R keep = (R)(1.0 / (1.0 - lo->dropout));
+    float p = (float)lo->dropout;
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < In; i += 4) {
+            uint32_t ctr[4] = {(uint32_t)n, (uint32_t)i, (uint32_t)t, (uint32_t)lo->step};
+            vr_philox(ctr, key, r);
+            for (int k = 0; k < 4 && i + k < In; k++) {
+                size_t e = (size_t)n * In + i + k;
+                out[e] = vr_u32_to_unit_float(r[k]) >= p ? x[e] * keep : 0;
+            }
+        }
+}
+
+/* y (N, O) = x W^T + b, plus scale * (x A^T) B^T when W is adapted; z (N, r)
+ * keeps x A^T for backward. */
+static void FN(llin_fwd)(const struct vr_layout *L, const R *w, const struct vr_train_opts *o,
+                         const struct FN(act) *A, int wi, int bi, R *y, const R *x, int N, int O, int In, R *z,
+                         struct vr_ws *ws)
+{
+    OP(linear_fwd)(y, x, W_(wi), bi >= 0 ? W_(bi) : NULL, N, O, In, ws);
+    const struct vr_lora *lo = o->lora;
+    int t = lo ? lo->of[wi] : -1;
+    if (t < 0) return;
+    const struct vr_lora_ad *ad = &lo->ad[t];
+    const R *lw = (const R *)o->lw, *xt = x;
+    if (lo->dropout > 0) {
+        FN(dropout)(A->lt, x, N, In, lo, t);
+        xt = A->lt;
+    }
+    OP(linear_fwd)(z, xt, lw + ad->a, NULL, N, lo->r, In, ws);
+    OP(linear_fwd)(A->ltmp, z, lw + ad->b, NULL, N, O, lo->r, ws);
+    R sc = (R)lo->scale;
+    for (size_t i = 0; i < (size_t)N * O; i++) y[i] += sc * A->ltmp[i];
+}
+
+/* Backward of llin_fwd: dx (N, In) = (overwritten; may be NULL without an
+ * adapter), weight gradients added. */
+static void FN(llin_bwd)(const struct vr_layout *L, const R *w, R *g, const struct vr_train_opts *o,
+                         const struct FN(act) *A, int wi, int bi, R *dx, const R *dy, const R *x, int N, int O,
+                         int In, const R *z, struct vr_ws *ws)
+{
+    OP(linear_bwd)(dx, G_(wi), bi >= 0 ? G_(bi) : NULL, dy, x, W_(wi), N, O, In, ws);
+    const struct vr_lora *lo = o->lora;
+    int t = lo ? lo->of[wi] : -1;
+    if (t < 0) return;
+    const struct vr_lora_ad *ad = &lo->ad[t];
+    const R *lw = (const R *)o->lw, *xt = x;
+    R *lg = (R *)o->lg, sc = (R)lo->scale;
+    for (size_t i = 0; i < (size_t)N * O; i++) A->ltmp[i] = sc * dy[i];
+    OP(linear_bwd)(A->ldz, lg ? lg + ad->b : NULL, NULL, A->ltmp, z, lw + ad->b, N, O, lo->r, ws);
+    if (lo->dropout > 0) {
+        FN(dropout)(A->lt, x, N, In, lo, t);
+        xt = A->lt;
+    }
+    OP(linear_bwd)(A->lt2, lg ? lg + ad->a : NULL, NULL, A->ldz, xt, lw + ad->a, N, lo->r, In, ws);
+    if (lo->dropout > 0) { /* the mask again: where x was dropped, no gradient */
+        FN(dropout)(A->lt, A->lt2, N, In, lo, t);
+        memcpy(A->lt2, A->lt, (size_t)N * In * sizeof(R));
+    }
+    FN(addv)(dx, A->lt2, (size_t)N * In);
+}
+
 /* A decoder layer over packed causal sequences. */
-static void FN(lblk_fwd)(const struct vr_layout *L, const R *w, int l, struct FN(blk) *a, R *out, R *s, int N,
-                         const float *cs, const float *sn, const int *cu, int nseq, struct vr_ws *ws)
+static void FN(lblk_fwd)(const struct vr_layout *L, const R *w, const struct vr_train_opts *o,
+                         const struct FN(act) *A, int l, struct FN(blk) *a, R *out, R *s, int N, const float *cs,
+                         const float *sn, const int *cu, int nseq, struct vr_ws *ws)
 {
     const struct vr_text_config *t = &L->cfg.text;
     int D = t->hidden, H = t->heads, KVH = t->kv_heads, K = t->head_dim, I = t->intermediate;
     const int *p = L->ly[l];
     OP(rmsnorm_fwd)(a->xn1, a->rstd1, a->x, W_(p[LP_IN_NORM]), N, D, t->eps);
-    OP(linear_fwd)(a->q, a->xn1, W_(p[LP_Q_W]), W_(p[LP_Q_B]), N, H * K, D, ws);
-    OP(linear_fwd)(a->k, a->xn1, W_(p[LP_K_W]), W_(p[LP_K_B]), N, KVH * K, D, ws);
-    OP(linear_fwd)(a->v, a->xn1, W_(p[LP_V_W]), W_(p[LP_V_B]), N, KVH * K, D, ws);
+    FN(llin_fwd)(L, w, o, A, p[LP_Q_W], p[LP_Q_B], a->q, a->xn1, N, H * K, D, a->lz[LP_Q_W], ws);
+    FN(llin_fwd)(L, w, o, A, p[LP_K_W], p[LP_K_B], a->k, a->xn1, N, KVH * K, D, a->lz[LP_K_W], ws);
+    FN(llin_fwd)(L, w, o, A, p[LP_V_W], p[LP_V_B], a->v, a->xn1, N, KVH * K, D, a->lz[LP_V_W], ws);
     OP(rope)(a->q, cs, sn, N, H, K, H * K, 0);
     OP(rope)(a->k, cs, sn, N, KVH, K, KVH * K, 0);
     OP(attn_fwd)(a->att, a->lse, a->q, a->k, a->v, H * K, KVH * K, N, H, KVH, K, cu, nseq, 1, ws);
-    OP(linear_fwd)(out, a->att, W_(p[LP_O_W]), NULL, N, D, H * K, ws);
+    FN(llin_fwd)(L, w, o, A, p[LP_O_W], -1, out, a->att, N, D, H * K, a->lz[LP_O_W], ws);
     for (size_t i = 0; i < (size_t)N * D; i++) a->x2[i] = a->x[i] + out[i];
     OP(rmsnorm_fwd)(a->xn2, a->rstd2, a->x2, W_(p[LP_POST_NORM]), N, D, t->eps);
-    OP(linear_fwd)(a->g, a->xn2, W_(p[LP_GATE_W]), NULL, N, I, D, ws);
-    OP(linear_fwd)(a->u, a->xn2, W_(p[LP_UP_W]), NULL, N, I, D, ws);
+    FN(llin_fwd)(L, w, o, A, p[LP_GATE_W], -1, a->g, a->xn2, N, I, D, a->lz[LP_GATE_W], ws);
+    FN(llin_fwd)(L, w, o, A, p[LP_UP_W], -1, a->u, a->xn2, N, I, D, a->lz[LP_UP_W], ws);
     OP(swiglu_fwd)(s, a->g, a->u, (size_t)N * I);
-    OP(linear_fwd)(out, s, W_(p[LP_DOWN_W]), NULL, N, D, I, ws);
+    FN(llin_fwd)(L, w, o, A, p[LP_DOWN_W], -1, out, s, N, D, I, a->lz[LP_DOWN_W], ws);
     FN(addv)(out, a->x2, (size_t)N * D);
 }
 
-static void FN(lblk_bwd)(const struct vr_layout *L, const R *w, R *g, int l, const struct FN(blk) *a, R *dy,
-                         struct FN(bsc) *c, int N, const float *cs, const float *sn, const int *cu, int nseq,
-                         struct vr_ws *ws)
+static void FN(lblk_bwd)(const struct vr_layout *L, const R *w, R *g, const struct vr_train_opts *o,
+                         const struct FN(act) *A, int l, const struct FN(blk) *a, R *dy, struct FN(bsc) *c, int N,
+                         const float *cs, const float *sn, const int *cu, int nseq, struct vr_ws *ws)
 {
     const struct vr_text_config *t = &L->cfg.text;
     int D = t->hidden, H = t->heads, KVH = t->kv_heads, K = t->head_dim, I = t->intermediate;
     size_t ND = (size_t)N * D;
     const int *p = L->ly[l];
     OP(swiglu_fwd)(c->s, a->g, a->u, (size_t)N * I);
-    OP(linear_bwd)(c->ds, G_(p[LP_DOWN_W]), NULL, dy, c->s, W_(p[LP_DOWN_W]), N, D, I, ws);
+    FN(llin_bwd)(L, w, g, o, A, p[LP_DOWN_W], -1, c->ds, dy, c->s, N, D, I, a->lz[LP_DOWN_W], ws);
     OP(swiglu_bwd)(c->ds, c->du, c->ds, a->g, a->u, (size_t)N * I);
-    OP(linear_bwd)(c->dxn, G_(p[LP_GATE_W]), NULL, c->ds, a->xn2, W_(p[LP_GATE_W]), N, I, D, ws);
-    OP(linear_bwd)(c->tmp, G_(p[LP_UP_W]), NULL, c->du, a->xn2, W_(p[LP_UP_W]), N, I, D, ws);
+    FN(llin_bwd)(L, w, g, o, A, p[LP_GATE_W], -1, c->dxn, c->ds, a->xn2, N, I, D, a->lz[LP_GATE_W], ws);
+    FN(llin_bwd)(L, w, g, o, A, p[LP_UP_W], -1, c->tmp, c->du, a->xn2, N, I, D, a->lz[LP_UP_W], ws);
     FN(addv)(c->dxn, c->tmp, ND);
     OP(rmsnorm_bwd)(c->dxn, G_(p[LP_POST_NORM]), c->dxn, a->x2, a->rstd2, W_(p[LP_POST_NORM]), N, D);
     FN(addv)(dy, c->dxn, ND);
-    OP(linear_bwd)(c->datt, G_(p[LP_O_W]), NULL, dy, a->att, W_(p[LP_O_W]), N, D, H * K, ws);
+    FN(llin_bwd)(L, w, g, o, A, p[LP_O_W], -1, c->datt, dy, a->att, N, D, H * K, a->lz[LP_O_W], ws);
     OP(attn_bwd)(c->dq, c->dk, c->dv, c->datt, a->att, a->lse, a->q, a->k, a->v, H * K, KVH * K, N, H, KVH, K,
                  cu, nseq, 1, ws);
     OP(rope)(c->dq, cs, sn, N, H, K, H * K, 1);
     OP(rope)(c->dk, cs, sn, N, KVH, K, KVH * K, 1);
-    OP(linear_bwd)(c->dxn, G_(p[LP_Q_W]), G_(p[LP_Q_B]), c->dq, a->xn1, W_(p[LP_Q_W]), N, H * K, D, ws);
-    OP(linear_bwd)(c->tmp, G_(p[LP_K_W]), G_(p[LP_K_B]), c->dk, a->xn1, W_(p[LP_K_W]), N, KVH * K, D, ws);
+    FN(llin_bwd)(L, w, g, o, A, p[LP_Q_W], p[LP_Q_B], c->dxn, c->dq, a->xn1, N, H * K, D, a->lz[LP_Q_W], ws);
+    FN(llin_bwd)(L, w, g, o, A, p[LP_K_W], p[LP_K_B], c->tmp, c->dk, a->xn1, N, KVH * K, D, a->lz[LP_K_W], ws);
     FN(addv)(c->dxn, c->tmp, ND);
-    OP(linear_bwd)(c->tmp, G_(p[LP_V_W]), G_(p[LP_V_B]), c->dv, a->xn1, W_(p[LP_V_W]), N, KVH * K, D, ws);
+    FN(llin_bwd)(L, w, g, o, A, p[LP_V_W], p[LP_V_B], c->tmp, c->dv, a->xn1, N, KVH * K, D, a->lz[LP_V_W], ws);
     FN(addv)(c->dxn, c->tmp, ND);
     OP(rmsnorm_bwd)(c->dxn, G_(p[LP_IN_NORM]), c->dxn, a->x, a->rstd1, W_(p[LP_IN_NORM]), N, D);
     FN(addv)(dy, c->dxn, ND);
@@ -335,18 +412,27 @@ struct vr_train_act *FN(vr_train_fwd_)(const struct vr_layout *L, const R *w, co
         if (p->img_row[i] >= 0) memcpy(x, A->vout + (size_t)p->img_row[i] * D, (size_t)D * sizeof(R));
         else memcpy(x, E + (size_t)p->ids[i] * D, (size_t)D * sizeof(R));
     }
-    if (o->checkpoint) FN(lblk_alloc)(&A->lscratch, N, t, ws);
+    const struct vr_lora *lo = o->lora;
+    if (lo) {
+        int MX = D > I ? D : I;
+        if (t->heads * K > MX) MX = t->heads * K;
+        A->lt = FN(al)(ws, (size_t)N * MX);
+        A->lt2 = FN(al)(ws, (size_t)N * MX);
+        A->ltmp = FN(al)(ws, (size_t)N * MX);
+        A->ldz = FN(al)(ws, (size_t)N * lo->r);
+    }
+    if (o->checkpoint) FN(lblk_alloc)(&A->lscratch, N, L, 0, o, ws); /* every layer adapts the same roles */
     R *s = FN(al)(ws, (size_t)N * I);
     for (int l = 0; l < t->layers; l++) {
         struct FN(blk) *a = &A->lb[l];
-        if (!o->checkpoint) FN(lblk_alloc)(a, N, t, ws);
+        if (!o->checkpoint) FN(lblk_alloc)(a, N, L, l, o, ws);
         else {
             R *x = a->x;
             *a = A->lscratch;
             a->x = x;
         }
-        FN(lblk_fwd)(L, w, l, a, l + 1 < t->layers ? A->lb[l + 1].x : A->xL, s, N, A->cs, A->sn, p->cu, p->nseq,
-                     ws);
+        FN(lblk_fwd)(L, w, o, A, l, a, l + 1 < t->layers ? A->lb[l + 1].x : A->xL, s, N, A->cs, A->sn, p->cu,
+                     p->nseq, ws);
     }
     int n = p->nout;
     A->hrow = FN(al)(ws, (size_t)n * D);
@@ -354,7 +440,21 @@ struct vr_train_act *FN(vr_train_fwd_)(const struct vr_layout *L, const R *w, co
     A->hrstd = FN(al)(ws, (size_t)n);
     for (int i = 0; i < n; i++) memcpy(A->hrow + (size_t)i * D, A->xL + (size_t)p->out_row[i] * D, (size_t)D * sizeof(R));
     OP(rmsnorm_fwd)(A->hn, A->hrstd, A->hrow, W_(L->norm), n, D, t->eps);
-    OP(logp_fwd)(logp, ent, A->hn, W_(L->head), p->tgt, n, D, V, o->temperature, ws);
+    const R *head = W_(L->head);
+    int th = lo ? lo->of[L->head] : -1;
+    if (th >= 0) { /* lm_head + scale B A, as one matrix */
+        const struct vr_lora_ad *ad = &lo->ad[th];
+        const R *lw = (const R *)o->lw;
+        R *at = FN(al)(ws, (size_t)D * lo->r);
+        for (int k = 0; k < lo->r; k++)
+            for (int d = 0; d < D; d++) at[(size_t)d * lo->r + k] = lw[ad->a + (size_t)k * D + d];
+        A->weff = FN(al)(ws, (size_t)V * D);
+        OP(linear_fwd)(A->weff, lw + ad->b, at, NULL, V, D, lo->r, ws);
+        R sc = (R)lo->scale;
+        for (size_t i = 0; i < (size_t)V * D; i++) A->weff[i] = head[i] + sc * A->weff[i];
+        head = A->weff;
+    }
+    OP(logp_fwd)(logp, ent, A->hn, head, p->tgt, n, D, V, o->temperature, ws);
     return (struct vr_train_act *)(void *)A;
 }
 
@@ -366,15 +466,36 @@ void FN(vr_train_bwd_)(const struct vr_layout *L, const R *w, R *g, const struct
     int N = p->N, D = t->hidden, V = t->vocab, n = p->nout;
     int HK = t->heads * t->head_dim, KK = t->kv_heads * t->head_dim;
     R *dh = FN(al)(ws, (size_t)n * D), *dx = FN(al)(ws, (size_t)N * D);
-    OP(logp_bwd)(dh, G_(L->head), dlogp, A->hn, W_(L->head), p->tgt, n, D, V, o->temperature, ws);
+    const struct vr_lora *lo = o->lora;
+    int th = lo ? lo->of[L->head] : -1;
+    if (th >= 0) { /* through lm_head + scale B A: dW then the adapter's share */
+        const struct vr_lora_ad *ad = &lo->ad[th];
+        const R *lw = (const R *)o->lw;
+        R *lg = (R *)o->lg, sc = (R)lo->scale;
+        R *dwe = FN(al)(ws, (size_t)V * D);
+        memset(dwe, 0, (size_t)V * D * sizeof(R));
+        OP(logp_bwd)(dh, dwe, dlogp, A->hn, A->weff, p->tgt, n, D, V, o->temperature, ws);
+        if (G_(L->head)) FN(addv)(G_(L->head), dwe, (size_t)V * D);
+        if (lg) {
+            R *tb = FN(al)(ws, (size_t)V * lo->r), *ta = FN(al)(ws, (size_t)lo->r * D);
+            OP(linear_fwd)(tb, dwe, lw + ad->a, NULL, V, lo->r, D, ws);      /* dW A^T */
+            for (size_t i = 0; i < (size_t)V * lo->r; i++) lg[ad->b + i] += sc * tb[i];
+            memset(ta, 0, (size_t)lo->r * D * sizeof(R));
+            OP(linear_bwd)(NULL, ta, NULL, lw + ad->b, dwe, lw + ad->a, V, lo->r, D, ws); /* B^T dW */
+            for (size_t i = 0; i < (size_t)lo->r * D; i++) lg[ad->a + i] += sc * ta[i];
+        }
+    } else {
+        OP(logp_bwd)(dh, G_(L->head), dlogp, A->hn, W_(L->head), p->tgt, n, D, V, o->temperature, ws);
+    }
     OP(rmsnorm_bwd)(dh, G_(L->norm), dh, A->hrow, A->hrstd, W_(L->norm), n, D);
     memset(dx, 0, (size_t)N * D * sizeof(R));
     for (int i = 0; i < n; i++) FN(addv)(dx + (size_t)p->out_row[i] * D, dh + (size_t)i * D, (size_t)D);
     struct FN(bsc) c;
     FN(bsc_alloc)(&c, N, D, HK, KK, t->intermediate, ws);
     for (int l = t->layers - 1; l >= 0; l--) {
-        if (o->checkpoint) FN(lblk_fwd)(L, w, l, &A->lb[l], c.out, c.s, N, A->cs, A->sn, p->cu, p->nseq, ws);
-        FN(lblk_bwd)(L, w, g, l, &A->lb[l], dx, &c, N, A->cs, A->sn, p->cu, p->nseq, ws);
+        if (o->checkpoint)
+            FN(lblk_fwd)(L, w, o, A, l, &A->lb[l], c.out, c.s, N, A->cs, A->sn, p->cu, p->nseq, ws);
+        FN(lblk_bwd)(L, w, g, o, A, l, &A->lb[l], dx, &c, N, A->cs, A->sn, p->cu, p->nseq, ws);
     }
     R *gE = G_(L->embed), *dv = NULL;
     int vis = p->nimg && !o->no_vision_grad;

@@ -16,7 +16,7 @@ int vr_update_init(struct vr_update *u, const char *model_dir, const char *ref_d
 {
     memset(u, 0, sizeof *u);
     u->o = *o;
-    if (vr_model_load(&u->m, model_dir, err)) return -1;
+    if (vr_model_load_base(&u->m, model_dir, err)) return -1;
     char *tp = vr_path_join(model_dir, "tokenizer.json");
     int rc = vr_bpe_load(&u->tok, tp, err);
     free(tp);
@@ -26,7 +26,24 @@ int vr_update_init(struct vr_update *u, const char *model_dir, const char *ref_d
     u->w = vr_xmalloc(u->L.total * sizeof *u->w);
     u->g = vr_xcalloc(u->L.total, sizeof *u->g);
     vr_layout_gather(&u->L, &u->m, u->w);
-    if (o->beta > 0 && !o->sft) {
+    const char *ad = o->adapter_dir ? o->adapter_dir : vr_lora_present(model_dir) ? model_dir : NULL;
+    if (ad) {
+        if (vr_lora_load(&u->lo, &u->aw, &u->m, ad, o->seed, err)) goto fail;
+        u->lora = 1;
+    } else if (o->lora_r > 0) {
+        vr_lora_init(&u->lo, &u->m, o->lora_r, o->lora_alpha, o->lora_dropout, 0, o->seed);
+        u->aw = vr_xmalloc((u->lo.total + 1) * sizeof *u->aw);
+        vr_lora_init_weights(&u->lo, u->aw);
+        u->lora = 1;
+    }
+    if (u->lora) {
+        if (o->lora_r > 0 && ad) u->lo.dropout = o->lora_dropout; /* a flag given now wins */
+        u->ag = vr_xcalloc(u->lo.total + 1, sizeof *u->ag);
+        for (int i = 0; i < u->L.np; i++) u->L.train[i] = 0; /* only the adapters train */
+    }
+    if (o->beta > 0 && !o->sft && u->lora && !ref_dir) {
+        u->has_ref = 1; /* the base model, adapters off */
+    } else if (o->beta > 0 && !o->sft) {
         if (!ref_dir) {
             vr_err_set(err, VR_ERR_USAGE, NULL, 0, "--beta %g needs a reference model (--ref DIR), or --beta 0",
                        o->beta);
@@ -54,9 +71,12 @@ void vr_update_release(struct vr_update *u)
     free(u->w);
     free(u->g);
     free(u->wref);
+    free(u->aw);
+    free(u->ag);
+    if (u->lora) vr_lora_release(&u->lo);
     if (u->L.np) vr_layout_release(&u->L);
     if (u->Lref.np) vr_layout_release(&u->Lref);
-    if (u->has_ref) vr_model_free(&u->mref);
+    if (u->wref) vr_model_free(&u->mref);
     if (u->tok) vr_bpe_free(u->tok);
     if (u->m.params) vr_model_free(&u->m);
     vr_ws_free(&u->ws);
@@ -355,7 +375,8 @@ static void ref_logps(struct vr_update *u, struct vr_batch *b, struct vr_err *er
         }
         vr_ws_reset(&u->ws);
         float *lp = vr_ws_floats(&u->ws, (size_t)p.nout + 1);
-        vr_train_fwd_f32(&u->Lref, u->wref, &p, &to, lp, NULL, &u->ws);
+        if (u->wref) vr_train_fwd_f32(&u->Lref, u->wref, &p, &to, lp, NULL, &u->ws);
+        else vr_train_fwd_f32(&u->L, u->w, &p, &to, lp, NULL, &u->ws); /* LoRA: the base */
         int o = 0;
         for (int i = s0; i < s1; i++) {
             b->s[i].ref = vr_xmalloc(((size_t)b->s[i].len + 1) * sizeof *b->s[i].ref);
@@ -373,6 +394,7 @@ int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *s
     int rc = 0;
     memset(st, 0, sizeof *st);
     memset(u->g, 0, u->L.total * sizeof *u->g);
+    if (u->lora) memset(u->ag, 0, u->lo.total * sizeof *u->ag);
     if (b->nseq == 0) return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "an empty batch");
     weights(u, b);
     int grpo = !u->o.sft;
@@ -380,7 +402,12 @@ int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *s
     if (beta != 0 && !b->have_ref) ref_logps(u, b, err, &rc);
     if (rc) return rc;
     struct vr_train_opts to = {.temperature = grpo ? u->o.temperature : 1.0, .checkpoint = u->o.checkpoint,
-                               .no_vision_grad = u->o.freeze_vision};
+                               .no_vision_grad = u->o.freeze_vision || u->lora};
+    if (u->lora) {
+        to.lora = &u->lo;
+        to.lw = u->aw;
+        to.lg = u->ag;
+    }
     double kl_seq = 0, clip = 0, rsum = 0, rsq = 0, lsum = 0;
     int nscored = 0;
     for (int s0 = 0; s0 < b->nseq;) {

@@ -29,6 +29,12 @@ struct vr_update_opts {
     int checkpoint;           /* activation checkpointing */
     int freeze_vision;        /* no gradient into the vision tower */
     struct vr_chat_task_opts chat;
+    /* LoRA: train adapters instead of the weights (lora_r > 0, or an adapter
+     * in the model folder or in adapter_dir) */
+    int lora_r;
+    double lora_alpha, lora_dropout;
+    const char *adapter_dir;  /* start from this PEFT adapter */
+    uint64_t seed;            /* adapter initialisation and dropout */
 };
 
 struct vr_useq {
@@ -76,6 +82,11 @@ struct vr_update {
     struct vr_layout Lref;
     float *wref;
     struct vr_ws ws;
+    /* LoRA: the adapters are what trains; the base weights w stay, and serve
+     * as the reference model when no --ref is given (TRL with PEFT) */
+    int lora;
+    struct vr_lora lo;
+    float *aw, *ag;           /* (lo.total) adapter weights and gradients */
 };
 
 /* Load the policy (its weights become the fp32 master weights), its
@@ -93,7 +104,7 @@ int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, co
                  struct vr_err *err);
 void vr_batch_release(struct vr_batch *b);
 
-/* Zero u->g and accumulate the gradient of the step's loss over the batch;
+/* Zero u->g (and u->ag) and accumulate the gradient of the step's loss over the batch;
  * on the first call for a batch with beta > 0, the reference log-probs are
  * computed and kept in it. Fills st. */
 int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *st, struct vr_err *err);

@@ -56,6 +56,35 @@ test_expect_success '--sft: cross-entropy on the answers of the same tasks' '
 	close 1e-5 ".sft.loss" "[.[].loss]" &&
 	tensors_close dump.sft "$G/sft.safetensors" grad. 1e-4
 '
+test_expect_success 'LoRA (r 4, alpha 8, every decoder linear and lm_head) from a PEFT adapter: equal to PEFT' '
+	vr-update $COMMON --adapter "$G/adapter" -o out.lora --dump dump.lora scored.jsonl >metrics &&
+	close 1e-5 ".lora.loss" "[.[].loss]" &&
+	close 1e-5 ".lora.grad_norm" "[.[].grad_norm]" &&
+	tensors_close dump.lora "$G/lora.safetensors" grad. 1e-4 &&
+	tensors_close dump.lora "$G/lora.safetensors" after. 1e-4
+'
+test_expect_success 'LoRA: AdamW on PEFT'"'"'s gradients gives its adapters to 1e-6' '
+	vr-update -m policy --beta 0 --lr 1e-3 --weight-decay 0.1 --max-grad-norm 1.0 --adapter "$G/adapter" \
+		-o out.lrep --grads "$G/lora.safetensors" --dump replay.lora scored.jsonl >/dev/null &&
+	tensors_close replay.lora "$G/lora.safetensors" after. 1e-6
+'
+test_expect_success 'LoRA: the run folder holds the base weights and a PEFT adapter' '
+	cmp policy/model.safetensors out.lora/model.safetensors &&
+	jq -e ".peft_type == \"LORA\" and .r == 4 and .lora_alpha == 8 and (.target_modules | length) == 15" \
+		out.lora/adapter_config.json >/dev/null &&
+	vr-inspect out.lora/adapter_model.safetensors | jq -r .name | sort >got &&
+	vr-inspect "$G/adapter/adapter_model.safetensors" | jq -r .name | sort >want &&
+	test_cmp want got
+'
+test_expect_success 'LoRA: --merge folds the adapters in; every stage serves a LoRA folder merged' '
+	vr-update -m out.lora --merge -o out.merged </dev/null &&
+	test ! -e out.merged/adapter_config.json &&
+	! cmp -s policy/model.safetensors out.merged/model.safetensors &&
+	vr-rollout -m out.lora --greedy -G 1 --max-tokens 6 scored.jsonl >r.lora &&
+	vr-rollout -m out.merged --greedy -G 1 --max-tokens 6 scored.jsonl >r.merged &&
+	vr-rollout -m policy --greedy -G 1 --max-tokens 6 scored.jsonl >r.base &&
+	cmp r.lora r.merged && ! cmp -s r.lora r.base
+'
 test_expect_success 'micro-batches of 600 tokens accumulate to the same gradients' '
 	vr-update $COMMON -o out.mb --max-batch-tokens 600 --dump dump.mb scored.jsonl >metrics &&
 	close 1e-5 ".grpo.loss" "[.[].loss]" &&
