@@ -406,6 +406,13 @@ int vr_safetensors_write_fn(const char *path, int n, const char *const *names,
     return st_write(path, n, names, tensors, NULL, metadata, fill, ctx, 0, err);
 }
 
+int vr_safetensors_write_fn_flags(const char *path, int n, const char *const *names,
+                                  const struct vr_tensor *tensors, json_t *metadata, vr_st_fill_fn fill,
+                                  void *ctx, unsigned flags, struct vr_err *err)
+{
+    return st_write(path, n, names, tensors, NULL, metadata, fill, ctx, flags, err);
+}
+
 /* ---- sharded sets ---- */
 
 int vr_stset_open(struct vr_stset *s, const char *path, struct vr_err *err)

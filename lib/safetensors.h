@@ -75,6 +75,10 @@ typedef int (*vr_st_fill_fn)(void *ctx, int i, void *buf, size_t nbytes, struct 
 int vr_safetensors_write_fn(const char *path, int n, const char *const *names,
                             const struct vr_tensor *tensors, json_t *metadata, vr_st_fill_fn fill,
                             void *ctx, struct vr_err *err);
+/* The same with VR_ST_* flags. */
+int vr_safetensors_write_fn_flags(const char *path, int n, const char *const *names,
+                                  const struct vr_tensor *tensors, json_t *metadata, vr_st_fill_fn fill,
+                                  void *ctx, unsigned flags, struct vr_err *err);
 
 /* A checkpoint's tensors: one model.safetensors, or the shards listed by
  * model.safetensors.index.json. Opened from a folder or a file. */

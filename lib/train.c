@@ -89,6 +89,38 @@ int vr_layout_find(const struct vr_layout *L, const char *name)
     return -1;
 }
 
+static void grow(void **a, size_t *cap, size_t need)
+{
+    if (need <= *cap) return;
+    free(*a);
+    *a = vr_xmalloc(need);
+    *cap = need;
+}
+
+void vr_pack_reserve(struct vr_pack *p, int N, int nseq, int nout, int nimg, int npatch, int cols)
+{
+    size_t n = (size_t)N + 1;
+    grow((void **)&p->cu, &p->cap[0], ((size_t)nseq + 1) * sizeof *p->cu);
+    if (n * sizeof(int32_t) * 3 > p->cap[1]) { /* the per-row arrays together */
+        free(p->ids);
+        free(p->pos);
+        free(p->img_row);
+        p->ids = vr_xmalloc(n * sizeof *p->ids);
+        p->pos = vr_xmalloc(3 * n * sizeof *p->pos);
+        p->img_row = vr_xmalloc(n * sizeof *p->img_row);
+        p->cap[1] = n * sizeof(int32_t) * 3;
+    }
+    if (((size_t)nout + 1) * sizeof(int) > p->cap[2]) {
+        free(p->out_row);
+        free(p->tgt);
+        p->out_row = vr_xmalloc(((size_t)nout + 1) * sizeof *p->out_row);
+        p->tgt = vr_xmalloc(((size_t)nout + 1) * sizeof *p->tgt);
+        p->cap[2] = ((size_t)nout + 1) * sizeof(int);
+    }
+    grow((void **)&p->grid, &p->cap[3], ((size_t)nimg + 1) * sizeof *p->grid);
+    grow((void **)&p->pixels, &p->cap[4], ((size_t)npatch + 1) * cols * sizeof *p->pixels);
+}
+
 void vr_pack_release(struct vr_pack *p)
 {
     free(p->cu);

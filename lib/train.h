@@ -56,6 +56,7 @@ struct vr_pack {
     int nout;               /* rows whose next token is scored */
     int *out_row;           /* (nout) row t: its logits predict tgt = ids[t+1] */
     int32_t *tgt;           /* (nout) */
+    size_t cap[5];          /* capacities, so a pack is refilled without allocating */
 };
 
 /* What the forward keeps for backward (opaque; lives in the workspace). */
@@ -85,6 +86,9 @@ struct vr_train_opts {
 VR_TRAIN_DECL(float, f32)
 VR_TRAIN_DECL(double, f64)
 
+/* Size a pack's arrays for N rows, nseq sequences, nout scored rows, nimg
+ * images of npatch patches of cols values (growing them only when needed). */
+void vr_pack_reserve(struct vr_pack *p, int N, int nseq, int nout, int nimg, int npatch, int cols);
 /* Free a pack's arrays. */
 void vr_pack_release(struct vr_pack *p);
 

@@ -80,6 +80,9 @@ void vr_update_release(struct vr_update *u)
     if (u->tok) vr_bpe_free(u->tok);
     if (u->m.params) vr_model_free(&u->m);
     vr_ws_free(&u->ws);
+    vr_pack_release(&u->pk);
+    free(u->gbase);
+    free(u->pos1);
     memset(u, 0, sizeof *u);
 }
 
@@ -238,35 +241,47 @@ out:
     return rc;
 }
 
-/* Pack sequences [s0, s1) of b for the training pass. */
-static int pack_build(const struct vr_update *u, const struct vr_batch *b, int s0, int s1, struct vr_pack *p,
+/* The packing scratch for batch b: per-group image offsets and one
+ * sequence's positions (grown, never shrunk). */
+static void scratch(struct vr_update *u, const struct vr_batch *b)
+{
+    int maxn = 1;
+    for (int i = 0; i < b->nseq; i++)
+        if (b->s[i].n > maxn) maxn = b->s[i].n;
+    if ((size_t)b->ng + 1 > u->cap_gbase) {
+        free(u->gbase);
+        u->cap_gbase = (size_t)b->ng + 1;
+        u->gbase = vr_xmalloc(u->cap_gbase * sizeof *u->gbase);
+    }
+    if ((size_t)3 * maxn > u->cap_pos1) {
+        free(u->pos1);
+        u->cap_pos1 = (size_t)3 * maxn;
+        u->pos1 = vr_xmalloc(u->cap_pos1 * sizeof *u->pos1);
+    }
+}
+
+/* Pack sequences [s0, s1) of b for the training pass, into p's reused arrays. */
+static int pack_build(struct vr_update *u, const struct vr_batch *b, int s0, int s1, struct vr_pack *p,
                       struct vr_err *err)
 {
     const struct vr_model_config *c = &u->m.cfg;
     int cols = c->vision.in_chans * c->vision.temporal_patch * c->vision.patch * c->vision.patch;
     int unit = c->vision.merge * c->vision.merge;
-    memset(p, 0, sizeof *p);
     p->nseq = s1 - s0;
-    p->cu = vr_xmalloc(((size_t)p->nseq + 1) * sizeof *p->cu);
-    p->cu[0] = 0;
+    p->N = p->nout = p->nimg = p->npatch = 0;
     for (int i = s0; i < s1; i++) {
         p->N += b->s[i].n;
         p->nout += b->s[i].len;
-        p->cu[i - s0 + 1] = p->N;
     }
     int gfirst = b->s[s0].g, glast = b->s[s1 - 1].g;
     for (int g = gfirst; g <= glast; g++) {
         p->nimg += b->g[g].nimg;
         p->npatch += b->g[g].npatch;
     }
-    p->ids = vr_xmalloc((size_t)p->N * sizeof *p->ids);
-    p->pos = vr_xmalloc((size_t)3 * p->N * sizeof *p->pos);
-    p->img_row = vr_xmalloc((size_t)p->N * sizeof *p->img_row);
-    p->out_row = vr_xmalloc(((size_t)p->nout + 1) * sizeof *p->out_row);
-    p->tgt = vr_xmalloc(((size_t)p->nout + 1) * sizeof *p->tgt);
-    p->grid = vr_xmalloc(((size_t)p->nimg + 1) * sizeof *p->grid);
-    p->pixels = vr_xmalloc(((size_t)p->npatch + 1) * cols * sizeof *p->pixels);
-    int *gbase = vr_xmalloc(((size_t)(glast - gfirst) + 1) * sizeof *gbase), img = 0, patch = 0;
+    vr_pack_reserve(p, p->N, p->nseq, p->nout, p->nimg, p->npatch, cols);
+    p->cu[0] = 0;
+    for (int i = s0; i < s1; i++) p->cu[i - s0 + 1] = p->cu[i - s0] + b->s[i].n;
+    int *gbase = u->gbase, img = 0, patch = 0;
     for (int g = gfirst; g <= glast; g++) {
         gbase[g - gfirst] = patch / unit;
         memcpy(p->grid + img, b->g[g].grid, (size_t)b->g[g].nimg * sizeof *p->grid);
@@ -274,7 +289,7 @@ static int pack_build(const struct vr_update *u, const struct vr_batch *b, int s
         img += b->g[g].nimg;
         patch += b->g[g].npatch;
     }
-    int32_t *pos1 = vr_xmalloc(((size_t)3 * p->N + 1) * sizeof *pos1);
+    int32_t *pos1 = u->pos1;
     int o = 0, rc = 0;
     for (int i = s0; i < s1; i++) {
         const struct vr_useq *s = &b->s[i];
@@ -303,9 +318,6 @@ static int pack_build(const struct vr_update *u, const struct vr_batch *b, int s
             p->tgt[o] = s->ids[s->first + j];
         }
     }
-    free(pos1);
-    free(gbase);
-    if (rc) vr_pack_release(p);
     return rc;
 }
 
@@ -368,22 +380,21 @@ static void ref_logps(struct vr_update *u, struct vr_batch *b, struct vr_err *er
     struct vr_train_opts to = {.temperature = u->o.temperature, .checkpoint = 1, .no_vision_grad = 1};
     for (int s0 = 0; s0 < b->nseq && !*rc;) {
         int s1 = next_micro(u, b, s0);
-        struct vr_pack p;
-        if (pack_build(u, b, s0, s1, &p, err)) {
+        struct vr_pack *pk = &u->pk;
+        if (pack_build(u, b, s0, s1, pk, err)) {
             *rc = -1;
             return;
         }
         vr_ws_reset(&u->ws);
-        float *lp = vr_ws_floats(&u->ws, (size_t)p.nout + 1);
-        if (u->wref) vr_train_fwd_f32(&u->Lref, u->wref, &p, &to, lp, NULL, &u->ws);
-        else vr_train_fwd_f32(&u->L, u->w, &p, &to, lp, NULL, &u->ws); /* LoRA: the base */
+        float *lp = vr_ws_floats(&u->ws, (size_t)pk->nout + 1);
+        if (u->wref) vr_train_fwd_f32(&u->Lref, u->wref, pk, &to, lp, NULL, &u->ws);
+        else vr_train_fwd_f32(&u->L, u->w, pk, &to, lp, NULL, &u->ws); /* LoRA: the base */
         int o = 0;
         for (int i = s0; i < s1; i++) {
             b->s[i].ref = vr_xmalloc(((size_t)b->s[i].len + 1) * sizeof *b->s[i].ref);
             memcpy(b->s[i].ref, lp + o, (size_t)b->s[i].len * sizeof *lp);
             o += b->s[i].len;
         }
-        vr_pack_release(&p);
         s0 = s1;
     }
     b->have_ref = 1;
@@ -397,6 +408,7 @@ int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *s
     if (u->lora) memset(u->ag, 0, u->lo.total * sizeof *u->ag);
     if (b->nseq == 0) return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "an empty batch");
     weights(u, b);
+    scratch(u, b);
     int grpo = !u->o.sft;
     double beta = grpo && u->has_ref ? u->o.beta : 0;
     if (beta != 0 && !b->have_ref) ref_logps(u, b, err, &rc);
@@ -412,11 +424,11 @@ int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *s
     int nscored = 0;
     for (int s0 = 0; s0 < b->nseq;) {
         int s1 = next_micro(u, b, s0);
-        struct vr_pack p;
-        if (pack_build(u, b, s0, s1, &p, err)) return -1;
+        struct vr_pack *pk = &u->pk;
+        if (pack_build(u, b, s0, s1, pk, err)) return -1;
         vr_ws_reset(&u->ws);
-        float *lp = vr_ws_floats(&u->ws, (size_t)p.nout + 1), *dl = vr_ws_floats(&u->ws, (size_t)p.nout + 1);
-        struct vr_train_act *act = vr_train_fwd_f32(&u->L, u->w, &p, &to, lp, NULL, &u->ws);
+        float *lp = vr_ws_floats(&u->ws, (size_t)pk->nout + 1), *dl = vr_ws_floats(&u->ws, (size_t)pk->nout + 1);
+        struct vr_train_act *act = vr_train_fwd_f32(&u->L, u->w, pk, &to, lp, NULL, &u->ws);
         int o = 0;
         for (int i = s0; i < s1; i++) {
             const struct vr_useq *s = &b->s[i];
@@ -441,9 +453,8 @@ int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *s
             rsq += s->reward * s->reward;
             lsum += s->len;
         }
-        st->seq_tokens += p.N;
-        vr_train_bwd_f32(&u->L, u->w, u->g, &p, &to, act, dl, &u->ws);
-        vr_pack_release(&p);
+        st->seq_tokens += pk->N;
+        vr_train_bwd_f32(&u->L, u->w, u->g, pk, &to, act, dl, &u->ws);
         s0 = s1;
     }
     st->tokens = b->tokens;

@@ -87,6 +87,11 @@ struct vr_update {
     int lora;
     struct vr_lora lo;
     float *aw, *ag;           /* (lo.total) adapter weights and gradients */
+    /* a micro-batch's pack and packing scratch, reused from step to step */
+    struct vr_pack pk;
+    int *gbase;
+    int32_t *pos1;
+    size_t cap_gbase, cap_pos1;
 };
 
 /* Load the policy (its weights become the fp32 master weights), its

@@ -210,6 +210,42 @@ for dtype, tie in cases:
                                 open(os.path.join(a, f), "rb").read() for f in fa)
         check(same, "a run without --save-every writes other files")
         print(f"  without --save-every: {fp}, byte-identical to {run}/: {same}")
+
+# ---- LoRA: the adapter vr-update writes loads in PEFT and gives vr's log-probs ----------------------
+from peft import PeftModel
+from transformers import Qwen2_5_VLForConditionalGeneration as QW
+for tie in ("tied", "untied"):
+    run = f"lora-{tie}"
+    print(f"== vr-update -m policy-{tie} --lora-r 4 --lora-alpha 8 --ref ref-{tie} -o {run}")
+    sh(f"{B}/vr-update -m policy-{tie} --ref ref-{tie} --beta 0.04 --lr 1e-2 --temperature 0.9 --lora-r 4 "
+       f"--lora-alpha 8 --seed 3 -o {run} scored.jsonl")
+    sh(f"{B}/vr-update -m {run} --merge -o {run}-merged < /dev/null")
+    base = QW.from_pretrained(os.path.join(work, f"policy-{tie}"), dtype=torch.float32,
+                              attn_implementation="eager")
+    pm = PeftModel.from_pretrained(base, os.path.join(work, run)).eval()
+    pcfg_t = json.load(open(os.path.join(work, f"policy-{tie}/config.json")))
+    nlora = sum("lora_" in n for n, _ in pm.named_parameters())
+    check(nlora == 30, f"PEFT loaded {nlora} LoRA tensors, expected 30")
+    for d in (run, run + "-merged"):
+        roll = jl(sh(f"{B}/vr-rollout -m {d} --greedy -G 1 --max-tokens {MAXTOK} scored.jsonl"))
+        chat = jl(sh(f"{B}/vr-tokenize -m policy-{tie} --chat scored.jsonl"))
+        maxd, same = 0.0, True
+        for t, r, c, im in zip(tasks, roll, chat, imgs):
+            toks, lp = r["completions"][0]["tokens"], r["completions"][0]["logp"]
+            x = torch.tensor([c["ids"] + toks])
+            with torch.no_grad():
+                logits = pm(input_ids=x, attention_mask=torch.ones_like(x), pixel_values=im["pixel_values"],
+                            image_grid_thw=im["image_grid_thw"],
+                            mm_token_type_ids=(x == pcfg_t["image_token_id"]).int()).logits[0]
+            n0 = len(c["ids"])
+            ls = logits[n0 - 1:n0 - 1 + len(toks)].double().log_softmax(-1)
+            same &= ls.argmax(-1).tolist() == toks
+            maxd = max(maxd, (ls.gather(1, torch.tensor(toks)[:, None])[:, 0] -
+                              torch.tensor(lp, dtype=torch.float64)).abs().max().item())
+        check(same and maxd <= TOL, f"{d}: PEFT greedy tokens equal: {same}, logp max abs diff {maxd:.2e}")
+        print(f"  {d}: PeftModel.from_pretrained (30 LoRA tensors) against vr-rollout -m {d}: same greedy "
+              f"tokens: {same}; logp max abs diff {maxd:.2e}")
+
 print("work folder:", work)
 print("ALL OK" if ok else "FAILED")
 sys.exit(0 if ok else 1)
