@@ -85,6 +85,15 @@ test_expect_success 'LoRA: --merge folds the adapters in; every stage serves a L
 	vr-rollout -m policy --greedy -G 1 --max-tokens 6 scored.jsonl >r.base &&
 	cmp r.lora r.merged && ! cmp -s r.lora r.base
 '
+test_expect_success '--freeze-vision and --freeze REGEX: those tensors neither get gradients nor change' '
+	vr-update $COMMON --freeze-vision --freeze "embed_tokens|norm" -o out.fz --dump dump.fz scored.jsonl >/dev/null &&
+	vr-inspect dump.fz | jq -r .name | grep "^grad\." >names &&
+	! grep -q "visual\.\|embed_tokens\|norm" names &&
+	test $(wc -l <names) = 20 &&
+	vr-inspect --compare "$G/grpo.safetensors" dump.fz | jq -s -e "[.[] | select(.name | startswith(\"grad.\"))] | all(.rel <= 1e-4)" >/dev/null &&
+	vr-inspect --compare policy out.fz | jq -s -e "[.[] | select(.name | test(\"visual|embed_tokens|norm\"))] | length > 0 and all(.rel == 0)" >/dev/null &&
+	vr-inspect --compare policy out.fz | jq -s -e "[.[] | select(.name | test(\"q_proj.weight\"))] | all(.rel > 0)" >/dev/null
+'
 test_expect_success 'micro-batches of 600 tokens accumulate to the same gradients' '
 	vr-update $COMMON -o out.mb --max-batch-tokens 600 --dump dump.mb scored.jsonl >metrics &&
 	close 1e-5 ".grpo.loss" "[.[].loss]" &&

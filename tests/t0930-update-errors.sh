@@ -1,0 +1,42 @@
+#!/bin/bash
+# vr-update refuses bad input with one line naming the file and line (exit 1),
+# bad flags with a usage error (exit 2), and leaves no checkpoint behind.
+. "$(dirname "$0")/lib.sh"
+G=$SRC_DIR/tests/golden/update
+vr-synth --out synth --seed 3 -n 2 --splits train >/dev/null &&
+vr-init --preset tiny --train-tokenizer "$G/corpus.txt" --vocab 256 --seed 21 --init-range 0.1 --dtype f32 -o policy 2>/dev/null &&
+vr-encode --cache cache "$G/scored.jsonl" >scored.jsonl || exit 1
+U="vr-update -m policy --beta 0 -o out"
+
+bad() { # name jq-edit expected-message
+	test_expect_success "$1" "
+		head -1 scored.jsonl | jq -c '$2' >bad.jsonl &&
+		test_must_fail $U bad.jsonl 2>err &&
+		test \$(wc -l <err) -le 2 &&
+		grep -q 'bad.jsonl:1: $3' err &&
+		test ! -e out
+	"
+}
+bad 'a completion without an advantage' 'del(.completions[1].advantage)' 'completion 2 has no "advantage"'
+bad 'tokens and logp of different lengths' '.completions[0].logp |= .[1:]' 'completion 1: "tokens" and "logp" must be lists of the same length'
+bad 'a token outside the vocabulary' '.completions[0].tokens[2] = 99999' 'completion 1: token 3 is not an id below'
+bad 'a prompt that renders differently from the rollout' '.prompt_tokens += 1' 'the prompt renders to'
+bad 'task lines without completions' 'del(.completions)' 'no "completions"'
+bad 'no pixels' 'del(.pixels)' 'no "pixels"'
+
+test_expect_success 'a prompt-length mismatch hints at --template and --system' '
+	grep -q "hint: give vr-update the --template and --system that vr-rollout had" err ||
+	{ head -1 scored.jsonl | jq -c ".prompt_tokens += 1" >bad.jsonl &&
+	  test_must_fail $U bad.jsonl 2>err && grep -q "^hint: give vr-update the --template" err; }
+'
+test_expect_code 2 '--beta without --ref is a usage error' 'vr-update -m policy -o out scored.jsonl'
+test_expect_code 2 'an unknown --loss' 'vr-update -m policy --beta 0 --loss ppo -o out scored.jsonl'
+test_expect_code 2 'a linear schedule needs --steps' 'vr-update -m policy --beta 0 --lr-schedule linear -o out scored.jsonl'
+test_expect_code 2 '--out is required' 'vr-update -m policy --beta 0 scored.jsonl'
+test_expect_code 2 'freezing everything' 'vr-update -m policy --beta 0 --freeze . -o out scored.jsonl'
+test_expect_code 1 'a reference model of another size' '
+	vr-init --preset tiny --train-tokenizer "$G/corpus.txt" --vocab 300 --dtype f32 -o other 2>/dev/null &&
+	vr-update -m policy --ref other -o out scored.jsonl
+'
+test_expect_success 'nothing was written by the failures' 'test ! -e out'
+test_done
