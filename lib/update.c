@@ -11,6 +11,16 @@
 #include "pixcache.h"
 #include "qwen.h"
 
+/* The weights are in the f32 arrays now: unmap the checkpoint (its pages
+ * would otherwise count a second time), keeping the table's names, shapes
+ * and dtypes. */
+static void drop_mapping(struct vr_model *m)
+{
+    for (int i = 0; i < m->nparams; i++)
+        if (!m->params[i].t.owned) m->params[i].t.data = NULL;
+    vr_stset_close(&m->st);
+}
+
 int vr_update_init(struct vr_update *u, const char *model_dir, const char *ref_dir,
                    const struct vr_update_opts *o, struct vr_err *err)
 {
@@ -26,6 +36,7 @@ int vr_update_init(struct vr_update *u, const char *model_dir, const char *ref_d
     u->w = vr_xmalloc(u->L.total * sizeof *u->w);
     u->g = vr_xcalloc(u->L.total, sizeof *u->g);
     vr_layout_gather(&u->L, &u->m, u->w);
+    drop_mapping(&u->m);
     const char *ad = o->adapter_dir ? o->adapter_dir : vr_lora_present(model_dir) ? model_dir : NULL;
     if (ad) {
         if (vr_lora_load(&u->lo, &u->aw, &u->m, ad, o->seed, err)) goto fail;
@@ -59,6 +70,7 @@ int vr_update_init(struct vr_update *u, const char *model_dir, const char *ref_d
         vr_layout_init(&u->Lref, &u->mref);
         u->wref = vr_xmalloc(u->Lref.total * sizeof *u->wref);
         vr_layout_gather(&u->Lref, &u->mref, u->wref);
+        drop_mapping(&u->mref);
     }
     return 0;
 fail:
