@@ -86,6 +86,8 @@ bench: all
 	bash bench/rollout.sh -k
 	bash bench/encode -k
 	bash bench/tokenize.sh -k
+	bash bench/loop.sh -k
+	bash bench/update.sh -k
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1

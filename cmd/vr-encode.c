@@ -232,8 +232,11 @@ static void emit(struct item *it)
     for (int i = 0; i < it->njobs; i++)
         if (it->jobs[i].ref.rebuilt[0])
             vr_warn("%s (rebuilt the cache entry)", it->jobs[i].ref.rebuilt);
-    if (vr_jsonl_write(stdout, it->obj, &err)) {
+    /* flushed line by line: a long-lived pipeline (vr-rollout --follow)
+     * should not wait for a buffer to fill */
+    if (vr_jsonl_write(stdout, it->obj, &err) || fflush(stdout) != 0) {
         if (errno == EPIPE) pipe_closed();
+        vr_err_sys(&err, "<stdout>", "write failed");
         die(&err);
     }
     g.written++;

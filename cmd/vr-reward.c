@@ -63,6 +63,12 @@ static void flush(struct out *o)
         }
         json_decref(o->pend[i]);
     }
+    /* each scored line goes out at once: in the steady-state loop vr-update
+     * waits for it before the rollout gets the weights of its next batch */
+    if (o->npend && fflush(stdout) != 0) {
+        vr_err_sys(&err, "<stdout>", "write failed");
+        fail(&err);
+    }
     o->npend = 0;
 }
 

@@ -1,5 +1,6 @@
 /* vr-rollout: sample G completions per encoded task line from the policy and
- * write rollout lines (DESIGN.md §3.3). */
+ * write rollout lines (DESIGN.md §3.3); with --follow, from the weights a
+ * long-lived vr-update publishes (the steady-state loop, DESIGN.md §2.1). */
 #include <string.h>
 #include <unistd.h>
 
@@ -7,13 +8,14 @@
 #include "fs.h"
 #include "jsonl.h"
 #include "progress.h"
+#include "publish.h"
 #include "rollout.h"
 
 enum { O_TOKENIZER = 256, O_GREEDY, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_MAXTOK, O_STOPANS, O_SEED,
-       O_TEMPLATE, O_SYSTEM, O_BUDGET, O_MAXPROMPT };
+       O_TEMPLATE, O_SYSTEM, O_BUDGET, O_MAXPROMPT, O_FOLLOW, O_STALE, O_PPS };
 
 static const struct vr_opt opts[] = {
-    {"model", 'm', "DIR", "the policy checkpoint (required)"},
+    {"model", 'm', "DIR", "the policy checkpoint (required without --follow)"},
     {"tokenizer", O_TOKENIZER, "FILE", "tokenizer.json (default: the model folder's)"},
     {"group", 'G', "N", "completions per prompt (default 8)"},
     {"greedy", O_GREEDY, NULL, "take the most likely token (no sampling)"},
@@ -29,25 +31,50 @@ static const struct vr_opt opts[] = {
     {"seed", O_SEED, "N", "seed of the sampler (default 0)"},
     {"template", O_TEMPLATE, "NAME|FILE", "question template: r1, baseline, none, or a file with {Question} (default r1)"},
     {"system", O_SYSTEM, "TEXT", "system prompt (default \"You are a helpful assistant.\")"},
+    {"follow", O_FOLLOW, "DIR", "sample from the weights a long-lived vr-update publishes in DIR (instead of --model)"},
+    {"max-staleness", O_STALE, "S", "with --follow: sample from weights at most S batches behind (default 0: on-policy)"},
+    {"prompts-per-step", O_PPS, "N", "with --follow: lines per batch, as vr-update's (default: the publisher's)"},
     {0},
 };
 
 static const struct vr_cli cli = {
     "vr-rollout",
-    "--model DIR [OPTION]... [FILE]...",
+    "(--model DIR | --follow DIR) [OPTION]... [FILE]...",
     "Sample G completions per encoded task line (vr-encode's output) and write rollout lines\n"
     "with their tokens, sampling log-probs and finish reasons. Reads the FILEs or standard input.",
     opts,
 };
 
+/* --follow: what the loop knows about the published weights */
+struct follow {
+    struct vr_publish_reader rd;
+    int64_t loaded;  /* the generation sampling now */
+    int stale, pps;
+};
+
+/* Load the newest generation when it is newer than the loaded one, after
+ * waiting for at least need. Only with nothing in flight. */
+static int follow_switch(struct vr_rollout *r, struct follow *f, int64_t need, struct vr_err *err)
+{
+    int64_t gen;
+    if (vr_publish_poll(&f->rd, &gen, err)) return -1;
+    if (gen < need && vr_publish_wait(&f->rd, need, &gen, err)) return -1;
+    if (gen <= f->loaded) return 0;
+    if (vr_rollout_reload(r, f->rd.dir, err)) return -1;
+    /* the weights' own record, which a writer can have moved past gen */
+    int64_t got = vr_publish_generation_of(&r->m.st);
+    f->loaded = got > gen ? got : gen;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct vr_rollout_opts o = {.G = 8, .max_tokens = 512,
                                 .sampling = {.temperature = 1.0f, .top_p = 1.0f, .rep_penalty = 1.0f}};
-    const char *model = NULL, *tokenizer = NULL, *tmpl = "r1";
+    const char *model = NULL, *tokenizer = NULL, *tmpl = "r1", *follow = NULL;
     char *tmpl_text = NULL;
     int64_t budget = 40960;
-    int max_prompt = 2048;
+    int max_prompt = 2048, stale = 0, pps = 0, have_stale = 0;
     struct vr_err err;
     int c, ind;
     const char *arg;
@@ -70,48 +97,88 @@ int main(int argc, char **argv)
         case O_SYSTEM: o.chat.system = arg; break;
         case O_BUDGET: budget = vr_cli_int("max-batch-tokens", arg, 1, INT64_MAX / 2); break;
         case O_MAXPROMPT: max_prompt = (int)vr_cli_int("max-prompt-tokens", arg, 1, 1 << 24); break;
+        case O_FOLLOW: follow = arg; break;
+        case O_STALE: stale = (int)vr_cli_int("max-staleness", arg, 0, 1 << 20), have_stale = 1; break;
+        case O_PPS: pps = (int)vr_cli_int("prompts-per-step", arg, 1, 1 << 30); break;
         }
     }
-    if (!model) vr_die_usage("--model DIR is required");
+    if (model && follow)
+        vr_die_usage("--model and --follow exclude each other: with --follow the policy is what DIR holds");
+    if (!model && !follow) vr_die_usage("--model DIR (or --follow DIR) is required");
+    if (!follow && (have_stale || pps)) vr_die_usage("--max-staleness and --prompts-per-step need --follow DIR");
     o.chat.tmpl = vr_chat_template(tmpl);
     if (!o.chat.tmpl) { /* a file with {Question} */
         size_t len;
         if (vr_file_read(tmpl, &tmpl_text, &len, &err)) vr_die_usage("--template: '%s' is not r1, baseline, none or a readable file", tmpl);
         o.chat.tmpl = tmpl_text;
     }
+    /* --follow: the model is generation 0 or newer of DIR, once a writer has
+     * published it */
+    struct follow f = {.loaded = -1, .stale = stale};
+    if (follow) {
+        vr_publish_reader_init(&f.rd, follow);
+        if (vr_publish_wait(&f.rd, 0, &f.loaded, &err)) vr_die(&err);
+        if (pps && pps != f.rd.prompts_per_step)
+            vr_die_msg("--prompts-per-step %d, but the vr-update publishing %s takes %d lines per batch", pps,
+                       follow, f.rd.prompts_per_step);
+        f.pps = f.rd.prompts_per_step;
+        model = follow;
+    }
     struct vr_rollout r;
     if (vr_rollout_init(&r, model, tokenizer, &o, &err) || vr_rollout_start(&r, budget, max_prompt, &err))
         vr_die(&err);
+    if (follow) {
+        int64_t got = vr_publish_generation_of(&r.m.st);
+        if (got > f.loaded) f.loaded = got;
+    }
     /* continuous batching: admit tasks while a group's rows are free, step
-     * the running batch, write finished tasks in input order */
+     * the running batch, write finished tasks in input order. With --follow,
+     * the first line of batch k waits until the weights are generation k -
+     * S or newer; weights change only with nothing in flight, so a batch
+     * that needs newer ones first drains (and writes) the running tasks: the
+     * writer needs them to make the generation */
     struct vr_progress prog;
     vr_progress_init(&prog, "vr-rollout", "completion tokens", 0);
     int nin = argc - ind > 0 ? argc - ind : 1, fi = 0, eof = 0;
     struct vr_jsonl in = {0};
     int open_ = 0;
+    int64_t nread = 0;
+    json_t *next = NULL; /* read, not yet admitted */
     for (;;) {
-        while (!eof && vr_rollout_room(&r)) {
-            if (!open_) {
-                if (fi == nin) {
-                    eof = 1;
-                    break;
+        while (vr_rollout_room(&r)) {
+            while (!next && !eof) {
+                if (!open_) {
+                    if (fi == nin) {
+                        eof = 1;
+                        break;
+                    }
+                    if (vr_jsonl_open(&in, argc - ind > 0 ? argv[ind + fi] : "-", &err)) vr_die(&err);
+                    open_ = 1;
+                    fi++;
                 }
-                if (vr_jsonl_open(&in, argc - ind > 0 ? argv[ind + fi] : "-", &err)) vr_die(&err);
-                open_ = 1;
-                fi++;
+                int rc = vr_jsonl_next(&in, &next, &err);
+                if (rc < 0) vr_die(&err);
+                if (rc == 0) {
+                    vr_jsonl_close(&in);
+                    open_ = 0;
+                    next = NULL;
+                }
             }
-            json_t *t;
-            int rc = vr_jsonl_next(&in, &t, &err);
-            if (rc < 0) vr_die(&err);
-            if (rc == 0) {
-                vr_jsonl_close(&in);
-                open_ = 0;
-                continue;
+            if (!next) break;
+            if (follow && nread % f.pps == 0) { /* the first line of batch k */
+                int64_t need = nread / f.pps - f.stale;
+                if (vr_rollout_busy(&r)) {
+                    if (f.loaded < need) break; /* drain first */
+                } else if (follow_switch(&r, &f, need, &err)) {
+                    vr_die(&err);
+                }
             }
-            if (vr_rollout_add(&r, t, in.path, in.line, &err)) vr_die(&err);
-            json_decref(t);
+            if (vr_rollout_add(&r, next, in.path, in.line, &err)) vr_die(&err);
+            json_decref(next);
+            next = NULL;
+            nread++;
         }
-        if (!vr_rollout_busy(&r) && eof) break;
+        if (!vr_rollout_busy(&r) && !next && eof) break;
         if (vr_rollout_step(&r, &err)) vr_die(&err);
         json_t *t;
         while ((t = vr_rollout_pop(&r))) {
@@ -122,6 +189,7 @@ int main(int argc, char **argv)
     }
     vr_progress_end(&prog);
     vr_rollout_release(&r);
+    if (follow) vr_publish_reader_release(&f.rd);
     free(tmpl_text);
     return 0;
 }

@@ -13,12 +13,14 @@
 #include "jsonl.h"
 #include "lora.h"
 #include "optim.h"
+#include "publish.h"
 #include "safetensors.h"
 #include "update.h"
 
 enum { O_REF = 256, O_SFT, O_LOSS, O_EPS, O_EPSH, O_BETA, O_ITER, O_TEMP, O_TEMPLATE, O_SYSTEM, O_LR, O_SCHED,
        O_WARMUP, O_STEPS, O_B1, O_B2, O_AEPS, O_WD, O_CLIP, O_PPS, O_BUDGET, O_CKACT, O_FREEZEV, O_FREEZE,
-       O_SAVE, O_KEEP, O_RESUME, O_DTYPE, O_DUMP, O_GRADS, O_LORA_R, O_LORA_A, O_LORA_D, O_ADAPTER, O_MERGE, O_SEED };
+       O_SAVE, O_KEEP, O_RESUME, O_DTYPE, O_DUMP, O_GRADS, O_LORA_R, O_LORA_A, O_LORA_D, O_ADAPTER, O_MERGE, O_SEED,
+       O_PUBLISH };
 
 static const struct vr_opt opts[] = {
     {"model", 'm', "DIR", "the policy checkpoint to start from (required)"},
@@ -49,6 +51,7 @@ static const struct vr_opt opts[] = {
     {"freeze", O_FREEZE, "REGEX", "train no parameter whose name matches the extended REGEX"},
     {"save-every", O_SAVE, "N", "also write a checkpoint every N steps (default 0: only at the end)"},
     {"keep", O_KEEP, "N", "keep the newest N checkpoint-STEP folders (default 2)"},
+    {"publish", O_PUBLISH, "DIR", "after each batch put the weights in DIR with a generation number, for vr-rollout"},
     {"resume", O_RESUME, NULL, "continue from the newest complete checkpoint in --out, skipping the lines it used"},
     {"dtype", O_DTYPE, "TYPE", "dtype of the saved weights: bf16, f16, f32 (default: the policy's)"},
     {"lora-r", O_LORA_R, "R", "train LoRA adapters of rank R on every linear outside the vision tower"},
@@ -281,6 +284,15 @@ static int load_optim(const struct vr_run *r, const char *dir, struct vr_err *er
     return rc;
 }
 
+/* --publish: generation gen of the weights, what a checkpoint of the run
+ * would hold (lib/publish.h); LoRA: the base weights once, then the adapter */
+static int publish_gen(struct vr_publish *p, const struct vr_run *r, int64_t gen, struct vr_err *err)
+{
+    if ((!r->lora || p->gen < 0) && vr_publish_weights(p, gen, r->src, r->tab, r->w, r->dt, err)) return -1;
+    if (r->lora && vr_lora_write(r->lora, r->tw, p->dir, r->src, err)) return -1;
+    return vr_publish_mark(p, gen, err);
+}
+
 int main(int argc, char **argv)
 {
     struct vr_update_opts uo = {.loss = VR_LOSS_GRPO, .epsilon = 0.2, .epsilon_high = -1, .beta = 0.04,
@@ -289,6 +301,7 @@ int main(int argc, char **argv)
     const char *model = NULL, *out = NULL, *ref = NULL, *tmpl = "r1", *sched = "constant", *dtype = NULL,
                *dump = NULL, *grads = NULL;
     char *tmpl_text = NULL;
+    const char *publish = NULL;
     double clip = 1.0;
     int iters = 1, pps = 0, warmup = 0, save_every = 0, keep = 2, resume = 0, nfreeze = 0;
     int64_t total_steps = 0;
@@ -347,10 +360,12 @@ int main(int argc, char **argv)
         case O_ADAPTER: uo.adapter_dir = arg; break;
         case O_MERGE: merge = 1; break;
         case O_SEED: uo.seed = vr_cli_u64("seed", arg); break;
+        case O_PUBLISH: publish = arg; break;
         }
     }
     if (!model) vr_die_usage("--model DIR is required");
     if (!out) vr_die_usage("--out DIR is required");
+    if (publish && !pps) vr_die_usage("--publish needs --prompts-per-step N (a generation per batch of N lines)");
     if (uo.epsilon_high < 0) uo.epsilon_high = uo.epsilon;
     if (uo.lora_alpha == 0) uo.lora_alpha = 2.0 * uo.lora_r;
     uo.freeze_vision = freeze_vision;
@@ -374,6 +389,10 @@ int main(int argc, char **argv)
             vr_die_usage("--template: '%s' is not r1, baseline, none or a readable file", tmpl);
         uo.chat.tmpl = tmpl_text;
     }
+
+    /* --publish: take DIR now, so that a vr-rollout --follow DIR sees a writer at once */
+    struct vr_publish pub = {.fd = -1};
+    if (publish && vr_publish_open(&pub, publish, model, pps, &err)) vr_die(&err);
 
     /* the run state: --resume takes the newest complete checkpoint of --out */
     char *from = NULL;
@@ -426,6 +445,8 @@ int main(int argc, char **argv)
         }
         json_decref(st0);
     }
+    /* generation 0: the starting weights (after --resume, the batches done) */
+    if (publish && publish_gen(&pub, &run, lines / pps, &err)) vr_die(&err);
 
     int nin = argc - ind > 0 ? argc - ind : 1, fi = 0, eof = 0, refused = 0;
     struct vr_jsonl in = {0};
@@ -504,6 +525,7 @@ int main(int argc, char **argv)
         iter0 = 0;
         lines += nl;
         vr_batch_release(&b);
+        if (publish && publish_gen(&pub, &run, pub.gen + 1, &err)) vr_die(&err);
     }
     /* the last step: a checkpoint folder (crash-safe, for --resume) when
      * saving every N steps, and always the run folder itself, which vr-rollout
@@ -512,6 +534,7 @@ int main(int argc, char **argv)
         save(&run, step, last_lines, last_iter, 0, &err))
         vr_die(&err);
     if ((taken || (merge && u.lora)) && save(&run, step, last_lines, last_iter, 1, &err)) vr_die(&err);
+    if (publish) vr_publish_close(&pub);
     vr_optstate_release(&os);
     free(rg);
     free(g0);

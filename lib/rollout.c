@@ -294,3 +294,22 @@ json_t *vr_rollout_pop(struct vr_rollout *r)
     group_free(g, r->o.G);
     return t;
 }
+
+int vr_rollout_reload(struct vr_rollout *r, const char *dir, struct vr_err *err)
+{
+    VR_ASSERT(!vr_rollout_busy(r));
+    struct vr_model m;
+    if (vr_model_load(&m, dir, err)) return -1;
+    const struct vr_text_config *a = &r->m.cfg.text, *b = &m.cfg.text;
+    const struct vr_vision_config *va = &r->m.cfg.vision, *vb = &m.cfg.vision;
+    if (a->hidden != b->hidden || a->layers != b->layers || a->heads != b->heads || a->kv_heads != b->kv_heads ||
+        a->head_dim != b->head_dim || a->vocab != b->vocab || va->depth != vb->depth || va->hidden != vb->hidden ||
+        va->patch != vb->patch || va->temporal_patch != vb->temporal_patch || va->merge != vb->merge) {
+        vr_model_free(&m);
+        return vr_err_set(err, VR_ERR_INPUT, dir, 0, "the new weights' config has other sizes than the model's");
+    }
+    vr_model_free(&r->m);
+    r->m = m;
+    r->vhash = vr_vision_hash(&r->m);
+    return 0;
+}

@@ -72,4 +72,10 @@ int vr_rollout_add(struct vr_rollout *r, json_t *task, const char *file, long li
 int vr_rollout_step(struct vr_rollout *r, struct vr_err *err);
 json_t *vr_rollout_pop(struct vr_rollout *r);
 
+/* Replace the weights with those of model folder dir (vr-rollout --follow:
+ * each new generation). Only between tasks: nothing may be in flight
+ * (!vr_rollout_busy). The tokenizer, the stop ids and the KV cache stay; dir's
+ * config must have the same sizes. On failure the old weights stay. */
+int vr_rollout_reload(struct vr_rollout *r, const char *dir, struct vr_err *err);
+
 #endif
