@@ -139,28 +139,18 @@ int main(int argc, char **argv)
      * writer needs them to make the generation */
     struct vr_progress prog;
     vr_progress_init(&prog, "vr-rollout", "completion tokens", 0);
-    int nin = argc - ind > 0 ? argc - ind : 1, fi = 0, eof = 0;
-    struct vr_jsonl in = {0};
-    int open_ = 0;
+    int eof = 0;
+    struct vr_jsonl_files in;
+    vr_jsonl_files_init(&in, argv + ind, argc - ind);
     int64_t nread = 0;
     json_t *next = NULL; /* read, not yet admitted */
     for (;;) {
         while (vr_rollout_room(&r)) {
-            while (!next && !eof) {
-                if (!open_) {
-                    if (fi == nin) {
-                        eof = 1;
-                        break;
-                    }
-                    if (vr_jsonl_open(&in, argc - ind > 0 ? argv[ind + fi] : "-", &err)) vr_die(&err);
-                    open_ = 1;
-                    fi++;
-                }
-                int rc = vr_jsonl_next(&in, &next, &err);
+            if (!next && !eof) {
+                int rc = vr_jsonl_files_next(&in, &next, &err);
                 if (rc < 0) vr_die(&err);
                 if (rc == 0) {
-                    vr_jsonl_close(&in);
-                    open_ = 0;
+                    eof = 1;
                     next = NULL;
                 }
             }
@@ -173,7 +163,7 @@ int main(int argc, char **argv)
                     vr_die(&err);
                 }
             }
-            if (vr_rollout_add(&r, next, in.path, in.line, &err)) vr_die(&err);
+            if (vr_rollout_add(&r, next, in.in.path, in.in.line, &err)) vr_die(&err);
             json_decref(next);
             next = NULL;
             nread++;
@@ -188,6 +178,7 @@ int main(int argc, char **argv)
         vr_progress_update(&prog, r.tokens_out);
     }
     vr_progress_end(&prog);
+    vr_jsonl_files_close(&in);
     vr_rollout_release(&r);
     if (follow) vr_publish_reader_release(&f.rd);
     free(tmpl_text);

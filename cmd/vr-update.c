@@ -448,9 +448,9 @@ int main(int argc, char **argv)
     /* generation 0: the starting weights (after --resume, the batches done) */
     if (publish && publish_gen(&pub, &run, lines / pps, &err)) vr_die(&err);
 
-    int nin = argc - ind > 0 ? argc - ind : 1, fi = 0, eof = 0, refused = 0;
-    struct vr_jsonl in = {0};
-    int open_ = 0;
+    int eof = 0, refused = 0;
+    struct vr_jsonl_files in;
+    vr_jsonl_files_init(&in, argv + ind, argc - ind);
     int64_t skip = lines, saved_step = -1, last_lines = 0;
     int last_iter = 0;
     int taken = 0;
@@ -458,29 +458,19 @@ int main(int argc, char **argv)
         struct vr_batch b = {0};
         int nl = 0;
         while (!pps || nl < pps) {
-            if (!open_) {
-                if (fi == nin) {
-                    eof = 1;
-                    break;
-                }
-                if (vr_jsonl_open(&in, argc - ind > 0 ? argv[ind + fi] : "-", &err)) vr_die(&err);
-                open_ = 1;
-                fi++;
-            }
             json_t *t;
-            int rc = vr_jsonl_next(&in, &t, &err);
+            int rc = vr_jsonl_files_next(&in, &t, &err);
             if (rc < 0) vr_die(&err);
             if (rc == 0) {
-                vr_jsonl_close(&in);
-                open_ = 0;
-                continue;
+                eof = 1;
+                break;
             }
             if (skip > 0) { /* used by the checkpoint we resumed from */
                 skip--;
                 json_decref(t);
                 continue;
             }
-            if (vr_batch_add(&u, &b, t, in.path, in.line, &err)) vr_die(&err);
+            if (vr_batch_add(&u, &b, t, in.in.path, in.in.line, &err)) vr_die(&err);
             json_decref(t);
             nl++;
         }
@@ -535,6 +525,7 @@ int main(int argc, char **argv)
         vr_die(&err);
     if ((taken || (merge && u.lora)) && save(&run, step, last_lines, last_iter, 1, &err)) vr_die(&err);
     if (publish) vr_publish_close(&pub);
+    vr_jsonl_files_close(&in);
     vr_optstate_release(&os);
     free(rg);
     free(g0);

@@ -147,10 +147,11 @@ static int wfill_fn(void *ctx, int i, void *buf, size_t nbytes, struct vr_err *e
     return 0;
 }
 
-/* one file at path (model_dir NULL) or a model's set in model_dir */
+/* one file at path (model_dir NULL; meta NULL: {"format": "pt"}; flags
+ * VR_ST_*) or a model's set in model_dir */
 static int write_tensors(const char *path, const char *model_dir, const struct vr_ptab *t,
-                         const float *master, enum vr_dtype dt, uint64_t max_shard,
-                         struct vr_err *err)
+                         const float *master, enum vr_dtype dt, uint64_t max_shard, json_t *meta,
+                         unsigned flags, struct vr_err *err)
 {
     if (check_dtype(dt, path ? path : model_dir, err)) return -1;
     check_tab(t);
@@ -170,9 +171,9 @@ static int write_tensors(const char *path, const char *model_dir, const struct v
         rc = vr_stset_write_fn(model_dir, n, names, ts, max_shard, wfill_fn, &w, err);
     } else {
         /* what transformers and PEFT write: readers check it */
-        json_t *meta = json_pack("{s:s}", "format", "pt");
-        rc = vr_safetensors_write_fn(path, n, names, ts, meta, wfill_fn, &w, err);
-        json_decref(meta);
+        json_t *m = meta ? json_incref(meta) : json_pack("{s:s}", "format", "pt");
+        rc = vr_safetensors_write_fn_flags(path, n, names, ts, m, wfill_fn, &w, flags, err);
+        json_decref(m);
     }
     free(names);
     free(ts);
@@ -183,13 +184,19 @@ static int write_tensors(const char *path, const char *model_dir, const struct v
 int vr_ckpt_write_params(const char *path, const struct vr_ptab *t, const float *master,
                          enum vr_dtype dt, struct vr_err *err)
 {
-    return write_tensors(path, NULL, t, master, dt, 0, err);
+    return write_tensors(path, NULL, t, master, dt, 0, NULL, 0, err);
+}
+
+int vr_ckpt_write_file(const char *path, const struct vr_ptab *t, const float *master, enum vr_dtype dt,
+                       json_t *meta, unsigned flags, struct vr_err *err)
+{
+    return write_tensors(path, NULL, t, master, dt, 0, meta, flags, err);
 }
 
 int vr_ckpt_write_weights(const char *dir, const struct vr_ptab *t, const float *master,
                           enum vr_dtype dt, uint64_t max_shard_bytes, struct vr_err *err)
 {
-    return write_tensors(NULL, dir, t, master, dt, max_shard_bytes, err);
+    return write_tensors(NULL, dir, t, master, dt, max_shard_bytes, NULL, 0, err);
 }
 
 int vr_ckpt_write_json(const char *path, const json_t *j, struct vr_err *err)

@@ -185,3 +185,32 @@ int vr_jsonl_write(FILE *fp, const json_t *v, struct vr_err *err)
     if (fwrite(b.p, 1, b.len, fp) != b.len) return vr_err_sys(err, "<stdout>", "write failed");
     return 0;
 }
+
+void vr_jsonl_files_init(struct vr_jsonl_files *f, char *const *paths, int n)
+{
+    memset(f, 0, sizeof *f);
+    f->paths = paths;
+    f->n = n;
+}
+
+int vr_jsonl_files_next(struct vr_jsonl_files *f, json_t **out, struct vr_err *err)
+{
+    for (;;) {
+        if (!f->open) {
+            if (f->at == (f->n > 0 ? f->n : 1)) return 0;
+            if (vr_jsonl_open(&f->in, f->n > 0 ? f->paths[f->at] : "-", err)) return -1;
+            f->open = 1;
+            f->at++;
+        }
+        int rc = vr_jsonl_next(&f->in, out, err);
+        if (rc != 0) return rc;
+        vr_jsonl_close(&f->in);
+        f->open = 0;
+    }
+}
+
+void vr_jsonl_files_close(struct vr_jsonl_files *f)
+{
+    if (f->open) vr_jsonl_close(&f->in);
+    f->open = 0;
+}

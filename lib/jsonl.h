@@ -32,6 +32,19 @@ int vr_jsonl_open(struct vr_jsonl *r, const char *path, struct vr_err *err);
 int vr_jsonl_next(struct vr_jsonl *r, json_t **out, struct vr_err *err);
 void vr_jsonl_close(struct vr_jsonl *r);
 
+/* The lines of the files a stage is given, one file after the other (no
+ * files: standard input). After a line is returned, in.path and in.line name
+ * it. */
+struct vr_jsonl_files {
+    char *const *paths;
+    int n, at, open;
+    struct vr_jsonl in;
+};
+void vr_jsonl_files_init(struct vr_jsonl_files *f, char *const *paths, int n);
+/* As vr_jsonl_next, over all the files: 1, 0 after the last, -1 on a bad line. */
+int vr_jsonl_files_next(struct vr_jsonl_files *f, json_t **out, struct vr_err *err);
+void vr_jsonl_files_close(struct vr_jsonl_files *f);
+
 /* Append v as compact JSON to b. Non-finite reals (which JSON cannot hold)
  * are written as null. */
 void vr_json_dump(struct vr_buf *b, const json_t *v);

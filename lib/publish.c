@@ -100,21 +100,6 @@ int vr_publish_open(struct vr_publish *p, const char *dir, const char *src, int 
     return 0;
 }
 
-struct pfill {
-    const struct vr_ptab *t;
-    const float *master;
-    const int *map;
-    enum vr_dtype dt;
-};
-
-static int pfill_fn(void *ctx, int i, void *buf, size_t nbytes, struct vr_err *err)
-{
-    struct pfill *f = ctx;
-    (void)err;
-    vr_convert_from_f32(buf, f->dt, f->master + f->t->off[f->map[i]], nbytes / vr_dtype_size(f->dt));
-    return 0;
-}
-
 int vr_publish_weights(struct vr_publish *p, int64_t gen, const char *src, const struct vr_ptab *t,
                        const float *master, enum vr_dtype dt, struct vr_err *err)
 {
@@ -126,28 +111,14 @@ int vr_publish_weights(struct vr_publish *p, int64_t gen, const char *src, const
         if (vr_ckpt_copy_aux(p->dir, src, dt, err)) return -1;
         p->aux = 1;
     }
-    /* the tensors vr_ckpt_write_weights writes: the untied ones, by name */
-    const char **names = vr_xmalloc(((size_t)t->np + 1) * sizeof *names);
-    struct vr_tensor *ts = vr_xmalloc(((size_t)t->np + 1) * sizeof *ts);
-    int *map = vr_xmalloc(((size_t)t->np + 1) * sizeof *map);
-    int n = 0;
-    for (int i = 0; i < t->np; i++) {
-        if (t->p[i].tied) continue;
-        names[n] = t->p[i].name;
-        vr_tensor_view(&ts[n], dt, t->p[i].ndim, t->p[i].shape, NULL);
-        map[n++] = i;
-    }
-    struct pfill f = {t, master, map, dt};
+    /* the tensors vr_ckpt_write_weights writes, with the generation, no fsync */
     char g[32];
     snprintf(g, sizeof g, "%" PRId64, gen);
     json_t *meta = json_pack("{s:s,s:s}", "format", "pt", "generation", g);
     char *path = vr_path_join(p->dir, "model.safetensors");
-    int rc = vr_safetensors_write_fn_flags(path, n, names, ts, meta, pfill_fn, &f, VR_ST_NOSYNC, err);
+    int rc = vr_ckpt_write_file(path, t, master, dt, meta, VR_ST_NOSYNC, err);
     free(path);
     json_decref(meta);
-    free(names);
-    free(ts);
-    free(map);
     return rc;
 }
 
