@@ -1,6 +1,8 @@
 /* err.c: filling struct vr_err (see err.h). Used by every lib/ module. */
 #include "err.h"
 
+#include <sys/mman.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
@@ -77,6 +79,28 @@ static void oom(size_t n)
 void *vr_xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
+    if (!p) oom(n);
+    return p;
+}
+
+void *vr_malloc_big(size_t n, int zero)
+{
+    const size_t huge = (size_t)2 << 20;
+    void *p = NULL;
+    if (n < 2 * huge) {
+        p = malloc(n ? n : 1);
+    } else if (posix_memalign(&p, huge, n) == 0) {
+        (void)madvise(p, n & ~(huge - 1), MADV_HUGEPAGE); /* a hint: failure is harmless */
+    } else {
+        p = NULL;
+    }
+    if (p && zero) memset(p, 0, n);
+    return p;
+}
+
+void *vr_xmalloc_big(size_t n, int zero)
+{
+    void *p = vr_malloc_big(n, zero);
     if (!p) oom(n);
     return p;
 }

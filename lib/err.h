@@ -56,6 +56,14 @@ int vr_err_locate(struct vr_err *err, const char *file, long line);
  * small bookkeeping; big buffers use plain malloc and report VR_ERR_SYS. */
 void *vr_xmalloc(size_t n);
 void *vr_xcalloc(size_t n, size_t size);
+/* n bytes for a large array that is written soon (weights, gradients,
+ * optimizer moments, workspace): 2 MB aligned and marked for transparent
+ * huge pages, so touching it costs a fault per 2 MB instead of per 4 KB.
+ * zero: filled with zeros now (written, not lazily mapped: a lazily zeroed
+ * page faults twice, on the first read and the first write). free() it. */
+void *vr_xmalloc_big(size_t n, int zero);
+/* The same, NULL when out of memory. */
+void *vr_malloc_big(size_t n, int zero);
 void *vr_xrealloc(void *p, size_t n);
 char *vr_xstrdup(const char *s);
 

@@ -30,7 +30,8 @@ int vr_optstate_init(struct vr_optstate *s, size_t n, struct vr_err *err)
     memset(s, 0, sizeof *s);
     if (n > SIZE_MAX / (2 * sizeof(float)))
         return vr_err_set(err, VR_ERR_SYS, NULL, 0, "optimizer state of %zu floats is too big", n);
-    float *p = calloc(n ? 2 * n : 1, sizeof(float));
+    /* zeroed now, in huge pages: a calloc'ed page would fault twice in the first step */
+    float *p = vr_malloc_big((n ? 2 * n : 1) * sizeof(float), 1);
     if (!p)
         return vr_err_set(err, VR_ERR_SYS, NULL, 0,
                           "out of memory for the optimizer state (%zu bytes)", 2 * n * sizeof(float));

@@ -33,8 +33,8 @@ int vr_update_init(struct vr_update *u, const char *model_dir, const char *ref_d
     if (rc) goto fail;
     u->neos = vr_model_eos(model_dir, &u->m.cfg, u->eos, 8);
     vr_layout_init(&u->L, &u->m);
-    u->w = vr_xmalloc(u->L.total * sizeof *u->w);
-    u->g = vr_xcalloc(u->L.total, sizeof *u->g);
+    u->w = vr_xmalloc_big(u->L.total * sizeof *u->w, 0);
+    u->g = vr_xmalloc_big(u->L.total * sizeof *u->g, 1);
     vr_layout_gather(&u->L, &u->m, u->w);
     drop_mapping(&u->m);
     const char *ad = o->adapter_dir ? o->adapter_dir : vr_lora_present(model_dir) ? model_dir : NULL;
@@ -68,7 +68,7 @@ int vr_update_init(struct vr_update *u, const char *model_dir, const char *ref_d
             goto fail;
         }
         vr_layout_init(&u->Lref, &u->mref);
-        u->wref = vr_xmalloc(u->Lref.total * sizeof *u->wref);
+        u->wref = vr_xmalloc_big(u->Lref.total * sizeof *u->wref, 0);
         vr_layout_gather(&u->Lref, &u->mref, u->wref);
         drop_mapping(&u->mref);
     }

@@ -41,11 +41,7 @@ float *vr_ws_floats(struct vr_ws *ws, size_t n)
     }
     struct vr_ws_chunk *c = vr_xcalloc(1, sizeof *c);
     c->cap = n > (1u << 20) ? n : (1u << 20);
-    c->data = aligned_alloc(64, c->cap * sizeof(float));
-    if (!c->data) {
-        fprintf(stderr, "vr: out of memory for a %zu-float workspace\n", c->cap);
-        abort();
-    }
+    c->data = vr_xmalloc_big(c->cap * sizeof(float), 0); /* 64-byte aligned or better */
     c->used = n;
     /* append at the end so earlier chunks are reused first after a reset */
     struct vr_ws_chunk **pp = &ws->head;
