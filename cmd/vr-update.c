@@ -1,6 +1,7 @@
 /* vr-update: GRPO (or SFT) steps on scored lines: loss, backward, AdamW, and
  * the next checkpoint; one metrics line per optimizer step on stdout
  * (DESIGN.md §2, §3.5, §6). */
+#include <errno.h>
 #include <math.h>
 #include <regex.h>
 #include <string.h>
@@ -20,7 +21,7 @@
 enum { O_REF = 256, O_SFT, O_LOSS, O_EPS, O_EPSH, O_BETA, O_ITER, O_TEMP, O_TEMPLATE, O_SYSTEM, O_LR, O_SCHED,
        O_WARMUP, O_STEPS, O_B1, O_B2, O_AEPS, O_WD, O_CLIP, O_PPS, O_BUDGET, O_CKACT, O_FREEZEV, O_FREEZE,
        O_SAVE, O_KEEP, O_RESUME, O_DTYPE, O_DUMP, O_GRADS, O_LORA_R, O_LORA_A, O_LORA_D, O_ADAPTER, O_MERGE, O_SEED,
-       O_PUBLISH };
+       O_PUBLISH, O_MAXTOK };
 
 static const struct vr_opt opts[] = {
     {"model", 'm', "DIR", "the policy checkpoint to start from (required)"},
@@ -54,6 +55,7 @@ static const struct vr_opt opts[] = {
     {"publish", O_PUBLISH, "DIR", "after each batch put the weights in DIR with a generation number, for vr-rollout"},
     {"resume", O_RESUME, NULL, "continue from the newest complete checkpoint in --out, skipping the lines it used"},
     {"dtype", O_DTYPE, "TYPE", "dtype of the saved weights: bf16, f16, f32 (default: the policy's)"},
+    {"max-tokens", O_MAXTOK, "N", "the rollout's --max-tokens: dr_grpo divides by completions x N (default: the longest)"},
     {"lora-r", O_LORA_R, "R", "train LoRA adapters of rank R on every linear outside the vision tower"},
     {"lora-alpha", O_LORA_A, "A", "LoRA scale alpha / R (default 2R)"},
     {"lora-dropout", O_LORA_D, "P", "dropout on the adapters' input (default 0)"},
@@ -158,6 +160,29 @@ struct vr_run {
     int merge;                      /* the run folder gets merged full weights */
 };
 
+static int untie_config(const char *dir, struct vr_err *err);
+
+static int untie_more(void *ctx, const char *dir, struct vr_err *err)
+{
+    (void)ctx;
+    return untie_config(dir, err);
+}
+
+/* Files of an earlier run that the one being written would not replace:
+ * an adapter the loaders would fold in again, moments of other tensors. */
+static int drop_stale(const char *dir, int adapter, int optim, struct vr_err *err)
+{
+    static const char *const ad[] = {"adapter_config.json", "adapter_model.safetensors"};
+    for (int i = 0; i < 3; i++) {
+        if (i < 2 ? adapter : optim) continue;
+        char *p = vr_path_join(dir, i < 2 ? ad[i] : "optimizer.safetensors");
+        int rc = unlink(p) != 0 && errno != ENOENT ? vr_err_sys(err, p, "cannot remove") : 0;
+        free(p);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
 static int write_adapter(void *ctx, const char *dir, struct vr_err *err)
 {
     const struct vr_run *r = ctx;
@@ -247,6 +272,7 @@ static int save(const struct vr_run *r, int64_t step, int64_t lines, int iterati
         c.tab = &mtab;
         c.master = merged;
         c.opt = NULL;
+        if (untie) c.more = untie_more;
     } else if (r->lora) {
         adapter_extras(r, &names, &np, &t, r->os->m, r->os->v, (float *)r->tw);
         c.nextra = 3 * r->ttab->np;
@@ -255,8 +281,8 @@ static int save(const struct vr_run *r, int64_t step, int64_t lines, int iterati
         c.more = write_adapter;
         c.more_ctx = (void *)r;
     }
-    int rc = root ? vr_ckpt_write(r->out, &c, err) : vr_ckpt_save(r->out, step, &c, r->keep, NULL, err);
-    if (!rc && untie) rc = untie_config(r->out, err);
+    int rc = root ? drop_stale(r->out, c.more == write_adapter, c.opt != NULL, err) : 0;
+    if (!rc) rc = root ? vr_ckpt_write(r->out, &c, err) : vr_ckpt_save(r->out, step, &c, r->keep, NULL, err);
     json_decref(st);
     free(untied);
     free(uoff);
@@ -271,6 +297,7 @@ static int save(const struct vr_run *r, int64_t step, int64_t lines, int iterati
 static int load_optim(const struct vr_run *r, const char *dir, struct vr_err *err)
 {
     if (!r->lora) return vr_ckpt_load_optim(dir, r->tab, (float *)r->w, (struct vr_optstate *)r->os, 0, NULL, NULL, err);
+    if (!vr_lora_present(dir)) return 0; /* new adapters on a full-weight folder: fresh moments */
     char (*names)[200];
     const char **np;
     struct vr_tensor *t;
@@ -356,11 +383,15 @@ int main(int argc, char **argv)
         case O_GRADS: grads = arg; break;
         case O_LORA_R: uo.lora_r = (int)vr_cli_int("lora-r", arg, 1, 65536); break;
         case O_LORA_A: uo.lora_alpha = vr_cli_double("lora-alpha", arg, 1e-9, 1e9); break;
-        case O_LORA_D: uo.lora_dropout = vr_cli_double("lora-dropout", arg, 0, 0.99); break;
+        case O_LORA_D:
+            uo.lora_dropout = vr_cli_double("lora-dropout", arg, 0, 0.99);
+            uo.lora_dropout_set = 1;
+            break;
         case O_ADAPTER: uo.adapter_dir = arg; break;
         case O_MERGE: merge = 1; break;
         case O_SEED: uo.seed = vr_cli_u64("seed", arg); break;
         case O_PUBLISH: publish = arg; break;
+        case O_MAXTOK: uo.max_len = (int)vr_cli_int("max-tokens", arg, 1, 1 << 24); break;
         }
     }
     if (!model) vr_die_usage("--model DIR is required");
@@ -470,7 +501,12 @@ int main(int argc, char **argv)
                 json_decref(t);
                 continue;
             }
-            if (vr_batch_add(&u, &b, t, in.in.path, in.in.line, &err)) vr_die(&err);
+            if (vr_batch_add(&u, &b, t, in.in.path, in.in.line, &err)) {
+                /* keep the steps already taken: the run folder at the last finished batch */
+                struct vr_err e2;
+                if (taken && save(&run, step, last_lines, last_iter, 1, &e2)) vr_warn("%s", e2.msg);
+                vr_die(&err);
+            }
             json_decref(t);
             nl++;
         }

@@ -70,6 +70,8 @@ struct vr_train_opts {
     const struct vr_lora *lora; /* adapters on the decoder linears and lm_head, or NULL */
     const void *lw;         /* (lora->total) their weights, as the pass's R */
     void *lg;               /* (lora->total) their gradients (backward adds), or NULL */
+    int64_t row0;           /* the pack's first row within the step: dropout masks are keyed by
+                             * the row in the step, so micro-batching does not change them */
 };
 
 #define VR_TRAIN_DECL(R, S)                                                                        \

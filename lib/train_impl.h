@@ -166,14 +166,14 @@ static void FN(vblk_bwd)(const struct vr_layout *L, const R *w, R *g, int b, con
 /* LoRA dropout in place of x (N, In) into out: each element kept with
  * probability 1 - p (Philox of seed; row, column, target, step) and scaled
  * by 1 / (1 - p). */
-static void FN(dropout)(R *out, const R *x, int N, int In, const struct vr_lora *lo, int t)
+static void FN(dropout)(R *out, const R *x, int N, int In, const struct vr_lora *lo, int t, int64_t row0)
 {
     uint32_t key[2] = {(uint32_t)lo->seed, (uint32_t)(lo->seed >> 32)}, r[4];
     R keep = (R)(1.0 / (1.0 - lo->dropout));
     float p = (float)lo->dropout;
     for (int n = 0; n < N; n++)
         for (int i = 0; i < In; i += 4) {
-            uint32_t ctr[4] = {(uint32_t)n, (uint32_t)i, (uint32_t)t, (uint32_t)lo->step};
+            uint32_t ctr[4] = {(uint32_t)(row0 + n), (uint32_t)i, (uint32_t)t, (uint32_t)lo->step};
             vr_philox(ctr, key, r);
             for (int k = 0; k < 4 && i + k < In; k++) {
                 size_t e = (size_t)n * In + i + k;
@@ -195,7 +195,7 @@ static void FN(llin_fwd)(const struct vr_layout *L, const R *w, const struct vr_
     const struct vr_lora_ad *ad = &lo->ad[t];
     const R *lw = (const R *)o->lw, *xt = x;
     if (lo->dropout > 0) {
-        FN(dropout)(A->lt, x, N, In, lo, t);
+        FN(dropout)(A->lt, x, N, In, lo, t, o->row0);
         xt = A->lt;
     }
     OP(linear_fwd)(z, xt, lw + ad->a, NULL, N, lo->r, In, ws);
@@ -220,12 +220,12 @@ static void FN(llin_bwd)(const struct vr_layout *L, const R *w, R *g, const stru
     for (size_t i = 0; i < (size_t)N * O; i++) A->ltmp[i] = sc * dy[i];
     OP(linear_bwd)(A->ldz, lg ? lg + ad->b : NULL, NULL, A->ltmp, z, lw + ad->b, N, O, lo->r, ws);
     if (lo->dropout > 0) {
-        FN(dropout)(A->lt, x, N, In, lo, t);
+        FN(dropout)(A->lt, x, N, In, lo, t, o->row0);
         xt = A->lt;
     }
     OP(linear_bwd)(A->lt2, lg ? lg + ad->a : NULL, NULL, A->ldz, xt, lw + ad->a, N, lo->r, In, ws);
     if (lo->dropout > 0) { /* the mask again: where x was dropped, no gradient */
-        FN(dropout)(A->lt, A->lt2, N, In, lo, t);
+        FN(dropout)(A->lt, A->lt2, N, In, lo, t, o->row0);
         memcpy(A->lt2, A->lt, (size_t)N * In * sizeof(R));
     }
     FN(addv)(dx, A->lt2, (size_t)N * In);

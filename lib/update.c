@@ -48,7 +48,12 @@ int vr_update_init(struct vr_update *u, const char *model_dir, const char *ref_d
         u->lora = 1;
     }
     if (u->lora) {
-        if (o->lora_r > 0 && ad) u->lo.dropout = o->lora_dropout; /* a flag given now wins */
+        if (o->lora_dropout_set) u->lo.dropout = o->lora_dropout; /* a flag given now wins */
+        if (ad && o->lora_r > 0 && o->lora_r != u->lo.r) {
+            vr_err_set(err, VR_ERR_USAGE, NULL, 0, "--lora-r %d, but the adapter in %s has r = %d", o->lora_r, ad,
+                       u->lo.r);
+            goto fail;
+        }
         u->ag = vr_xcalloc(u->lo.total + 1, sizeof *u->ag);
         for (int i = 0; i < u->L.np; i++) u->L.train[i] = 0; /* only the adapters train */
     }
@@ -62,7 +67,9 @@ int vr_update_init(struct vr_update *u, const char *model_dir, const char *ref_d
         }
         if (vr_model_load(&u->mref, ref_dir, err)) goto fail;
         u->has_ref = 1;
-        if (memcmp(&u->mref.cfg.text, &u->m.cfg.text, sizeof u->m.cfg.text) ||
+        struct vr_text_config tr = u->mref.cfg.text;
+        tr.tie = u->m.cfg.text.tie; /* tied or not, the layout serves both */
+        if (memcmp(&tr, &u->m.cfg.text, sizeof tr) ||
             memcmp(&u->mref.cfg.vision, &u->m.cfg.vision, sizeof u->m.cfg.vision)) {
             vr_err_set(err, VR_ERR_INPUT, ref_dir, 0, "the reference model's config differs from the policy's");
             goto fail;
@@ -150,6 +157,22 @@ int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, co
         goto out;
     }
     int P = (int)ids.n;
+    { /* the prompt's image slots against its images, here where the line is known */
+        int unit = c->vision.merge * c->vision.merge, have = 0, delta, nused;
+        for (int j = 0; j < P; j++) have += ids.v[j] == c->image_token_id;
+        if (have * unit != np) {
+            vr_err_set(err, VR_ERR_INPUT, file, lineno, "the prompt has %d <|image_pad|> tokens; its images need %d",
+                       have, np / unit);
+            goto out;
+        }
+        int32_t *pos = vr_xmalloc(((size_t)3 * P + 1) * sizeof *pos);
+        int rc2 = vr_rope_index(pos, &delta, &nused, ids.v, NULL, P, c, nimg, (const int(*)[3])grid, err);
+        free(pos);
+        if (rc2) {
+            vr_err_locate(err, file, lineno);
+            goto out;
+        }
+    }
     if (u->o.sft) {
         co.assistant = 1;
         if (vr_chat_task(u->tok, line, &co, file, lineno, NULL, &full, err)) goto out;
@@ -296,8 +319,10 @@ static int pack_build(struct vr_update *u, const struct vr_batch *b, int s0, int
     int *gbase = u->gbase, img = 0, patch = 0;
     for (int g = gfirst; g <= glast; g++) {
         gbase[g - gfirst] = patch / unit;
-        memcpy(p->grid + img, b->g[g].grid, (size_t)b->g[g].nimg * sizeof *p->grid);
-        memcpy(p->pixels + (size_t)patch * cols, b->g[g].pix, (size_t)b->g[g].npatch * cols * sizeof *p->pixels);
+        if (b->g[g].nimg) {
+            memcpy(p->grid + img, b->g[g].grid, (size_t)b->g[g].nimg * sizeof *p->grid);
+            memcpy(p->pixels + (size_t)patch * cols, b->g[g].pix, (size_t)b->g[g].npatch * cols * sizeof *p->pixels);
+        }
         img += b->g[g].nimg;
         patch += b->g[g].npatch;
     }
@@ -372,7 +397,7 @@ static void weights(const struct vr_update *u, struct vr_batch *b)
         if (!s->len) continue;
         if (u->o.sft) s->weight = 1.0 / (double)b->tokens;
         else if (u->o.loss == VR_LOSS_GRPO) s->weight = 1.0 / ((double)S * s->len);
-        else if (u->o.loss == VR_LOSS_DR_GRPO) s->weight = 1.0 / ((double)S * Lmax);
+        else if (u->o.loss == VR_LOSS_DR_GRPO) s->weight = 1.0 / ((double)b->nseq * (u->o.max_len ? u->o.max_len : Lmax));
         else s->weight = 1.0 / (double)b->tokens;
     }
 }
@@ -434,6 +459,7 @@ int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *s
     }
     double kl_seq = 0, clip = 0, rsum = 0, rsq = 0, lsum = 0;
     int nscored = 0;
+    to.row0 = 0;
     for (int s0 = 0; s0 < b->nseq;) {
         int s1 = next_micro(u, b, s0);
         struct vr_pack *pk = &u->pk;
@@ -467,6 +493,7 @@ int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *s
         }
         st->seq_tokens += pk->N;
         vr_train_bwd_f32(&u->L, u->w, u->g, pk, &to, act, dl, &u->ws);
+        to.row0 += pk->N;
         s0 = s1;
     }
     st->tokens = b->tokens;

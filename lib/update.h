@@ -26,6 +26,7 @@ struct vr_update_opts {
     double beta;              /* k3 KL weight; 0 needs no reference model */
     double temperature;       /* logits / T, as the sampler (TRL); GRPO only */
     int64_t max_batch_tokens; /* tokens per micro-batch */
+    int max_len;              /* dr_grpo's divisor per completion (0: the longest of the step) */
     int checkpoint;           /* activation checkpointing */
     int freeze_vision;        /* no gradient into the vision tower */
     struct vr_chat_task_opts chat;
@@ -33,6 +34,7 @@ struct vr_update_opts {
      * in the model folder or in adapter_dir) */
     int lora_r;
     double lora_alpha, lora_dropout;
+    int lora_dropout_set;     /* the flag was given: it overrides a loaded adapter's */
     const char *adapter_dir;  /* start from this PEFT adapter */
     uint64_t seed;            /* adapter initialisation and dropout */
 };

@@ -85,6 +85,22 @@ test_expect_success 'LoRA: --merge folds the adapters in; every stage serves a L
 	vr-rollout -m policy --greedy -G 1 --max-tokens 6 scored.jsonl >r.base &&
 	cmp r.lora r.merged && ! cmp -s r.lora r.base
 '
+test_expect_success 'LoRA: --merge in place leaves no adapter to fold in twice' '
+	cp -r out.lora inplace &&
+	vr-update -m inplace --merge -o inplace </dev/null &&
+	test ! -e inplace/adapter_config.json && test ! -e inplace/optimizer.safetensors &&
+	vr-rollout -m inplace --greedy -G 1 --max-tokens 6 scored.jsonl >r.inplace &&
+	cmp r.merged r.inplace
+'
+test_expect_success 'LoRA: dropout masks do not depend on the micro-batching' '
+	vr-update $COMMON --lora-r 4 --lora-dropout 0.3 --seed 5 -o out.d1 --dump dump.d1 scored.jsonl >/dev/null &&
+	vr-update $COMMON --lora-r 4 --lora-dropout 0.3 --seed 5 --max-batch-tokens 700 -o out.d2 --dump dump.d2 scored.jsonl >/dev/null &&
+	vr-inspect --compare dump.d1 dump.d2 | jq -s -e "[.[] | select(.name | startswith(\"grad.\"))] | length == 30 and all(.rel <= 1e-5)" >/dev/null
+'
+test_expect_success 'LoRA on top of a full-weight run folder starts fresh adapters' '
+	vr-update -m out.grpo --lora-r 2 --beta 0 --lr 1e-3 -o out.l2 scored.jsonl >/dev/null &&
+	test -e out.l2/adapter_model.safetensors
+'
 test_expect_success '--freeze-vision and --freeze REGEX: those tensors neither get gradients nor change' '
 	vr-update $COMMON --freeze-vision --freeze "embed_tokens|norm" -o out.fz --dump dump.fz scored.jsonl >/dev/null &&
 	vr-inspect dump.fz | jq -r .name | grep "^grad\." >names &&

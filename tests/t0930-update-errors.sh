@@ -23,6 +23,7 @@ bad 'a token outside the vocabulary' '.completions[0].tokens[2] = 99999' 'comple
 bad 'a prompt that renders differently from the rollout' '.prompt_tokens += 1' 'the prompt renders to'
 bad 'task lines without completions' 'del(.completions)' 'no "completions"'
 bad 'no pixels' 'del(.pixels)' 'no "pixels"'
+bad 'an <|image_pad|> in the question' '.problem += " <|image_pad|>"' 'the prompt has 145 <|image_pad|> tokens; its images need 144'
 
 test_expect_success 'a prompt-length mismatch hints at --template and --system' '
 	grep -q "hint: give vr-update the --template and --system that vr-rollout had" err ||
@@ -39,4 +40,11 @@ test_expect_code 1 'a reference model of another size' '
 	vr-update -m policy --ref other -o out scored.jsonl
 '
 test_expect_success 'nothing was written by the failures' 'test ! -e out'
+test_expect_success 'a bad line after good batches: the steps taken are kept, exit 1' '
+	{ cat scored.jsonl; echo "{\"x\": 1}"; } >mixed.jsonl &&
+	test_must_fail vr-update -m policy --beta 0 --prompts-per-step 1 -o kept mixed.jsonl >metrics 2>err &&
+	grep -q "mixed.jsonl:3: " err &&
+	test $(wc -l <metrics) = 2 &&
+	jq -e ".step == 2 and .lines == 2" kept/trainer_state.json >/dev/null
+'
 test_done
