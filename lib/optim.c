@@ -19,6 +19,8 @@
  * ulp per step of torch's CPU result). */
 #include "optim.h"
 
+#include "cpu/pool.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -92,6 +94,34 @@ static void adamw_range(const struct adamw_k *k, float *restrict w, const float 
     }
 }
 
+#define ADAMW_PIECE ((size_t)1 << 16)
+
+struct adamw_job {
+    const struct adamw_k *k;
+    const struct vr_range *r;
+    int nr;
+    float *w;
+    const float *g;
+    struct vr_optstate *s;
+    size_t *first;
+    int unused;
+};
+
+/* pieces [b, e) of all ranges, in order */
+static void adamw_pieces(void *ctx, int b, int e)
+{
+    struct adamw_job *j = ctx;
+    int i = 0;
+    while (i < j->nr && j->first[i + 1] <= (size_t)b) i++;
+    for (size_t p = (size_t)b; p < (size_t)e; p++) {
+        while (j->first[i + 1] <= p) i++;
+        size_t lo = (p - j->first[i]) * ADAMW_PIECE, n = j->r[i].n - lo;
+        if (n > ADAMW_PIECE) n = ADAMW_PIECE;
+        size_t a = j->r[i].off + lo;
+        adamw_range(j->k, j->w + a, j->g + a, j->s->m + a, j->s->v + a, n);
+    }
+}
+
 void vr_adamw_step(const struct vr_adamw *o, double lr, int64_t step, const struct vr_range *r,
                    int nr, float *w, const float *g, struct vr_optstate *s)
 {
@@ -112,11 +142,30 @@ void vr_adamw_step(const struct vr_adamw *o, double lr, int64_t step, const stru
         .neg_step = (float)(-step_size),
     };
     k.small = fabsf(k.w1) < 0.5f; /* ATen's is_lerp_weight_small, on the float weight */
+    /* every element is its own computation: cut each range into 64K-element
+     * pieces and run them on the thread pool (bit-identical to a serial loop) */
+    struct adamw_job j = {&k, r, nr, w, g, s, NULL, 0};
+    size_t pieces = 0;
     for (int i = 0; i < nr; i++) {
         VR_ASSERT(r[i].off + r[i].n <= s->n);
-        size_t a = r[i].off;
-        adamw_range(&k, w + a, g + a, s->m + a, s->v + a, r[i].n);
+        pieces += (r[i].n + ADAMW_PIECE - 1) / ADAMW_PIECE;
     }
+    if (pieces <= 1 || pieces > INT32_MAX) {
+        for (int i = 0; i < nr; i++) {
+            size_t a = r[i].off;
+            adamw_range(&k, w + a, g + a, s->m + a, s->v + a, r[i].n);
+        }
+        return;
+    }
+    j.first = vr_xmalloc(((size_t)nr + 1) * sizeof *j.first); /* the first piece of each range */
+    size_t at = 0;
+    for (int i = 0; i < nr; i++) {
+        j.first[i] = at;
+        at += (r[i].n + ADAMW_PIECE - 1) / ADAMW_PIECE;
+    }
+    j.first[nr] = at;
+    vr_parallel_for((int)pieces, adamw_pieces, &j);
+    free(j.first);
 }
 
 double vr_clip_grad_norm(const struct vr_range *r, int nr, float *g, double max_norm)

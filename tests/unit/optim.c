@@ -544,5 +544,35 @@ int main(void)
     clip_tests();
     nonfinite_tests();
     sched_tests();
+
+    /* big tensors are updated in pieces on the thread pool: the same bits as
+     * the same elements cut into ranges of at most one piece (serial per range) */
+    {
+        size_t n = 300000 + 17;
+        float *w1 = malloc(n * 4), *w2 = malloc(n * 4), *g = malloc(n * 4);
+        uint64_t x = 12345;
+        for (size_t i = 0; i < n; i++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            w1[i] = w2[i] = (float)((int64_t)(x >> 11) % 2000 - 1000) / 1000.0f;
+            g[i] = (float)((int64_t)(x >> 29) % 2000 - 1000) / 3000.0f;
+        }
+        struct vr_optstate s1, s2;
+        ok(vr_optstate_init(&s1, n, &err) == 0 && vr_optstate_init(&s2, n, &err) == 0, "optstate: 300k floats");
+        struct vr_range whole = {0, n, 0}, parts[8];
+        int np = 0;
+        for (size_t a = 0; a < n; a += 50000) parts[np++] = (struct vr_range){a, n - a < 50000 ? n - a : 50000, np};
+        struct vr_adamw o = {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.1};
+        for (int st = 1; st <= 3; st++) {
+            vr_adamw_step(&o, 1e-3, st, &whole, 1, w1, g, &s1);
+            vr_adamw_step(&o, 1e-3, st, parts, np, w2, g, &s2);
+        }
+        ok(!memcmp(w1, w2, n * 4) && !memcmp(s1.m, s2.m, n * 4) && !memcmp(s1.v, s2.v, n * 4),
+           "AdamW on 300k floats in parallel pieces: bit-identical to per-range updates");
+        vr_optstate_release(&s1);
+        vr_optstate_release(&s2);
+        free(w1);
+        free(w2);
+        free(g);
+    }
     return done_testing();
 }
