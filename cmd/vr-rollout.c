@@ -106,12 +106,7 @@ int main(int argc, char **argv)
         vr_die_usage("--model and --follow exclude each other: with --follow the policy is what DIR holds");
     if (!model && !follow) vr_die_usage("--model DIR (or --follow DIR) is required");
     if (!follow && (have_stale || pps)) vr_die_usage("--max-staleness and --prompts-per-step need --follow DIR");
-    o.chat.tmpl = vr_chat_template(tmpl);
-    if (!o.chat.tmpl) { /* a file with {Question} */
-        size_t len;
-        if (vr_file_read(tmpl, &tmpl_text, &len, &err)) vr_die_usage("--template: '%s' is not r1, baseline, none or a readable file", tmpl);
-        o.chat.tmpl = tmpl_text;
-    }
+    if (vr_chat_template_arg(tmpl, &o.chat.tmpl, &tmpl_text, &err)) vr_die(&err);
     /* --follow: the model is generation 0 or newer of DIR, once a writer has
      * published it */
     struct follow f = {.loaded = -1, .stale = stale};

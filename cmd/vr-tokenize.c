@@ -300,21 +300,7 @@ int main(int argc, char **argv)
         long lo = c.chat.min_pixels > 0 ? c.chat.min_pixels : 3136;
         long hi = c.chat.max_pixels > 0 ? c.chat.max_pixels : 12845056;
         if (lo > hi) vr_die_usage("--min-pixels %ld is above --max-pixels %ld", lo, hi);
-        const char *named = tmpl ? vr_chat_template(tmpl) : vr_chat_template("r1");
-        if (named) {
-            c.chat.tmpl = named;
-        } else {
-            size_t len;
-            if (vr_file_read(tmpl, &tmpl_text, &len, &err)) {
-                vr_err_hint(&err, "--template takes r1, baseline, none, or a file");
-                vr_die(&err);
-            }
-            /* a file's final newline is not part of the question */
-            if (len && tmpl_text[len - 1] == '\n') tmpl_text[--len] = 0;
-            if (!strstr(tmpl_text, "{Question}"))
-                vr_die_msg("%s: the template has no {Question}", tmpl);
-            c.chat.tmpl = tmpl_text;
-        }
+        if (vr_chat_template_arg(tmpl ? tmpl : "r1", &c.chat.tmpl, &tmpl_text, &err)) vr_die(&err);
     }
 
     t0 = vr_now();

@@ -413,13 +413,7 @@ int main(int argc, char **argv)
         else vr_die_usage("--dtype: '%s' is not bf16, f16 or f32", dtype);
         have_dtype = 1;
     }
-    uo.chat.tmpl = vr_chat_template(tmpl);
-    if (!uo.chat.tmpl) {
-        size_t len;
-        if (vr_file_read(tmpl, &tmpl_text, &len, &err))
-            vr_die_usage("--template: '%s' is not r1, baseline, none or a readable file", tmpl);
-        uo.chat.tmpl = tmpl_text;
-    }
+    if (vr_chat_template_arg(tmpl, &uo.chat.tmpl, &tmpl_text, &err)) vr_die(&err);
 
     /* --publish: take DIR now, so that a vr-rollout --follow DIR sees a writer at once */
     struct vr_publish pub = {.fd = -1};

@@ -3,6 +3,8 @@
  * Qwen2.5-VL processor (tests/t0520). */
 #include "chat.h"
 
+#include "fs.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -122,6 +124,25 @@ const char *vr_chat_template(const char *name)
     for (size_t i = 0; i < sizeof templates / sizeof *templates; i++)
         if (strcmp(name, templates[i].name) == 0) return templates[i].text;
     return NULL;
+}
+
+int vr_chat_template_arg(const char *arg, const char **tmpl, char **owned, struct vr_err *err)
+{
+    *owned = NULL;
+    if ((*tmpl = vr_chat_template(arg))) return 0;
+    size_t len;
+    char *t;
+    if (vr_file_read(arg, &t, &len, err)) {
+        vr_err_hint(err, "--template takes r1, baseline, none, or a file");
+        return -1;
+    }
+    if (len && t[len - 1] == '\n') t[--len] = 0;
+    if (!strstr(t, "{Question}")) {
+        free(t);
+        return vr_err_set(err, VR_ERR_INPUT, arg, 0, "the template has no {Question}");
+    }
+    *tmpl = *owned = t;
+    return 0;
 }
 
 void vr_chat_question(const char *tmpl, const char *problem, struct vr_buf *out)

@@ -53,6 +53,10 @@ int vr_chat_render(struct vr_bpe *tok, const struct vr_chat *c, struct vr_buf *t
  *   none      the problem as it is
  * Returns the template text, or NULL for an unknown name. */
 const char *vr_chat_template(const char *name);
+/* A --template argument: a name above, or a file holding {Question} (its
+ * final newline is not part of the question). *tmpl gets the text, *owned
+ * the file's text to free (NULL for a name). Fails naming the file. */
+int vr_chat_template_arg(const char *arg, const char **tmpl, char **owned, struct vr_err *err);
 /* Append tmpl with every "{Question}" replaced by problem. */
 void vr_chat_question(const char *tmpl, const char *problem, struct vr_buf *out);
 

@@ -40,6 +40,16 @@ test_expect_code 1 'a reference model of another size' '
 	vr-update -m policy --ref other -o out scored.jsonl
 '
 test_expect_success 'nothing was written by the failures' 'test ! -e out'
+test_expect_success 'a --template file renders the same prompt in vr-tokenize, vr-rollout and vr-update' '
+	printf "Find: {Question}\n" >tpl &&
+	n=$(head -1 scored.jsonl | vr-tokenize -m policy --chat --template tpl | jq .n_tokens) &&
+	head -1 scored.jsonl | jq -c "del(.completions, .prompt_tokens)" |
+		vr-rollout -m policy --template tpl -G 2 --max-tokens 2 --seed 1 |
+		jq -c ".completions[] |= (.advantage = 1)" >tpl.jsonl &&
+	jq -e ".prompt_tokens == $n" tpl.jsonl >/dev/null &&
+	vr-update -m policy --beta 0 --template tpl -o tplrun tpl.jsonl >/dev/null &&
+	rm -rf tplrun
+'
 test_expect_success 'a bad line after good batches: the steps taken are kept, exit 1' '
 	{ cat scored.jsonl; echo "{\"x\": 1}"; } >mixed.jsonl &&
 	test_must_fail vr-update -m policy --beta 0 --prompts-per-step 1 -o kept mixed.jsonl >metrics 2>err &&
