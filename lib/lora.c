@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cpu/train_ops.h"
 #include "fs.h"
 #include "rng.h"
 #include "safetensors.h"
@@ -263,15 +264,25 @@ int vr_lora_write(const struct vr_lora *lo, const float *w, const char *dir, con
     return rc;
 }
 
-/* out (O, I) += scale * B (O, r) A (r, I), in double per element */
+/* out (O, I) += scale * B (O, r) A (r, I): the product through the training
+ * GEMM, 1024 rows at a time (a 3B model's lm_head is 151936 rows) */
 static void merge_one(float *out, const float *A, const float *B, int O, int I, int r, double scale)
 {
-    for (int o = 0; o < O; o++)
-        for (int i = 0; i < I; i++) {
-            double s = 0;
-            for (int k = 0; k < r; k++) s += (double)B[(size_t)o * r + k] * A[(size_t)k * I + i];
-            out[(size_t)o * I + i] += (float)(scale * s);
-        }
+    struct vr_ws ws = {0}, opws = {0};
+    float *at = vr_ws_floats(&ws, (size_t)I * r); /* A^T (I, r) */
+    for (int k = 0; k < r; k++)
+        for (int i = 0; i < I; i++) at[(size_t)i * r + k] = A[(size_t)k * I + i];
+    int rows = O < 1024 ? O : 1024;
+    float *y = vr_ws_floats(&ws, (size_t)rows * I), sc = (float)scale;
+    for (int o0 = 0; o0 < O; o0 += rows) {
+        int n = O - o0 < rows ? O - o0 : rows;
+        vr_ws_reset(&opws);
+        vr_train_linear_fwd_f32(y, B + (size_t)o0 * r, at, NULL, n, I, r, &opws);
+        float *dst = out + (size_t)o0 * I;
+        for (size_t e = 0; e < (size_t)n * I; e++) dst[e] += sc * y[e];
+    }
+    vr_ws_free(&ws);
+    vr_ws_free(&opws);
 }
 
 void vr_lora_merge_flat(const struct vr_lora *lo, const float *aw, float *w, const size_t *off)
