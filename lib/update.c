@@ -101,7 +101,6 @@ void vr_update_release(struct vr_update *u)
     vr_ws_free(&u->ws);
     vr_pack_release(&u->pk);
     free(u->gbase);
-    free(u->pos1);
     memset(u, 0, sizeof *u);
 }
 
@@ -110,6 +109,7 @@ void vr_batch_release(struct vr_batch *b)
     for (int i = 0; i < b->ng; i++) {
         free(b->g[i].grid);
         free(b->g[i].pix);
+        free(b->g[i].pos);
     }
     for (int i = 0; i < b->nseq; i++) {
         free(b->s[i].ids);
@@ -147,6 +147,7 @@ int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, co
     struct vr_ids ids = {0}, full = {0};
     int (*grid)[3] = NULL, nimg = 0, rc = -1, s0 = b->nseq;
     float *pix = NULL;
+    int32_t *pos = NULL;
     if (vr_chat_task_grids(line, &co, file, lineno, &grid, &nimg, err)) return -1;
     co.assistant = 0;
     if (vr_chat_task(u->tok, line, &co, file, lineno, NULL, &ids, err)) goto out;
@@ -157,21 +158,19 @@ int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, co
         goto out;
     }
     int P = (int)ids.n;
-    { /* the prompt's image slots against its images, here where the line is known */
-        int unit = c->vision.merge * c->vision.merge, have = 0, delta, nused;
-        for (int j = 0; j < P; j++) have += ids.v[j] == c->image_token_id;
-        if (have * unit != np) {
-            vr_err_set(err, VR_ERR_INPUT, file, lineno, "the prompt has %d <|image_pad|> tokens; its images need %d",
-                       have, np / unit);
-            goto out;
-        }
-        int32_t *pos = vr_xmalloc(((size_t)3 * P + 1) * sizeof *pos);
-        int rc2 = vr_rope_index(pos, &delta, &nused, ids.v, NULL, P, c, nimg, (const int(*)[3])grid, err);
-        free(pos);
-        if (rc2) {
-            vr_err_locate(err, file, lineno);
-            goto out;
-        }
+    /* the prompt's image slots against its images, and its M-RoPE positions,
+     * once per line (every completion of the group shares them) */
+    int unit = c->vision.merge * c->vision.merge, have = 0, delta, nused;
+    for (int j = 0; j < P; j++) have += ids.v[j] == c->image_token_id;
+    if (have * unit != np) {
+        vr_err_set(err, VR_ERR_INPUT, file, lineno, "the prompt has %d <|image_pad|> tokens; its images need %d", have,
+                   np / unit);
+        goto out;
+    }
+    pos = vr_xmalloc(((size_t)3 * P + 1) * sizeof *pos);
+    if (vr_rope_index(pos, &delta, &nused, ids.v, NULL, P, c, nimg, (const int(*)[3])grid, err)) {
+        vr_err_locate(err, file, lineno);
+        goto out;
     }
     if (u->o.sft) {
         co.assistant = 1;
@@ -258,8 +257,12 @@ int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, co
     g->pix = pix;
     g->seq0 = s0;
     g->nseq = b->nseq - s0;
+    g->P = P;
+    g->pos = pos;
+    g->delta = delta;
     grid = NULL;
     pix = NULL;
+    pos = NULL;
     rc = 0;
 out:
     if (rc) { /* drop what this line added */
@@ -271,33 +274,25 @@ out:
     }
     free(grid);
     free(pix);
+    free(pos);
     vr_ids_release(&ids);
     vr_ids_release(&full);
     return rc;
 }
 
-/* The packing scratch for batch b: per-group image offsets and one
- * sequence's positions (grown, never shrunk). */
+/* The packing scratch for batch b: per-group image offsets (grown, never
+ * shrunk). */
 static void scratch(struct vr_update *u, const struct vr_batch *b)
 {
-    int maxn = 1;
-    for (int i = 0; i < b->nseq; i++)
-        if (b->s[i].n > maxn) maxn = b->s[i].n;
     if ((size_t)b->ng + 1 > u->cap_gbase) {
         free(u->gbase);
         u->cap_gbase = (size_t)b->ng + 1;
         u->gbase = vr_xmalloc(u->cap_gbase * sizeof *u->gbase);
     }
-    if ((size_t)3 * maxn > u->cap_pos1) {
-        free(u->pos1);
-        u->cap_pos1 = (size_t)3 * maxn;
-        u->pos1 = vr_xmalloc(u->cap_pos1 * sizeof *u->pos1);
-    }
 }
 
 /* Pack sequences [s0, s1) of b for the training pass, into p's reused arrays. */
-static int pack_build(struct vr_update *u, const struct vr_batch *b, int s0, int s1, struct vr_pack *p,
-                      struct vr_err *err)
+static void pack_build(struct vr_update *u, const struct vr_batch *b, int s0, int s1, struct vr_pack *p)
 {
     const struct vr_model_config *c = &u->m.cfg;
     int cols = c->vision.in_chans * c->vision.temporal_patch * c->vision.patch * c->vision.patch;
@@ -326,36 +321,28 @@ static int pack_build(struct vr_update *u, const struct vr_batch *b, int s0, int
         img += b->g[g].nimg;
         patch += b->g[g].npatch;
     }
-    int32_t *pos1 = u->pos1;
-    int o = 0, rc = 0;
+    int o = 0;
     for (int i = s0; i < s1; i++) {
         const struct vr_useq *s = &b->s[i];
         const struct vr_ugroup *g = &b->g[s->g];
-        int at = p->cu[i - s0], delta, nused, k = 0;
+        int at = p->cu[i - s0], k = 0;
+        VR_ASSERT(s->first == g->P);
         memcpy(p->ids + at, s->ids, (size_t)s->n * sizeof *s->ids);
         /* the prompt's positions; completion tokens are text whatever they are
          * (a sampled <|image_pad|> is an ordinary embedding, not an image slot) */
-        if (vr_rope_index(pos1, &delta, &nused, s->ids, NULL, s->first, c, g->nimg, (const int(*)[3])g->grid, err)) {
-            rc = -1;
-            break;
-        }
         for (int d = 0; d < 3; d++) {
             int32_t *pd = p->pos + (size_t)d * p->N + at;
-            memcpy(pd, pos1 + (size_t)d * s->first, (size_t)s->first * 4);
-            for (int j = s->first; j < s->n; j++) pd[j] = j + delta;
+            memcpy(pd, g->pos + (size_t)d * g->P, (size_t)g->P * sizeof *pd);
+            for (int j = g->P; j < s->n; j++) pd[j] = j + g->delta;
         }
         for (int j = 0; j < s->n; j++)
             p->img_row[at + j] = j < s->first && s->ids[j] == c->image_token_id ? gbase[s->g - gfirst] + k++ : -1;
-        if (k * unit != g->npatch) {
-            rc = vr_err_set(err, VR_ERR_INPUT, NULL, 0, "%d <|image_pad|> tokens for %d image patches", k, g->npatch);
-            break;
-        }
+        VR_ASSERT(k * unit == g->npatch); /* checked by vr_batch_add */
         for (int j = 0; j < s->len; j++, o++) {
             p->out_row[o] = at + s->first + j - 1;
             p->tgt[o] = s->ids[s->first + j];
         }
     }
-    return rc;
 }
 
 double vr_grpo_token(double logp, double old, double ref, double adv, double eps_lo, double eps_hi,
@@ -412,16 +399,13 @@ static int next_micro(const struct vr_update *u, const struct vr_batch *b, int s
     return s1;
 }
 
-static void ref_logps(struct vr_update *u, struct vr_batch *b, struct vr_err *err, int *rc)
+static void ref_logps(struct vr_update *u, struct vr_batch *b)
 {
     struct vr_train_opts to = {.temperature = u->o.temperature, .checkpoint = 1, .no_vision_grad = 1};
-    for (int s0 = 0; s0 < b->nseq && !*rc;) {
+    for (int s0 = 0; s0 < b->nseq;) {
         int s1 = next_micro(u, b, s0);
         struct vr_pack *pk = &u->pk;
-        if (pack_build(u, b, s0, s1, pk, err)) {
-            *rc = -1;
-            return;
-        }
+        pack_build(u, b, s0, s1, pk);
         vr_ws_reset(&u->ws);
         float *lp = vr_ws_floats(&u->ws, (size_t)pk->nout + 1);
         if (u->wref) vr_train_fwd_f32(&u->Lref, u->wref, pk, &to, lp, NULL, &u->ws);
@@ -439,7 +423,6 @@ static void ref_logps(struct vr_update *u, struct vr_batch *b, struct vr_err *er
 
 int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *st, struct vr_err *err)
 {
-    int rc = 0;
     memset(st, 0, sizeof *st);
     memset(u->g, 0, u->L.total * sizeof *u->g);
     if (u->lora) memset(u->ag, 0, u->lo.total * sizeof *u->ag);
@@ -448,8 +431,7 @@ int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *s
     scratch(u, b);
     int grpo = !u->o.sft;
     double beta = grpo && u->has_ref ? u->o.beta : 0;
-    if (beta != 0 && !b->have_ref) ref_logps(u, b, err, &rc);
-    if (rc) return rc;
+    if (beta != 0 && !b->have_ref) ref_logps(u, b);
     struct vr_train_opts to = {.temperature = grpo ? u->o.temperature : 1.0, .checkpoint = u->o.checkpoint,
                                .no_vision_grad = u->o.freeze_vision || u->lora};
     if (u->lora) {
@@ -463,7 +445,7 @@ int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *s
     for (int s0 = 0; s0 < b->nseq;) {
         int s1 = next_micro(u, b, s0);
         struct vr_pack *pk = &u->pk;
-        if (pack_build(u, b, s0, s1, pk, err)) return -1;
+        pack_build(u, b, s0, s1, pk);
         vr_ws_reset(&u->ws);
         float *lp = vr_ws_floats(&u->ws, (size_t)pk->nout + 1), *dl = vr_ws_floats(&u->ws, (size_t)pk->nout + 1);
         struct vr_train_act *act = vr_train_fwd_f32(&u->L, u->w, pk, &to, lp, NULL, &u->ws);

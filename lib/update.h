@@ -54,6 +54,9 @@ struct vr_ugroup {
     int (*grid)[3];
     float *pix;               /* (npatch, cols) */
     int seq0, nseq;
+    int P;                    /* prompt tokens */
+    int32_t *pos;             /* (3, P) the prompt's M-RoPE positions */
+    int delta;                /* completion token j (>= P) sits at position j + delta */
 };
 
 struct vr_batch {
@@ -92,8 +95,7 @@ struct vr_update {
     /* a micro-batch's pack and packing scratch, reused from step to step */
     struct vr_pack pk;
     int *gbase;
-    int32_t *pos1;
-    size_t cap_gbase, cap_pos1;
+    size_t cap_gbase;
 };
 
 /* Load the policy (its weights become the fp32 master weights), its
