@@ -38,7 +38,7 @@ CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
 endif
 endif
 
-.PHONY: all deps test check install clean bench
+.PHONY: all deps test test-numbers check install clean bench
 .SECONDARY:
 all: $(PROGS) $(UNITS) $(BENCHES) $(CU_OBJ)
 
@@ -73,6 +73,16 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libvr.a
 test: all
 	VR_BIN=$(abspath $(BIN)) VR_BUILD=$(abspath $(BUILD)) \
 	  prove -j2 $(PROVE_FLAGS) --exec '' $(UNITS) $(sort $(wildcard tests/t*.sh))
+
+# The tests that compare numbers (against transformers/PyTorch, or one run
+# against another), for a second pass under another OpenBLAS kernel and ISA:
+#   OPENBLAS_CORETYPE=Haswell VR_ISA=c make test-numbers
+NUM_UNITS := $(addprefix $(BUILD)/tests/,qwen.t train.t train_ops.t optim.t sample.t model_load.t)
+NUM_TESTS := $(addprefix tests/,t0510-tokenize-golden.sh t0700-rollout.sh t0900-update-golden.sh \
+               t0910-update-crash.sh t0920-update-loop.sh)
+test-numbers: all
+	VR_BIN=$(abspath $(BIN)) VR_BUILD=$(abspath $(BUILD)) \
+	  prove -j2 $(PROVE_FLAGS) --exec '' $(NUM_UNITS) $(NUM_TESTS)
 
 check:
 	$(MAKE) BUILD=build/san BIN=build/san/bin OPT=-O1 \

@@ -2,8 +2,36 @@
 # vr-update against PyTorch (tests/golden/make_update_golden.py): VLM-R1's GRPO
 # loss on the transformers model, for a committed scored batch of 2 prompts x
 # G=4 with images (beta 0.04 against a reference, epsilon 0.2/0.28,
-# temperature 0.9): the loss to 1e-5, every parameter's gradient to 1e-4, the
-# weights after torch.optim.AdamW; each --loss variant, mu=2 and SFT.
+# temperature 0.9), each --loss variant, mu=2 and SFT.
+#
+# Tolerances, from the arithmetic (u = 2^-24 = 6e-8, float32's unit roundoff;
+# Higham & Mary's probabilistic bound: a length-n float32 reduction is off by
+# about sqrt(n) u of the magnitude of what it sums):
+# - A log-prob is the end of about 40 reductions in a row (vision tower and
+#   decoder, 2 layers each: GEMMs of length <= 128, attention over <= 300
+#   keys, log-sum-exp over V = 320), each <= sqrt(320) u = 1.1e-6 relative.
+#   RMSNorm rescales every layer, so the errors add (in quadrature, being
+#   independent roundings) rather than multiply: sqrt(40) 1.1e-6 = 7e-6
+#   relative to the logits, which are below 2 here (logp in [-7.7, -3.5] around
+#   -ln 320): 1.4e-5 absolute per log-prob, for vr and for PyTorch each.
+# - A GRPO loss is a mean of per-token terms ratio*A (+ beta k3), and a ratio
+#   exp(logp - logp_old) takes logp's absolute error as a relative one. The
+#   terms cancel (advantages sum to zero in a group: the loss, 0.016 at mu=2's
+#   second step, is 50 times smaller than its terms), so its error is bounded
+#   relative to the terms' mean magnitude, mean |A|, not to the loss:
+#   |got - want| <= 3e-5 mean|A| (two sides of 1.4e-5; close_loss below).
+# - Grad norms and SFT's cross-entropy are sums of terms of one sign, each
+#   carrying the same error: 3e-5 relative to themselves.
+# - Gradients: a weight's gradient sums about 600 tokens' outer products, each
+#   carrying that error through a backward of the same depth again: 1e-4
+#   relative to the tensor's largest element.
+# - Weights after AdamW: 1e-6 when both sides step from the same gradients (the
+#   arithmetic of one update); 2e-2 end to end, since AdamW moves every element
+#   by about lr whatever its gradient, so a gradient below the noise (about 80
+#   of 178,400 elements) can step either way.
+# Measured on an AVX-512 machine (OpenBLAS Prescott and Haswell kernels): loss
+# 2.4e-7 of mean|A|, grad norm 4e-7, gradients 5e-6: each 40 times or more
+# inside its bound.
 . "$(dirname "$0")/lib.sh"
 G=$SRC_DIR/tests/golden/update
 vr-synth --out synth --seed 3 -n 2 --splits train >/dev/null &&
@@ -12,11 +40,17 @@ vr-init --preset tiny --train-tokenizer "$G/corpus.txt" --vocab 256 --seed 22 --
 vr-encode --cache cache "$G/scored.jsonl" >scored.jsonl || exit 1
 COMMON="-m policy --ref ref --beta 0.04 --epsilon 0.2 --epsilon-high 0.28 --temperature 0.9 --lr 1e-3 --weight-decay 0.1 --max-grad-norm 1.0"
 
-# rel(want, got): |got - want| / |want|
-close() { # tolerance fixture-jq metrics-jq
-	jq -n --argjson w "$(jq -c "$2" "$G/losses.json")" --argjson g "$(jq -s -c "$3" metrics)" --argjson t "$1" \
-		'[$w, $g] | transpose | all(((.[1] - .[0]) | fabs) <= $t * (.[0] | fabs))' | grep -qx true
+# mean |advantage| of the batch: the size of a GRPO loss's per-token terms
+TERMS=$(jq -s '[.[].completions[].advantage | fabs] | add / length' scored.jsonl)
+# |got - want| <= tolerance * max(|want|, floor), for each step
+close_to() { # tolerance floor fixture-jq metrics-jq
+	jq -n --argjson w "$(jq -c "$3" "$G/losses.json")" --argjson g "$(jq -s -c "$4" metrics)" --argjson t "$1" \
+		--argjson f "$2" '[$w, $g] | transpose | length > 0 and
+		all(((.[1] - .[0]) | fabs) <= $t * ([(.[0] | fabs), $f] | max))' | grep -qx true ||
+	{ echo "want $(jq -c "$3" "$G/losses.json") got $(jq -s -c "$4" metrics) (tolerance $1 x max(|want|, $2))"; false; }
 }
+close() { close_to "$1" 0 "$2" "$3"; }              # relative to the value
+close_loss() { close_to "$1" "$TERMS" "$2" "$3"; }  # relative to the terms it averages
 # every tensor of the fixture named PREFIX* within TOL (max|a-b| / max|b|)
 tensors_close() { # dump fixture prefix tol
 	vr-inspect --compare "$2" "$1" | jq -s -e --arg p "$3" --argjson t "$4" \
@@ -30,8 +64,8 @@ for v in grpo bnpo dapo dr_grpo; do
 	f=$v && [ $v = dapo ] && f=bnpo # one process: dapo's global token mean is bnpo's
 	test_expect_success "--loss $v: loss, grad norm and every gradient equal PyTorch's" "
 		vr-update $COMMON --loss $v -o out.$v --dump dump.$v scored.jsonl >metrics &&
-		close 1e-5 '.$f.loss' '[.[].loss]' &&
-		close 1e-5 '.$f.grad_norm' '[.[].grad_norm]' &&
+		close_loss 3e-5 '.$f.loss' '[.[].loss]' &&
+		close 3e-5 '.$f.grad_norm' '[.[].grad_norm]' &&
 		tensors_close dump.$v '$G/$f.safetensors' grad. 1e-4
 	"
 done
@@ -46,20 +80,20 @@ test_expect_success 'grpo: the weights after the step equal PyTorch'"'"'s (AdamW
 test_expect_success 'mu=2: two steps on one batch, the rollout logp as the old policy' '
 	vr-update $COMMON --iterations 2 -o out.mu2 --dump dump.mu2 scored.jsonl >metrics &&
 	test $(wc -l <metrics) = 2 &&
-	close 1e-5 ".mu2.loss" "[.[].loss]" &&
-	close 1e-5 ".mu2.grad_norm" "[.[].grad_norm]" &&
+	close_loss 3e-5 ".mu2.loss" "[.[].loss]" &&
+	close 3e-5 ".mu2.grad_norm" "[.[].grad_norm]" &&
 	jq -s -e ".[0].clip_ratio == 0 and .[1].clip_ratio > 0.5" metrics >/dev/null &&
 	tensors_close dump.mu2 "$G/mu2.safetensors" after. 2e-2
 '
 test_expect_success '--sft: cross-entropy on the answers of the same tasks' '
 	vr-update -m policy --sft --lr 1e-3 --weight-decay 0.1 --max-grad-norm 1.0 -o out.sft --dump dump.sft scored.jsonl >metrics &&
-	close 1e-5 ".sft.loss" "[.[].loss]" &&
+	close 3e-5 ".sft.loss" "[.[].loss]" &&
 	tensors_close dump.sft "$G/sft.safetensors" grad. 1e-4
 '
 test_expect_success 'LoRA (r 4, alpha 8, every decoder linear and lm_head) from a PEFT adapter: equal to PEFT' '
 	vr-update $COMMON --adapter "$G/adapter" -o out.lora --dump dump.lora scored.jsonl >metrics &&
-	close 1e-5 ".lora.loss" "[.[].loss]" &&
-	close 1e-5 ".lora.grad_norm" "[.[].grad_norm]" &&
+	close_loss 3e-5 ".lora.loss" "[.[].loss]" &&
+	close 3e-5 ".lora.grad_norm" "[.[].grad_norm]" &&
 	tensors_close dump.lora "$G/lora.safetensors" grad. 1e-4 &&
 	tensors_close dump.lora "$G/lora.safetensors" after. 1e-4
 '
@@ -112,7 +146,7 @@ test_expect_success '--freeze-vision and --freeze REGEX: those tensors neither g
 '
 test_expect_success 'micro-batches of 600 tokens accumulate to the same gradients' '
 	vr-update $COMMON -o out.mb --max-batch-tokens 600 --dump dump.mb scored.jsonl >metrics &&
-	close 1e-5 ".grpo.loss" "[.[].loss]" &&
+	close_loss 3e-5 ".grpo.loss" "[.[].loss]" &&
 	tensors_close dump.mb "$G/grpo.safetensors" grad. 1e-4
 '
 test_expect_success 'activation checkpointing changes no bit' '

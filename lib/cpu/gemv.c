@@ -6,6 +6,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "cpu/isa.h"
 #include "cpu/ops.h"
 #include "cpu/pool.h"
 
@@ -126,9 +127,7 @@ void vr_gemv_fwd_cpu(float *out, const float *x, const struct vr_tensor *w, cons
     struct gemv g = {out, x, b, w->data, w->dtype, M, (int)w->shape[0], (int)w->shape[1]};
     vr_range_fn fn = rows_c;
 #if defined(__x86_64__)
-    static int avx512 = -1;
-    if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-    if (avx512) fn = rows_avx512;
+    if (vr_isa() == VR_ISA_AVX512) fn = rows_avx512;
 #endif
     vr_parallel_for(g.N, fn, &g);
 }

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 #include <pthread.h>
 
+#include "cpu/isa.h"
 #include "cpu/pool.h"
 
 /* One pool of threads for everything: OpenBLAS runs single-threaded inside
@@ -90,22 +91,30 @@ const float *vr_weight_f32(const struct vr_tensor *w, int slot, struct vr_ws *ws
     return p;
 }
 
+#define LIN_TILES 8
+
 struct lin {
     float *out;
     const float *x, *W, *B;
     int M, N, K;
+    int tile; /* columns per BLAS call */
 };
 
-/* columns [c0*16, c1*16) of out */
-static void lin_cols(void *vctx, int c0, int c1)
+/* Column tiles [t0, t1) of out, one single-threaded BLAS call each. OpenBLAS's
+ * kernels (Haswell's, for one) round a column differently depending on the
+ * width of the call it is in, so the tiles are a function of N alone, never
+ * of the thread count: a prompt's numbers do not depend on VR_THREADS. */
+static void lin_tiles(void *vctx, int t0, int t1)
 {
     const struct lin *l = vctx;
-    int n0 = c0 * 16, n1 = c1 * 16 < l->N ? c1 * 16 : l->N;
-    if (l->B)
-        for (int i = 0; i < l->M; i++)
-            memcpy(l->out + (size_t)i * l->N + n0, l->B + n0, (size_t)(n1 - n0) * sizeof *l->out);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l->M, n1 - n0, l->K, 1.0f, l->x, l->K,
-                l->W + (size_t)n0 * l->K, l->K, l->B ? 1.0f : 0.0f, l->out + n0, l->N);
+    for (int t = t0; t < t1; t++) {
+        int n0 = t * l->tile, n1 = n0 + l->tile < l->N ? n0 + l->tile : l->N;
+        if (l->B)
+            for (int i = 0; i < l->M; i++)
+                memcpy(l->out + (size_t)i * l->N + n0, l->B + n0, (size_t)(n1 - n0) * sizeof *l->out);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l->M, n1 - n0, l->K, 1.0f, l->x, l->K,
+                    l->W + (size_t)n0 * l->K, l->K, l->B ? 1.0f : 0.0f, l->out + n0, l->N);
+    }
 }
 
 struct widen {
@@ -139,8 +148,11 @@ void vr_linear_fwd_cpu(float *out, const float *x, const struct vr_tensor *w,
         vr_parallel_for(N, widen_rows, &c);
         W = c.dst;
     }
-    struct lin l = {out, x, W, B, M, N, K};
-    vr_parallel_for((N + 15) / 16, lin_cols, &l);
+    /* at most LIN_TILES tiles, 16-column multiples: each call packs x again,
+     * so few wide tiles, enough of them to share out over the pool */
+    int tile = ((N + 15) / 16 + LIN_TILES - 1) / LIN_TILES * 16;
+    struct lin l = {out, x, W, B, M, N, K, tile};
+    vr_parallel_for((N + tile - 1) / tile, lin_tiles, &l);
 }
 
 #if defined(__x86_64__)
@@ -196,16 +208,7 @@ __attribute__((target("avx512f"))) static double exp_shift16(float *out, const f
 }
 #endif
 
-static int have_avx512(void)
-{
-#if defined(__x86_64__)
-    static int v = -1;
-    if (v < 0) v = __builtin_cpu_supports("avx512f");
-    return v;
-#else
-    return 0;
-#endif
-}
+static int have_avx512(void) { return vr_isa() == VR_ISA_AVX512; }
 
 float vr_max_cpu(const float *x, int n)
 {
