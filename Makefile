@@ -14,10 +14,10 @@ CFLAGS_BASE := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-format-truncation
 ifeq ($(filter clean deps,$(MAKECMDGOALS)),)
 DEPS_OK := $(shell sh share/deps.sh --check 2>/dev/null || sh share/deps.sh >&2; echo done)
 endif
-PKGS     := jansson libxxhash yaml-0.1 libturbojpeg spng openblas libpcre2-8 libutf8proc
+PKGS     := jansson libxxhash yaml-0.1 libturbojpeg spng openblas libpcre2-8 libutf8proc cairo fontconfig
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || \
-                echo -ljansson -lxxhash -lyaml -lturbojpeg -lspng -lopenblas -lpcre2-8 -lutf8proc)
+                echo -ljansson -lxxhash -lyaml -lturbojpeg -lspng -lopenblas -lpcre2-8 -lutf8proc -lcairo -lfontconfig)
 CFLAGS   += $(CFLAGS_BASE) $(PKG_CFLAGS)
 LDLIBS   += $(PKG_LIBS) -lm -pthread $(SAN)
 

@@ -291,7 +291,7 @@ static void read_input(const char *path)
         it->obj = obj;
         it->file = file;
         it->line = r.line;
-        if (rc < 0 || vr_task_validate(obj, file, r.line, &err)) {
+        if (rc < 0 || vr_task_validate_unlabelled(obj, file, r.line, &err)) {
             it->bad = 1;
             it->err = err;
         } else {

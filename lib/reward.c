@@ -254,6 +254,45 @@ static int py_int_div(const char *d, int64_t w, double *out)
     return isinf(*out) ? -1 : 0;
 }
 
+int vr_reward_py_int_ratio(const char *s, size_t n, int64_t w, double *out)
+{
+    struct vr_buf d = {0};
+    int rc = ascii_digits(s, n, &d) ? -1 : py_int_div(d.p, w, out);
+    vr_buf_free(&d);
+    return rc;
+}
+
+int vr_reward_py_int_float(const char *s, size_t n, double *out)
+{
+    struct vr_buf d = {0};
+    int rc = ascii_digits(s, n, &d);
+    if (!rc) {
+        *out = strtod(d.p, NULL); /* float(int): correctly rounded */
+        if (isinf(*out)) rc = -1;  /* OverflowError */
+    }
+    vr_buf_free(&d);
+    return rc;
+}
+
+double vr_reward_py_float(const char *s, size_t n)
+{
+    /* float() strips Python's whitespace and reads any Unicode decimal digit
+     * as its ASCII twin; what is left is -?\d*\.?\d+ here */
+    struct vr_buf b = {0};
+    size_t i = 0;
+    while (i < n) {
+        uint32_t c = utf8_next(s, n, &i);
+        int d = py_digit(c);
+        if (d >= 0) vr_buf_putc(&b, (char)('0' + d));
+        else if (c == '-' || c == '.') vr_buf_putc(&b, (char)c);
+        else VR_DASSERT(is_py_space(c));
+    }
+    if (!b.p) vr_buf_puts(&b, "");
+    double v = strtod(b.p, NULL); /* correctly rounded; overflow gives inf, as Python */
+    vr_buf_free(&b);
+    return v;
+}
+
 enum vr_answer_box vr_reward_answer_box(const char *t, size_t n, const struct vr_reward_geom *g,
                                         double box[4])
 {

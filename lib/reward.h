@@ -65,6 +65,17 @@ enum vr_answer_box {
  * box is set only for VR_BOX_OK. */
 enum vr_answer_box vr_reward_answer_box(const char *text, size_t len,
                                         const struct vr_reward_geom *g, double box[4]);
+/* Python's number reading, for vr-eval's parsers (eval.c). s[0..n) is a run
+ * of \d (Unicode decimal digits, valid UTF-8):
+ * int(s) / w, correctly rounded as Python's int / int (0 < w < 2^31), and
+ * float(int(s)); each -1 where Python raises (more than 4300 digits, or a
+ * quotient too large for a double). */
+int vr_reward_py_int_ratio(const char *s, size_t n, int64_t w, double *out);
+int vr_reward_py_int_float(const char *s, size_t n, double *out);
+/* Python's float(s) for s matching \s*-?\d*\.?\d+\s* (Python's \s and \d):
+ * correctly rounded; inf beyond the doubles, as Python. */
+double vr_reward_py_float(const char *s, size_t n);
+
 /* VLM-R1's iou(box1, box2), operation for operation (inclusive pixel
  * intersection: min(x2) - 1 - max(x1) + 1; plain-area union; Python's max and
  * min on NaN). Returns 0 and *out, or -1 where Python raises

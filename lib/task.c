@@ -61,7 +61,7 @@ json_t *vr_task_new(const char *id, const char *split, int nimages, const char *
     return t;
 }
 
-int vr_task_validate(const json_t *t, const char *file, long line, struct vr_err *err)
+static int validate(const json_t *t, int need_solution, const char *file, long line, struct vr_err *err)
 {
     const json_t *id = json_object_get(t, "id"), *im = json_object_get(t, "images"),
                  *pr = json_object_get(t, "problem"), *so = json_object_get(t, "solution"),
@@ -76,7 +76,7 @@ int vr_task_validate(const json_t *t, const char *file, long line, struct vr_err
                               i);
     if (!json_is_string(pr))
         return vr_err_set(err, VR_ERR_INPUT, file, line, "'problem' is missing or not a string");
-    if (!so) return vr_err_set(err, VR_ERR_INPUT, file, line, "'solution' is missing");
+    if (!so && need_solution) return vr_err_set(err, VR_ERR_INPUT, file, line, "'solution' is missing");
     if (sz) {
         if (!json_is_array(sz) || json_array_size(sz) != json_array_size(im))
             return vr_err_set(err, VR_ERR_INPUT, file, line,
@@ -91,7 +91,7 @@ int vr_task_validate(const json_t *t, const char *file, long line, struct vr_err
                                   "'image_sizes' entry %zu is not [width, height] in pixels", i);
         }
     }
-    if (json_is_string(so)) return 0;
+    if (!so || json_is_string(so)) return 0;
     double box[4];
     if (vr_box_parse(so, "solution", box, err)) return vr_err_locate(err, file, line);
     if (sz && json_array_size(sz) > 0) {
@@ -101,6 +101,16 @@ int vr_task_validate(const json_t *t, const char *file, long line, struct vr_err
             return vr_err_locate(err, file, line);
     }
     return 0;
+}
+
+int vr_task_validate(const json_t *t, const char *file, long line, struct vr_err *err)
+{
+    return validate(t, 1, file, line, err);
+}
+
+int vr_task_validate_unlabelled(const json_t *t, const char *file, long line, struct vr_err *err)
+{
+    return validate(t, 0, file, line, err);
 }
 
 char *vr_rec_label_from_problem(const char *problem)

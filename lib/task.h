@@ -35,6 +35,10 @@ json_t *vr_task_new(const char *id, const char *split, int nimages, const char *
  * image_sizes (one [w, h] per image, positive ints) and the box inside the
  * image when sizes are known. */
 int vr_task_validate(const json_t *t, const char *file, long line, struct vr_err *err);
+/* The same, but a task may have no 'solution': an inference task (batch
+ * grounding), which vr-encode, vr-rollout and vr-eval serve; rewards and SFT
+ * refuse it where they need the gold answer. */
+int vr_task_validate_unlabelled(const json_t *t, const char *file, long line, struct vr_err *err);
 
 /* The referring expression inside a VLM-R1 REC problem: the text after
  * VR_REC_PREFIX without a final '.', or NULL when the prefix is absent.

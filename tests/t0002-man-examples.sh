@@ -20,6 +20,11 @@ TOK=$SRC_DIR/../shared/tokenizers/qwen2.5/tokenizer.json
 jq -r '.[].problem' refcoco_val.json >corpus.txt
 mkdir base && cp "$SRC_DIR/tests/golden/tokenizer/tiny.json" base/tokenizer.json
 cp "$SRC_DIR/tests/data/reward/rollouts.jsonl" rollouts.jsonl
+# vr-eval: a second run, a VLM-R1 rec_results file, scenes with images
+jq -c '.completions[0].text = "<answer>{\"bbox_2d\": \(.solution | map(floor))}</answer>"' rollouts.jsonl >rollouts.better.jsonl
+cp "$SRC_DIR/tests/golden/eval/rec_results_synth_val.json" rec_results_refcoco_val.json
+"$VR_BIN/vr-synth" --out syn --seed 1 -n 3 --splits val |
+	jq -c '. + {text: "<answer>{\"bbox_2d\": \(.solution | map(floor))}</answer>"}' >scenes.jsonl
 for man in "$SRC_DIR"/man/man1/vr-*.1; do
 	name=$(basename "$man" .1)
 	[ -x "$VR_BIN/$name" ] || continue

@@ -1,0 +1,489 @@
+/* eval.c: vr-eval's scoring (eval.h). The Python-compatible pieces (\d and
+ * \s as Python's str patterns have them, int / int correctly rounded, IoU
+ * operation for operation) are reward.c's, shared with vr-reward; what is
+ * here is what VLM-R1's evaluation scripts do differently from its reward:
+ * r1's greedy box pattern inside braces, baseline's float 4-list anywhere, and
+ * the bookkeeping of verdicts, summaries and paired comparisons. */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "eval.h"
+
+#include <math.h>
+#include <pcre2.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "buf.h"
+#include "jsonl.h"
+
+/* resize_bbox and iou repeat Python's operations one by one */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+int vr_eval_parse_name(const char *s, enum vr_eval_parse *out)
+{
+    if (!strcmp(s, "r1")) *out = VR_EVAL_R1;
+    else if (!strcmp(s, "baseline")) *out = VR_EVAL_BASELINE;
+    else return -1;
+    return 0;
+}
+
+const char *vr_eval_status_name(enum vr_eval_status s)
+{
+    static const char *const names[] = {"ok", "no_answer", "no_box", "bad_number"};
+    return names[s];
+}
+
+/* ---- the two parsers ------------------------------------------------------ */
+
+enum { RX_R1_BOX, RX_BASELINE, RX_N };
+static const char *const rx_src[RX_N] = {
+    /* test_rec_r1.py's box, without the \{.* and \s*.*\} around it (below) */
+    [RX_R1_BOX] = "\\[(\\d+),\\s*(\\d+),\\s*(\\d+),\\s*(\\d+)]",
+    /* test_rec_baseline.py's bbox_pattern, as it is */
+    [RX_BASELINE] = "\\[(\\s*-?\\d*\\.?\\d+\\s*),\\s*(\\s*-?\\d*\\.?\\d+\\s*),\\s*(\\s*-?\\d*\\.?\\d+\\s*),"
+                    "\\s*(\\s*-?\\d*\\.?\\d+\\s*)\\]",
+};
+static pcre2_code *rx[RX_N];
+static pthread_once_t rx_once = PTHREAD_ONCE_INIT;
+
+static void rx_init(void)
+{
+    for (int k = 0; k < RX_N; k++) {
+        char *pat = vr_reward_pyregex(rx_src[k]);
+        int ec;
+        PCRE2_SIZE eoff;
+        rx[k] = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &eoff, NULL);
+        VR_ASSERT(rx[k] != NULL); /* constant patterns */
+        (void)pcre2_jit_compile(rx[k], PCRE2_JIT_COMPLETE);
+        free(pat);
+    }
+}
+
+/* Match pattern k in s[0..len) from off (anchored there, or the leftmost
+ * after it): 1 with ov[0..10) set, else 0. */
+static int rx_match(int k, const char *s, size_t len, size_t off, int anchored, size_t ov[10])
+{
+    pthread_once(&rx_once, rx_init);
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(rx[k], NULL);
+    VR_ASSERT(md != NULL);
+    int rc = pcre2_match(rx[k], (PCRE2_SPTR)s, len, off, anchored ? PCRE2_ANCHORED : 0, md, NULL);
+    if (rc > 0) {
+        PCRE2_SIZE *v = pcre2_get_ovector_pointer(md);
+        for (int i = 0; i < 10; i++) ov[i] = v[i];
+    }
+    pcre2_match_data_free(md);
+    return rc > 0;
+}
+
+static const char *find(const char *s, size_t len, size_t off, const char *needle)
+{
+    if (off > len) return NULL;
+    return memmem(s + off, len - off, needle, strlen(needle));
+}
+
+/* re.search(r'\{.*\[(\d+),\s*(\d+),\s*(\d+),\s*(\d+)]\s*.*\}', t[s..e), re.DOTALL):
+ * a match from any '{' is also one from the first, and the greedy .* gives
+ * back characters from the right, so the box is the rightmost one after the
+ * first '{' that ends at or before the last '}'. */
+static int r1_box(const char *t, size_t s, size_t e, size_t ov[10])
+{
+    const char *open = memchr(t + s, '{', e - s);
+    if (!open) return 0;
+    size_t p0 = (size_t)(open - t), z = e;
+    while (z > p0 && t[z - 1] != '}') z--;
+    if (z <= p0 + 1) return 0;
+    z--; /* the last '}' */
+    for (size_t q = z; q > p0 + 1;) {
+        q--;
+        if (t[q] == '[' && rx_match(RX_R1_BOX, t, e, q, 1, ov) && ov[1] <= z) return 1;
+    }
+    return 0;
+}
+
+enum vr_eval_status vr_eval_box(enum vr_eval_parse mode, const char *t, size_t n,
+                                const struct vr_reward_geom *g, double box[4])
+{
+    size_t ov[10];
+    int rescale = g && g->rescale;
+    if (mode == VR_EVAL_R1) {
+        /* re.search(r'<answer>(.*?)</answer>', content, re.DOTALL); .strip()
+         * cannot move where the braces are */
+        const char *a = find(t, n, 0, "<answer>");
+        if (!a) return VR_EVAL_NO_ANSWER;
+        size_t s = (size_t)(a - t) + 8;
+        const char *e = find(t, n, s, "</answer>");
+        if (!e) return VR_EVAL_NO_ANSWER;
+        if (!r1_box(t, s, (size_t)(e - t), ov)) return VR_EVAL_NO_BOX;
+        for (int i = 0; i < 4; i++) {
+            const char *d = t + ov[2 * i + 2];
+            size_t len = ov[2 * i + 3] - ov[2 * i + 2];
+            double v;
+            if (rescale) {
+                if (vr_reward_py_int_ratio(d, len, i % 2 ? g->in_h : g->in_w, &v)) return VR_EVAL_BAD_NUMBER;
+                v = v * (double)(i % 2 ? g->img_h : g->img_w);
+            } else if (vr_reward_py_int_float(d, len, &v)) {
+                return VR_EVAL_BAD_NUMBER;
+            }
+            box[i] = v;
+        }
+        return VR_EVAL_OK;
+    }
+    if (!rx_match(RX_BASELINE, t, n, 0, 0, ov)) return VR_EVAL_NO_BOX;
+    for (int i = 0; i < 4; i++) {
+        double v = vr_reward_py_float(t + ov[2 * i + 2], ov[2 * i + 3] - ov[2 * i + 2]);
+        if (rescale) v = v / (double)(i % 2 ? g->in_h : g->in_w) * (double)(i % 2 ? g->img_h : g->img_w);
+        box[i] = v;
+    }
+    return VR_EVAL_OK;
+}
+
+/* ---- verdicts ------------------------------------------------------------- */
+
+void vr_eval_verdict_release(struct vr_eval_verdict *v)
+{
+    free(v->id);
+    free(v->split);
+    free(v->group);
+    free(v->image);
+    free(v->caption);
+    memset(v, 0, sizeof *v);
+}
+
+static json_t *box_json(const double b[4])
+{
+    json_t *a = json_array();
+    for (int i = 0; i < 4; i++) json_array_append_new(a, json_real(b[i]));
+    return a;
+}
+
+json_t *vr_eval_verdict_json(const struct vr_eval_verdict *v)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(v->id));
+    json_object_set_new(o, "split", json_string(v->split));
+    if (v->completion >= 0) json_object_set_new(o, "completion", json_integer(v->completion));
+    json_object_set_new(o, "parse", json_string(vr_eval_status_name(v->status)));
+    json_object_set_new(o, "format", json_boolean(v->format));
+    json_object_set_new(o, "pred", v->status == VR_EVAL_OK ? box_json(v->pred) : json_null());
+    if (v->has_gt) {
+        json_object_set_new(o, "gt", box_json(v->gt));
+        json_object_set_new(o, "iou", json_real(v->iou)); /* NaN is written null */
+        json_object_set_new(o, "correct", json_boolean(v->correct));
+    }
+    if (v->tokens >= 0) json_object_set_new(o, "tokens", json_integer(v->tokens));
+    return o;
+}
+
+/* A line's field as text: a string as is, a number or boolean as JSON, else NULL. */
+static char *field_text(const json_t *line, const char *key)
+{
+    const json_t *v = key ? json_object_get(line, key) : NULL;
+    if (json_is_string(v)) return vr_xstrdup(json_string_value(v));
+    if (json_is_number(v) || json_is_boolean(v)) return json_dumps(v, JSON_ENCODE_ANY);
+    return NULL;
+}
+
+/* A positive integer no larger than 2^31 - 1, or -1. */
+static int64_t pos_int(const json_t *v)
+{
+    if (!json_is_integer(v)) return -1;
+    json_int_t x = json_integer_value(v);
+    return x > 0 && x < ((json_int_t)1 << 31) ? (int64_t)x : -1;
+}
+
+/* [a, b] of two positive integers into *a, *b; -1 if v is not such a pair. */
+static int int_pair(const json_t *v, int64_t *a, int64_t *b)
+{
+    if (!json_is_array(v) || json_array_size(v) != 2) return -1;
+    *a = pos_int(json_array_get(v, 0));
+    *b = pos_int(json_array_get(v, 1));
+    return *a < 0 || *b < 0 ? -1 : 0;
+}
+
+/* A gold box: 4 finite numbers. 0, or -1 with err. */
+static int gold_box(const json_t *v, const char *what, double gt[4], const char *file, long line,
+                    struct vr_err *err)
+{
+    if (!json_is_array(v))
+        return vr_err_set(err, VR_ERR_INPUT, file, line, "'%s' is not a box [x1, y1, x2, y2]", what);
+    if (json_array_size(v) != 4)
+        return vr_err_set(err, VR_ERR_INPUT, file, line, "'%s' has %zu numbers, expected 4", what,
+                          json_array_size(v));
+    for (int i = 0; i < 4; i++) {
+        const json_t *x = json_array_get(v, (size_t)i);
+        if (!json_is_number(x) || !isfinite(json_number_value(x)))
+            return vr_err_set(err, VR_ERR_INPUT, file, line, "'%s'[%d] is not a finite number", what, i);
+        gt[i] = json_number_value(x);
+    }
+    return 0;
+}
+
+/* Score text into v (its id, split and the rest already set). */
+static void score(struct vr_eval_verdict *v, const char *text, size_t len, const struct vr_reward_geom *g,
+                  const struct vr_eval_opts *o)
+{
+    v->status = vr_eval_box(o->parse, text, len, g, v->pred);
+    v->format = vr_reward_format(text, len) == 1.0;
+    if (!v->has_gt) return;
+    /* VLM-R1 scores an unparsed answer as the box [0, 0, 0, 0] */
+    static const double zero[4] = {0, 0, 0, 0};
+    double iou;
+    if (vr_reward_iou_boxes(v->status == VR_EVAL_OK ? v->pred : zero, v->gt, &iou))
+        iou = 0.0; /* union 0: Python raises ZeroDivisionError */
+    v->iou = iou;
+    v->correct = iou > o->iou_threshold;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* The split of a line or file that names none: --split, else the file's name
+ * without folders and its extension (and rec_results_ for VLM-R1's files). */
+static char *default_split(const char *file, const struct vr_eval_opts *o)
+{
+    if (o->split) return vr_xstrdup(o->split);
+    const char *b = base_name(file);
+    if (!strncmp(b, "rec_results_", 12) && b[12]) b += 12;
+    char *s = vr_xstrdup(b);
+    char *dot = strrchr(s, '.');
+    if (dot && dot != s) *dot = 0;
+    return s;
+}
+
+static const char *const text_keys[] = {"text", "model_output", "response"};
+
+int vr_eval_line(const json_t *line, const char *file, long lineno, const struct vr_eval_opts *o,
+                 struct vr_eval_verdict **out, int *n, struct vr_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    struct vr_reward_geom g = {0};
+    /* sizes: the first image's pixels entry (vr-encode), else input_size and image_size [w, h] */
+    const json_t *px = json_object_get(line, "pixels");
+    if (json_is_array(px)) px = json_array_get(px, 0);
+    if (json_is_object(px)) {
+        const json_t *thw = json_object_get(px, "grid_thw");
+        int64_t t;
+        if (!json_is_array(thw) || json_array_size(thw) != 3 || (t = pos_int(json_array_get(thw, 0))) < 0 ||
+            (g.in_h = pos_int(json_array_get(thw, 1))) < 0 || (g.in_w = pos_int(json_array_get(thw, 2))) < 0 ||
+            g.in_h > (1 << 26) || g.in_w > (1 << 26))
+            return vr_err_set(err, VR_ERR_INPUT, file, lineno, "'pixels.grid_thw' is not [t, h, w] of positive integers");
+        g.in_h *= 14, g.in_w *= 14; /* test_rec_r1.py: image_grid_thw * 14 */
+        /* the original size: the decoded one, else the dataset's */
+        const json_t *isz = json_object_get(px, "image_size");
+        const json_t *sizes = json_object_get(line, "image_sizes");
+        if (!isz && json_is_array(sizes)) isz = json_array_get(sizes, 0);
+        if (int_pair(isz, &g.img_w, &g.img_h)) {
+            vr_err_set(err, VR_ERR_INPUT, file, lineno, "no original image size: 'pixels.image_size' or 'image_sizes' [width, height]");
+            return vr_err_hint(err, "the predicted box is rescaled from the model's input size to the original image");
+        }
+        g.rescale = 1;
+    } else if (json_object_get(line, "input_size") || json_object_get(line, "image_size")) {
+        if (int_pair(json_object_get(line, "input_size"), &g.in_w, &g.in_h))
+            return vr_err_set(err, VR_ERR_INPUT, file, lineno, "'input_size' is not [width, height]");
+        if (int_pair(json_object_get(line, "image_size"), &g.img_w, &g.img_h))
+            return vr_err_set(err, VR_ERR_INPUT, file, lineno, "'image_size' is not [width, height]");
+        g.rescale = 1;
+    }
+    struct vr_eval_verdict base = {.completion = -1, .tokens = -1};
+    const json_t *sol = json_object_get(line, "solution");
+    if (sol && !json_is_null(sol)) {
+        if (gold_box(sol, "solution", base.gt, file, lineno, err)) return -1;
+        base.has_gt = 1;
+    }
+    /* what is scored: completions, or one text */
+    const json_t *comps = json_object_get(line, "completions");
+    const char *text = NULL;
+    if (comps) {
+        if (!json_is_array(comps) || json_array_size(comps) == 0)
+            return vr_err_set(err, VR_ERR_INPUT, file, lineno, "'completions' is empty or not a list");
+        for (size_t i = 0; i < json_array_size(comps); i++) {
+            const json_t *c = json_array_get(comps, i);
+            if (!json_is_string(json_object_get(c, "text")))
+                return vr_err_set(err, VR_ERR_INPUT, file, lineno, "completion %zu has no 'text'", i);
+        }
+    } else {
+        for (size_t k = 0; k < sizeof text_keys / sizeof *text_keys && !text; k++) {
+            const json_t *t = json_object_get(line, text_keys[k]);
+            if (t && !json_is_string(t))
+                return vr_err_set(err, VR_ERR_INPUT, file, lineno, "'%s' is not a string", text_keys[k]);
+            if (t) text = json_string_value(t);
+        }
+        if (!text) {
+            vr_err_set(err, VR_ERR_INPUT, file, lineno, "nothing to score: no 'completions', 'text' or 'model_output'");
+            return vr_err_hint(err, "vr-eval reads vr-rollout's lines, VLM-R1's rec_results_*.json, or JSONL with a model's text");
+        }
+    }
+    base.id = field_text(line, "id");
+    if (!base.id && asprintf(&base.id, "%s:%ld", file, lineno) < 0) abort();
+    base.split = field_text(line, "split");
+    if (!base.split) base.split = default_split(file, o);
+    base.group = strcmp(o->by, "split") ? field_text(line, o->by) : vr_xstrdup(base.split);
+    if (!base.group) base.group = vr_xstrdup("");
+    const json_t *imgs = json_object_get(line, "images");
+    if (json_is_array(imgs) && json_is_string(json_array_get(imgs, 0)))
+        base.image = vr_xstrdup(json_string_value(json_array_get(imgs, 0)));
+    base.caption = field_text(line, "label");
+    if (!base.caption) base.caption = field_text(line, "problem");
+
+    int count = comps ? (o->all ? (int)json_array_size(comps) : 1) : 1;
+    struct vr_eval_verdict *v = vr_xcalloc((size_t)count, sizeof *v);
+    for (int i = 0; i < count; i++) {
+        v[i] = base;
+        if (i) { /* each verdict owns its strings */
+            v[i].id = vr_xstrdup(base.id);
+            v[i].split = vr_xstrdup(base.split);
+            v[i].group = vr_xstrdup(base.group);
+            v[i].image = base.image ? vr_xstrdup(base.image) : NULL;
+            v[i].caption = base.caption ? vr_xstrdup(base.caption) : NULL;
+        }
+        if (comps) {
+            const json_t *c = json_array_get(comps, (size_t)i);
+            const json_t *t = json_object_get(c, "text"), *tok = json_object_get(c, "tokens");
+            v[i].completion = o->all ? i : -1;
+            if (json_is_array(tok)) v[i].tokens = (int64_t)json_array_size(tok);
+            score(&v[i], json_string_value(t), json_string_length(t), &g, o);
+        } else {
+            const json_t *t = NULL;
+            for (size_t k = 0; !t; k++) t = json_object_get(line, text_keys[k]);
+            score(&v[i], text, json_string_length(t), &g, o); /* an embedded NUL is text too */
+        }
+    }
+    *out = v;
+    *n = count;
+    return 0;
+}
+
+int vr_eval_rec_results(const json_t *doc, const char *file, const struct vr_eval_opts *o,
+                        struct vr_eval_verdict **out, int *n, struct vr_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    const json_t *res = json_object_get(doc, "results");
+    if (!json_is_object(doc) || !json_is_array(res)) {
+        vr_err_set(err, VR_ERR_INPUT, file, 0, "not a VLM-R1 rec_results file: no \"results\" list");
+        return vr_err_hint(err, "a .json input is read as test_rec_r1.py's output; JSONL files need another extension");
+    }
+    size_t count = json_array_size(res);
+    struct vr_eval_verdict *v = vr_xcalloc(count ? count : 1, sizeof *v);
+    char *split = default_split(file, o);
+    for (size_t i = 0; i < count; i++) {
+        const json_t *r = json_array_get(res, i);
+        const json_t *text = json_object_get(r, "model_output");
+        char what[64], gtwhat[80];
+        snprintf(what, sizeof what, "results[%zu]", i);
+        snprintf(gtwhat, sizeof gtwhat, "%s.ground_truth", what);
+        struct vr_reward_geom g = {0};
+        int bad = 0;
+        if (!json_is_object(r)) bad = vr_err_set(err, VR_ERR_INPUT, file, 0, "%s is not an object", what);
+        else if (!json_is_string(text)) bad = vr_err_set(err, VR_ERR_INPUT, file, 0, "%s: no 'model_output' text", what);
+        else if (gold_box(json_object_get(r, "ground_truth"), gtwhat, v[i].gt, file, 0, err)) bad = -1;
+        else if (json_object_get(r, "input_size") || json_object_get(r, "image_size")) {
+            /* test_rec_r1.py writes (height, width) */
+            if (int_pair(json_object_get(r, "input_size"), &g.in_h, &g.in_w) ||
+                int_pair(json_object_get(r, "image_size"), &g.img_h, &g.img_w))
+                bad = vr_err_set(err, VR_ERR_INPUT, file, 0, "%s: 'input_size' and 'image_size' are not [height, width]", what);
+            g.rescale = 1;
+        }
+        if (bad) {
+            for (size_t k = 0; k < i; k++) vr_eval_verdict_release(&v[k]);
+            free(v);
+            free(split);
+            return -1;
+        }
+        v[i].has_gt = 1;
+        v[i].completion = -1;
+        v[i].tokens = -1;
+        if (asprintf(&v[i].id, "%zu", i) < 0) abort();
+        v[i].split = vr_xstrdup(split);
+        v[i].group = strcmp(o->by, "split") ? field_text(r, o->by) : vr_xstrdup(split);
+        if (!v[i].group) v[i].group = vr_xstrdup("");
+        v[i].image = field_text(r, "image");
+        v[i].caption = field_text(r, "question");
+        score(&v[i], json_string_value(text), json_string_length(text), &g, o);
+    }
+    free(split);
+    *out = v;
+    *n = (int)count;
+    return 0;
+}
+
+/* ---- summaries ------------------------------------------------------------ */
+
+void vr_eval_summary_add(struct vr_eval_summary *s, const struct vr_eval_verdict *v)
+{
+    s->parsed += v->status == VR_EVAL_OK;
+    s->formatted += v->format;
+    if (v->tokens >= 0) s->tok_n++, s->tok_sum += (double)v->tokens;
+    if (!v->has_gt) {
+        s->unlabelled++;
+        return;
+    }
+    s->n++;
+    s->correct += v->correct;
+    s->iou_sum += isnan(v->iou) ? 0.0 : v->iou; /* NaN (an inf box) counts as no overlap */
+}
+
+#define Z95 1.959963984540054
+
+void vr_eval_wilson(int64_t k, int64_t n, double *lo, double *hi)
+{
+    if (n <= 0) {
+        *lo = 0, *hi = 1;
+        return;
+    }
+    double p = (double)k / (double)n, z2 = Z95 * Z95, nn = (double)n;
+    double c = (p + z2 / (2 * nn)) / (1 + z2 / nn);
+    double h = Z95 / (1 + z2 / nn) * sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn));
+    *lo = c - h < 0 ? 0 : c - h;
+    *hi = c + h > 1 ? 1 : c + h;
+}
+
+double vr_eval_mcnemar(int64_t b, int64_t c)
+{
+    int64_t n = b + c, k = b < c ? b : c;
+    if (n == 0) return 1.0;
+    /* P[X <= k] for X ~ Bin(n, 1/2), terms in log space (n may be large) */
+    double lfn = lgamma((double)n + 1), sum = 0;
+    for (int64_t i = 0; i <= k; i++)
+        sum += exp(lfn - lgamma((double)i + 1) - lgamma((double)(n - i) + 1) - (double)n * M_LN2);
+    double p = 2 * sum;
+    return p > 1 ? 1.0 : p;
+}
+
+static void put_rate(json_t *o, const char *key, int64_t k, int64_t n)
+{
+    json_object_set_new(o, key, n ? json_real((double)k / (double)n) : json_null());
+}
+
+json_t *vr_eval_summary_json(const struct vr_eval_summary *s, const char *by, const char *group,
+                             double iou_threshold)
+{
+    json_t *o = json_object();
+    int64_t all = s->n + s->unlabelled;
+    json_object_set_new(o, "summary", json_true());
+    json_object_set_new(o, by, json_string(group));
+    json_object_set_new(o, "n", json_integer(s->n));
+    if (s->n) {
+        double lo, hi;
+        vr_eval_wilson(s->correct, s->n, &lo, &hi);
+        json_object_set_new(o, "correct", json_integer(s->correct));
+        put_rate(o, "acc", s->correct, s->n);
+        json_object_set_new(o, "acc_lo", json_real(lo));
+        json_object_set_new(o, "acc_hi", json_real(hi));
+        json_object_set_new(o, "interval", json_string("wilson95"));
+        json_object_set_new(o, "iou_threshold", json_real(iou_threshold));
+        json_object_set_new(o, "miou", json_real(s->iou_sum / (double)s->n));
+    }
+    put_rate(o, "parse_rate", s->parsed, all);
+    put_rate(o, "format_rate", s->formatted, all);
+    json_object_set_new(o, "mean_tokens", s->tok_n ? json_real(s->tok_sum / (double)s->tok_n) : json_null());
+    if (s->unlabelled) json_object_set_new(o, "unlabelled", json_integer(s->unlabelled));
+    return o;
+}

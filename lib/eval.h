@@ -1,0 +1,98 @@
+/* eval.h: vr-eval's scoring (DESIGN.md §3.6): boxes read from model text as
+ * VLM-R1's evaluation scripts read them (src/eval/test_rec_r1.py and
+ * test_rec_baseline.py), rescaled from the model's input size to the
+ * original image, IoU, per-sample verdicts and per-split summaries with
+ * intervals, and the paired comparison of two runs. tests/golden/eval_golden.py
+ * is the Python transcription that made the golden verdicts. */
+#ifndef VR_EVAL_H
+#define VR_EVAL_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "reward.h"
+
+enum vr_eval_parse {
+    VR_EVAL_R1,       /* first <answer>…</answer>, then \{.*\[\d+, \d+, \d+, \d+].*\} in it */
+    VR_EVAL_BASELINE, /* the first numeric 4-list anywhere: floats, signs, decimals */
+};
+int vr_eval_parse_name(const char *s, enum vr_eval_parse *out);
+
+enum vr_eval_status {
+    VR_EVAL_OK,
+    VR_EVAL_NO_ANSWER,  /* r1: no <answer>…</answer> block */
+    VR_EVAL_NO_BOX,     /* no box where the parser looks */
+    VR_EVAL_BAD_NUMBER, /* r1: a number Python cannot read or divide (its script would crash) */
+};
+const char *vr_eval_status_name(enum vr_eval_status s);
+
+/* The box VLM-R1's script reads from text[0..len) (valid UTF-8), rescaled as
+ * its resize_bbox does when g->rescale (x / input_width * image_width, in
+ * that order; r1's integers divided as Python's int / int, correctly
+ * rounded), else as read. box is set only for VR_EVAL_OK. r1's greedy
+ * pattern takes the last [d, d, d, d] after the block's first '{' that a '}'
+ * still follows; found here in linear time, not by backtracking. */
+enum vr_eval_status vr_eval_box(enum vr_eval_parse mode, const char *text, size_t len,
+                                const struct vr_reward_geom *g, double box[4]);
+
+struct vr_eval_opts {
+    enum vr_eval_parse parse;
+    double iou_threshold; /* correct: IoU > threshold (0.5) */
+    int all;              /* every completion, not only the first */
+    const char *by;       /* the field that groups summaries ("split") */
+    const char *split;    /* the split of lines or records that have none (NULL: the file's name) */
+};
+
+/* One scored output. Strings are owned (vr_eval_verdict_release). */
+struct vr_eval_verdict {
+    char *id, *split, *group; /* group: the --by field's value as text */
+    int completion;           /* index in the line's completions, -1 for other inputs */
+    enum vr_eval_status status;
+    double pred[4];           /* valid when status == VR_EVAL_OK */
+    int has_gt;               /* 0: batch grounding, no gold box */
+    double gt[4];
+    double iou;               /* NaN only where Python's would be (inf in a baseline box) */
+    int correct, format;      /* format: VLM-R1's REC format reward is 1 */
+    int64_t tokens;           /* the completion's tokens, -1 when unknown */
+    char *image, *caption;    /* for drawing: the first image's path, the expression (either may be NULL) */
+};
+void vr_eval_verdict_release(struct vr_eval_verdict *v);
+/* The verdict line: {"id","split",["completion"],"parse","format","pred","gt","iou","correct",["tokens"]};
+ * without a gold box only id, split, [completion], parse, format, pred. */
+json_t *vr_eval_verdict_json(const struct vr_eval_verdict *v);
+
+/* Score one JSONL line: a rollout or scored line ("completions": [{"text",
+ * "tokens"}], sizes from "pixels") or a plain line ("text", "model_output" or
+ * "response"; sizes from "input_size" and "image_size", [w, h]); the gold box
+ * is "solution" (absent: batch grounding). Without a model input size the box
+ * is taken as image pixels. Fills *out with *n verdicts (caller releases each
+ * and frees the array). Fails with "file:line: what is wrong". */
+int vr_eval_line(const json_t *line, const char *file, long lineno, const struct vr_eval_opts *o,
+                 struct vr_eval_verdict **out, int *n, struct vr_err *err);
+
+/* Score a VLM-R1 rec_results document ({"accuracy", "results": [{"model_output",
+ * "ground_truth", "input_size": [h, w], "image_size": [h, w], ...}]}), as
+ * test_rec_r1.py wrote it; the verdicts' ids are the results' indices. */
+int vr_eval_rec_results(const json_t *doc, const char *file, const struct vr_eval_opts *o,
+                        struct vr_eval_verdict **out, int *n, struct vr_err *err);
+
+/* Totals of one group of verdicts. */
+struct vr_eval_summary {
+    int64_t n, correct, unlabelled, parsed, formatted, tok_n;
+    double iou_sum, tok_sum;
+};
+void vr_eval_summary_add(struct vr_eval_summary *s, const struct vr_eval_verdict *v);
+/* {"summary":true, BY: group, "n", "correct", "acc", "acc_lo", "acc_hi",
+ *  "interval":"wilson95", "iou_threshold", "miou", "parse_rate", "format_rate",
+ *  "mean_tokens", ["unlabelled"]} */
+json_t *vr_eval_summary_json(const struct vr_eval_summary *s, const char *by, const char *group,
+                             double iou_threshold);
+
+/* Wilson score interval of k successes in n at 95% (z = 1.959964): [lo, hi]. */
+void vr_eval_wilson(int64_t k, int64_t n, double *lo, double *hi);
+/* McNemar's exact test (two-sided binomial on the discordant pairs):
+ * min(1, 2 P[X <= min(b, c)]), X ~ Bin(b + c, 1/2); 1 when b + c == 0. */
+double vr_eval_mcnemar(int64_t b, int64_t c);
+
+#endif
