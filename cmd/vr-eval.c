@@ -242,6 +242,7 @@ int main(int argc, char **argv)
     int skip_bad = 0, do_diff = 0, c, ind;
     const char *arg;
     vr_cli_init(&cli, argc, argv);
+    vr_json_reals_exact(1); /* boxes and IoUs are doubles, to the last bit */
     while ((c = vr_cli_next(&ind, &arg)) != -1) {
         switch (c) {
         case O_PARSE:

@@ -14,8 +14,8 @@ enum { O_TAKE = 256, O_SEED, O_SPLIT, O_CHECK, O_SKIP, O_EPOCHS };
 static const struct vr_opt opts[] = {
     {"format", 'f', "FMT", "input format: auto, rec (vlmr1), yaml, conv, messages, tasks (default auto)"},
     {"images", 'i', "DIR[:DIR...]", "image folders, one for all inputs or one per input"},
-    {"take", O_TAKE, "RULE", "subset: all, first:N, end:N, random:N; N may be P% (default all)"},
-    {"seed", O_SEED, "N", "seed for random subsets and rec.yaml sampling (default 0)"},
+    {"take", O_TAKE, "RULE", "subset: all, first:N, end:N, random:N, pyrandom:N; N may be P% (default all)"},
+    {"seed", O_SEED, "N", "seed for random and pyrandom subsets and rec.yaml sampling (default 0)"},
     {"split", O_SPLIT, "NAME", "split name for every task (default: input file name)"},
     {"check-images", O_CHECK, NULL, "open every image header; record image_sizes; check boxes"},
     {"skip-bad", O_SKIP, NULL, "skip bad records with a warning instead of failing"},
@@ -51,7 +51,8 @@ static void split_colon(const char *s, char ***v, int *n)
 }
 
 /* Where tasks go: straight to the output when the subset rule allows it
- * (all or first:N, one epoch), else into a pool for random/end subsets. */
+ * (all or first:N, one epoch), else into a pool for random, pyrandom and end
+ * subsets, which need the whole list. */
 struct sink {
     int stream;
     int64_t limit; /* streaming first:N: stop after N; -1 for no limit */

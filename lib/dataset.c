@@ -11,6 +11,7 @@
 #include "hash.h"
 #include "image.h"
 #include "jsonl.h"
+#include "pyrandom.h"
 #include "rng.h"
 #include "task.h"
 
@@ -42,9 +43,11 @@ int vr_take_parse(const char *s, struct vr_take *t, struct vr_err *err)
         if (k == 5 && strncmp(s, "first", 5) == 0) t->how = VR_TAKE_FIRST;
         else if (k == 3 && strncmp(s, "end", 3) == 0) t->how = VR_TAKE_END;
         else if (k == 6 && strncmp(s, "random", 6) == 0) t->how = VR_TAKE_RANDOM;
+        else if (k == 8 && strncmp(s, "pyrandom", 8) == 0) t->how = VR_TAKE_PYRANDOM;
         else
             return vr_err_set(err, VR_ERR_USAGE, NULL, 0,
-                              "'%s': expected all, first:N, end:N or random:N (N may be a percentage)",
+                              "'%s': expected all, first:N, end:N, random:N or pyrandom:N "
+                              "(N may be a percentage)",
                               s);
         num = colon + 1;
     }
@@ -59,6 +62,8 @@ int vr_take_parse(const char *s, struct vr_take *t, struct vr_err *err)
         if (v > 100) return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "'%s': more than 100%%", s);
     } else if (v != floor(v)) {
         return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "'%s': a count must be a whole number", s);
+    } else if (v > 0x1p53) { /* past 2^53 a double skips integers, and int64_t overflows */
+        return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "'%s': count too large (at most 2^53)", s);
     }
     if (*end) return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "'%s': trailing '%s'", s, end);
     t->n = v;
@@ -81,6 +86,10 @@ int64_t vr_take_apply(json_t **items, int64_t n, const struct vr_take *t, uint64
             items[i] = items[j];
             items[j] = x;
         }
+    } else if (t->how == VR_TAKE_PYRANDOM) {
+        struct vr_pyrandom r;
+        vr_pyrandom_seed(&r, seed);
+        vr_pyrandom_shuffle(&r, items, (size_t)n, sizeof *items);
     }
     if (t->how == VR_TAKE_END) {
         for (int64_t i = 0; i < n - k; i++) json_decref(items[i]);

@@ -25,18 +25,24 @@ enum vr_format { VR_FMT_AUTO, VR_FMT_REC, VR_FMT_YAML, VR_FMT_CONV, VR_FMT_MESSA
 int vr_format_parse(const char *s, enum vr_format *out);
 const char *vr_format_name(enum vr_format f);
 
-/* A subset rule: all, first:N, end:N, random:N, with N a count or a percentage
- * ("random:10%": ceil(10 * n / 100) records, as VLM-R1). Bare "N" means first:N
- * and bare "N%" random:N%. */
+/* A subset rule: all, first:N, end:N, random:N, pyrandom:N, with N a count
+ * (at most 2^53) or a percentage ("random:10%": ceil(10 * n / 100) records, as
+ * VLM-R1). Bare "N" means first:N and bare "N%" random:N%. A bad rule is a
+ * VR_ERR_USAGE error whose message quotes it. */
 struct vr_take {
-    enum { VR_TAKE_ALL, VR_TAKE_FIRST, VR_TAKE_END, VR_TAKE_RANDOM } how;
+    enum { VR_TAKE_ALL, VR_TAKE_FIRST, VR_TAKE_END, VR_TAKE_RANDOM, VR_TAKE_PYRANDOM } how;
     double n;
     int percent;
 };
 int vr_take_parse(const char *s, struct vr_take *t, struct vr_err *err);
 /* Apply t to items[0..n) in place (dropped items are decref'ed); returns the
- * new count. random: Fisher-Yates with Philox keyed by (seed, stream), then the
- * first N in shuffled order — the same on every machine. */
+ * new count. Both random rules keep the first N in shuffled order.
+ *   random:   Fisher-Yates with Philox keyed by (seed, stream) — the same on
+ *             every machine; another stream draws another subset.
+ *   pyrandom: Python's random.seed(seed); random.shuffle(items) (pyrandom.h),
+ *             so the subset is the one `data[:N]` keeps in VLM-R1's eval
+ *             scripts. stream is ignored: every call with the same seed and
+ *             list takes the same subset, as Python would. */
 int64_t vr_take_apply(json_t **items, int64_t n, const struct vr_take *t, uint64_t seed,
                       uint64_t stream);
 

@@ -133,7 +133,8 @@ enum vr_eval_status vr_eval_box(enum vr_eval_parse mode, const char *t, size_t n
     }
     if (!rx_match(RX_BASELINE, t, n, 0, 0, ov)) return VR_EVAL_NO_BOX;
     for (int i = 0; i < 4; i++) {
-        double v = vr_reward_py_float(t + ov[2 * i + 2], ov[2 * i + 3] - ov[2 * i + 2]);
+        double v;
+        if (vr_reward_py_float(t + ov[2 * i + 2], ov[2 * i + 3] - ov[2 * i + 2], &v)) return VR_EVAL_BAD_NUMBER;
         if (rescale) v = v / (double)(i % 2 ? g->in_h : g->in_w) * (double)(i % 2 ? g->img_h : g->img_w);
         box[i] = v;
     }
@@ -152,10 +153,13 @@ void vr_eval_verdict_release(struct vr_eval_verdict *v)
     memset(v, 0, sizeof *v);
 }
 
+/* jansson holds no NaN or infinity: JSON's null stands for them */
+static json_t *real(double x) { return isfinite(x) ? json_real(x) : json_null(); }
+
 static json_t *box_json(const double b[4])
 {
     json_t *a = json_array();
-    for (int i = 0; i < 4; i++) json_array_append_new(a, json_real(b[i]));
+    for (int i = 0; i < 4; i++) json_array_append_new(a, real(b[i]));
     return a;
 }
 
@@ -170,7 +174,7 @@ json_t *vr_eval_verdict_json(const struct vr_eval_verdict *v)
     json_object_set_new(o, "pred", v->status == VR_EVAL_OK ? box_json(v->pred) : json_null());
     if (v->has_gt) {
         json_object_set_new(o, "gt", box_json(v->gt));
-        json_object_set_new(o, "iou", json_real(v->iou)); /* NaN is written null */
+        json_object_set_new(o, "iou", real(v->iou));
         json_object_set_new(o, "correct", json_boolean(v->correct));
     }
     if (v->tokens >= 0) json_object_set_new(o, "tokens", json_integer(v->tokens));

@@ -81,6 +81,10 @@ static int fmt_centi(char *buf, double x)
     return 1;
 }
 
+static int doubles_only; /* vr_json_reals_exact */
+
+void vr_json_reals_exact(int on) { doubles_only = on; }
+
 void vr_json_fmt_real(char *buf, double x)
 {
     if (!isfinite(x)) {
@@ -89,7 +93,13 @@ void vr_json_fmt_real(char *buf, double x)
     }
     if (fmt_centi(buf, x)) return;
     float f = (float)x;
-    if ((double)f == x) {
+    if ((double)f == x && !doubles_only) {
+        /* a double that is also a float32 (369.140625): exact when 9 digits or
+         * fewer can say so, else the float32 it is (a logp) */
+        for (int p = 6; p <= 9; p++) {
+            snprintf(buf, 32, "%.*g", p, x);
+            if (strtod(buf, NULL) == x) goto done;
+        }
         for (int p = 6; p <= 9; p++) {
             snprintf(buf, 32, "%.*g", p, x);
             if (strtof(buf, NULL) == f) break;
@@ -100,6 +110,7 @@ void vr_json_fmt_real(char *buf, double x)
             if (strtod(buf, NULL) == x) break;
         }
     }
+done:
     if (!strpbrk(buf, ".eEn")) strcat(buf, ".0"); /* stays a real when read back */
 }
 

@@ -3,9 +3,10 @@
  * Reading keeps every field of a line (unknown ones included) in the jansson
  * object, so a stage can add its fields and pass the rest through. Errors name
  * "file:line". Writing is compact, one object per line, keys in insertion
- * order, UTF-8 as is; a real that is exactly a float32 prints with the fewest
- * digits that read back as the same float32 ("%.9g" at most), any other real
- * with the fewest that read back as the same double. */
+ * order, UTF-8 as is; a real prints with the fewest digits that read back as
+ * the same double, except that a float32 value whose double needs more than 9
+ * digits prints with the fewest that read back as the same float32 ("%.9g" at
+ * most: a logp is a float32, not its double's 17 digits). */
 #ifndef VR_JSONL_H
 #define VR_JSONL_H
 
@@ -51,6 +52,10 @@ void vr_json_dump(struct vr_buf *b, const json_t *v);
 void vr_json_dump_string(struct vr_buf *b, const char *s, size_t n);
 /* Shortest round-trip text of a real (rules above) into buf (>= 32 bytes). */
 void vr_json_fmt_real(char *buf, double x);
+/* From now on print every real as the shortest text of its double, float32
+ * values too (vr-eval: a box coordinate is a double that may happen to be a
+ * float32). For the whole process. */
+void vr_json_reals_exact(int on);
 /* Write v and a newline to fp. Fails (VR_ERR_SYS) on a write error; EPIPE is
  * reported like any other (cmd/ turns SIGPIPE into a quiet exit). */
 int vr_jsonl_write(FILE *fp, const json_t *v, struct vr_err *err);

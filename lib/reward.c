@@ -274,23 +274,26 @@ int vr_reward_py_int_float(const char *s, size_t n, double *out)
     return rc;
 }
 
-double vr_reward_py_float(const char *s, size_t n)
+int vr_reward_py_float(const char *s, size_t n, double *out)
 {
-    /* float() strips Python's whitespace and reads any Unicode decimal digit
-     * as its ASCII twin; what is left is -?\d*\.?\d+ here */
+    /* float() strips whitespace and reads any Unicode decimal digit as its
+     * ASCII twin; what is left is -?\d*\.?\d+ here. Its strip is not \s:
+     * U+001C..U+001F match \s but float() refuses them (ValueError). */
     struct vr_buf b = {0};
     size_t i = 0;
+    int rc = 0;
     while (i < n) {
         uint32_t c = utf8_next(s, n, &i);
         int d = py_digit(c);
         if (d >= 0) vr_buf_putc(&b, (char)('0' + d));
         else if (c == '-' || c == '.') vr_buf_putc(&b, (char)c);
+        else if (c >= 0x1c && c <= 0x1f) rc = -1;
         else VR_DASSERT(is_py_space(c));
     }
     if (!b.p) vr_buf_puts(&b, "");
-    double v = strtod(b.p, NULL); /* correctly rounded; overflow gives inf, as Python */
+    *out = strtod(b.p, NULL); /* correctly rounded; overflow gives inf, as Python */
     vr_buf_free(&b);
-    return v;
+    return rc;
 }
 
 enum vr_answer_box vr_reward_answer_box(const char *t, size_t n, const struct vr_reward_geom *g,

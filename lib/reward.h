@@ -73,8 +73,9 @@ enum vr_answer_box vr_reward_answer_box(const char *text, size_t len,
 int vr_reward_py_int_ratio(const char *s, size_t n, int64_t w, double *out);
 int vr_reward_py_int_float(const char *s, size_t n, double *out);
 /* Python's float(s) for s matching \s*-?\d*\.?\d+\s* (Python's \s and \d):
- * correctly rounded; inf beyond the doubles, as Python. */
-double vr_reward_py_float(const char *s, size_t n);
+ * correctly rounded; inf beyond the doubles, as Python. -1 where float()
+ * raises: U+001C..U+001F, which \s matches but float()'s strip keeps. */
+int vr_reward_py_float(const char *s, size_t n, double *out);
 
 /* VLM-R1's iou(box1, box2), operation for operation (inclusive pixel
  * intersection: min(x2) - 1 - max(x1) + 1; plain-area union; Python's max and
