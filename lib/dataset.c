@@ -51,6 +51,7 @@ int vr_take_parse(const char *s, struct vr_take *t, struct vr_err *err)
                               s);
         num = colon + 1;
     }
+    if (!*num) return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "'%s': the count is missing", s);
     char *end;
     double v = strtod(num, &end);
     if (end == num || !isfinite(v) || v < 0)

@@ -90,7 +90,7 @@ uint64_t vr_pyrandom_bits(struct vr_pyrandom *r, int k)
      * (most significant) word is cut to the bits that remain */
     uint64_t lo = vr_pyrandom_u32(r);
     uint64_t hi = vr_pyrandom_u32(r) >> (64 - k);
-    return hi | lo << 32;
+    return lo | hi << 32;
 }
 
 uint64_t vr_pyrandom_below(struct vr_pyrandom *r, uint64_t n)
