@@ -1,19 +1,18 @@
 /* eval.c: vr-eval's scoring (eval.h). The Python-compatible pieces (\d and
  * \s as Python's str patterns have them, int / int correctly rounded, IoU
- * operation for operation) are reward.c's, shared with vr-reward; what is
+ * operation for operation) are py.c's and reward.c's, shared with vr-reward; what is
  * here is what VLM-R1's evaluation scripts do differently from its reward:
  * r1's greedy box pattern inside braces, baseline's float 4-list anywhere, and
  * the bookkeeping of verdicts, summaries and paired comparisons. */
-#define PCRE2_CODE_UNIT_WIDTH 8
 #include "eval.h"
 
 #include <math.h>
-#include <pcre2.h>
 #include <pthread.h>
 #include <string.h>
 
 #include "buf.h"
 #include "jsonl.h"
+#include "py.h"
 
 /* resize_bbox and iou repeat Python's operations one by one */
 #if defined(__clang__)
@@ -46,42 +45,18 @@ static const char *const rx_src[RX_N] = {
     [RX_BASELINE] = "\\[(\\s*-?\\d*\\.?\\d+\\s*),\\s*(\\s*-?\\d*\\.?\\d+\\s*),\\s*(\\s*-?\\d*\\.?\\d+\\s*),"
                     "\\s*(\\s*-?\\d*\\.?\\d+\\s*)\\]",
 };
-static pcre2_code *rx[RX_N];
+static struct vr_py_re *rx[RX_N];
 static pthread_once_t rx_once = PTHREAD_ONCE_INIT;
 
 static void rx_init(void)
 {
-    for (int k = 0; k < RX_N; k++) {
-        char *pat = vr_reward_pyregex(rx_src[k]);
-        int ec;
-        PCRE2_SIZE eoff;
-        rx[k] = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &eoff, NULL);
-        VR_ASSERT(rx[k] != NULL); /* constant patterns */
-        (void)pcre2_jit_compile(rx[k], PCRE2_JIT_COMPLETE);
-        free(pat);
-    }
+    for (int k = 0; k < RX_N; k++) rx[k] = vr_py_re_compile(rx_src[k], 0);
 }
 
-/* Match pattern k in s[0..len) from off (anchored there, or the leftmost
- * after it): 1 with ov[0..10) set, else 0. */
 static int rx_match(int k, const char *s, size_t len, size_t off, int anchored, size_t ov[10])
 {
     pthread_once(&rx_once, rx_init);
-    pcre2_match_data *md = pcre2_match_data_create_from_pattern(rx[k], NULL);
-    VR_ASSERT(md != NULL);
-    int rc = pcre2_match(rx[k], (PCRE2_SPTR)s, len, off, anchored ? PCRE2_ANCHORED : 0, md, NULL);
-    if (rc > 0) {
-        PCRE2_SIZE *v = pcre2_get_ovector_pointer(md);
-        for (int i = 0; i < 10; i++) ov[i] = v[i];
-    }
-    pcre2_match_data_free(md);
-    return rc > 0;
-}
-
-static const char *find(const char *s, size_t len, size_t off, const char *needle)
-{
-    if (off > len) return NULL;
-    return memmem(s + off, len - off, needle, strlen(needle));
+    return vr_py_re_match(rx[k], s, len, off, anchored, ov, 4);
 }
 
 /* re.search(r'\{.*\[(\d+),\s*(\d+),\s*(\d+),\s*(\d+)]\s*.*\}', t[s..e), re.DOTALL):
@@ -107,35 +82,17 @@ enum vr_eval_status vr_eval_box(enum vr_eval_parse mode, const char *t, size_t n
                                 const struct vr_reward_geom *g, double box[4])
 {
     size_t ov[10];
-    int rescale = g && g->rescale;
     if (mode == VR_EVAL_R1) {
-        /* re.search(r'<answer>(.*?)</answer>', content, re.DOTALL); .strip()
-         * cannot move where the braces are */
-        const char *a = find(t, n, 0, "<answer>");
-        if (!a) return VR_EVAL_NO_ANSWER;
-        size_t s = (size_t)(a - t) + 8;
-        const char *e = find(t, n, s, "</answer>");
-        if (!e) return VR_EVAL_NO_ANSWER;
-        if (!r1_box(t, s, (size_t)(e - t), ov)) return VR_EVAL_NO_BOX;
-        for (int i = 0; i < 4; i++) {
-            const char *d = t + ov[2 * i + 2];
-            size_t len = ov[2 * i + 3] - ov[2 * i + 2];
-            double v;
-            if (rescale) {
-                if (vr_reward_py_int_ratio(d, len, i % 2 ? g->in_h : g->in_w, &v)) return VR_EVAL_BAD_NUMBER;
-                v = v * (double)(i % 2 ? g->img_h : g->img_w);
-            } else if (vr_reward_py_int_float(d, len, &v)) {
-                return VR_EVAL_BAD_NUMBER;
-            }
-            box[i] = v;
-        }
-        return VR_EVAL_OK;
+        size_t s, e;
+        if (vr_reward_answer_block(t, n, &s, &e)) return VR_EVAL_NO_ANSWER;
+        if (!r1_box(t, s, e, ov)) return VR_EVAL_NO_BOX;
+        return vr_reward_int_box(t, ov, g, box) ? VR_EVAL_BAD_NUMBER : VR_EVAL_OK;
     }
     if (!rx_match(RX_BASELINE, t, n, 0, 0, ov)) return VR_EVAL_NO_BOX;
     for (int i = 0; i < 4; i++) {
         double v;
-        if (vr_reward_py_float(t + ov[2 * i + 2], ov[2 * i + 3] - ov[2 * i + 2], &v)) return VR_EVAL_BAD_NUMBER;
-        if (rescale) v = v / (double)(i % 2 ? g->in_h : g->in_w) * (double)(i % 2 ? g->img_h : g->img_w);
+        if (vr_py_float(t + ov[2 * i + 2], ov[2 * i + 3] - ov[2 * i + 2], &v)) return VR_EVAL_BAD_NUMBER;
+        if (g && g->rescale) v = v / (double)(i % 2 ? g->in_h : g->in_w) * (double)(i % 2 ? g->img_h : g->img_w);
         box[i] = v;
     }
     return VR_EVAL_OK;

@@ -65,17 +65,15 @@ enum vr_answer_box {
  * box is set only for VR_BOX_OK. */
 enum vr_answer_box vr_reward_answer_box(const char *text, size_t len,
                                         const struct vr_reward_geom *g, double box[4]);
-/* Python's number reading, for vr-eval's parsers (eval.c). s[0..n) is a run
- * of \d (Unicode decimal digits, valid UTF-8):
- * int(s) / w, correctly rounded as Python's int / int (0 < w < 2^31), and
- * float(int(s)); each -1 where Python raises (more than 4300 digits, or a
- * quotient too large for a double). */
-int vr_reward_py_int_ratio(const char *s, size_t n, int64_t w, double *out);
-int vr_reward_py_int_float(const char *s, size_t n, double *out);
-/* Python's float(s) for s matching \s*-?\d*\.?\d+\s* (Python's \s and \d):
- * correctly rounded; inf beyond the doubles, as Python. -1 where float()
- * raises: U+001C..U+001F, which \s matches but float()'s strip keeps. */
-int vr_reward_py_float(const char *s, size_t n, double *out);
+/* The inside of the first <answer>…</answer> of t[0..n) (VLM-R1's
+ * re.search(r'<answer>(.*?)</answer>', text, re.DOTALL)): t[*start..*end).
+ * -1 when there is none. */
+int vr_reward_answer_block(const char *t, size_t n, size_t *start, size_t *end);
+/* The four integer groups ov[2..10) of a match in t (Python's \d runs) as a
+ * box: each divided by the input size and multiplied by the image size as
+ * resize_bbox does (g->rescale), or float(int) without. -1 where Python
+ * raises (see vr_py_int_ratio). Shared with vr-eval's r1 parser. */
+int vr_reward_int_box(const char *t, const size_t ov[10], const struct vr_reward_geom *g, double box[4]);
 
 /* VLM-R1's iou(box1, box2), operation for operation (inclusive pixel
  * intersection: min(x2) - 1 - max(x1) + 1; plain-area union; Python's max and
@@ -104,10 +102,6 @@ double vr_reward_length(int64_t ntokens);
  * Python's final-sigma rule. Returns a value in [-1, 0]. */
 double vr_reward_repetition(const char *text, size_t len);
 
-/* Translate a Python regex (str pattern) into PCRE2 syntax with Python's
- * Unicode \d and \s classes (outside [...] sets only; our patterns have none
- * inside). Caller frees. For tests that compare whole patterns. */
-char *vr_reward_pyregex(const char *python_pattern);
 
 /* ---- exec: rewards from another program ---------------------------------- */
 

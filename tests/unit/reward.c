@@ -6,6 +6,7 @@
 #include <pcre2.h>
 
 #include "progress.h"
+#include "py.h"
 #include "reward.h"
 
 #include "../tap.h"
@@ -17,7 +18,7 @@ static const char FORMAT_STRICT[] = "<think>.*?</think>\\s*<answer>.*?</answer>"
 
 static pcre2_code *compile_py(const char *py, uint32_t opts)
 {
-    char *pat = vr_reward_pyregex(py);
+    char *pat = vr_py_regex(py);
     int ec;
     PCRE2_SIZE eo;
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_DOTALL | opts,
