@@ -11,6 +11,9 @@
 #include <string.h>
 
 #include "buf.h"
+#include "draw.h"
+#include "fs.h"
+#include "image_write.h"
 #include "jsonl.h"
 #include "py.h"
 
@@ -447,4 +450,186 @@ json_t *vr_eval_summary_json(const struct vr_eval_summary *s, const char *by, co
     json_object_set_new(o, "mean_tokens", s->tok_n ? json_real(s->tok_sum / (double)s->tok_n) : json_null());
     if (s->unlabelled) json_object_set_new(o, "unlabelled", json_integer(s->unlabelled));
     return o;
+}
+
+/* ---- runs ------------------------------------------------------------------ */
+
+static int ends_with(const char *s, const char *suf)
+{
+    size_t n = strlen(s), k = strlen(suf);
+    return n >= k && !strcmp(s + n - k, suf);
+}
+
+int vr_eval_read(const char *path, const struct vr_eval_opts *o, int skip_bad, vr_eval_fn fn, void *ctx,
+                 void (*warn)(const struct vr_err *), int64_t *skipped, struct vr_err *err)
+{
+    struct vr_eval_verdict *v;
+    int n, rc = 0;
+    if (strcmp(path, "-") && ends_with(path, ".json")) {
+        json_error_t je;
+        json_t *doc = json_load_file(path, JSON_DECODE_ANY, &je);
+        if (!doc) return vr_err_set(err, VR_ERR_INPUT, path, je.line, "%s", je.text);
+        rc = vr_eval_rec_results(doc, path, o, &v, &n, err);
+        json_decref(doc);
+        if (rc) return -1;
+        rc = fn(ctx, v, n, err);
+        for (int i = 0; i < n; i++) vr_eval_verdict_release(&v[i]);
+        free(v);
+        return rc ? -1 : 0;
+    }
+    struct vr_jsonl rd;
+    if (vr_jsonl_open(&rd, path, err)) return -1;
+    json_t *line;
+    int got;
+    while (rc == 0 && (got = vr_jsonl_next(&rd, &line, err)) != 0) {
+        if (got > 0 && vr_eval_line(line, rd.path, rd.line, o, &v, &n, err) == 0) {
+            rc = fn(ctx, v, n, err);
+            for (int i = 0; i < n; i++) vr_eval_verdict_release(&v[i]);
+            free(v);
+        } else if (skip_bad && err->kind == VR_ERR_INPUT) {
+            if (warn) warn(err);
+            (*skipped)++;
+        } else {
+            rc = -1;
+        }
+        json_decref(line);
+    }
+    vr_jsonl_close(&rd);
+    return rc ? -1 : 0;
+}
+
+void vr_eval_report_add(struct vr_eval_report *r, const struct vr_eval_verdict *v)
+{
+    int i = 0;
+    while (i < r->n && strcmp(r->group[i], v->group)) i++;
+    if (i == r->n) {
+        r->group = vr_xrealloc(r->group, (size_t)(r->n + 1) * sizeof *r->group);
+        r->sum = vr_xrealloc(r->sum, (size_t)(r->n + 1) * sizeof *r->sum);
+        r->group[i] = vr_xstrdup(v->group);
+        memset(&r->sum[i], 0, sizeof r->sum[i]);
+        r->n++;
+    }
+    vr_eval_summary_add(&r->sum[i], v);
+}
+
+void vr_eval_report_release(struct vr_eval_report *r)
+{
+    for (int i = 0; i < r->n; i++) free(r->group[i]);
+    free(r->group);
+    free(r->sum);
+    memset(r, 0, sizeof *r);
+}
+
+void vr_eval_pairs_init(struct vr_eval_pairs *p)
+{
+    p->run[0] = json_object();
+    p->run[1] = json_object();
+}
+
+void vr_eval_pairs_add(struct vr_eval_pairs *p, int run, const struct vr_eval_verdict *v)
+{
+    if (!v->has_gt || v->completion > 0) return;
+    char *key = NULL;
+    if (asprintf(&key, "%s\t%s", v->split, v->id) < 0) abort();
+    json_object_set_new(p->run[run], key, json_pack("{s:b,s:s}", "correct", v->correct, "group", v->group));
+    free(key);
+}
+
+void vr_eval_pairs_release(struct vr_eval_pairs *p)
+{
+    json_decref(p->run[0]);
+    json_decref(p->run[1]);
+    p->run[0] = p->run[1] = NULL;
+}
+
+struct pair_row {
+    char *group;
+    int64_t n, wins, losses, both, neither, only_old, only_new, old_ok, new_ok;
+};
+
+json_t *vr_eval_pairs_lines(const struct vr_eval_pairs *p, const char *by)
+{
+    struct pair_row *rows = NULL;
+    int nrows = 0;
+    const char *key;
+    json_t *a;
+    /* NEW's verdicts against OLD's, then OLD's that NEW lacks; groups in order of first appearance */
+    for (int pass = 0; pass < 2; pass++) {
+        const json_t *mine = p->run[pass ? 0 : 1], *other = p->run[pass ? 1 : 0];
+        json_object_foreach((json_t *)mine, key, a) {
+            const char *g = json_string_value(json_object_get(a, "group"));
+            int r = 0;
+            while (r < nrows && strcmp(rows[r].group, g)) r++;
+            if (r == nrows) {
+                rows = vr_xrealloc(rows, (size_t)(nrows + 1) * sizeof *rows);
+                memset(&rows[nrows], 0, sizeof *rows);
+                rows[nrows++].group = vr_xstrdup(g);
+            }
+            const json_t *b = json_object_get(other, key);
+            struct pair_row *w = &rows[r];
+            if (!b) {
+                pass ? w->only_old++ : w->only_new++;
+                continue;
+            }
+            if (pass) continue; /* pairs are counted once, from NEW's side */
+            int n_ok = json_is_true(json_object_get(a, "correct")), o_ok = json_is_true(json_object_get(b, "correct"));
+            w->n++;
+            w->old_ok += o_ok, w->new_ok += n_ok;
+            w->wins += n_ok && !o_ok, w->losses += o_ok && !n_ok;
+            w->both += n_ok && o_ok, w->neither += !n_ok && !o_ok;
+        }
+    }
+    json_t *out = json_array();
+    for (int r = 0; r < nrows; r++) {
+        struct pair_row *w = &rows[r];
+        json_t *o = json_object();
+        json_object_set_new(o, "diff", json_true());
+        json_object_set_new(o, by, json_string(w->group));
+        json_object_set_new(o, "n", json_integer(w->n));
+        json_object_set_new(o, "old_acc", w->n ? json_real((double)w->old_ok / (double)w->n) : json_null());
+        json_object_set_new(o, "new_acc", w->n ? json_real((double)w->new_ok / (double)w->n) : json_null());
+        json_object_set_new(o, "wins", json_integer(w->wins));
+        json_object_set_new(o, "losses", json_integer(w->losses));
+        json_object_set_new(o, "both_correct", json_integer(w->both));
+        json_object_set_new(o, "both_wrong", json_integer(w->neither));
+        json_object_set_new(o, "p_mcnemar", json_real(vr_eval_mcnemar(w->wins, w->losses)));
+        json_object_set_new(o, "only_old", json_integer(w->only_old));
+        json_object_set_new(o, "only_new", json_integer(w->only_new));
+        json_array_append_new(out, o);
+        free(w->group);
+    }
+    free(rows);
+    return out;
+}
+
+int vr_eval_draw(const char *dir, const struct vr_eval_verdict *v, int64_t index, struct vr_err *err)
+{
+    if (!v->image) {
+        vr_err_set(err, VR_ERR_INPUT, NULL, 0, "%s: no image to draw", v->id);
+        return 1;
+    }
+    struct vr_image im = {0};
+    if (vr_image_load(v->image, VR_IMAGE_MAX_PIXELS_DEFAULT, &im, err)) return 1;
+    char verdict[160];
+    if (!v->has_gt) snprintf(verdict, sizeof verdict, "%s", vr_eval_status_name(v->status));
+    else if (v->status != VR_EVAL_OK) snprintf(verdict, sizeof verdict, "no box (%s)", vr_eval_status_name(v->status));
+    else snprintf(verdict, sizeof verdict, "IoU %.3f  %s", v->iou, v->correct ? "correct" : "wrong");
+    const char *lines[] = {v->caption ? v->caption : v->id, verdict, NULL};
+    struct vr_draw_box gold = {v->gt[0], v->gt[1], v->gt[2], v->gt[3]};
+    struct vr_draw_box pred = {v->pred[0], v->pred[1], v->pred[2], v->pred[3]};
+    struct vr_draw_spec spec = {v->has_gt ? &gold : NULL, v->status == VR_EVAL_OK ? &pred : NULL, lines};
+    /* the number keeps files in input order; the id, made safe, says which */
+    struct vr_buf name = {0};
+    vr_buf_printf(&name, "%05lld-", (long long)index);
+    for (const char *c = v->id; *c && name.len < 80; c++)
+        vr_buf_putc(&name, (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                               *c == '-' || *c == '_' ? *c : '_');
+    if (v->completion >= 0) vr_buf_printf(&name, "-%d", v->completion);
+    vr_buf_puts(&name, ".png");
+    char *file = vr_path_join(dir, name.p);
+    int rc = vr_draw_png(file, &im, 1024, &spec, VR_IMAGE_WRITE_NOSYNC, err);
+    free(file);
+    vr_buf_free(&name);
+    vr_image_release(&im);
+    return rc;
 }

@@ -89,6 +89,45 @@ void vr_eval_summary_add(struct vr_eval_summary *s, const struct vr_eval_verdict
 json_t *vr_eval_summary_json(const struct vr_eval_summary *s, const char *by, const char *group,
                              double iou_threshold);
 
+/* ---- runs: reading, summaries, pairs, pictures ------------------------- */
+
+/* Called with the verdicts of each line (or of a whole rec_results file); they
+ * are released when it returns. Nonzero stops the reading (err filled). */
+typedef int (*vr_eval_fn)(void *ctx, struct vr_eval_verdict *v, int n, struct vr_err *err);
+/* Score one input: VLM-R1's rec_results document when path ends in ".json",
+ * else JSONL ("-": standard input). With skip_bad a bad line (VR_ERR_INPUT) is
+ * handed to warn (may be NULL), counted in *skipped, and reading goes on.
+ * Returns 0, or -1 with err. */
+int vr_eval_read(const char *path, const struct vr_eval_opts *o, int skip_bad, vr_eval_fn fn, void *ctx,
+                 void (*warn)(const struct vr_err *), int64_t *skipped, struct vr_err *err);
+
+/* Summaries by group, in order of first appearance. Zero-initialise. */
+struct vr_eval_report {
+    char **group;
+    struct vr_eval_summary *sum;
+    int n;
+};
+void vr_eval_report_add(struct vr_eval_report *r, const struct vr_eval_verdict *v);
+void vr_eval_report_release(struct vr_eval_report *r);
+
+/* Two runs' labelled first-completion verdicts, keyed by split and id. */
+struct vr_eval_pairs {
+    json_t *run[2]; /* "split\tid" -> {"correct", "group"} */
+};
+void vr_eval_pairs_init(struct vr_eval_pairs *p);
+void vr_eval_pairs_add(struct vr_eval_pairs *p, int run, const struct vr_eval_verdict *v);
+/* One line per group: {"diff":true, BY: group, "n", "old_acc", "new_acc",
+ * "wins", "losses", "both_correct", "both_wrong", "p_mcnemar", "only_old",
+ * "only_new"}, run 0 being OLD; a new JSON array (caller decrefs). */
+json_t *vr_eval_pairs_lines(const struct vr_eval_pairs *p, const char *by);
+void vr_eval_pairs_release(struct vr_eval_pairs *p);
+
+/* v drawn over its image (draw.h) as DIR/NNNNN-ID[-K].png, NNNNN = index:
+ * 0; 1 when it is not drawn (no image, or one that does not load: err says
+ * why, for a warning); -1 when the picture cannot be written. The file is
+ * not fsynced (vr_image_write_sync(dir) once at the end). */
+int vr_eval_draw(const char *dir, const struct vr_eval_verdict *v, int64_t index, struct vr_err *err);
+
 /* Wilson score interval of k successes in n at 95% (z = 1.959964): [lo, hi]. */
 void vr_eval_wilson(int64_t k, int64_t n, double *lo, double *hi);
 /* McNemar's exact test (two-sided binomial on the discordant pairs):
