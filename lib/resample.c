@@ -15,6 +15,8 @@
  *   sample = clip((2^21 + sum of in * w) >> 22, 0, 255) */
 #include "resample.h"
 
+#include "cpu/isa.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,8 +332,7 @@ static int have_avx2(void)
 {
     int v = __atomic_load_n(&simd, __ATOMIC_RELAXED);
     if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx2") && !getenv("VR_NO_SIMD");
+        v = vr_isa() == VR_ISA_AVX2 || vr_isa() == VR_ISA_AVX512; /* VR_ISA=c: the scalar path */
         __atomic_store_n(&simd, v, __ATOMIC_RELAXED);
     }
     return v;

@@ -47,7 +47,7 @@ int vr_resample(uint8_t *out, int ow, int oh, const uint8_t *in, int iw, int ih,
                 int filter, int pillow, struct vr_err *err);
 
 /* The AVX2 passes (bit-identical to the scalar ones) are used when
- * the CPU has AVX2 and VR_NO_SIMD is not set in the environment. on = 0 or 1
+ * vr_isa() (cpu/isa.h) is avx2 or avx512 (VR_ISA=c gives the scalar path). on = 0 or 1
  * forces it off or (where the CPU allows) on, -1 only asks; returns whether
  * it was in use. For tests and benchmarks; not thread-safe. */
 int vr_resample_simd(int on);
