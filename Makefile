@@ -38,7 +38,7 @@ CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
 endif
 endif
 
-.PHONY: all deps test test-numbers check install clean bench
+.PHONY: all deps test test-numbers check install clean bench demo
 .SECONDARY:
 all: $(PROGS) $(UNITS) $(BENCHES) $(CU_OBJ)
 
@@ -98,6 +98,13 @@ bench: all
 	bash bench/tokenize.sh -k
 	bash bench/loop.sh -k
 	bash bench/update.sh -k
+
+# The demo (examples/demo/Makefile): SFT then GRPO on synthetic scenes, on a
+# CPU; its table, plots and files in DEMO (default demo/). `make demo` again
+# after an interruption goes on where it stopped.
+DEMO ?= demo
+demo: all
+	$(MAKE) -f examples/demo/Makefile VR=$(abspath $(BIN)) OUT=$(DEMO)
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1

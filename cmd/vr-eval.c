@@ -9,10 +9,12 @@
 #include "eval.h"
 #include "fs.h"
 #include "image_write.h"
+#include "imgswap.h"
 #include "jsonl.h"
 #include "progress.h"
 
-enum { O_PARSE = 256, O_IOU, O_BY, O_SPLIT, O_DIFF, O_DRAW, O_DRAW_MAX, O_SKIP };
+enum { O_PARSE = 256, O_IOU, O_BY, O_SPLIT, O_DIFF, O_DRAW, O_DRAW_MAX, O_SKIP, O_SWAP, O_TEMPLATE,
+       O_SYSTEM };
 
 static const struct vr_opt opts[] = {
     {"parse", O_PARSE, "MODE", "r1 (test_rec_r1.py: the box in <answer>) or baseline (test_rec_baseline.py) (default r1)"},
@@ -25,22 +27,29 @@ static const struct vr_opt opts[] = {
     {"draw", O_DRAW, "DIR", "write a PNG per sample to DIR: the image, gold and predicted boxes, IoU"},
     {"draw-max", O_DRAW_MAX, "N", "with --draw, the first N samples only (default 100)"},
     {"skip-bad", O_SKIP, NULL, "skip bad lines with a warning instead of failing"},
+    {"image-swap", O_SWAP, NULL, "read encoded task lines: the answer's loss with each line's own images and with another's"},
+    {"model", 'm', "DIR", "with --image-swap: the checkpoint to check"},
+    {"template", O_TEMPLATE, "NAME|FILE", "with --image-swap: question template, as in training (default r1)"},
+    {"system", O_SYSTEM, "TEXT", "with --image-swap: system prompt, as in training"},
     {0},
 };
 
 static const struct vr_cli cli = {
     "vr-eval",
-    "[OPTION]... [FILE]...\n   or: vr-eval --diff [OPTION]... OLD NEW",
+    "[OPTION]... [FILE]...\n   or: vr-eval --diff [OPTION]... OLD NEW\n"
+    "   or: vr-eval --image-swap --model DIR [OPTION]... [FILE]...",
     "Score grounding answers as VLM-R1's evaluation scripts do: one verdict line per sample,\n"
     "then one summary line per split (accuracy at IoU > 0.5 with a Wilson interval, mean IoU,\n"
     "parse and format rates). Reads vr-rollout lines, VLM-R1 rec_results_*.json files (by the\n"
-    ".json extension) or JSONL with a model's text. With no FILE, read standard input.",
+    ".json extension) or JSONL with a model's text. With no FILE, read standard input.\n"
+    "--image-swap checks that a model looks at its images (see vr-eval(1)).",
     opts,
 };
 
 /* What becomes of each verdict. */
 struct sink {
     int summary_only, diff_run; /* diff_run: 0 or 1 with --diff, else -1 */
+    const char *by;
     struct vr_eval_report report;
     struct vr_eval_pairs pairs;
     const char *draw_dir;
@@ -78,12 +87,34 @@ static int take(void *ctx, struct vr_eval_verdict *v, int n, struct vr_err *err)
     return 0;
 }
 
+static int swap_line(void *ctx, const struct vr_imgswap_line *l, struct vr_err *err)
+{
+    (void)err;
+    struct sink *s = ctx;
+    if (!s->summary_only) out_json(vr_imgswap_line_json(l, s->by));
+    vr_progress_update(&s->prog, ++s->seen);
+    return 0;
+}
+
+/* --image-swap: per-line losses, then a summary per group. */
+static void image_swap(struct sink *s, const struct vr_imgswap_opts *io, char *const *inputs, int n)
+{
+    struct vr_imgswap_report rep = {0};
+    struct vr_err err;
+    vr_progress_init(&s->prog, "vr-eval", "lines", 0);
+    if (vr_imgswap_run(io, inputs, n, swap_line, s, &rep, &err)) vr_die(&err);
+    vr_progress_end(&s->prog);
+    for (int g = 0; g < rep.n; g++) out_json(vr_imgswap_summary_json(&rep.sum[g], s->by));
+    vr_imgswap_report_release(&rep);
+}
+
 int main(int argc, char **argv)
 {
     struct vr_eval_opts o = {.parse = VR_EVAL_R1, .iou_threshold = 0.5, .by = "split"};
     struct sink s = {.draw_max = 100, .diff_run = -1};
-    int skip_bad = 0, do_diff = 0, c, ind;
-    const char *arg;
+    int skip_bad = 0, do_diff = 0, do_swap = 0, c, ind;
+    const char *arg, *tmpl = NULL;
+    struct vr_imgswap_opts io = {0};
     vr_cli_init(&cli, argc, argv);
     vr_json_reals_exact(1); /* boxes and IoUs are doubles, to the last bit */
     while ((c = vr_cli_next(&ind, &arg)) != -1) {
@@ -100,9 +131,30 @@ int main(int argc, char **argv)
         case O_DRAW: s.draw_dir = arg; break;
         case O_DRAW_MAX: s.draw_max = vr_cli_int("draw-max", arg, 0, INT64_MAX); break;
         case O_SKIP: skip_bad = 1; break;
+        case O_SWAP: do_swap = 1; break;
+        case 'm': io.model = arg; break;
+        case O_TEMPLATE: tmpl = arg; break;
+        case O_SYSTEM: io.chat.system = arg; break;
         }
     }
     if (!*o.by) vr_die_usage("--by: empty field name");
+    s.by = io.by = o.by;
+    if (do_swap != !!io.model) vr_die_usage(do_swap ? "--image-swap needs --model DIR" : "--model goes with --image-swap");
+    if (!do_swap && (tmpl || io.chat.system)) vr_die_usage("--template and --system go with --image-swap");
+    if (do_swap) {
+        if (do_diff || s.draw_dir || o.all || skip_bad)
+            vr_die_usage("--image-swap takes none of --diff, --draw, --all, --skip-bad");
+        char *tmpl_text = NULL;
+        struct vr_err err;
+        if (tmpl && vr_chat_template_arg(tmpl, &io.chat.tmpl, &tmpl_text, &err)) vr_die(&err);
+        image_swap(&s, &io, argv + ind, argc - ind);
+        free(tmpl_text);
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            vr_err_sys(&err, "<stdout>", "write failed");
+            vr_die(&err);
+        }
+        return 0;
+    }
     int nin = argc - ind;
     if (do_diff && nin != 2) vr_die_usage("--diff takes two runs, OLD and NEW");
     if (do_diff && (s.draw_dir || o.all)) vr_die_usage("--diff compares first completions; --draw and --all do not apply");

@@ -15,7 +15,7 @@
 enum { O_CONFIG = 256, O_DTYPE, O_SEED, O_RANGE, O_TOKENIZER, O_TRAIN, O_VOCAB, O_SHARD, O_FORCE };
 
 static const struct vr_opt opts[] = {
-    {"preset", 'p', "NAME", "model size: tiny, small (~150M), 3b, 7b"},
+    {"preset", 'p', "NAME", "model size: tiny, demo (~2M), small (~150M), 3b, 7b"},
     {"config", O_CONFIG, "FILE", "take the sizes from a Qwen2.5-VL config.json instead"},
     {"out", 'o', "DIR", "folder to write the checkpoint into (created)"},
     {"dtype", O_DTYPE, "TYPE", "weight dtype: bf16 (default), f16, f32"},
@@ -135,7 +135,7 @@ int main(int argc, char **argv)
     if (tokenizer && corpus) vr_die_usage("give one of --tokenizer or --train-tokenizer");
     struct vr_model_config cfg;
     if (preset && vr_model_preset(preset, &cfg))
-        vr_die_usage("--preset: unknown preset '%s' (tiny, small, 3b, 7b)", preset);
+        vr_die_usage("--preset: unknown preset '%s' (tiny, demo, small, 3b, 7b)", preset);
     if (config && vr_model_config_load(&cfg, config, &err)) vr_die(&err);
     DIR *d = opendir(out);
     if (d) {
@@ -162,7 +162,7 @@ int main(int argc, char **argv)
     int ntok = 0;
     if (tokenizer) {
         tokenizer_ids(tokenizer, &cfg, &ntok);
-        if (preset && (!strcmp(preset, "tiny") || !strcmp(preset, "small")))
+        if (preset && (!strcmp(preset, "tiny") || !strcmp(preset, "demo") || !strcmp(preset, "small")))
             cfg.text.vocab = (ntok + 63) / 64 * 64;
         if (ntok > cfg.text.vocab && !vocab)
             vr_die_msg("%s: %d tokens do not fit %d embedding rows; give --vocab", tokenizer, ntok,

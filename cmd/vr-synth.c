@@ -8,7 +8,7 @@
 #include "progress.h"
 #include "synth.h"
 
-enum { O_SEED = 256, O_SPLITS, O_SIZE, O_DRAW };
+enum { O_SEED = 256, O_SPLITS, O_SIZE, O_DRAW, O_KINDS, O_BGS, O_OOD_BGS, O_SIZES, O_MAXOBJ, O_SCALE };
 
 static const struct vr_opt opts[] = {
     {"out", 'o', "DIR", "output folder (default synth)"},
@@ -19,6 +19,12 @@ static const struct vr_opt opts[] = {
     {"size", O_SIZE, "WxH", "size of train and val images (default 336x336)"},
     {"jobs", 'j', "N", "threads (default: the number of CPUs)"},
     {"draw-boxes", O_DRAW, NULL, "outline each target's box in its image (to look at, not to train on)"},
+    {"kinds", O_KINDS, "LIST", "expression kinds: attribute, relation, ordinal (default all)"},
+    {"backgrounds", O_BGS, "LIST", "train and val backgrounds: plain, noisy, striped, checker, gradient, position (default plain,noisy,striped)"},
+    {"ood-backgrounds", O_OOD_BGS, "LIST", "ood backgrounds, from the same names (default checker,gradient)"},
+    {"sizes", O_SIZES, "LIST", "target sizes: small, medium, large (default all)"},
+    {"max-objects", O_MAXOBJ, "N", "at most N objects a scene, 1..8 (default: as each kind needs, up to 6)"},
+    {"scale", O_SCALE, "PCT", "object sizes in percent of the usual, 25..400 (default 100)"},
     {0},
 };
 
@@ -66,6 +72,12 @@ static void parse_size(const char *arg, int *w, int *h)
     if (*w > 3 * *h || *h > 3 * *w) vr_die_usage("--size: %dx%d is longer than 3:1", *w, *h);
 }
 
+static void mask(const char *arg, const char *what, const char *const *names, int n, unsigned *m)
+{
+    struct vr_err err;
+    if (vr_synth_mask_parse(arg, names, n, what, m, &err)) vr_die_usage("%s", err.msg);
+}
+
 int main(int argc, char **argv)
 {
     struct vr_synth_opts o = {.out = "synth", .w = 336, .h = 336, .format = VR_IMAGE_PNG};
@@ -90,17 +102,26 @@ int main(int argc, char **argv)
         case O_SIZE: parse_size(arg, &o.w, &o.h); break;
         case 'j': o.threads = (int)vr_cli_int("jobs", arg, 1, 256); break;
         case O_DRAW: o.draw_boxes = 1; break;
+        case O_KINDS: mask(arg, "--kinds", vr_synth_kind_names, VR_EXPR_COUNT, &o.knobs.kinds); break;
+        case O_BGS: mask(arg, "--backgrounds", vr_synth_bg_names, VR_BG_COUNT, &o.knobs.bgs); break;
+        case O_OOD_BGS:
+            mask(arg, "--ood-backgrounds", vr_synth_bg_names, VR_BG_COUNT, &o.knobs.ood_bgs);
+            break;
+        case O_SIZES: mask(arg, "--sizes", vr_synth_size_names, VR_SIZE_COUNT, &o.knobs.sizes); break;
+        case O_MAXOBJ: o.knobs.max_objects = (int)vr_cli_int("max-objects", arg, 1, VR_SYNTH_MAX_OBJ); break;
+        case O_SCALE: o.knobs.scale = (int)vr_cli_int("scale", arg, 25, 400); break;
         }
     }
     if (ind < argc) vr_die_usage("unexpected argument '%s'", argv[ind]);
     if (!o.out[0]) vr_die_usage("--out: empty folder name");
     parse_splits(splits, n, &o);
+    struct vr_err err;
+    if (vr_synth_knobs_check(&o.knobs, &err)) vr_die_usage("%s", err.msg);
 
     struct vr_progress prog;
     vr_progress_init(&prog, "vr-synth", "scenes", 0);
     o.progress = &prog;
     o.tasks = stdout;
-    struct vr_err err;
     if (vr_synth_write(&o, &err)) vr_die(&err);
     vr_progress_end(&prog);
     return 0;

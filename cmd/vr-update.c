@@ -21,7 +21,7 @@
 enum { O_REF = 256, O_SFT, O_LOSS, O_EPS, O_EPSH, O_BETA, O_ITER, O_TEMP, O_TEMPLATE, O_SYSTEM, O_LR, O_SCHED,
        O_WARMUP, O_STEPS, O_B1, O_B2, O_AEPS, O_WD, O_CLIP, O_PPS, O_BUDGET, O_CKACT, O_FREEZEV, O_FREEZE,
        O_SAVE, O_KEEP, O_RESUME, O_DTYPE, O_DUMP, O_GRADS, O_LORA_R, O_LORA_A, O_LORA_D, O_ADAPTER, O_MERGE, O_SEED,
-       O_PUBLISH, O_MAXTOK };
+       O_PUBLISH, O_MAXTOK, O_FRESH };
 
 static const struct vr_opt opts[] = {
     {"model", 'm', "DIR", "the policy checkpoint to start from (required)"},
@@ -54,6 +54,7 @@ static const struct vr_opt opts[] = {
     {"keep", O_KEEP, "N", "keep the newest N checkpoint-STEP folders (default 2)"},
     {"publish", O_PUBLISH, "DIR", "after each batch put the weights in DIR with a generation number, for vr-rollout"},
     {"resume", O_RESUME, NULL, "continue from the newest complete checkpoint in --out, skipping the lines it used"},
+    {"fresh-optimizer", O_FRESH, NULL, "start AdamW and the step count afresh, not from the --model folder's state (e.g. GRPO after SFT)"},
     {"dtype", O_DTYPE, "TYPE", "dtype of the saved weights: bf16, f16, f32 (default: the policy's)"},
     {"max-tokens", O_MAXTOK, "N", "the rollout's --max-tokens: dr_grpo divides by completions x N (default: the longest)"},
     {"lora-r", O_LORA_R, "R", "train LoRA adapters of rank R on every linear outside the vision tower"},
@@ -320,6 +321,25 @@ static int publish_gen(struct vr_publish *p, const struct vr_run *r, int64_t gen
     return vr_publish_mark(p, gen, err);
 }
 
+/* ,"rewards":{"format":…,"iou":…}: each reward term's mean over the batch's
+ * completions, when the scored lines carry them. */
+static void print_terms(const struct vr_batch *b)
+{
+    if (!b->nterm) return;
+    struct vr_buf buf = {0};
+    vr_buf_puts(&buf, ",\"rewards\":{");
+    for (int t = 0; t < b->nterm; t++) {
+        char num[40];
+        vr_json_fmt_real(num, b->term_sum[t] / (double)b->term_n[t]);
+        if (t) vr_buf_puts(&buf, ",");
+        vr_json_dump_string(&buf, b->term[t], strlen(b->term[t]));
+        vr_buf_printf(&buf, ":%s", num);
+    }
+    vr_buf_puts(&buf, "}");
+    fputs(buf.p, stdout);
+    vr_buf_free(&buf);
+}
+
 int main(int argc, char **argv)
 {
     struct vr_update_opts uo = {.loss = VR_LOSS_GRPO, .epsilon = 0.2, .epsilon_high = -1, .beta = 0.04,
@@ -330,7 +350,7 @@ int main(int argc, char **argv)
     char *tmpl_text = NULL;
     const char *publish = NULL;
     double clip = 1.0;
-    int iters = 1, pps = 0, warmup = 0, save_every = 0, keep = 2, resume = 0, nfreeze = 0;
+    int iters = 1, pps = 0, warmup = 0, save_every = 0, keep = 2, resume = 0, nfreeze = 0, fresh = 0;
     int64_t total_steps = 0;
     const char *freeze[16];
     int freeze_vision = 0, merge = 0;
@@ -378,6 +398,7 @@ int main(int argc, char **argv)
         case O_SAVE: save_every = (int)vr_cli_int("save-every", arg, 0, 1 << 30); break;
         case O_KEEP: keep = (int)vr_cli_int("keep", arg, 1, 1 << 30); break;
         case O_RESUME: resume = 1; break;
+        case O_FRESH: fresh = 1; break;
         case O_DTYPE: dtype = arg; break;
         case O_DUMP: dump = arg; break;
         case O_GRADS: grads = arg; break;
@@ -455,13 +476,14 @@ int main(int argc, char **argv)
     struct vr_run run = {.out = out, .src = model, .tab = &tab, .w = u.w, .ttab = &ttab, .tw = tw, .os = &os,
                          .dt = sdt, .keep = keep, .lora = u.lora ? &u.lo : NULL, .merge = merge};
     /* the optimizer state of the starting folder, when it has one: one-shot
-     * pipelines continue AdamW (and the step count) from step to step */
+     * pipelines continue AdamW (and the step count) from step to step;
+     * --fresh-optimizer ignores the --model folder's (not a resumed run's) */
     const char *start = from ? from : model;
     int64_t step = 0, lines = 0;
     int iter0 = 0;
-    if (load_optim(&run, start, &err) < 0) vr_die(&err);
+    if ((from || !fresh) && load_optim(&run, start, &err) < 0) vr_die(&err);
     json_t *st0 = NULL;
-    if (vr_ckpt_load_state(start, &st0, &err) < 0) vr_die(&err);
+    if ((from || !fresh) && vr_ckpt_load_state(start, &st0, &err) < 0) vr_die(&err);
     if (st0) {
         step = json_integer_value(json_object_get(st0, "step"));
         if (from) { /* the same input: skip what the checkpoint used */
@@ -528,9 +550,11 @@ int main(int argc, char **argv)
             double sec = now() - t0;
             printf("{\"step\":%lld,\"loss\":%.9g,\"pg_loss\":%.9g,\"kl\":%.9g,\"clip_ratio\":%.9g,\"reward\":%.9g,"
                    "\"reward_std\":%.9g,\"completion_len\":%.9g,\"grad_norm\":%.9g,\"lr\":%.9g,\"tokens\":%lld,"
-                   "\"tokens_per_s\":%.6g,\"seconds\":%.6g}\n",
+                   "\"tokens_per_s\":%.6g,\"seconds\":%.6g",
                    (long long)step, st.loss, st.pg_loss, st.kl, st.clip_ratio, st.reward, st.reward_std,
                    st.completion_len, gnorm, lr, (long long)st.tokens, st.seq_tokens / sec, sec);
+            print_terms(&b);
+            printf("}\n");
             if (fflush(stdout)) vr_die_msg("<stdout>: write failed");
             /* the data cursor: lines of finished batches, steps done in this one */
             int64_t cur_lines = it + 1 < iters ? lines : lines + nl;

@@ -258,6 +258,12 @@ int vr_chat_task_answer(const json_t *task, const int grid0[3], const struct vr_
         vr_buf_put(out, json_string_value(comp), json_string_length(comp));
         return 0;
     }
+    json_t *think = json_object_get(task, "think");
+    if (json_is_string(think)) {
+        vr_buf_puts(out, "<think>");
+        vr_buf_put(out, json_string_value(think), json_string_length(think));
+        vr_buf_puts(out, "</think>");
+    }
     json_t *sol = json_object_get(task, "solution");
     if (json_is_string(sol)) {
         vr_buf_puts(out, "<answer>");

@@ -80,7 +80,8 @@ int vr_chat_task_grids(const json_t *task, const struct vr_chat_task_opts *o, co
  * box scaled from the original image (image_sizes[0]) to the model's input
  * (grid * patch_size) and rounded half up to integers, and ', "label": "…"'
  * after the box when the task has a label; for a string solution,
- * <answer>SOLUTION</answer>. */
+ * <answer>SOLUTION</answer>; either after <think>THINK</think> when the task
+ * has a "think" string (a reasoning caption, e.g. vr-synth's). */
 int vr_chat_task_answer(const json_t *task, const int grid0[3], const struct vr_chat_task_opts *o,
                         const char *file, long line, struct vr_buf *out, struct vr_err *err);
 

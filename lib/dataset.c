@@ -347,7 +347,7 @@ static json_t *solution_from_answer(const char *answer, char **label)
  * the box, append. solution is stolen. sizes may be NULL. */
 static int add_task(struct src *s, int64_t k, int nimg,
                     const char *const *images, const int (*sizes)[2], const char *problem,
-                    json_t *solution, const char *label, struct vr_err *err)
+                    json_t *solution, const char *label, const char *think, struct vr_err *err)
 {
     char **abs_ = vr_xcalloc((size_t)nimg + 1, sizeof *abs_);
     for (int i = 0; i < nimg; i++) {
@@ -360,6 +360,7 @@ static int add_task(struct src *s, int64_t k, int nimg,
     snprintf(id, sizeof id, "%s/%lld", s->split, (long long)k);
     json_t *t = vr_task_new(id, s->split, nimg, (const char *const *)abs_, sizes, problem, solution,
                             label ? label : derived);
+    if (think) json_object_set_new(t, "think", json_string(think));
     for (int i = 0; i < nimg; i++) free(abs_[i]);
     free(abs_);
     free(derived);
@@ -411,7 +412,7 @@ static int conv_rec(struct src *s, int64_t k, json_t *r, struct vr_err *err)
     int rc = -1;
     json_t *pr = json_object_get(r, "problem"), *so = json_object_get(r, "solution"),
            *cap = json_object_get(r, "normal_caption"), *w = json_object_get(r, "width"),
-           *h = json_object_get(r, "height");
+           *h = json_object_get(r, "height"), *think = json_object_get(r, "think");
     int sz[1][2] = {{0, 0}};
     if (!json_is_string(pr)) {
         vr_err_set(err, VR_ERR_INPUT, NULL, 0, "'problem' is missing or not a string");
@@ -434,7 +435,7 @@ static int conv_rec(struct src *s, int64_t k, json_t *r, struct vr_err *err)
     }
     rc = add_task(s, k, nimg, images, nimg == 1 ? (const int(*)[2])sz : NULL,
                   json_string_value(pr), sol, json_is_string(cap) ? json_string_value(cap) : NULL,
-                  err);
+                  json_is_string(think) ? json_string_value(think) : NULL, err);
 out:
     free(images);
     return rc;
@@ -492,7 +493,7 @@ static int chat_rec(struct src *s, int64_t k, json_t *r, int messages, struct vr
     strip(q);
     char *label = NULL;
     json_t *sol = solution_from_answer(a, &label);
-    rc = add_task(s, k, nimg, images, NULL, q, sol, label, err);
+    rc = add_task(s, k, nimg, images, NULL, q, sol, label, NULL, err);
     free(label);
 out:
     free(images);

@@ -142,7 +142,7 @@ json_t *vr_eval_verdict_json(const struct vr_eval_verdict *v)
 }
 
 /* A line's field as text: a string as is, a number or boolean as JSON, else NULL. */
-static char *field_text(const json_t *line, const char *key)
+char *vr_eval_field_text(const json_t *line, const char *key)
 {
     const json_t *v = key ? json_object_get(line, key) : NULL;
     if (json_is_string(v)) return vr_xstrdup(json_string_value(v));
@@ -284,17 +284,17 @@ int vr_eval_line(const json_t *line, const char *file, long lineno, const struct
             return vr_err_hint(err, "vr-eval reads vr-rollout's lines, VLM-R1's rec_results_*.json, or JSONL with a model's text");
         }
     }
-    base.id = field_text(line, "id");
+    base.id = vr_eval_field_text(line, "id");
     if (!base.id && asprintf(&base.id, "%s:%ld", file, lineno) < 0) abort();
-    base.split = field_text(line, "split");
+    base.split = vr_eval_field_text(line, "split");
     if (!base.split) base.split = default_split(file, o);
-    base.group = strcmp(o->by, "split") ? field_text(line, o->by) : vr_xstrdup(base.split);
+    base.group = strcmp(o->by, "split") ? vr_eval_field_text(line, o->by) : vr_xstrdup(base.split);
     if (!base.group) base.group = vr_xstrdup("");
     const json_t *imgs = json_object_get(line, "images");
     if (json_is_array(imgs) && json_is_string(json_array_get(imgs, 0)))
         base.image = vr_xstrdup(json_string_value(json_array_get(imgs, 0)));
-    base.caption = field_text(line, "label");
-    if (!base.caption) base.caption = field_text(line, "problem");
+    base.caption = vr_eval_field_text(line, "label");
+    if (!base.caption) base.caption = vr_eval_field_text(line, "problem");
 
     int count = comps ? (o->all ? (int)json_array_size(comps) : 1) : 1;
     struct vr_eval_verdict *v = vr_xcalloc((size_t)count, sizeof *v);
@@ -366,10 +366,10 @@ int vr_eval_rec_results(const json_t *doc, const char *file, const struct vr_eva
         v[i].tokens = -1;
         if (asprintf(&v[i].id, "%zu", i) < 0) abort();
         v[i].split = vr_xstrdup(split);
-        v[i].group = strcmp(o->by, "split") ? field_text(r, o->by) : vr_xstrdup(split);
+        v[i].group = strcmp(o->by, "split") ? vr_eval_field_text(r, o->by) : vr_xstrdup(split);
         if (!v[i].group) v[i].group = vr_xstrdup("");
-        v[i].image = field_text(r, "image");
-        v[i].caption = field_text(r, "question");
+        v[i].image = vr_eval_field_text(r, "image");
+        v[i].caption = vr_eval_field_text(r, "question");
         score(&v[i], json_string_value(text), json_string_length(text), &g, o);
     }
     free(split);

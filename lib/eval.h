@@ -58,6 +58,10 @@ struct vr_eval_verdict {
     char *image, *caption;    /* for drawing: the first image's path, the expression (either may be NULL) */
 };
 void vr_eval_verdict_release(struct vr_eval_verdict *v);
+/* A line's field as text: a string as is, a number or boolean as JSON; NULL
+ * when absent or of another type. Caller frees. */
+char *vr_eval_field_text(const json_t *line, const char *key);
+
 /* The verdict line: {"id","split",["completion"],"parse","format","pred","gt","iou","correct",["tokens"]};
  * without a gold box only id, split, [completion], parse, format, pred. */
 json_t *vr_eval_verdict_json(const struct vr_eval_verdict *v);

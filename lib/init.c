@@ -59,6 +59,17 @@ int vr_model_preset(const char *name, struct vr_model_config *c)
                                               .temporal_patch = 2, .merge = 2, .window = 112,
                                               .in_chans = 3, .nfullatt = 2, .fullatt = {3, 7},
                                               .rope_theta = 10000.0};
+    } else if (strcmp(name, "demo") == 0) {
+        /* ~2M parameters with a small trained vocabulary: `make demo` on a CPU */
+        *t = (struct vr_text_config){.hidden = 128, .layers = 4, .heads = 4, .kv_heads = 2,
+                                     .head_dim = 32, .intermediate = 384, .vocab = 151936,
+                                     .eps = 1e-6, .rope_theta = 1000000.0, .mrope = {4, 6, 6},
+                                     .tie = 1};
+        c->vision = (struct vr_vision_config){.depth = 4, .hidden = 64, .heads = 2,
+                                              .intermediate = 192, .out_hidden = 128, .patch = 14,
+                                              .temporal_patch = 2, .merge = 2, .window = 112,
+                                              .in_chans = 3, .nfullatt = 2, .fullatt = {1, 3},
+                                              .rope_theta = 10000.0};
     } else if (strcmp(name, "tiny") == 0) {
         /* a few MB: tests and the CPU demo (vocab follows the tokenizer) */
         *t = (struct vr_text_config){.hidden = 64, .layers = 2, .heads = 4, .kv_heads = 2,

@@ -13,7 +13,7 @@
 /* The official Qwen2.5-VL chat template (jinja), for tokenizer_config.json. */
 extern const char vr_qwen_chat_template[];
 
-/* "tiny", "small", "3b", "7b". -1 if unknown. */
+/* "tiny", "demo", "small", "3b", "7b". -1 if unknown. */
 int vr_model_preset(const char *name, struct vr_model_config *c);
 /* config.json for c: the 4.4x layout (text fields at the top level, as the
  * published Qwen2.5-VL checkpoints), which every transformers version loads. */

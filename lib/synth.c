@@ -43,7 +43,7 @@ const char *const vr_synth_colour_names[VR_COLOUR_COUNT] = {
     "red", "orange", "yellow", "green", "blue", "purple", "brown", "black"};
 const char *const vr_synth_size_names[VR_SIZE_COUNT] = {"small", "medium", "large"};
 const char *const vr_synth_bg_names[VR_BG_COUNT] = {"plain", "noisy", "striped", "checker",
-                                                     "gradient"};
+                                                     "gradient", "position"};
 const char *const vr_synth_split_names[VR_SPLIT_COUNT] = {"train", "val", "ood"};
 const char *const vr_synth_kind_names[VR_EXPR_COUNT] = {"attribute", "relation", "ordinal"};
 const uint8_t vr_synth_rgb[VR_COLOUR_COUNT][3] = {
@@ -367,7 +367,32 @@ struct gen {
     struct vr_synth_scene *sc;
     int ood;
     int64_t unit; /* sqrt(w * h), 1/256 px */
+    const struct vr_synth_knobs *k;
+    int max_obj;  /* objects a scene may hold */
+    int scale;    /* object extents, percent */
 };
+
+static int popcount(unsigned m) { return __builtin_popcount(m); }
+
+/* The n-th (0-based) set bit of mask. */
+static int nth_bit(unsigned mask, int n)
+{
+    for (int b = 0; b < 32; b++)
+        if ((mask >> b & 1) && n-- == 0) return b;
+    VR_ASSERT(0);
+    return -1;
+}
+
+/* Room for one more object within the knobs' limit. */
+static int room(const struct gen *g) { return g->sc->nobj < g->max_obj; }
+
+/* The target's size: -1 (any) unless the knobs restrict it; the default mix
+ * draws nothing here, so its scenes keep their bytes. */
+static int target_size(struct gen *g)
+{
+    unsigned m = g->k->sizes;
+    return m ? nth_bit(m, below(&g->r, popcount(m))) : -1;
+}
 
 /* Fill attributes of a new object: shape, colour, size each given or (-1)
  * drawn; `held` asks for a held-out pair (ood targets). Outside ood, held-out
@@ -396,7 +421,12 @@ static void obj_form(struct gen *g, struct vr_synth_object *o)
 {
     const int *pm = size_permille[o->size];
     int permille = range(&g->r, pm[0], pm[1]);
-    o->ext = (int32_t)(g->unit * permille / 1000);
+    int64_t ext = g->unit * permille / 1000 * g->scale / 100;
+    /* at most 3/4 of the shorter side, so that a turned polygon still fits
+     * (never reached at scale 100: large is 22% of sqrt(w h), the shorter side
+     * at least 58% of it) */
+    int64_t cap = (int64_t)(g->sc->w < g->sc->h ? g->sc->w : g->sc->h) * FP * 3 / 4;
+    o->ext = (int32_t)(ext < cap ? ext : cap);
     if (o->ext < 4 * FP) o->ext = 4 * FP;
     o->rot = is_polygon(o->shape) ? range(&g->r, -15, 15) : 0;
     obj_shape(o);
@@ -498,28 +528,31 @@ static void set_expr(struct vr_synth_scene *sc, struct vr_buf *b)
 static int gen_attribute(struct gen *g)
 {
     struct vr_synth_scene *sc = g->sc;
-    int t = obj_add(g, -1, -1, -1, g->ood, NULL, 0);
+    int t = obj_add(g, -1, -1, target_size(g), g->ood, NULL, 0);
     if (t < 0) return -1;
     const struct vr_synth_object *T = &sc->obj[t];
     int form = below(&g->r, 100), useC = form >= 20 && (form < 55 || form >= 70),
         useS = form >= 55;
     struct vr_synth_desc d = {T->shape, useC ? (int)T->colour : -1, useS ? (int)T->size : -1};
     sc->desc = d;
-    if (useC) { /* same shape (and size if said), other colour */
+    /* distractors while the knobs leave room (always, in the default mix):
+     * fewer of them keep the expression unique, only less demanding */
+    if (useC && room(g)) { /* same shape (and size if said), other colour */
         struct vr_synth_desc x = {T->shape, T->colour, -1};
         if (obj_add(g, T->shape, -1, useS ? (int)T->size : -1, 0, &x, 1) < 0) return -1;
     }
-    if (useS) { /* same shape (and colour if said), other size */
+    if (useS && room(g)) { /* same shape (and colour if said), other size */
         struct vr_synth_desc x = {T->shape, -1, T->size};
         if (obj_add(g, T->shape, useC ? (int)T->colour : -1, -1, 0, &x, 1) < 0) return -1;
     }
-    { /* other shape, same colour and size where said (often where not, too) */
+    if (room(g)) { /* other shape, same colour and size where said (often where not, too) */
         struct vr_synth_desc x = {T->shape, -1, -1};
         int c = useC || below(&g->r, 2) ? (int)T->colour : -1;
         int s = useS || below(&g->r, 2) ? (int)T->size : -1;
         if (obj_add(g, -1, c, s, 0, &x, 1) < 0) return -1;
     }
     int n = range(&g->r, 3, 6);
+    if (n > g->max_obj) n = g->max_obj;
     while (sc->nobj < n)
         if (obj_add(g, -1, -1, -1, 0, &d, 1) < 0) return -1;
     int placed[VR_SYNTH_MAX_OBJ] = {0};
@@ -538,7 +571,7 @@ static int gen_relation(struct gen *g)
 {
     struct vr_synth_scene *sc = g->sc;
     int side = below(&g->r, 4), axis = side >= VR_SIDE_TOP;
-    int t = obj_add(g, -1, -1, -1, g->ood, NULL, 0);
+    int t = obj_add(g, -1, -1, target_size(g), g->ood, NULL, 0);
     if (t < 0) return -1;
     struct vr_synth_object *T = &sc->obj[t];
     int useC = below(&g->r, 100) < 60;
@@ -548,9 +581,11 @@ static int gen_relation(struct gen *g)
     struct vr_synth_desc B = {sc->obj[a].shape, sc->obj[a].colour, -1};
     if (vr_synth_match(T, &B)) return -1;
     int ndup = range(&g->r, 1, 2), first_dup = sc->nobj;
+    if (ndup > g->max_obj - sc->nobj) ndup = g->max_obj - sc->nobj; /* >= 1: knobs checked */
     for (int k = 0; k < ndup; k++)
         if (obj_add(g, T->shape, useC ? (int)T->colour : -1, -1, 0, &B, 1) < 0) return -1;
     int nfill = below(&g->r, 3);
+    if (nfill > g->max_obj - sc->nobj) nfill = g->max_obj - sc->nobj;
     struct vr_synth_desc ex[2] = {A, B};
     for (int k = 0; k < nfill; k++)
         if (obj_add(g, -1, -1, -1, 0, ex, 2) < 0) return -1;
@@ -589,16 +624,18 @@ static int gen_ordinal(struct gen *g)
     int side = g->ood ? (below(&g->r, 2) ? VR_SIDE_RIGHT : VR_SIDE_BOTTOM)
                       : (below(&g->r, 2) ? VR_SIDE_LEFT : VR_SIDE_TOP);
     int axis = side >= VR_SIDE_TOP, m = range(&g->r, 2, 4), useC = below(&g->r, 2);
+    if (m > g->max_obj) m = g->max_obj; /* >= 2: knobs checked */
     struct vr_synth_object x0;
     if (obj_pick(g, &x0, -1, -1, -1, g->ood)) return -1;
     struct vr_synth_desc X = {x0.shape, useC ? (int)x0.colour : -1, -1};
-    int group[4];
+    int group[4], size = target_size(g); /* the counted objects share the target's size */
     for (int k = 0; k < m; k++) {
         /* in ood the counted objects may be held-out pairs (the target is made one below) */
-        group[k] = obj_add(g, X.shape, X.colour, -1, g->ood && useC, NULL, 0);
+        group[k] = obj_add(g, X.shape, X.colour, size, g->ood && useC, NULL, 0);
         if (group[k] < 0) return -1;
     }
     int nfill = below(&g->r, 3);
+    if (nfill > g->max_obj - sc->nobj) nfill = g->max_obj - sc->nobj;
     for (int k = 0; k < nfill; k++)
         if (obj_add(g, -1, -1, -1, 0, &X, 1) < 0) return -1;
     int placed[VR_SYNTH_MAX_OBJ] = {0};
@@ -635,23 +672,100 @@ static int gen_ordinal(struct gen *g)
     return 0;
 }
 
+/* The reasoning caption: the expression, then what the target is and where,
+ * in thirds of the image ("the star left of the ring: a large blue star, top
+ * left"): a coarse answer in words before the exact box. */
+static void set_think(struct vr_synth_scene *sc)
+{
+    static const char *const rows[3] = {"top", "middle", "bottom"},
+                             *const cols[3] = {"left", "centre", "right"};
+    const struct vr_synth_object *t = &sc->obj[sc->target];
+    int cx = (t->box[0] + t->box[2]) * 3 / (2 * sc->w), cy = (t->box[1] + t->box[3]) * 3 / (2 * sc->h);
+    if (cx > 2) cx = 2;
+    if (cy > 2) cy = 2;
+    char where[32];
+    if (cx == 1 && cy == 1) snprintf(where, sizeof where, "centre");
+    else if (cy == 1) snprintf(where, sizeof where, "%s", cols[cx]);
+    else if (cx == 1) snprintf(where, sizeof where, "%s", rows[cy]);
+    else snprintf(where, sizeof where, "%s %s", rows[cy], cols[cx]);
+    int n = snprintf(sc->think, sizeof sc->think, "%s: a %s %s %s, %s", sc->expr,
+                     vr_synth_size_names[t->size], vr_synth_colour_names[t->colour],
+                     vr_synth_shape_names[t->shape], where);
+    VR_ASSERT(n > 0 && (size_t)n < sizeof sc->think);
+}
+
+int vr_synth_mask_parse(const char *list, const char *const *names, int n, const char *what,
+                        unsigned *mask, struct vr_err *err)
+{
+    *mask = 0;
+    const char *p = list;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        int found = -1;
+        for (int i = 0; i < n && found < 0; i++)
+            if (strlen(names[i]) == len && strncmp(names[i], p, len) == 0) found = i;
+        if (found < 0) {
+            struct vr_buf b = {0};
+            for (int i = 0; i < n; i++) vr_buf_printf(&b, "%s%s", i ? ", " : "", names[i]);
+            vr_err_set(err, VR_ERR_USAGE, NULL, 0, "%s: unknown name '%.*s' (%s)", what, (int)len, p,
+                       b.p);
+            vr_buf_free(&b);
+            return -1;
+        }
+        *mask |= 1u << found;
+        if (!p[len]) break;
+        p += len + 1;
+    }
+    return 0;
+}
+
+int vr_synth_knobs_check(const struct vr_synth_knobs *k, struct vr_err *err)
+{
+    if (k->kinds >> VR_EXPR_COUNT || k->bgs >> VR_BG_COUNT || k->ood_bgs >> VR_BG_COUNT ||
+        k->sizes >> VR_SIZE_COUNT)
+        return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "unknown kind, background or size");
+    if (k->max_objects < 0 || k->max_objects > VR_SYNTH_MAX_OBJ)
+        return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "--max-objects: %d is outside 1..%d",
+                          k->max_objects, VR_SYNTH_MAX_OBJ);
+    if (k->scale != 0 && (k->scale < 25 || k->scale > 400))
+        return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "--scale: %d is outside 25..400", k->scale);
+    static const int need[VR_EXPR_COUNT] = {1, 3, 2};
+    unsigned kinds = k->kinds ? k->kinds : (1u << VR_EXPR_COUNT) - 1;
+    for (int i = 0; i < VR_EXPR_COUNT; i++)
+        if ((kinds >> i & 1) && k->max_objects > 0 && k->max_objects < need[i])
+            return vr_err_set(err, VR_ERR_USAGE, NULL, 0,
+                              "--max-objects %d is too few for %s expressions (they need %d); "
+                              "choose others with --kinds",
+                              k->max_objects, vr_synth_kind_names[i], need[i]);
+    return 0;
+}
+
 static void tone_pick(struct vr_rng *r, uint8_t t[3])
 {
     for (int c = 0; c < 3; c++) t[c] = (uint8_t)range(r, 195, 250);
 }
 
 int vr_synth_scene_make(struct vr_synth_scene *sc, uint64_t seed, enum vr_synth_split split,
-                        uint64_t index, int w, int h, struct vr_err *err)
+                        uint64_t index, int w, int h, const struct vr_synth_knobs *knobs,
+                        struct vr_err *err)
 {
+    static const struct vr_synth_knobs defaults = {0};
+    if (!knobs) knobs = &defaults;
     memset(sc, 0, sizeof *sc);
     sc->split = split;
     sc->seed = seed;
     sc->index = index;
     vr_synth_scene_size(split, seed, index, w, h, &sc->w, &sc->h);
     struct gen g = {.sc = sc, .ood = split == VR_SPLIT_OOD,
-                    .unit = isqrt64((int64_t)sc->w * sc->h * FP * FP)};
+                    .unit = isqrt64((int64_t)sc->w * sc->h * FP * FP), .k = knobs,
+                    .max_obj = knobs->max_objects > 0 ? knobs->max_objects : VR_SYNTH_MAX_OBJ,
+                    .scale = knobs->scale > 0 ? knobs->scale : 100};
     vr_rng_init(&g.r, seed, stream_of(split, PURPOSE_SCENE, index));
-    sc->bg = (enum vr_synth_bg)(g.ood ? VR_BG_CHECKER + below(&g.r, 2) : below(&g.r, 3));
+    unsigned bgs = g.ood ? knobs->ood_bgs : knobs->bgs;
+    if (bgs)
+        sc->bg = (enum vr_synth_bg)nth_bit(bgs, below(&g.r, popcount(bgs)));
+    else
+        sc->bg = (enum vr_synth_bg)(g.ood ? VR_BG_CHECKER + below(&g.r, 2) : below(&g.r, 3));
     tone_pick(&g.r, sc->tone[0]);
     do
         tone_pick(&g.r, sc->tone[1]);
@@ -660,7 +774,10 @@ int vr_synth_scene_make(struct vr_synth_scene *sc, uint64_t seed, enum vr_synth_
     sc->bg_period = sc->bg == VR_BG_CHECKER ? range(&g.r, 10, 32) : range(&g.r, 6, 24);
     sc->bg_dir = below(&g.r, 4);
     int k = below(&g.r, 100);
-    sc->kind = k < 50 ? VR_EXPR_ATTRIBUTE : k < 75 ? VR_EXPR_RELATION : VR_EXPR_ORDINAL;
+    if (knobs->kinds)
+        sc->kind = (enum vr_synth_kind)nth_bit(knobs->kinds, k % popcount(knobs->kinds));
+    else
+        sc->kind = k < 50 ? VR_EXPR_ATTRIBUTE : k < 75 ? VR_EXPR_RELATION : VR_EXPR_ORDINAL;
     for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         sc->nobj = 0;
         sc->anchor = -1;
@@ -673,6 +790,7 @@ int vr_synth_scene_make(struct vr_synth_scene *sc, uint64_t seed, enum vr_synth_
         if (rc == 0) {
             sc->attempts = attempt + 1;
             VR_DASSERT(vr_synth_resolve(sc) == sc->target);
+            set_think(sc);
             return 0;
         }
     }
@@ -773,6 +891,7 @@ static void render_bg(const struct vr_synth_scene *sc, uint8_t *rgb)
         case VR_BG_STRIPED: same = dir == 0 || (dir == 1 && y % p != 0); break;
         case VR_BG_CHECKER: same = y % p != 0; break;
         case VR_BG_GRADIENT: same = dir == 0; break;
+        case VR_BG_POSITION: same = 0; break;
         default: same = 0; break;
         }
         if (y > 0 && same) {
@@ -791,6 +910,14 @@ static void render_bg(const struct vr_synth_scene *sc, uint8_t *rgb)
             }
             case VR_BG_CHECKER:
                 if (((x / p) + (y / p)) & 1) t = t1;
+                break;
+            case VR_BG_POSITION:
+                /* 160 at the left (top) edge to 250 at the right (bottom): the
+                 * pixels say where in the image they are */
+                mix[0] = (uint8_t)(160 + x * 90 / (w > 1 ? w - 1 : 1));
+                mix[1] = (uint8_t)(160 + y * 90 / (h > 1 ? h - 1 : 1));
+                mix[2] = t0[2];
+                t = mix;
                 break;
             case VR_BG_GRADIENT: {
                 int num, den;
@@ -860,6 +987,7 @@ void vr_synth_box_norm(const int box[4], int w, int h, int out[4])
 struct rec {
     int w, h, box[4];
     char expr[96];
+    char think[160];
 };
 
 struct job {
@@ -902,7 +1030,7 @@ static void *job_run(void *arg, int main_thread)
         if (atomic_load(&j->failed)) break;
         int64_t i = atomic_fetch_add(&j->next, 1);
         if (i >= j->n) break;
-        if (vr_synth_scene_make(&sc, o->seed, j->split, (uint64_t)i, o->w, o->h, &err)) {
+        if (vr_synth_scene_make(&sc, o->seed, j->split, (uint64_t)i, o->w, o->h, &o->knobs, &err)) {
             job_fail(j, &err);
             break;
         }
@@ -932,8 +1060,9 @@ static void *job_run(void *arg, int main_thread)
         struct rec *r = &j->recs[i];
         r->w = sc.w, r->h = sc.h;
         memcpy(r->box, t->box, sizeof r->box);
-        VR_ASSERT(strlen(sc.expr) < sizeof r->expr);
+        VR_ASSERT(strlen(sc.expr) < sizeof r->expr && strlen(sc.think) < sizeof r->think);
         strcpy(r->expr, sc.expr);
+        strcpy(r->think, sc.think);
         int64_t done = atomic_fetch_add(&j->done, 1) + 1;
         if (main_thread && o->progress) vr_progress_update(o->progress, j->base + done);
     }
@@ -949,10 +1078,10 @@ static json_t *rec_json(const struct rec *r, const char *image)
     vr_buf_printf(&p, "%s%s.", VR_REC_PREFIX, r->expr);
     int nb[4];
     vr_synth_box_norm(r->box, r->w, r->h, nb);
-    json_t *v = json_pack("{s:s, s:i, s:i, s:s, s:s, s:[iiii], s:[iiii]}", "image", image, "width",
-                          r->w, "height", r->h, "problem", p.p, "normal_caption", r->expr,
-                          "solution", r->box[0], r->box[1], r->box[2], r->box[3],
-                          "normalized_solution", nb[0], nb[1], nb[2], nb[3]);
+    json_t *v = json_pack("{s:s, s:i, s:i, s:s, s:s, s:s, s:[iiii], s:[iiii]}", "image", image,
+                          "width", r->w, "height", r->h, "problem", p.p, "normal_caption", r->expr,
+                          "think", r->think, "solution", r->box[0], r->box[1], r->box[2],
+                          r->box[3], "normalized_solution", nb[0], nb[1], nb[2], nb[3]);
     vr_buf_free(&p);
     VR_ASSERT(v);
     return v;
@@ -1012,6 +1141,7 @@ static int write_split(const struct vr_synth_opts *o, enum vr_synth_split split,
                                 (double)r->box[3]);
         const char *ims[1] = {abs_};
         json_t *t = vr_task_new(id, sname, 1, ims, (const int(*)[2])sz, p.p, sol, r->expr);
+        json_object_set_new(t, "think", json_string(r->think));
         rc = vr_jsonl_write(o->tasks, t, err);
         json_decref(t);
         vr_buf_free(&p);

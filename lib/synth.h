@@ -47,6 +47,7 @@ enum vr_synth_size { VR_SIZE_SMALL, VR_SIZE_MEDIUM, VR_SIZE_LARGE, VR_SIZE_COUNT
 enum vr_synth_bg {
     VR_BG_PLAIN, VR_BG_NOISY, VR_BG_STRIPED, /* train, val */
     VR_BG_CHECKER, VR_BG_GRADIENT,           /* ood only */
+    VR_BG_POSITION, /* only when asked (vr_synth_knobs): red grows with x, green with y */
     VR_BG_COUNT
 };
 enum vr_synth_split { VR_SPLIT_TRAIN, VR_SPLIT_VAL, VR_SPLIT_OOD, VR_SPLIT_COUNT };
@@ -110,6 +111,7 @@ struct vr_synth_scene {
     int target;               /* index into obj */
     enum vr_synth_kind kind;
     char expr[192];           /* "the small red circle" */
+    char think[256];          /* a reasoning caption: "the red circle: a small red circle, top left" */
     /* the expression's meaning, for vr_synth_resolve:
      *   attribute: the one object matching desc
      *   relation:  the object matching desc that lies wholly on side `side` of
@@ -122,6 +124,28 @@ struct vr_synth_scene {
     int attempts;             /* layouts tried before this one fitted (for tests) */
 };
 
+/* What a dataset draws from (vr-synth's --kinds, --backgrounds,
+ * --ood-backgrounds, --sizes, --max-objects, --scale); all zero is the default mix,
+ * whose scenes are the same bytes as before the knobs existed. Masks hold
+ * 1u << value per allowed value. */
+struct vr_synth_knobs {
+    unsigned kinds;       /* expression kinds of every split (0: all three) */
+    unsigned bgs;         /* backgrounds of train and val (0: plain, noisy, striped) */
+    unsigned ood_bgs;     /* backgrounds of ood (0: checker, gradient) */
+    unsigned sizes;       /* sizes of targets (0: all); other objects keep any size */
+    int max_objects;      /* most objects in a scene, 1..VR_SYNTH_MAX_OBJ (0: as the kind needs) */
+    int scale;            /* object extents in percent of the default, 25..400 (0: 100),
+                           * at most 3/4 of the shorter side */
+};
+
+/* Check knobs: known values only, and every allowed kind possible within
+ * max_objects (a relation needs 3 objects, an ordinal 2). */
+int vr_synth_knobs_check(const struct vr_synth_knobs *k, struct vr_err *err);
+/* Parse a comma-separated list of names (e.g. "plain,position") into a mask
+ * over names[0..n). Returns -1 and names the bad word in err. */
+int vr_synth_mask_parse(const char *list, const char *const *names, int n, const char *what,
+                        unsigned *mask, struct vr_err *err);
+
 /* Size of split's scenes for base size w x h: train and val use w x h; ood
  * scene `index` uses one of four other aspect ratios (2:1, 1:2, 16:9, 9:16
  * times the base ratio) at about the same area, both sides multiples of 28
@@ -130,10 +154,12 @@ void vr_synth_scene_size(enum vr_synth_split split, uint64_t seed, uint64_t inde
                          int *sw, int *sh);
 
 /* Make scene index of split for seed at base size w x h (48..4096 each, ratio
- * at most 3:1). Fails (VR_ERR_INPUT) only if no layout fits in many tries, which
- * tests show does not happen at the sizes vr-synth allows. */
+ * at most 3:1), drawing from knobs (NULL: the default mix; else checked by
+ * vr_synth_knobs_check). Fails (VR_ERR_INPUT) only if no layout fits in many
+ * tries, which tests show does not happen at the sizes vr-synth allows. */
 int vr_synth_scene_make(struct vr_synth_scene *sc, uint64_t seed, enum vr_synth_split split,
-                        uint64_t index, int w, int h, struct vr_err *err);
+                        uint64_t index, int w, int h, const struct vr_synth_knobs *knobs,
+                        struct vr_err *err);
 
 /* Draw sc into rgb (sc->w * sc->h * 3 bytes). only < 0 draws every object on
  * the scene's background; only = i draws object i alone, and blank (when not
@@ -172,12 +198,14 @@ struct vr_synth_opts {
     enum vr_image_format format; /* VR_IMAGE_PNG or VR_IMAGE_JPEG */
     int threads;                 /* >= 1 */
     int draw_boxes;              /* outline each target's box in its image */
+    struct vr_synth_knobs knobs; /* what scenes draw from (all zero: the default mix) */
     FILE *tasks;                 /* task lines (DESIGN.md §3.1) for each scene, or NULL */
     struct vr_progress *progress; /* NULL: none */
 };
 
 /* Write every listed split: its images (each whole or absent), one sync, then
  * <split>.json (VLM-R1 REC: image, width, height, problem, normal_caption,
+ * think (the scene's reasoning caption, a vr extension),
  * solution, normalized_solution) atomically, then its task lines on o->tasks
  * (the same bytes `vr-prep DIR/<split>.json` writes). Stops at the first
  * failure (err names the file). */

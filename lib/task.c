@@ -77,6 +77,9 @@ static int validate(const json_t *t, int need_solution, const char *file, long l
     if (!json_is_string(pr))
         return vr_err_set(err, VR_ERR_INPUT, file, line, "'problem' is missing or not a string");
     if (!so && need_solution) return vr_err_set(err, VR_ERR_INPUT, file, line, "'solution' is missing");
+    const json_t *th = json_object_get(t, "think");
+    if (th && !json_is_string(th))
+        return vr_err_set(err, VR_ERR_INPUT, file, line, "'think' is not a string");
     if (sz) {
         if (!json_is_array(sz) || json_array_size(sz) != json_array_size(im))
             return vr_err_set(err, VR_ERR_INPUT, file, line,

@@ -116,6 +116,7 @@ void vr_batch_release(struct vr_batch *b)
         free(b->s[i].old);
         free(b->s[i].ref);
     }
+    for (int i = 0; i < b->nterm; i++) free(b->term[i]);
     free(b->g);
     free(b->s);
     memset(b, 0, sizeof *b);
@@ -130,6 +131,25 @@ static struct vr_useq *new_seq(struct vr_batch *b)
     struct vr_useq *s = &b->s[b->nseq++];
     memset(s, 0, sizeof *s);
     return s;
+}
+
+/* Add a completion's reward terms to the batch's sums (terms past
+ * VR_BATCH_TERMS names are left out of the metrics). */
+static void add_terms(struct vr_batch *b, const json_t *rewards)
+{
+    const char *name;
+    const json_t *v;
+    json_object_foreach((json_t *)rewards, name, v) {
+        if (!json_is_number(v) || !isfinite(json_number_value(v))) continue;
+        int t = 0;
+        while (t < b->nterm && strcmp(b->term[t], name)) t++;
+        if (t == b->nterm) {
+            if (t == VR_BATCH_TERMS) continue;
+            b->term[b->nterm++] = vr_xstrdup(name);
+        }
+        b->term_sum[t] += json_number_value(v);
+        b->term_n[t]++;
+    }
 }
 
 static int num(const json_t *v, double *out)
@@ -213,6 +233,7 @@ int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, co
                 goto out;
             }
             num(json_object_get(cj, "reward"), &rew);
+            if (json_is_object(json_object_get(cj, "rewards"))) add_terms(b, json_object_get(cj, "rewards"));
             int n = (int)json_array_size(tj), len = n;
             for (int j = 0; j < n; j++) {
                 const json_t *t = json_array_get(tj, (size_t)j);
@@ -419,6 +440,33 @@ static void ref_logps(struct vr_update *u, struct vr_batch *b)
         s0 = s1;
     }
     b->have_ref = 1;
+}
+
+int vr_update_logp(struct vr_update *u, const struct vr_batch *b, double *seq_logp)
+{
+    scratch(u, b);
+    struct vr_train_opts to = {.temperature = u->o.sft ? 1.0 : u->o.temperature, .checkpoint = 1,
+                               .no_vision_grad = 1};
+    if (u->lora) {
+        to.lora = &u->lo;
+        to.lw = u->aw;
+    }
+    for (int s0 = 0; s0 < b->nseq;) {
+        int s1 = next_micro(u, b, s0);
+        struct vr_pack *pk = &u->pk;
+        pack_build(u, b, s0, s1, pk);
+        vr_ws_reset(&u->ws);
+        float *lp = vr_ws_floats(&u->ws, (size_t)pk->nout + 1);
+        vr_train_fwd_f32(&u->L, u->w, pk, &to, lp, NULL, &u->ws);
+        int o = 0;
+        for (int i = s0; i < s1; i++) {
+            double sum = 0;
+            for (int j = 0; j < b->s[i].len; j++) sum += lp[o++];
+            seq_logp[i] = sum;
+        }
+        s0 = s1;
+    }
+    return 0;
 }
 
 int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *st, struct vr_err *err)

@@ -59,12 +59,20 @@ struct vr_ugroup {
     int delta;                /* completion token j (>= P) sits at position j + delta */
 };
 
+#define VR_BATCH_TERMS 16
+
 struct vr_batch {
     int ng, nseq, cap_g, cap_s;
     struct vr_ugroup *g;
     struct vr_useq *s;
     int64_t tokens;           /* scored tokens */
     int have_ref;
+    /* the reward terms of the completions ("rewards": {"format": 1, "iou": 0.7}),
+     * in order of first appearance: sums and counts, for the metrics line */
+    int nterm;
+    char *term[VR_BATCH_TERMS];
+    double term_sum[VR_BATCH_TERMS];
+    int64_t term_n[VR_BATCH_TERMS];
 };
 
 /* What a step measured (DESIGN.md §3.5). */
@@ -117,6 +125,11 @@ void vr_batch_release(struct vr_batch *b);
  * on the first call for a batch with beta > 0, the reference log-probs are
  * computed and kept in it. Fills st. */
 int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *st, struct vr_err *err);
+
+/* Forward only: seq_logp[i] = the sum of the log-probabilities of sequence
+ * i's targets under the policy (with its adapters), for every sequence of b
+ * (the image-swap check, lib/imgswap.h). */
+int vr_update_logp(struct vr_update *u, const struct vr_batch *b, double *seq_logp);
 
 /* Per-token GRPO loss and its derivative with respect to logp (exposed for
  * the unit test): returns the loss of one token; *dlogp its derivative;

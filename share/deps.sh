@@ -6,7 +6,8 @@
 set -eu
 PKGS="build-essential pkg-config perl
 libjansson-dev libxxhash-dev zlib1g-dev libturbojpeg0-dev libspng-dev
-libpcre2-dev libutf8proc-dev libopenblas-dev libyaml-dev libcairo2-dev libfontconfig-dev jq"
+libpcre2-dev libutf8proc-dev libopenblas-dev libyaml-dev libcairo2-dev libfontconfig-dev jq
+bsdextrautils gnuplot-nox"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

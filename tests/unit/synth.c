@@ -144,7 +144,7 @@ static void run_split(enum vr_synth_split split, int n, int w, int h, int pixels
     struct vr_synth_scene sc;
     struct vr_err err;
     for (int i = 0; i < n; i++) {
-        if (vr_synth_scene_make(&sc, 7, split, (uint64_t)i, w, h, &err)) {
+        if (vr_synth_scene_make(&sc, 7, split, (uint64_t)i, w, h, NULL, &err)) {
             if (st->bad_make++ < 3) diag("%s", err.msg);
             continue;
         }
@@ -232,19 +232,19 @@ static void test_determinism(void)
     uint8_t *p = malloc(500 * 500 * 3), *q = malloc(500 * 500 * 3);
     for (uint64_t i = 0; i < 60; i++) {
         enum vr_synth_split s = (enum vr_synth_split)(i % 3);
-        vr_synth_scene_make(&a, 11, s, i, 336, 336, &err);
-        vr_synth_scene_make(&b, 11, s, i, 336, 336, &err);
+        vr_synth_scene_make(&a, 11, s, i, 336, 336, NULL, &err);
+        vr_synth_scene_make(&b, 11, s, i, 336, 336, NULL, &err);
         same &= memcmp(&a, &b, sizeof a) == 0;
         vr_synth_render(&a, p, -1, NULL);
         vr_synth_render(&b, q, -1, NULL);
         same &= memcmp(p, q, (size_t)a.w * a.h * 3) == 0;
-        vr_synth_scene_make(&b, 12, s, i, 336, 336, &err);
+        vr_synth_scene_make(&b, 12, s, i, 336, 336, NULL, &err);
         differ += strcmp(a.expr, b.expr) != 0 || memcmp(a.obj[a.target].box, b.obj[b.target].box, 16);
     }
     ok(same, "same (seed, split, index): same scene, same pixels");
     ok(differ > 50, "another seed: other scenes (%d of 60 differ)", differ);
     /* pinned: the first train scene of seed 1 does not change by accident */
-    vr_synth_scene_make(&a, 1, VR_SPLIT_TRAIN, 0, 336, 336, &err);
+    vr_synth_scene_make(&a, 1, VR_SPLIT_TRAIN, 0, 336, 336, NULL, &err);
     is_str(a.expr, "the small red cross", "seed 1 train/0 expression is pinned");
     ok(a.obj[a.target].box[0] == 220 && a.obj[a.target].box[1] == 134 &&
            a.obj[a.target].box[2] == 250 && a.obj[a.target].box[3] == 164,
@@ -269,7 +269,7 @@ static void test_encode(void)
 {
     struct vr_synth_scene sc;
     struct vr_err err;
-    vr_synth_scene_make(&sc, 5, VR_SPLIT_OOD, 3, 336, 336, &err);
+    vr_synth_scene_make(&sc, 5, VR_SPLIT_OOD, 3, 336, 336, NULL, &err);
     size_t n = (size_t)sc.w * sc.h * 3;
     uint8_t *rgb = malloc(n), *back = malloc(n);
     vr_synth_render(&sc, rgb, -1, NULL);
@@ -309,8 +309,103 @@ static void test_encode(void)
     free(back);
 }
 
+/* The reasoning caption: the expression, the target's attributes, and the
+ * third of the image its box's centre lies in, recomputed here from the box. */
+static int think_ok(const struct vr_synth_scene *sc)
+{
+    const struct vr_synth_object *t = &sc->obj[sc->target];
+    static const char *const rows[3] = {"top", "middle", "bottom"}, *const cols[3] = {"left", "centre", "right"};
+    double cx = (t->box[0] + t->box[2]) / 2.0 / sc->w, cy = (t->box[1] + t->box[3]) / 2.0 / sc->h;
+    int c = cx < 1 / 3.0 ? 0 : cx < 2 / 3.0 ? 1 : 2, r = cy < 1 / 3.0 ? 0 : cy < 2 / 3.0 ? 1 : 2;
+    char want[256], where[32];
+    if (r == 1 && c == 1) snprintf(where, sizeof where, "centre");
+    else if (r == 1) snprintf(where, sizeof where, "%s", cols[c]);
+    else if (c == 1) snprintf(where, sizeof where, "%s", rows[r]);
+    else snprintf(where, sizeof where, "%s %s", rows[r], cols[c]);
+    snprintf(want, sizeof want, "%s: a %s %s %s, %s", sc->expr, vr_synth_size_names[t->size],
+             vr_synth_colour_names[t->colour], vr_synth_shape_names[t->shape], where);
+    if (strcmp(want, sc->think) == 0) return 1;
+    diag("think '%s', want '%s'", sc->think, want);
+    return 0;
+}
+
+static void test_knobs(void)
+{
+    struct vr_err err;
+    struct vr_synth_knobs k = {.max_objects = 1, .kinds = 1u << VR_EXPR_ATTRIBUTE,
+                               .bgs = 1u << VR_BG_POSITION, .ood_bgs = 1u << VR_BG_POSITION,
+                               .sizes = 1u << VR_SIZE_MEDIUM | 1u << VR_SIZE_LARGE};
+    ok(vr_synth_knobs_check(&k, &err) == 0, "one object, attribute, position, medium+large: valid");
+    struct vr_synth_scene sc;
+    int made = 0, one = 0, bg = 0, size = 0, resolve = 0, think = 0, held = 0, pos = 0;
+    uint8_t *rgb = malloc(300 * 300 * 3);
+    for (int i = 0; i < 300; i++) {
+        enum vr_synth_split s = i % 3 ? VR_SPLIT_TRAIN : VR_SPLIT_OOD;
+        if (vr_synth_scene_make(&sc, 3, s, (uint64_t)i, 112, 112, &k, &err)) continue;
+        made++;
+        one += sc.nobj == 1 && sc.kind == VR_EXPR_ATTRIBUTE;
+        bg += sc.bg == VR_BG_POSITION;
+        size += sc.obj[sc.target].size != VR_SIZE_SMALL;
+        resolve += vr_synth_resolve(&sc) == sc.target;
+        think += think_ok(&sc);
+        held += (s == VR_SPLIT_OOD) == vr_synth_held_out(sc.obj[sc.target].colour, sc.obj[sc.target].shape);
+        /* a background pixel: red and green say where it is */
+        vr_synth_render(&sc, rgb, -1, NULL);
+        int x = 0, y = sc.h - 1;
+        const int *b = sc.obj[0].box;
+        if (x >= b[0] && x < b[2] && y >= b[1] && y < b[3]) x = sc.w - 1;
+        const uint8_t *p = rgb + ((size_t)y * sc.w + x) * 3;
+        pos += p[0] == 160 + x * 90 / (sc.w - 1) && p[1] == 160 + y * 90 / (sc.h - 1);
+    }
+    free(rgb);
+    is_int(made, 300, "knobs: every scene fits");
+    is_int(one, 300, "knobs: one object, an attribute expression");
+    is_int(bg, 300, "knobs: the position background in train and ood");
+    is_int(pos, 300, "knobs: position background: red = 160 + 90 x / (w - 1), green the same of y");
+    is_int(size, 300, "knobs: targets medium or large");
+    is_int(resolve, 300, "knobs: the expression still picks out the target");
+    is_int(held, 300, "knobs: held-out pairs in ood only");
+    is_int(think, 300, "knobs: reasoning captions name the target and its third of the image");
+    /* two objects: relations cannot fit; ordinals can */
+    struct vr_synth_knobs two = {.max_objects = 2};
+    ok(vr_synth_knobs_check(&two, &err) != 0 && strstr(err.msg, "relation"),
+       "two objects and every kind: refused, naming relations (%s)", err.msg);
+    two.kinds = 1u << VR_EXPR_ORDINAL | 1u << VR_EXPR_ATTRIBUTE;
+    ok(vr_synth_knobs_check(&two, &err) == 0, "two objects, attribute and ordinal: valid");
+    int within = 1, ords = 0;
+    for (int i = 0; i < 200; i++) {
+        if (vr_synth_scene_make(&sc, 4, VR_SPLIT_VAL, (uint64_t)i, 224, 224, &two, &err)) {
+            within = 0;
+            continue;
+        }
+        within &= sc.nobj <= 2 && vr_synth_resolve(&sc) == sc.target;
+        ords += sc.kind == VR_EXPR_ORDINAL;
+    }
+    ok(within && ords > 50, "two objects: at most two, resolvable, ordinals common (%d)", ords);
+    /* the default mix is what no knobs give, scene for scene */
+    struct vr_synth_knobs none = {0};
+    struct vr_synth_scene a, b;
+    int same = 1, thinks = 1;
+    for (int i = 0; i < 60; i++) {
+        vr_synth_scene_make(&a, 9, (enum vr_synth_split)(i % 3), (uint64_t)i, 336, 336, NULL, &err);
+        vr_synth_scene_make(&b, 9, (enum vr_synth_split)(i % 3), (uint64_t)i, 336, 336, &none, &err);
+        same &= memcmp(&a, &b, sizeof a) == 0;
+        thinks &= think_ok(&a);
+    }
+    ok(same, "all-zero knobs are the default mix");
+    ok(thinks, "default mix: reasoning captions right too");
+    unsigned m;
+    ok(vr_synth_mask_parse("plain,position", vr_synth_bg_names, VR_BG_COUNT, "--backgrounds", &m, &err) == 0 &&
+           m == (1u << VR_BG_PLAIN | 1u << VR_BG_POSITION),
+       "mask parse: plain,position");
+    ok(vr_synth_mask_parse("plain,,x", vr_synth_bg_names, VR_BG_COUNT, "--backgrounds", &m, &err) != 0 &&
+           strstr(err.msg, "unknown name ''"),
+       "mask parse: an empty name is refused (%s)", err.msg);
+}
+
 int main(void)
 {
+    test_knobs();
     test_sizes();
     test_norm();
     test_determinism();
