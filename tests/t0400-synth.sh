@@ -15,7 +15,7 @@ test_expect_success 'writes images and one REC JSON per split' '
 '
 test_expect_success 'records carry the VLM-R1 REC fields, in order' '
 	jq -c ".[0] | keys_unsorted" d/train.json >keys &&
-	echo "[\"image\",\"width\",\"height\",\"problem\",\"normal_caption\",\"solution\",\"normalized_solution\"]" >want &&
+	echo "[\"image\",\"width\",\"height\",\"problem\",\"normal_caption\",\"think\",\"solution\",\"normalized_solution\"]" >want &&
 	test_cmp want keys &&
 	jq -r ".[0].image" d/train.json >img && echo images/train/000000.png >want && test_cmp want img
 '
@@ -135,5 +135,18 @@ test_expect_code 2 'stray argument' 'vr-synth --out z extra'
 test_expect_success 'usage errors write nothing' 'test ! -e z'
 test_expect_success 'a closed pipe ends vr-synth quietly' '
 	vr-synth --out p -n 200 2>err | head -1 >/dev/null && test ! -s err
+'
+test_expect_success 'knobs: one shape, attribute expressions, position background, larger shapes' '
+	vr-synth --out k --seed 2 -n 20 --splits train,ood --size 112x112 --max-objects 1 --kinds attribute \
+		--backgrounds position --ood-backgrounds position --sizes large --scale 200 >k.tasks &&
+	test $(wc -l <k.tasks) = 40 &&
+	jq -r "select(.label as \$l | .think | startswith(\$l + \": a large \") | not) | .id" k.tasks >bad && test ! -s bad &&
+	jq -r "select([.solution[2] - .solution[0], .solution[3] - .solution[1]] | max < 30) | .id" k.tasks >narrow && test ! -s narrow
+'
+test_expect_success 'knobs: bad values are usage errors naming the flag' '
+	{ vr-synth --out none -n 1 --max-objects 2 2>err; test $? = 2; } && grep -q "too few for relation" err &&
+	{ vr-synth --out none -n 1 --kinds attribute,foo 2>err; test $? = 2; } && grep -q "kinds: unknown name .foo." err &&
+	{ vr-synth --out none -n 1 --scale 500 2>err; test $? = 2; } && grep -q "scale" err &&
+	{ vr-synth --out none -n 1 --backgrounds "" 2>err; test $? = 2; } && test ! -d none
 '
 test_done

@@ -3,7 +3,7 @@
 #   sft.png   SFT loss per step, one curve per curriculum phase
 #   grpo.png  GRPO per step: reward terms, KL, completion length, loss
 #   acc.png   Acc@0.5 with its 95% interval per phase and split
-set terminal pngcairo size 1000,700 font ",10"
+set terminal pngcairo size 900,600 font ",10" noenhanced
 set grid
 set key top right
 
@@ -21,9 +21,11 @@ set multiplot layout 2,2 title 'GRPO from the SFT model (per step)'
 set title 'rewards (mean over completions)'
 set xlabel 'step'
 unset ylabel
+set key bottom right
 plot dir.'/grpo.tsv' using 1:5 with lines title 'format', \
      dir.'/grpo.tsv' using 1:6 with lines title 'iou', \
-     dir.'/grpo.tsv' using 1:7 with lines title 'sum'
+     dir.'/grpo.tsv' using 1:6 smooth bezier with lines lw 2 title 'iou, smoothed'
+set key top right
 set title 'KL to the SFT model (k3)'
 plot dir.'/grpo.tsv' using 1:3 with lines notitle
 set title 'completion length (tokens)'
