@@ -55,6 +55,13 @@ static void flush(struct out *o)
     double bstd = o->scale == VR_SCALE_BATCH ? vr_reward_batch_std(o->pend, o->npend) : 0;
     for (size_t i = 0; i < o->npend; i++) {
         int degen = vr_reward_advantages(o->pend[i], o->scale, bstd);
+        if (degen == -2) {
+            const char *id = json_string_value(json_object_get(o->pend[i], "id"));
+            vr_err_set(&err, VR_ERR_INPUT, NULL, 0,
+                       "line %s: its rewards are too large for advantages (their mean or spread is not finite)",
+                       id ? id : "without an id");
+            fail(&err);
+        }
         o->groups++;
         o->degenerate += degen == 1;
         if (!(degen == 1 && o->drop)) {
@@ -72,8 +79,9 @@ static void flush(struct out *o)
     o->npend = 0;
 }
 
-/* Killed or interrupted: the exec: commands run in their own process groups,
- * so a Ctrl-C does not reach them; take them along. */
+/* Killed, interrupted or cut off (SIGPIPE): the exec: commands run in their
+ * own process groups, so neither a Ctrl-C nor our death reaches them; take
+ * them along. */
 static void on_signal(int sig)
 {
     for (int i = 0; i < R.nterms; i++)
@@ -95,6 +103,7 @@ int main(int argc, char **argv)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGHUP, on_signal);
+    signal(SIGPIPE, on_signal); /* a closed stdout ends us quietly, and our commands with us */
     while ((c = vr_cli_next(&ind, &arg)) != -1) {
         switch (c) {
         case 'r':

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <regex.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -358,6 +359,9 @@ int main(int argc, char **argv)
     int c, ind;
     const char *arg;
     vr_cli_init(&cli, argc, argv);
+    /* a closed stdout must not kill a step in the middle: writes fail with
+     * EPIPE instead, and the metrics writer saves the run before it stops */
+    signal(SIGPIPE, SIG_IGN);
     while ((c = vr_cli_next(&ind, &arg)) != -1) {
         switch (c) {
         case 'm': model = arg; break;
@@ -555,10 +559,17 @@ int main(int argc, char **argv)
                    st.completion_len, gnorm, lr, (long long)st.tokens, st.seq_tokens / sec, sec);
             print_terms(&b);
             printf("}\n");
-            if (fflush(stdout)) vr_die_msg("<stdout>: write failed");
             /* the data cursor: lines of finished batches, steps done in this one */
             int64_t cur_lines = it + 1 < iters ? lines : lines + nl;
             int cur_iter = it + 1 < iters ? it + 1 : 0;
+            if (fflush(stdout) != 0 || ferror(stdout)) {
+                /* a closed or full stdout (| head, a full disk): keep the step taken, then stop */
+                int e = errno;
+                struct vr_err e2;
+                if (save(&run, step, cur_lines, cur_iter, 1, &e2)) vr_warn("%s", e2.msg);
+                else vr_warn("%s holds step %lld; --resume goes on from there", out, (long long)step);
+                vr_die_msg("<stdout>: cannot write the metrics: %s", strerror(e));
+            }
             if (save_every && step % save_every == 0) {
                 if (save(&run, step, cur_lines, cur_iter, 0, &err)) vr_die(&err);
                 saved_step = step;

@@ -10,6 +10,7 @@
 
 #include "jsonl.h"
 #include "preprocess.h"
+#include "task.h"
 
 struct render {
     struct vr_bpe *tok;
@@ -221,7 +222,7 @@ int vr_chat_task_grids(const json_t *task, const struct vr_chat_task_opts *o, co
             json_t *w = json_array_get(wh, 0), *h = json_array_get(wh, 1);
             if (!json_is_integer(w) || !json_is_integer(h) || json_array_size(wh) != 2 ||
                 json_integer_value(w) <= 0 || json_integer_value(h) <= 0 ||
-                json_integer_value(w) > 1 << 20 || json_integer_value(h) > 1 << 20) {
+                json_integer_value(w) > VR_TASK_MAX_SIDE || json_integer_value(h) > VR_TASK_MAX_SIDE) {
                 free(g);
                 return vr_err_set(err, VR_ERR_INPUT, file, line,
                                   "'image_sizes' entry %d is not [width, height]", i + 1);

@@ -194,8 +194,10 @@ static int recs_next(struct recs *r, json_t **out, long *line, struct vr_err *er
         while (r->p < r->end && (isspace((unsigned char)*r->p) || *r->p == ',')) r->p++;
         count_lines(r);
         *line = r->line;
-        if (r->p == r->end)
+        if (r->p == r->end) {
+            r->list = 0; /* reported once; the next call finds the end */
             return vr_err_set(err, VR_ERR_INPUT, r->path, r->line, "invalid JSON: the list is not closed");
+        }
         if (*r->p == ']') {
             char *q = r->p + 1;
             while (q < r->end && isspace((unsigned char)*q)) q++;
@@ -427,6 +429,12 @@ static int conv_rec(struct src *s, int64_t k, json_t *r, struct vr_err *err)
         sol = box_normalise(so);
     } else {
         vr_err_set(err, VR_ERR_INPUT, NULL, 0, "'solution' is missing or not a box");
+        goto out;
+    }
+    if ((json_is_integer(w) && (json_integer_value(w) <= 0 || json_integer_value(w) > VR_TASK_MAX_SIDE)) ||
+        (json_is_integer(h) && (json_integer_value(h) <= 0 || json_integer_value(h) > VR_TASK_MAX_SIDE))) {
+        vr_err_set(err, VR_ERR_INPUT, NULL, 0, "'width' and 'height' must be whole pixels, 1 to %d",
+                   VR_TASK_MAX_SIDE);
         goto out;
     }
     if (json_is_integer(w) && json_is_integer(h) && nimg == 1) {

@@ -107,7 +107,7 @@ int vr_file_write_atomic(const char *path, const void *buf, size_t len, struct v
 int vr_file_read(const char *path, char **buf, size_t *len, struct vr_err *err)
 {
     int stdin_ = strcmp(path, "-") == 0;
-    FILE *f = stdin_ ? stdin : fopen(path, "rb");
+    FILE *f = stdin_ ? stdin : fopen(path, "rbe");
     if (!f) return vr_err_sys(err, path, "cannot open");
     size_t cap = 1 << 16, n = 0;
     char *b = malloc(cap);
@@ -132,6 +132,69 @@ int vr_file_read(const char *path, char **buf, size_t *len, struct vr_err *err)
     }
     int bad = ferror(f);
     if (!stdin_) fclose(f);
+    if (bad) {
+        free(b);
+        return vr_err_sys(err, path, "read failed");
+    }
+    b[n] = 0;
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+FILE *vr_file_open_regular(const char *path, int64_t max_bytes, struct vr_err *err)
+{
+    /* O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        vr_err_sys(err, path, "cannot open");
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        vr_err_sys(err, path, "cannot stat");
+        close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        vr_err_set(err, VR_ERR_INPUT, path, 0, "not a regular file (%s)",
+                   S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
+                   : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "a special file");
+        close(fd);
+        return NULL;
+    }
+    if (max_bytes > 0 && st.st_size > max_bytes) {
+        vr_err_set(err, VR_ERR_INPUT, path, 0, "file of %lld bytes is larger than the %lld allowed",
+                   (long long)st.st_size, (long long)max_bytes);
+        close(fd);
+        return NULL;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        vr_err_sys(err, path, "cannot open");
+        close(fd);
+    }
+    return f;
+}
+
+int vr_file_read_regular(const char *path, int64_t max_bytes, char **buf, size_t *len,
+                         struct vr_err *err)
+{
+    FILE *f = vr_file_open_regular(path, max_bytes, err);
+    if (!f) return -1;
+    struct stat st;
+    size_t size = fstat(fileno(f), &st) == 0 ? (size_t)st.st_size : 0;
+    char *b = malloc(size + 1);
+    if (!b) {
+        fclose(f);
+        return vr_err_set(err, VR_ERR_SYS, path, 0, "out of memory for %zu bytes", size);
+    }
+    /* read what the file held when opened: a file still growing is read to that size */
+    size_t n = fread(b, 1, size, f);
+    int bad = ferror(f);
+    fclose(f);
     if (bad) {
         free(b);
         return vr_err_sys(err, path, "read failed");

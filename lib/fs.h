@@ -7,6 +7,8 @@
 #define VR_FS_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include "err.h"
 
@@ -35,6 +37,16 @@ int vr_file_write_atomic(const char *path, const void *buf, size_t len, struct v
 /* Read a whole file into a NUL-terminated malloc'ed buffer (*len excludes the
  * NUL). "-" reads standard input. */
 int vr_file_read(const char *path, char **buf, size_t *len, struct vr_err *err);
+
+/* Open path for reading only when it is a regular file (after symlinks): a
+ * FIFO, a device such as /dev/zero or a directory named by a dataset is an
+ * error ("not a regular file"), never a hang or an endless read; nor is a file
+ * larger than max_bytes read (0: no limit). The descriptor is close-on-exec. */
+FILE *vr_file_open_regular(const char *path, int64_t max_bytes, struct vr_err *err);
+/* vr_file_read for files a dataset names: vr_file_open_regular's checks,
+ * then the whole file. */
+int vr_file_read_regular(const char *path, int64_t max_bytes, char **buf, size_t *len,
+                         struct vr_err *err);
 
 /* dir + "/" + name, lexically normalised ("a//b/./c" -> "a/b/c"); name is
  * returned as is (normalised) when absolute or when dir is NULL or empty.

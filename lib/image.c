@@ -78,8 +78,8 @@ static int probe_png(const char *path, FILE *f, int *w, int *h, struct vr_err *e
 int vr_image_probe(const char *path, int *w, int *h, enum vr_image_format *fmt,
                    struct vr_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return vr_err_sys(err, path, "cannot open image");
+    FILE *f = vr_file_open_regular(path, VR_IMAGE_MAX_FILE_BYTES, err);
+    if (!f) return -1;
     unsigned char magic[8];
     fseek(f, 0, SEEK_END);
     long size = ftell(f);
@@ -295,7 +295,7 @@ int vr_image_load(const char *path, int64_t max_pixels, struct vr_image *out,
     size_t len;
     out->w = out->h = 0;
     out->px = NULL;
-    if (vr_file_read(path, &buf, &len, err)) return -1;
+    if (vr_file_read_regular(path, VR_IMAGE_MAX_FILE_BYTES, &buf, &len, err)) return -1;
     int rc = vr_image_decode(path, buf, len, max_pixels, out, err);
     free(buf);
     return rc;

@@ -41,6 +41,9 @@ struct vr_image {
 /* PIL's default decompression-bomb limit (Image.MAX_IMAGE_PIXELS * 2, above
  * which PIL refuses to open an image). */
 #define VR_IMAGE_MAX_PIXELS_DEFAULT 178956970LL
+/* The largest image file read (1 GiB); images are opened only when they are
+ * regular files (vr_file_open_regular). */
+#define VR_IMAGE_MAX_FILE_BYTES (1LL << 30)
 
 /* Decode the len bytes at data (a whole JPEG or PNG file) into out. name is
  * used in messages only ("name: corrupt JPEG: ..."). Before any pixel buffer

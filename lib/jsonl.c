@@ -14,7 +14,7 @@ int vr_jsonl_open(struct vr_jsonl *r, const char *path, struct vr_err *err)
         r->path = vr_xstrdup("<stdin>");
         return 0;
     }
-    r->fp = fopen(path, "r");
+    r->fp = fopen(path, "re"); /* close-on-exec: exec: reward commands do not inherit it */
     if (!r->fp) return vr_err_sys(err, path, "cannot open");
     r->own = 1;
     r->path = vr_xstrdup(path);

@@ -312,7 +312,7 @@ int vr_pixcache_get(struct vr_pixcache *c, const char *path, struct vr_pixref *o
     memset(out, 0, sizeof *out);
     char *bytes;
     size_t len;
-    if (vr_file_read(path, &bytes, &len, err)) return -1;
+    if (vr_file_read_regular(path, VR_IMAGE_MAX_FILE_BYTES, &bytes, &len, err)) return -1;
     struct vr_hash128 k = key_of(c, bytes, len);
 
     /* claim the key, or wait for whoever holds it */

@@ -212,7 +212,8 @@ int vr_reward_degenerate(const double *r, size_t n);
  * when its rewards are all equal, and each completion's "advantage" under
  * scale (batch_std is the divisor's std for VR_SCALE_BATCH, and is recorded as
  * the line's "batch_std"). Returns 1 for a degenerate group, 0 otherwise, -1
- * for a line that was not scored. */
+ * for a line that was not scored, -2 (the line unchanged) when the rewards'
+ * mean, spread or an advantage is not finite (rewards near DBL_MAX). */
 int vr_reward_advantages(json_t *line, enum vr_scale scale, double batch_std);
 /* Unbiased std over the "reward" of every completion of lines[0..n) (0 for a
  * single completion). */

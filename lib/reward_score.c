@@ -386,6 +386,15 @@ int vr_reward_advantages(json_t *line, enum vr_scale scale, double batch_std)
     int degen = vr_reward_degenerate(r, n);
     double div = (scale == VR_SCALE_BATCH ? batch_std : std) + 1e-4;
     json_t *comps = json_object_get(line, "completions");
+    /* finite rewards near the largest double overflow the mean or the spread:
+     * refuse the line rather than write advantages JSON cannot hold */
+    int finite = isfinite(mean) && isfinite(div);
+    for (size_t k = 0; k < n && finite; k++)
+        finite = isfinite(scale == VR_SCALE_NONE ? r[k] - mean : (r[k] - mean) / div);
+    if (!finite) {
+        free(r);
+        return -2;
+    }
     for (size_t k = 0; k < n; k++) {
         double a = scale == VR_SCALE_NONE ? r[k] - mean : (r[k] - mean) / div;
         json_object_set_new(json_array_get(comps, k), "advantage", json_real(a));

@@ -89,9 +89,12 @@ static int validate(const json_t *t, int need_solution, const char *file, long l
             if (!json_is_array(p) || json_array_size(p) != 2 ||
                 !json_is_integer(json_array_get(p, 0)) || !json_is_integer(json_array_get(p, 1)) ||
                 json_integer_value(json_array_get(p, 0)) <= 0 ||
-                json_integer_value(json_array_get(p, 1)) <= 0)
+                json_integer_value(json_array_get(p, 1)) <= 0 ||
+                json_integer_value(json_array_get(p, 0)) > VR_TASK_MAX_SIDE ||
+                json_integer_value(json_array_get(p, 1)) > VR_TASK_MAX_SIDE)
                 return vr_err_set(err, VR_ERR_INPUT, file, line,
-                                  "'image_sizes' entry %zu is not [width, height] in pixels", i);
+                                  "'image_sizes' entry %zu is not [width, height] in pixels, 1 to %d", i,
+                                  VR_TASK_MAX_SIDE);
         }
     }
     if (!so || json_is_string(so)) return 0;

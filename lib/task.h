@@ -15,6 +15,10 @@
 /* The sentence VLM-R1 puts before the referring expression. */
 #define VR_REC_PREFIX "Please provide the bounding box coordinate of the region this sentence describes: "
 
+/* The largest image side a task may state, in pixels ("image_sizes", a
+ * record's width and height): larger numbers are errors, never truncated. */
+#define VR_TASK_MAX_SIDE (1 << 20)
+
 /* Parse v as a box: exactly 4 finite numbers with x1 < x2 and y1 < y2.
  * Errors are location-free ("'solution' ..."); callers add file:line. */
 int vr_box_parse(const json_t *v, const char *what, double box[4], struct vr_err *err);

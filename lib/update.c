@@ -242,8 +242,10 @@ int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, co
                                j + 1, c->text.vocab);
                     goto out;
                 }
-                if (!json_is_number(json_array_get(lj, (size_t)j))) {
-                    vr_err_set(err, VR_ERR_INPUT, file, lineno, "completion %zu: logp %d is not a number", k + 1, j + 1);
+                const json_t *lpj = json_array_get(lj, (size_t)j);
+                if (!json_is_number(lpj) || !(json_number_value(lpj) <= 0)) {
+                    vr_err_set(err, VR_ERR_INPUT, file, lineno,
+                               "completion %zu: logp %d is not a log-probability (a number <= 0)", k + 1, j + 1);
                     goto out;
                 }
             }

@@ -93,7 +93,7 @@ test_expect_success 'a missing image names the file; --skip-bad skips and counts
 	jq -c ".images = [\"/nonexistent/a.jpg\"]" expected | head -2 >missing.jsonl &&
 	cat expected >>missing.jsonl &&
 	test_must_fail vr-prep -f tasks missing.jsonl --check-images 2>err &&
-	grep -q "^vr-prep: /nonexistent/a.jpg: cannot open image" err &&
+	grep -q "^vr-prep: /nonexistent/a.jpg: cannot open: No such file" err &&
 	vr-prep -f tasks missing.jsonl --check-images --skip-bad >out 2>err &&
 	test $(wc -l <out) = 6 && grep -q "2 records skipped, 6 tasks written" err
 '
@@ -114,6 +114,12 @@ test_expect_success 'a bad line in JSONL is reported at its line; --skip-bad goe
 	{ head -2 expected; echo "{\"id\": oops}"; tail -1 expected; } >bad.jsonl &&
 	test_must_fail vr-prep -f tasks bad.jsonl 2>err && grep -q "^vr-prep: bad.jsonl:3: invalid JSON" err &&
 	vr-prep -f tasks --skip-bad bad.jsonl >out 2>err && test $(wc -l <out) = 3
+'
+test_expect_success 'a JSON list cut off after a record'"'"'s "},": one error, once; --skip-bad keeps the records before' '
+	{ head -c $(grep -b -o "}," "$D/refs.json" | sed -n 2p | cut -d: -f1) "$D/refs.json"; echo "},"; } >cut.json &&
+	test_must_fail timeout 10 vr-prep cut.json -i "$IMG" 2>err && grep -q "cut.json:.*the list is not closed" err &&
+	timeout 10 vr-prep --skip-bad cut.json -i "$IMG" >out 2>err && test $(wc -l <out) = 2 &&
+	test $(grep -c "not closed" err) = 1
 '
 test_expect_success '-o writes the file atomically and leaves nothing on failure' '
 	vr-prep "$D/refs.json" -i "$IMG" --split refs -o tasks.jsonl && test_cmp expected tasks.jsonl &&

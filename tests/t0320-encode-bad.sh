@@ -66,4 +66,13 @@ for bad in 'not json' '{"id":"x","images":"a.jpg","problem":"p","solution":"s"}'
 		test \$rc = 1 && test ! -s out && test \$(wc -l <err) = 1 && grep -q '^vr-encode: t.jsonl:1: ' err
 	"
 done
+test_expect_success 'an image that is a FIFO, a device or a folder: an error, never a hang' '
+	mkfifo fifo.png && mkdir folder.png &&
+	for img in "$PWD/fifo.png" /dev/zero "$PWD/folder.png"; do
+		echo "{\"id\":\"a\",\"images\":[\"$img\"],\"problem\":\"p\",\"solution\":[1,2,3,4]}" >t.jsonl &&
+		test_must_fail timeout 10 vr-encode --cache c t.jsonl 2>err && grep -q "not a regular file" err &&
+		test_must_fail timeout 10 vr-prep -f tasks --check-images t.jsonl 2>err && grep -q "not a regular file" err ||
+		return 1
+	done
+'
 test_done

@@ -96,4 +96,15 @@ test_expect_success 'a command that keeps running after its input ends is killed
 	test $(( $(now) - t0 )) -lt 4000 && test $(wc -l <o) = 3 &&
 	grep -q "did not exit within 1 s after its input ended (killed)" err
 '
+test_expect_success 'a closed stdout ends vr-reward and its command; the command never holds the input file' '
+	for i in 1 2 3 4 5 6 7 8; do cat "$R"; done >big.jsonl &&
+	vr-reward -r "exec:echo \$\$ >cmd.pid; ls -l /proc/\$\$/fd >cmd.fds; exec jq --unbuffered .index" big.jsonl | head -c 10 >/dev/null &&
+	test -s cmd.pid && gone "$(cat cmd.pid)" &&
+	! grep -q big.jsonl cmd.fds
+'
+test_expect_success 'rewards too large for advantages: an error naming the line, not "advantage": null' '
+	test_must_fail vr-reward -r "exec:jq --unbuffered \"if .index == 0 then 1.7e308 else -1.7e308 end\"" "$R" >out 2>err &&
+	grep -q "line refs/0: its rewards are too large for advantages" err &&
+	! grep -q null out
+'
 test_done

@@ -51,4 +51,14 @@ test_expect_success 'a non-finite gradient: the step is refused, the checkpoint 
 	test ! -s out &&
 	diff -r before good
 '
+test_expect_success 'a closed stdout (| head -1): the steps taken are saved, --resume ends bit-identical' '
+	{ vr-update $ARGS -o piped twenty.jsonl 2>err; echo $? >rc; } | head -1 >first &&
+	test "$(cat rc)" = 1 && grep -q "cannot write the metrics: Broken pipe" err &&
+	grep -q "piped holds step" err &&
+	n=$(jq .step piped/trainer_state.json) && test "$n" -ge 1 && test "$n" -lt 20 &&
+	vr-inspect -m piped >/dev/null &&
+	vr-update $ARGS -o piped --resume twenty.jsonl >/dev/null &&
+	cmp whole/model.safetensors piped/model.safetensors &&
+	cmp whole/optimizer.safetensors piped/optimizer.safetensors
+'
 test_done
