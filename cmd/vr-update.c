@@ -1,11 +1,13 @@
 /* vr-update: GRPO (or SFT) steps on scored lines: loss, backward, AdamW, and
  * the next checkpoint; one metrics line per optimizer step on stdout
  * (DESIGN.md §2, §3.5, §6). */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <regex.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -322,6 +324,25 @@ static int publish_gen(struct vr_publish *p, const struct vr_run *r, int64_t gen
     return vr_publish_mark(p, gen, err);
 }
 
+/* The run folder this process made, removed at exit when it holds nothing
+ * but the lock (a run that failed before its first save leaves no trace). */
+static const char *made_out;
+
+static void drop_made_out(void)
+{
+    DIR *d = opendir(made_out);
+    if (!d) return;
+    int other = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        other |= strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, ".lock");
+    closedir(d);
+    if (other) return;
+    char *lp = vr_path_join(made_out, ".lock");
+    unlink(lp);
+    free(lp);
+    rmdir(made_out);
+}
+
 /* ,"rewards":{"format":…,"iou":…}: each reward term's mean over the batch's
  * completions, when the scored lines carry them. */
 static void print_terms(const struct vr_batch *b)
@@ -443,6 +464,21 @@ int main(int argc, char **argv)
     /* --publish: take DIR now, so that a vr-rollout --follow DIR sees a writer at once */
     struct vr_publish pub = {.fd = -1};
     if (publish && vr_publish_open(&pub, publish, model, pps, &err)) vr_die(&err);
+
+    /* one writer per run folder: a second vr-update into it is refused, not mixed in */
+    struct stat ost;
+    if (stat(out, &ost) != 0) { /* made here: gone again if we stop before writing to it */
+        if (vr_mkdir_p(out, &err)) vr_die(&err);
+        made_out = out;
+        atexit(drop_made_out);
+    }
+    char *lock_path = vr_path_join(out, ".lock");
+    pid_t holder;
+    if (vr_lock_take(lock_path, &holder, &err) < 0) {
+        if (holder) vr_die_msg("%s: another vr-update (pid %ld) is writing this run folder", out, (long)holder);
+        vr_die(&err);
+    }
+    free(lock_path); /* the descriptor stays open, and the lock held, until we exit */
 
     /* the run state: --resume takes the newest complete checkpoint of --out */
     char *from = NULL;

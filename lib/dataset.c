@@ -420,6 +420,12 @@ static int conv_rec(struct src *s, int64_t k, json_t *r, struct vr_err *err)
         vr_err_set(err, VR_ERR_INPUT, NULL, 0, "'problem' is missing or not a string");
         goto out;
     }
+    if ((json_is_integer(w) && (json_integer_value(w) <= 0 || json_integer_value(w) > VR_TASK_MAX_SIDE)) ||
+        (json_is_integer(h) && (json_integer_value(h) <= 0 || json_integer_value(h) > VR_TASK_MAX_SIDE))) {
+        vr_err_set(err, VR_ERR_INPUT, NULL, 0, "'width' and 'height' must be whole pixels, 1 to %d",
+                   VR_TASK_MAX_SIDE);
+        goto out;
+    }
     json_t *sol;
     if (json_is_string(so)) {
         char *lab = NULL;
@@ -429,12 +435,6 @@ static int conv_rec(struct src *s, int64_t k, json_t *r, struct vr_err *err)
         sol = box_normalise(so);
     } else {
         vr_err_set(err, VR_ERR_INPUT, NULL, 0, "'solution' is missing or not a box");
-        goto out;
-    }
-    if ((json_is_integer(w) && (json_integer_value(w) <= 0 || json_integer_value(w) > VR_TASK_MAX_SIDE)) ||
-        (json_is_integer(h) && (json_integer_value(h) <= 0 || json_integer_value(h) > VR_TASK_MAX_SIDE))) {
-        vr_err_set(err, VR_ERR_INPUT, NULL, 0, "'width' and 'height' must be whole pixels, 1 to %d",
-                   VR_TASK_MAX_SIDE);
         goto out;
     }
     if (json_is_integer(w) && json_is_integer(h) && nimg == 1) {

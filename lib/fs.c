@@ -6,21 +6,48 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+int vr_tmp_create(const char *path, char **tmp, struct vr_err *err)
+{
+    static _Atomic unsigned long counter;
+    size_t n = strlen(path) + 48;
+    char *t = vr_xmalloc(n);
+    for (int tries = 0; tries < 100; tries++) {
+        /* unpredictable enough that a name cannot be planted ahead: the
+         * clock, the pid, a counter; O_EXCL | O_NOFOLLOW refuse whatever is
+         * there anyway (a file, or a symlink to one elsewhere) */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t x = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)counter++ << 40) ^
+                     (uint64_t)(uintptr_t)t;
+        x ^= (uint64_t)getpid() << 16; /* splitmix64's finaliser */
+        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+        x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+        x ^= x >> 31;
+        snprintf(t, n, "%s.tmp.%ld.%08llx", path, (long)getpid(), (unsigned long long)(x & 0xffffffffu));
+        int fd = open(t, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            *tmp = t;
+            return fd;
+        }
+        if (errno != EEXIST) break;
+    }
+    vr_err_sys(err, path, "cannot create temporary file");
+    free(t);
+    *tmp = NULL;
+    return -1;
+}
 
 int vr_atomic_open(struct vr_atomic *a, const char *path, struct vr_err *err)
 {
-    size_t n = strlen(path) + 32;
     a->path = vr_xstrdup(path);
-    a->tmp = vr_xmalloc(n);
-    snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    a->fd = open(a->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    a->fd = vr_tmp_create(path, &a->tmp, err);
     a->nosync = 0;
     if (a->fd < 0) {
-        vr_err_sys(err, path, "cannot create temporary file");
         free(a->path);
-        free(a->tmp);
-        a->path = a->tmp = NULL;
+        a->path = NULL;
         return -1;
     }
     return 0;
@@ -293,4 +320,39 @@ int vr_mkdir_p(const char *dir, struct vr_err *err)
     }
     free(p);
     return 0;
+}
+
+int vr_lock_holder(const char *path, pid_t *pid, struct vr_err *err)
+{
+    *pid = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? 0 : vr_err_sys(err, path, "cannot open");
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    int rc = fcntl(fd, F_GETLK, &fl);
+    int e = errno;
+    close(fd); /* this process holds no lock on it: closing drops none */
+    if (rc != 0) {
+        errno = e;
+        return vr_err_sys(err, path, "cannot test the lock");
+    }
+    if (fl.l_type != F_UNLCK) *pid = fl.l_pid > 0 ? fl.l_pid : -1;
+    return 0;
+}
+
+int vr_lock_take(const char *path, pid_t *holder, struct vr_err *err)
+{
+    *holder = 0;
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) return vr_err_sys(err, path, "cannot open");
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_SETLK, &fl) == 0) return fd;
+    int e = errno;
+    close(fd);
+    if (e == EACCES || e == EAGAIN) {
+        vr_lock_holder(path, holder, NULL);
+        if (!*holder) *holder = -1;
+        return vr_err_set(err, VR_ERR_INPUT, path, 0, "locked by another process (pid %ld)", (long)*holder);
+    }
+    errno = e;
+    return vr_err_sys(err, path, "cannot lock");
 }

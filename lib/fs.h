@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "err.h"
 
@@ -25,6 +26,10 @@ struct vr_atomic {
 
 /* Create the temp file beside path. */
 int vr_atomic_open(struct vr_atomic *a, const char *path, struct vr_err *err);
+/* Create a new temporary file beside path, PATH.tmp.PID.XXXXXXXX, with
+ * O_EXCL | O_NOFOLLOW (a planted file or symlink is never written through);
+ * returns its descriptor and *tmp (malloc'ed), or -1. */
+int vr_tmp_create(const char *path, char **tmp, struct vr_err *err);
 int vr_atomic_write(struct vr_atomic *a, const void *buf, size_t len, struct vr_err *err);
 /* fsync (unless nosync), close, rename to path, fsync the directory (unless nosync). On failure the temp file is
  * removed and path is untouched. Frees a's contents either way. */
@@ -47,6 +52,13 @@ FILE *vr_file_open_regular(const char *path, int64_t max_bytes, struct vr_err *e
  * then the whole file. */
 int vr_file_read_regular(const char *path, int64_t max_bytes, char **buf, size_t *len,
                          struct vr_err *err);
+
+/* A whole-file write lock (fcntl; released when the process ends, however it
+ * ends): the descriptor, or -1 with *holder the pid that holds it (-1 when
+ * unknown; 0 for any other failure) and err set. */
+int vr_lock_take(const char *path, pid_t *holder, struct vr_err *err);
+/* *pid = the process holding a write lock on path, or 0 (none, or no file). */
+int vr_lock_holder(const char *path, pid_t *pid, struct vr_err *err);
 
 /* dir + "/" + name, lexically normalised ("a//b/./c" -> "a/b/c"); name is
  * returned as is (normalised) when absolute or when dir is NULL or empty.

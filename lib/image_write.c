@@ -81,15 +81,9 @@ int vr_image_encode(const uint8_t *rgb, int w, int h, const struct vr_image_enc 
 /* temp + rename, no fsync (VR_IMAGE_WRITE_NOSYNC) */
 static int write_nosync(const char *path, const void *buf, size_t len, struct vr_err *err)
 {
-    size_t n = strlen(path) + 32;
-    char *tmp = vr_xmalloc(n);
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        vr_err_sys(err, path, "cannot create temporary file");
-        free(tmp);
-        return -1;
-    }
+    char *tmp;
+    int fd = vr_tmp_create(path, &tmp, err);
+    if (fd < 0) return -1;
     const char *p = buf;
     while (len) {
         ssize_t w = write(fd, p, len);

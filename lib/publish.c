@@ -25,23 +25,6 @@ static double now(void)
 }
 
 /* The pid holding a write lock on path, 0 when none (or no such file). */
-static int lock_holder(const char *path, pid_t *pid, struct vr_err *err)
-{
-    *pid = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT ? 0 : vr_err_sys(err, path, "cannot open");
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    int rc = fcntl(fd, F_GETLK, &fl);
-    int e = errno;
-    close(fd); /* this process holds no lock on it: closing drops none */
-    if (rc != 0) {
-        errno = e;
-        return vr_err_sys(err, path, "cannot test the lock");
-    }
-    if (fl.l_type != F_UNLCK) *pid = fl.l_pid > 0 ? fl.l_pid : -1;
-    return 0;
-}
-
 /* ---- the writer ---- */
 
 int vr_publish_open(struct vr_publish *p, const char *dir, const char *src, int prompts_per_step,
@@ -56,28 +39,13 @@ int vr_publish_open(struct vr_publish *p, const char *dir, const char *src, int 
     if (src && stat(dir, &ds) == 0 && stat(src, &ss) == 0 && ds.st_dev == ss.st_dev && ds.st_ino == ss.st_ino)
         return vr_err_set(err, VR_ERR_USAGE, dir, 0, "is the model folder; publish into a folder of its own");
     char *lp = vr_path_join(dir, LOCK_FILE);
-    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        vr_err_sys(err, lp, "cannot open");
-        free(lp);
-        return -1;
-    }
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    if (fcntl(fd, F_SETLK, &fl) != 0) {
-        int e = errno;
-        pid_t other = 0;
-        close(fd);
-        if (e == EACCES || e == EAGAIN) {
-            lock_holder(lp, &other, NULL);
-            vr_err_set(err, VR_ERR_INPUT, dir, 0, "another process (pid %ld) publishes here", (long)other);
-        } else {
-            errno = e;
-            vr_err_sys(err, lp, "cannot lock");
-        }
-        free(lp);
-        return -1;
-    }
+    pid_t other = 0;
+    int fd = vr_lock_take(lp, &other, err);
     free(lp);
+    if (fd < 0) {
+        if (other) vr_err_set(err, VR_ERR_INPUT, dir, 0, "another process (pid %ld) publishes here", (long)other);
+        return -1;
+    }
     /* an earlier run's files that a reader could take for ours: the lock
      * already tells readers that this writer is the live one, and a
      * generation file they believe must name this pid */
@@ -200,7 +168,7 @@ int vr_publish_poll(struct vr_publish_reader *r, int64_t *gen, struct vr_err *er
     *gen = -1;
     char *lp = vr_path_join(r->dir, LOCK_FILE), *gp = vr_path_join(r->dir, GEN_FILE);
     pid_t holder;
-    int rc = lock_holder(lp, &holder, err);
+    int rc = vr_lock_holder(lp, &holder, err);
     if (rc == 0 && holder == 0) {
         if (r->writer)
             rc = vr_err_set(err, VR_ERR_INPUT, r->dir, 0, "its writer (vr-update --publish, pid %ld) is gone",

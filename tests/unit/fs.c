@@ -1,4 +1,5 @@
 /* fs.c: lexical paths and atomic writes. */
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,6 +55,38 @@ int main(void)
     ok(vr_file_read(path, &buf, &len, &err) == 0 && strcmp(buf, "two\n") == 0,
        "aborted write leaves the old file");
     free(buf);
+    /* two temporaries of one path: two new files, names not the bare pid */
+    char *t1, *t2;
+    int f1 = vr_tmp_create(path, &t1, &err), f2 = vr_tmp_create(path, &t2, &err);
+    char bare[300];
+    snprintf(bare, sizeof bare, "%s.tmp.%ld", path, (long)getpid());
+    ok(f1 >= 0 && f2 >= 0 && strcmp(t1, t2) != 0 && strncmp(t1, bare, strlen(bare)) == 0 &&
+           strlen(t1) > strlen(bare),
+       "temporaries: distinct, PATH.tmp.PID.RANDOM (%s, %s)", t1, t2);
+    /* a symlink planted at a temporary's name is refused, not written through */
+    close(f1);
+    unlink(t1);
+    char target[300];
+    snprintf(target, sizeof target, "%s/victim", dir);
+    ok(symlink(target, t1) == 0, "plant a symlink");
+    ok(open(t1, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644) < 0 && access(target, F_OK) != 0,
+       "O_EXCL | O_NOFOLLOW does not follow it (the flags vr_tmp_create uses)");
+    unlink(t1);
+    close(f2);
+    unlink(t2);
+    free(t1);
+    free(t2);
+    struct vr_err e2;
+    snprintf(sub, sizeof sub, "%s/fifo", dir);
+    ok(mkfifo(sub, 0644) == 0 && vr_file_open_regular(sub, 0, &e2) == NULL && strstr(e2.msg, "a FIFO"),
+       "a FIFO is not opened as a file: %s", e2.msg);
+    ok(vr_file_open_regular(dir, 0, &e2) == NULL && strstr(e2.msg, "a directory"), "nor a directory");
+    ok(vr_file_read_regular(path, 2, &buf, &len, &e2) != 0 && strstr(e2.msg, "larger than the 2"),
+       "nor a file over the limit: %s", e2.msg);
+    ok(vr_file_read_regular(path, 0, &buf, &len, &e2) == 0 && len == 4 && !strcmp(buf, "two\n"),
+       "a regular file is read whole");
+    free(buf);
+    unlink(sub);
     snprintf(sub, sizeof sub, "%s/a/b/c", dir);
     ok(vr_mkdir_p(sub, &err) == 0 && access(sub, F_OK) == 0, "mkdir -p");
     snprintf(sub, sizeof sub, "%s/nodir/f.txt", dir);
