@@ -3,16 +3,22 @@
 #include "model.h"
 
 #include <jansson.h>
+#include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 
 #include "fs.h"
 #include "lora.h"
 
+/* An integer field; INT_MIN (which every size check refuses) when it does
+ * not fit an int, so 2^32 + 1 is never read as 1. */
 static int get_int(json_t *o, const char *k, int def)
 {
     json_t *v = json_object_get(o, k);
-    return json_is_integer(v) ? (int)json_integer_value(v) : def;
+    if (!json_is_integer(v)) return def;
+    json_int_t x = json_integer_value(v);
+    return x < INT_MIN + 1 || x > INT_MAX ? INT_MIN : (int)x;
 }
 
 static double get_num(json_t *o, const char *k, double def)
@@ -130,6 +136,17 @@ int vr_model_config_load(struct vr_model_config *c, const char *path, struct vr_
         bad = "vision patch, merge and window sizes are inconsistent";
     else if (c->image_token_id < 0 || c->image_token_id >= t->vocab)
         bad = "image_token_id is outside the vocabulary";
+    /* beyond any Qwen2.5-VL, and far enough from int overflow in the products
+     * (hidden x vocab, layers x blocks) that sizes and offsets are computed from */
+    else if (t->hidden > 65536 || t->layers > 1024 || t->heads > 1024 || t->intermediate > (1 << 20) ||
+             t->vocab > (1 << 24) || v->depth > 1024 || v->hidden > 65536 || v->heads > 1024 ||
+             v->intermediate > (1 << 20) || v->patch > 1024 || v->temporal_patch > 16 || v->merge > 16 ||
+             v->window > (1 << 16) || v->in_chans > 16)
+        bad = "a size is beyond any Qwen2.5-VL (hidden 65536, layers 1024, vocabulary 2^24, ...)";
+    else if (!(t->eps > 0 && t->eps < 1))
+        bad = "rms_norm_eps must be a number between 0 and 1";
+    else if (!(t->rope_theta > 1 && isfinite(t->rope_theta)) || !(v->rope_theta > 1 && isfinite(v->rope_theta)))
+        bad = "rope_theta must be a finite number above 1";
     for (int i = 0; !bad && i < v->nfullatt; i++)
         if (v->fullatt[i] < 0 || v->fullatt[i] >= v->depth) bad = "fullatt_block_indexes out of range";
     if (bad) {
@@ -140,6 +157,25 @@ int vr_model_config_load(struct vr_model_config *c, const char *path, struct vr_
 out:
     json_decref(j);
     return rc;
+}
+
+/* The first element of t (F32, BF16 or F16) that is a NaN or an infinity (all
+ * exponent bits set), or -1. A pass over the weights at load: a poisoned
+ * checkpoint is refused by name instead of sampling garbage. */
+static int64_t nonfinite_at(const struct vr_tensor *t)
+{
+    int64_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
+    if (t->dtype == VR_DTYPE_F32) {
+        const uint32_t *x = t->data;
+        for (int64_t i = 0; i < n; i++)
+            if ((x[i] & 0x7f800000u) == 0x7f800000u) return i;
+        return -1;
+    }
+    const uint16_t *x = t->data, mask = t->dtype == VR_DTYPE_BF16 ? 0x7f80 : 0x7c00;
+    for (int64_t i = 0; i < n; i++)
+        if ((x[i] & mask) == mask) return i;
+    return -1;
 }
 
 static struct vr_tensor *add(struct vr_model *m, int ndim, int64_t a, int64_t b, const char *fmt,
@@ -283,6 +319,12 @@ static int load(struct vr_model *m, const char *dir, int adapter, struct vr_err 
             goto fail;
         }
         if (vr_safetensors_view(f, e->name, &p->t, err)) goto fail;
+        int64_t at = nonfinite_at(&p->t);
+        if (at >= 0) {
+            vr_err_set(err, VR_ERR_INPUT, f->path, 0, "tensor '%s' holds a NaN or an infinity (element %lld)",
+                       e->name, (long long)at);
+            goto fail;
+        }
     }
     if (adapter && vr_lora_present(dir) && vr_lora_merge_model(m, dir, err)) goto fail;
     return 0;

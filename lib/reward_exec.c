@@ -154,9 +154,11 @@ static void drop_line(struct vr_reward_exec *x, size_t n)
     x->in.p[x->in.len] = 0;
 }
 
-/* A reward: the whole line (ASCII blanks around it aside) is a finite number. */
-static int parse_number(const char *s, double *v)
+/* A reward: the whole line of n bytes (ASCII blanks around it aside) is a
+ * finite number; a NUL inside it is not the line's end. */
+static int parse_number(const char *s, size_t n, double *v)
 {
+    if (memchr(s, 0, n)) return -1;
     while (*s == ' ' || *s == '\t' || *s == '\r') s++;
     if (!*s) return -1;
     char *end;
@@ -198,7 +200,7 @@ int vr_reward_exec_ask(struct vr_reward_exec *x, const char *req, size_t len, in
     while (got < n || (written < len && x->to_fd >= 0)) {
         /* answers already read */
         while (got < n && (ln = peek_line(x, &full))) {
-            if (parse_number(ln, &out[got])) {
+            if (parse_number(ln, full, &out[got])) {
                 char q[96];
                 snprintf(line, sizeof line, "%s", ln);
                 quote_answer(line, full, q, sizeof q);

@@ -40,4 +40,21 @@ mkdir noweights && cp good/config.json noweights/
 bad 'no weights' noweights 'noweights/model.safetensors: cannot open'
 cp -R good imgid && jq '.image_token_id = 64' "$MICRO" >imgid/config.json
 bad 'image token outside the vocabulary' imgid 'image_token_id is outside the vocabulary'
+cp -R good eps && jq '.rms_norm_eps = -1' "$MICRO" >eps/config.json
+bad 'a negative rms_norm_eps' eps 'rms_norm_eps must be a number between 0 and 1'
+cp -R good theta && jq '.rope_theta = 0' "$MICRO" >theta/config.json
+bad 'rope_theta 0' theta 'rope_theta must be a finite number above 1'
+cp -R good layers && jq '.num_hidden_layers = 1000000000' "$MICRO" >layers/config.json
+bad 'a billion layers: an error, not an abort' layers 'a size is beyond any Qwen2.5-VL'
+cp -R good wrap && jq '.hidden_size = 4294967312' "$MICRO" >wrap/config.json
+bad 'a size of 2^32 + 16 is not read as 16' wrap 'text sizes must be positive'
+# a NaN in the middle of a weight: every byte of its bf16/f32 exponent set
+cp -R good nan && off=$(vr-inspect nan/model.safetensors | jq -r 'select(.name == "model.norm.weight") | .offset') &&
+	printf '\377\377\377\177' | dd of=nan/model.safetensors bs=1 seek=$((off + 8)) conv=notrunc 2>/dev/null
+bad 'a NaN weight is refused at load, by name' nan 'tensor .model.norm.weight. holds a NaN or an infinity (element 2)'
+test_expect_success 'vr-rollout refuses it too, instead of sampling garbage' '
+	echo "{\"id\":\"t\",\"images\":[],\"problem\":\"hi\",\"solution\":\"x\"}" >t.jsonl &&
+	test_must_fail vr-rollout -m nan --max-tokens 4 t.jsonl >out 2>err && test ! -s out &&
+	grep -q "holds a NaN" err
+'
 test_done

@@ -66,6 +66,10 @@ test_expect_success 'nan, inf and empty lines are not numbers' '
 	test_must_fail vr-reward -r "exec:while read l; do echo 1e999; done" "$R" 2>err &&
 	grep -q "answer .1e999. is not a number" err
 '
+test_expect_success 'an answer with a NUL inside is not its prefix' '
+	test_must_fail vr-reward -r "exec:while read l; do printf \"0.5\\0007\\n\"; done" "$R" 2>err &&
+	grep -q "is not a number" err
+'
 test_expect_success 'too few answers, command waiting: timeout names the completion' '
 	t0=$(now) &&
 	test_must_fail vr-reward --reward-timeout 1 -r "exec:i=0; while read l; do i=\$((i + 1)); [ \$((i % 2)) = 0 ] || echo 1; done" "$R" 2>err &&
