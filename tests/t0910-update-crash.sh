@@ -51,11 +51,11 @@ test_expect_success 'a non-finite gradient: the step is refused, the checkpoint 
 	test ! -s out &&
 	diff -r before good
 '
-test_expect_success 'a closed stdout (| head -1): the steps taken are saved, --resume ends bit-identical' '
-	{ vr-update $ARGS -o piped twenty.jsonl 2>err; echo $? >rc; } | head -1 >first &&
-	test "$(cat rc)" = 1 && grep -q "cannot write the metrics: Broken pipe" err &&
-	grep -q "piped holds step" err &&
-	n=$(jq .step piped/trainer_state.json) && test "$n" -ge 1 && test "$n" -lt 20 &&
+test_expect_success 'metrics that cannot be written (a full disk): the step taken is saved, --resume ends bit-identical' '
+	test_must_fail vr-update $ARGS -o piped twenty.jsonl >/dev/full 2>err &&
+	grep -q "cannot write the metrics: No space left on device" err &&
+	grep -q "piped holds step 1; --resume goes on from there" err &&
+	jq -e ".step == 1" piped/trainer_state.json >/dev/null &&
 	vr-inspect -m piped >/dev/null &&
 	vr-update $ARGS -o piped --resume twenty.jsonl >/dev/null &&
 	cmp whole/model.safetensors piped/model.safetensors &&

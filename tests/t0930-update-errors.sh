@@ -61,8 +61,9 @@ test_expect_success 'a bad line after good batches: the steps taken are kept, ex
 test_expect_success 'a second vr-update into a run folder being written is refused, naming the first' '
 	mkfifo feed &&
 	{ vr-update -m policy --beta 0 -o locked feed >/dev/null 2>first.err & } &&
-	for i in $(seq 1 100); do test -e locked/.lock && break; sleep 0.05; done &&
-	sleep 0.2 &&
+	for i in $(seq 1 200); do
+		test -e locked/.lock && grep -q ":$(stat -c %i locked/.lock) " /proc/locks && break; sleep 0.05
+	done &&
 	test_must_fail vr-update -m policy --beta 0 -o locked scored.jsonl 2>err &&
 	grep -q "locked: another vr-update (pid [0-9]*) is writing this run folder" err &&
 	head -1 scored.jsonl >feed && wait &&
