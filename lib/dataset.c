@@ -621,11 +621,53 @@ static yaml_node_t *ymap_get(yaml_document_t *d, yaml_node_t *map, const char *k
     return NULL;
 }
 
+/* A rec.yaml nests a few levels; libyaml's loader takes time quadratic in the
+ * depth of nested collections, so a first pass over the events refuses any
+ * deeper than this before the loader sees them. */
+#define YAML_MAX_DEPTH 64
+
+static int yaml_depth_check(const char *path, FILE *f, struct vr_err *err)
+{
+    yaml_parser_t p;
+    yaml_event_t ev;
+    yaml_parser_initialize(&p);
+    yaml_parser_set_input_file(&p, f);
+    int depth = 0, rc = 0;
+    for (;;) {
+        if (!yaml_parser_parse(&p, &ev)) {
+            rc = vr_err_set(err, VR_ERR_INPUT, path, (long)p.problem_mark.line + 1, "invalid YAML: %s",
+                            p.problem ? p.problem : "parse error");
+            break;
+        }
+        yaml_event_type_t t = ev.type;
+        long line = (long)ev.start_mark.line + 1;
+        yaml_event_delete(&ev);
+        if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) {
+            if (++depth > YAML_MAX_DEPTH) {
+                rc = vr_err_set(err, VR_ERR_INPUT, path, line, "YAML nested more than %d levels deep",
+                                YAML_MAX_DEPTH);
+                break;
+            }
+        } else if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT) {
+            depth--;
+        } else if (t == YAML_STREAM_END_EVENT) {
+            break;
+        }
+    }
+    yaml_parser_delete(&p);
+    rewind(f);
+    return rc;
+}
+
 static int read_yaml(const char *path, struct vr_dataset_opts *o, vr_task_emit_fn emit, void *ctx,
                      struct vr_err *err)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = fopen(path, "rbe");
     if (!f) return vr_err_sys(err, path, "cannot open");
+    if (yaml_depth_check(path, f, err)) {
+        fclose(f);
+        return -1;
+    }
     yaml_parser_t p;
     yaml_document_t d;
     yaml_parser_initialize(&p);

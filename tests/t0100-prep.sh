@@ -121,6 +121,11 @@ test_expect_success 'a JSON list cut off after a record'"'"'s "},": one error, o
 	timeout 10 vr-prep --skip-bad cut.json -i "$IMG" >out 2>err && test $(wc -l <out) = 2 &&
 	test $(grep -c "not closed" err) = 1
 '
+test_expect_success 'a rec.yaml nested 200,000 levels deep: refused at once, not in quadratic time' '
+	awk "BEGIN { printf \"datasets:\"; for (i = 0; i < 200000; i++) printf \" [\"; for (i = 0; i < 200000; i++) printf \"]\"; print \"\" }" >deep.yaml &&
+	test_must_fail timeout 5 vr-prep deep.yaml 2>err &&
+	grep -q "^vr-prep: deep.yaml:1: YAML nested more than 64 levels deep$" err
+'
 test_expect_success '-o writes the file atomically and leaves nothing on failure' '
 	vr-prep "$D/refs.json" -i "$IMG" --split refs -o tasks.jsonl && test_cmp expected tasks.jsonl &&
 	test_must_fail vr-prep bad.json -o tasks.jsonl && test_cmp expected tasks.jsonl &&
