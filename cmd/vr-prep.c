@@ -9,7 +9,7 @@
 #include "jsonl.h"
 #include "progress.h"
 
-enum { O_TAKE = 256, O_SEED, O_SPLIT, O_CHECK, O_SKIP, O_EPOCHS };
+enum { O_TAKE = 256, O_SEED, O_SPLIT, O_CHECK, O_SKIP, O_EPOCHS, O_OUTSIDE };
 
 static const struct vr_opt opts[] = {
     {"format", 'f', "FMT", "input format: auto, rec (vlmr1), yaml, conv, messages, tasks (default auto)"},
@@ -19,6 +19,7 @@ static const struct vr_opt opts[] = {
     {"split", O_SPLIT, "NAME", "split name for every task (default: input file name)"},
     {"check-images", O_CHECK, NULL, "open every image header; record image_sizes; check boxes"},
     {"skip-bad", O_SKIP, NULL, "skip bad records with a warning instead of failing"},
+    {"allow-outside", O_OUTSIDE, NULL, "let relative image paths leave the images folder (../)"},
     {"epochs", O_EPOCHS, "N", "write the stream N times, re-drawing random subsets (default 1)"},
     {"output", 'o', "FILE", "write to FILE atomically instead of standard output"},
     {0},
@@ -114,6 +115,7 @@ int main(int argc, char **argv)
         case O_SPLIT: o.split = arg; break;
         case O_CHECK: check = 1; break;
         case O_SKIP: o.skip_bad = 1; break;
+        case O_OUTSIDE: o.allow_outside = 1; break;
         case O_EPOCHS: epochs = (int)vr_cli_int("epochs", arg, 1, 1000000); break;
         case 'o': output = arg; break;
         }

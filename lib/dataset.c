@@ -345,6 +345,28 @@ static json_t *solution_from_answer(const char *answer, char **label)
     return sol;
 }
 
+/* The absolute, normalised path of a record's image: relative names are
+ * taken from s->root and must stay inside it ("../../etc/passwd" is an error)
+ * unless o->allow_outside; absolute names are the dataset's explicit choice.
+ * NULL with err set when outside. */
+static char *image_path(const struct src *s, const char *name, struct vr_err *err)
+{
+    char *j = vr_path_join(s->root, name), *a = vr_path_abs(j);
+    free(j);
+    if (name[0] == '/' || s->o->allow_outside) return a;
+    char *r = vr_path_abs(s->root);
+    size_t n = strlen(r);
+    int inside = strncmp(a, r, n) == 0 && (a[n] == '/' || (n == 1 && r[0] == '/'));
+    if (!inside) {
+        vr_err_set(err, VR_ERR_INPUT, NULL, 0, "image '%s' is outside its folder %s", name, r);
+        vr_err_hint(err, "vr-prep --allow-outside reads it");
+        free(a);
+        a = NULL;
+    }
+    free(r);
+    return a;
+}
+
 /* Common tail of every format: resolve images, make the id and label, check
  * the box, append. solution is stolen. sizes may be NULL. */
 static int add_task(struct src *s, int64_t k, int nimg,
@@ -352,11 +374,13 @@ static int add_task(struct src *s, int64_t k, int nimg,
                     json_t *solution, const char *label, const char *think, struct vr_err *err)
 {
     char **abs_ = vr_xcalloc((size_t)nimg + 1, sizeof *abs_);
-    for (int i = 0; i < nimg; i++) {
-        char *j = vr_path_join(s->root, images[i]);
-        abs_[i] = vr_path_abs(j);
-        free(j);
-    }
+    for (int i = 0; i < nimg; i++)
+        if (!(abs_[i] = image_path(s, images[i], err))) {
+            for (int k = 0; k < i; k++) free(abs_[k]);
+            free(abs_);
+            json_decref(solution);
+            return -1;
+        }
     char *derived = label ? NULL : vr_rec_label_from_problem(problem);
     char id[512];
     snprintf(id, sizeof id, "%s/%lld", s->split, (long long)k);
@@ -526,10 +550,12 @@ static int tasks_rec(struct src *s, int64_t k, json_t *r, struct vr_err *err)
         for (size_t i = 0; i < json_array_size(im); i++) {
             json_t *x = json_array_get(im, i);
             if (!json_is_string(x)) continue;
-            char *j = vr_path_join(s->root, json_string_value(x));
-            char *a = vr_path_abs(j);
+            char *a = image_path(s, json_string_value(x), err);
+            if (!a) {
+                json_decref(t);
+                return -1;
+            }
             json_array_set_new(im, i, json_string(a));
-            free(j);
             free(a);
         }
     }

@@ -63,6 +63,7 @@ struct vr_dataset_opts {
     const char *split;       /* overrides the split name (default: file name sans extension) */
     uint64_t seed;           /* for rec.yaml random sampling */
     int skip_bad;            /* skip bad records (reported through warn) instead of failing */
+    int allow_outside;       /* relative image paths may leave images_dir (".."); default: an error */
     /* called for each skipped record when skip_bad is set */
     void (*warn)(void *ctx, const struct vr_err *e);
     void *warn_ctx;

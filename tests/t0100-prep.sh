@@ -121,6 +121,16 @@ test_expect_success 'a JSON list cut off after a record'"'"'s "},": one error, o
 	timeout 10 vr-prep --skip-bad cut.json -i "$IMG" >out 2>err && test $(wc -l <out) = 2 &&
 	test $(grep -c "not closed" err) = 1
 '
+test_expect_success 'a relative image path that leaves the images folder is an error; --allow-outside reads it' '
+	mkdir -p in/data && echo "[{\"image\": \"../../secret.png\", \"problem\": \"q\", \"solution\": [1, 2, 3, 4]}]" >in/data/esc.json &&
+	test_must_fail vr-prep in/data/esc.json 2>err &&
+	grep -q "^vr-prep: in/data/esc.json:1: image .../../secret.png. is outside its folder .*/in/data$" err &&
+	grep -q "hint: vr-prep --allow-outside reads it" err &&
+	vr-prep --allow-outside in/data/esc.json | jq -r ".images[0]" >p && grep -q "/secret.png$" p &&
+	grep -v -q "/in/" p &&
+	echo "[{\"image\": \"sub/../ok.png\", \"problem\": \"q\", \"solution\": [1, 2, 3, 4]}]" >in/data/fine.json &&
+	vr-prep in/data/fine.json | jq -r ".images[0]" | grep -q "/in/data/ok.png$"
+'
 test_expect_success 'a rec.yaml nested 200,000 levels deep: refused at once, not in quadratic time' '
 	awk "BEGIN { printf \"datasets:\"; for (i = 0; i < 200000; i++) printf \" [\"; for (i = 0; i < 200000; i++) printf \"]\"; print \"\" }" >deep.yaml &&
 	test_must_fail timeout 5 vr-prep deep.yaml 2>err &&
