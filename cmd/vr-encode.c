@@ -12,13 +12,14 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fs.h"
 #include "jsonl.h"
 #include "pixcache.h"
 #include "progress.h"
 #include "task.h"
 #include "vcache.h"
 
-enum { O_MIN = 256, O_MAX, O_MINSIDE, O_PILLOW, O_MAXDEC, O_SKIP, O_VISION };
+enum { O_MIN = 256, O_MAX, O_MINSIDE, O_PILLOW, O_MAXDEC, O_SKIP, O_VISION, O_CONFINE };
 
 static const struct vr_opt opts[] = {
     {"cache", 'c', "DIR", "folder of the pixel cache files (default: cache)"},
@@ -31,6 +32,7 @@ static const struct vr_opt opts[] = {
     {"max-decode-pixels", O_MAXDEC, "N", "refuse larger images before decoding (default 178956970)"},
     {"skip-bad", O_SKIP, NULL, "skip bad lines and images with a warning instead of failing"},
     {"vision", O_VISION, NULL, "also cache the vision tower's embeddings of the --model checkpoint"},
+    {"confine", O_CONFINE, "DIR", "read only images inside DIR (symlinks resolved); others are bad lines"},
     {0},
 };
 
@@ -74,6 +76,7 @@ static struct {
     pthread_t *threads;
     int nthreads;
     int skip_bad;
+    const char *confine; /* --confine DIR, or NULL */
     char **files; /* input names */
     int nfiles;
     int64_t written, skipped, images;
@@ -296,6 +299,15 @@ static void read_input(const char *path)
             it->err = err;
         } else {
             json_t *im = json_object_get(obj, "images");
+            for (size_t i = 0; g.confine && i < json_array_size(im) && !it->bad; i++)
+                if (vr_path_confined(g.confine, json_string_value(json_array_get(im, i)), &it->err)) {
+                    vr_err_locate(&it->err, file, r.line);
+                    it->bad = 1;
+                }
+            if (it->bad) {
+                push(it);
+                continue;
+            }
             it->njobs = it->left = (int)json_array_size(im);
             it->jobs = vr_xcalloc((size_t)it->njobs + 1, sizeof *it->jobs);
             for (int i = 0; i < it->njobs; i++) {
@@ -330,6 +342,7 @@ int main(int argc, char **argv)
         case O_MAXDEC: max_decode = vr_cli_int("max-decode-pixels", arg, 1, INT64_MAX); break;
         case O_SKIP: g.skip_bad = 1; break;
         case O_VISION: g.vision = 1; break;
+        case O_CONFINE: g.confine = arg; break;
         }
     }
     struct vr_preproc pp;

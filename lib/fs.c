@@ -356,3 +356,22 @@ int vr_lock_take(const char *path, pid_t *holder, struct vr_err *err)
     errno = e;
     return vr_err_sys(err, path, "cannot lock");
 }
+
+int vr_path_confined(const char *root, const char *path, struct vr_err *err)
+{
+    char *r = realpath(root, NULL);
+    if (!r) return vr_err_sys(err, root, "cannot resolve the folder");
+    char *p = realpath(path, NULL);
+    if (!p) {
+        int rc = vr_err_sys(err, path, "cannot resolve");
+        free(r);
+        return rc;
+    }
+    size_t n = strlen(r);
+    int inside = strncmp(p, r, n) == 0 && (p[n] == '/' || (n == 1 && r[0] == '/'));
+    int rc = 0;
+    if (!inside) rc = vr_err_set(err, VR_ERR_INPUT, NULL, 0, "image %s is outside %s (it resolves to %s)", path, r, p);
+    free(r);
+    free(p);
+    return rc;
+}

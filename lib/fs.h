@@ -60,6 +60,11 @@ int vr_lock_take(const char *path, pid_t *holder, struct vr_err *err);
 /* *pid = the process holding a write lock on path, or 0 (none, or no file). */
 int vr_lock_holder(const char *path, pid_t *pid, struct vr_err *err);
 
+/* 0 when path, its symlinks resolved, lies inside the folder root (also
+ * resolved); else -1 with err naming both (or saying which cannot be
+ * resolved, e.g. a missing file). */
+int vr_path_confined(const char *root, const char *path, struct vr_err *err);
+
 /* dir + "/" + name, lexically normalised ("a//b/./c" -> "a/b/c"); name is
  * returned as is (normalised) when absolute or when dir is NULL or empty.
  * Caller frees. */

@@ -75,4 +75,17 @@ test_expect_success 'an image that is a FIFO, a device or a folder: an error, ne
 		return 1
 	done
 '
+test_expect_success '--confine DIR: images outside it (symlinks resolved) are bad lines naming where they lead' '
+	mkdir -p ok &&
+	vr-synth --out s --seed 1 -n 3 --splits train --size 56x56 >s.jsonl &&
+	cp s/images/train/000000.png ok/a.png && ln -s "$PWD/s/images/train/000001.png" ok/link.png &&
+	for img in "$PWD/ok/a.png" "$PWD/ok/link.png" "$PWD/s/images/train/000002.png" "$PWD/ok/../s/images/train/000000.png"; do
+		echo "{\"id\":\"$(basename $img)\",\"images\":[\"$img\"],\"problem\":\"p\"}"
+	done >conf.jsonl &&
+	vr-encode --cache c --confine ok --skip-bad conf.jsonl >out 2>err &&
+	test "$(jq -r .id out)" = a.png && test $(grep -c "is outside .*/ok (it resolves to .*/s/images/train/" err) = 3 &&
+	test_must_fail vr-encode --cache c --confine ok conf.jsonl >/dev/null 2>err &&
+	grep -q "^vr-encode: conf.jsonl:2: image .*/ok/link.png is outside" err &&
+	vr-encode --cache c conf.jsonl >all && test $(wc -l <all) = 4
+'
 test_done
