@@ -53,6 +53,13 @@ FILE *vr_file_open_regular(const char *path, int64_t max_bytes, struct vr_err *e
 int vr_file_read_regular(const char *path, int64_t max_bytes, char **buf, size_t *len,
                          struct vr_err *err);
 
+/* Remove the temporaries of dead writers from dir: regular files named
+ * *.tmp.PID[.*] (vr_tmp_create's and older vr's names) whose PID no longer
+ * runs and that are at least min_age_s old (a writer in another pid
+ * namespace sharing the folder looks dead; the age keeps its file safe).
+ * Returns how many were removed. */
+int vr_tmp_sweep(const char *dir, int64_t min_age_s);
+
 /* A whole-file write lock (fcntl; released when the process ends, however it
  * ends): the descriptor, or -1 with *holder the pid that holds it (-1 when
  * unknown; 0 for any other failure) and err set. */

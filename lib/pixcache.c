@@ -80,6 +80,7 @@ int vr_pixcache_init(struct vr_pixcache *c, const char *dir, const struct vr_pre
     memset(c, 0, sizeof *c);
     if (vr_preproc_check(pp, err)) return -1;
     if (vr_mkdir_p(dir, err)) return -1;
+    vr_tmp_sweep(dir, 3600); /* what killed writers left behind, an hour on */
     c->dir = vr_xstrdup(dir);
     c->pp = *pp;
     c->max_decode_pixels = max_decode_pixels;

@@ -72,4 +72,14 @@ test_expect_success 'entries are files a cold run in another folder reproduces b
 	vr-encode -j 1 -c c3 tasks.jsonl >out3 &&
 	for f in c3/*; do cmp "$f" "c/$(basename "$f")" || exit 1; done
 '
+test_expect_success 'a new vr-encode removes what dead writers left in the cache an hour ago, nothing else' '
+	mkdir -p swept && sleep 0 & dead=$! && wait $dead &&
+	: >swept/k1.safetensors.tmp.$dead.0badf00d && touch -d "2 hours ago" swept/k1.safetensors.tmp.$dead.0badf00d &&
+	: >swept/k2.safetensors.tmp.$dead && touch -d "2 hours ago" swept/k2.safetensors.tmp.$dead &&
+	: >swept/k3.safetensors.tmp.$dead.12345678 &&
+	: >swept/k4.safetensors.tmp.$$.12345678 && touch -d "2 hours ago" swept/k4.safetensors.tmp.$$.12345678 &&
+	vr-encode --cache swept </dev/null &&
+	test ! -e swept/k1.safetensors.tmp.$dead.0badf00d && test ! -e swept/k2.safetensors.tmp.$dead &&
+	test -e swept/k3.safetensors.tmp.$dead.12345678 && test -e swept/k4.safetensors.tmp.$$.12345678
+'
 test_done
