@@ -1,13 +1,11 @@
 /* vr-update: GRPO (or SFT) steps on scored lines: loss, backward, AdamW, and
  * the next checkpoint; one metrics line per optimizer step on stdout
  * (DESIGN.md §2, §3.5, §6). */
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <regex.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -324,43 +322,10 @@ static int publish_gen(struct vr_publish *p, const struct vr_run *r, int64_t gen
     return vr_publish_mark(p, gen, err);
 }
 
-/* The run folder this process made, removed at exit when it holds nothing
+/* The run folder this process made: removed at exit while it holds nothing
  * but the lock (a run that failed before its first save leaves no trace). */
 static const char *made_out;
-
-static void drop_made_out(void)
-{
-    DIR *d = opendir(made_out);
-    if (!d) return;
-    int other = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        other |= strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, ".lock");
-    closedir(d);
-    if (other) return;
-    char *lp = vr_path_join(made_out, ".lock");
-    unlink(lp);
-    free(lp);
-    rmdir(made_out);
-}
-
-/* ,"rewards":{"format":…,"iou":…}: each reward term's mean over the batch's
- * completions, when the scored lines carry them. */
-static void print_terms(const struct vr_batch *b)
-{
-    if (!b->nterm) return;
-    struct vr_buf buf = {0};
-    vr_buf_puts(&buf, ",\"rewards\":{");
-    for (int t = 0; t < b->nterm; t++) {
-        char num[40];
-        vr_json_fmt_real(num, b->term_sum[t] / (double)b->term_n[t]);
-        if (t) vr_buf_puts(&buf, ",");
-        vr_json_dump_string(&buf, b->term[t], strlen(b->term[t]));
-        vr_buf_printf(&buf, ":%s", num);
-    }
-    vr_buf_puts(&buf, "}");
-    fputs(buf.p, stdout);
-    vr_buf_free(&buf);
-}
+static void drop_made_out(void) { vr_ckpt_run_drop_empty(made_out); }
 
 int main(int argc, char **argv)
 {
@@ -466,19 +431,12 @@ int main(int argc, char **argv)
     if (publish && vr_publish_open(&pub, publish, model, pps, &err)) vr_die(&err);
 
     /* one writer per run folder: a second vr-update into it is refused, not mixed in */
-    struct stat ost;
-    if (stat(out, &ost) != 0) { /* made here: gone again if we stop before writing to it */
-        if (vr_mkdir_p(out, &err)) vr_die(&err);
+    int made = 0;
+    if (vr_ckpt_run_lock(out, &made, &err) < 0) vr_die(&err); /* held until we exit */
+    if (made) {
         made_out = out;
         atexit(drop_made_out);
     }
-    char *lock_path = vr_path_join(out, ".lock");
-    pid_t holder;
-    if (vr_lock_take(lock_path, &holder, &err) < 0) {
-        if (holder) vr_die_msg("%s: another vr-update (pid %ld) is writing this run folder", out, (long)holder);
-        vr_die(&err);
-    }
-    free(lock_path); /* the descriptor stays open, and the lock held, until we exit */
 
     /* the run state: --resume takes the newest complete checkpoint of --out */
     char *from = NULL;
@@ -593,8 +551,10 @@ int main(int argc, char **argv)
                    "\"tokens_per_s\":%.6g,\"seconds\":%.6g",
                    (long long)step, st.loss, st.pg_loss, st.kl, st.clip_ratio, st.reward, st.reward_std,
                    st.completion_len, gnorm, lr, (long long)st.tokens, st.seq_tokens / sec, sec);
-            print_terms(&b);
-            printf("}\n");
+            struct vr_buf terms = {0};
+            vr_batch_terms_json(&b, &terms);
+            printf("%s}\n", terms.len ? terms.p : "");
+            vr_buf_free(&terms);
             /* the data cursor: lines of finished batches, steps done in this one */
             int64_t cur_lines = it + 1 < iters ? lines : lines + nl;
             int cur_iter = it + 1 < iters ? it + 1 : 0;

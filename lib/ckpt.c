@@ -17,6 +17,7 @@
 
 #define STATE_FILE "trainer_state.json"
 #define OPTIM_FILE "optimizer.safetensors"
+#define RUN_LOCK ".lock" /* vr_ckpt_run_lock */
 
 /* ---- the table ---- */
 
@@ -701,4 +702,35 @@ int vr_ckpt_load_state(const char *dir, json_t **state, struct vr_err *err)
     }
     free(path);
     return rc;
+}
+
+int vr_ckpt_run_lock(const char *run, int *made, struct vr_err *err)
+{
+    struct stat st;
+    *made = stat(run, &st) != 0;
+    if (*made && vr_mkdir_p(run, err)) return -1;
+    char *lp = vr_path_join(run, RUN_LOCK);
+    pid_t holder;
+    int fd = vr_lock_take(lp, &holder, err);
+    free(lp);
+    if (fd < 0 && holder)
+        vr_err_set(err, VR_ERR_INPUT, run, 0, "another vr-update (pid %ld) is writing this run folder",
+                   (long)holder);
+    if (fd < 0 && *made) vr_ckpt_run_drop_empty(run);
+    return fd;
+}
+
+void vr_ckpt_run_drop_empty(const char *run)
+{
+    DIR *d = opendir(run);
+    if (!d) return;
+    int other = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        other |= strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, RUN_LOCK);
+    closedir(d);
+    if (other) return;
+    char *lp = vr_path_join(run, RUN_LOCK);
+    unlink(lp);
+    free(lp);
+    rmdir(run);
 }

@@ -127,6 +127,14 @@ int vr_ckpt_load_state(const char *dir, json_t **state, struct vr_err *err);
 /* The steps of RUN's complete checkpoints, ascending (*steps malloc'ed, caller
  * frees; NULL when none). Returns how many, 0 when RUN does not exist. */
 int vr_ckpt_list(const char *run, int64_t **steps, struct vr_err *err);
+/* One writer per run folder: make RUN when missing (*made = 1), then take
+ * the write lock RUN/.lock, held until the process ends. Returns its
+ * descriptor, or -1 with err naming the pid of the writer holding it. */
+int vr_ckpt_run_lock(const char *run, int *made, struct vr_err *err);
+/* Remove RUN when it holds nothing but its lock (a run that failed before
+ * its first save). */
+void vr_ckpt_run_drop_empty(const char *run);
+
 /* The newest complete checkpoint of RUN: 1 with *path (caller frees) and
  * *step (optional), 0 when there is none. */
 int vr_ckpt_newest(const char *run, char **path, int64_t *step, struct vr_err *err);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fs.h"
+#include "jsonl.h"
 #include "pixcache.h"
 #include "qwen.h"
 
@@ -131,6 +132,20 @@ static struct vr_useq *new_seq(struct vr_batch *b)
     struct vr_useq *s = &b->s[b->nseq++];
     memset(s, 0, sizeof *s);
     return s;
+}
+
+void vr_batch_terms_json(const struct vr_batch *b, struct vr_buf *out)
+{
+    if (!b->nterm) return;
+    vr_buf_puts(out, ",\"rewards\":{");
+    for (int t = 0; t < b->nterm; t++) {
+        char num[40];
+        vr_json_fmt_real(num, b->term_sum[t] / (double)b->term_n[t]);
+        if (t) vr_buf_puts(out, ",");
+        vr_json_dump_string(out, b->term[t], strlen(b->term[t]));
+        vr_buf_printf(out, ":%s", num);
+    }
+    vr_buf_puts(out, "}");
 }
 
 /* Add a completion's reward terms to the batch's sums (terms past
@@ -422,52 +437,57 @@ static int next_micro(const struct vr_update *u, const struct vr_batch *b, int s
     return s1;
 }
 
-static void ref_logps(struct vr_update *u, struct vr_batch *b)
+/* Forward only over b's micro-batches with weights w of layout L: fn gets
+ * each sequence's target log-probabilities (len of them, valid during the
+ * call). The reference log-probs and the image-swap check both read them. */
+static void forward_each(struct vr_update *u, const struct vr_batch *b, const struct vr_layout *L, const float *w,
+                         const struct vr_train_opts *to,
+                         void (*fn)(void *ctx, int seq, const float *lp, int len), void *ctx)
 {
-    struct vr_train_opts to = {.temperature = u->o.temperature, .checkpoint = 1, .no_vision_grad = 1};
+    scratch(u, b);
     for (int s0 = 0; s0 < b->nseq;) {
         int s1 = next_micro(u, b, s0);
         struct vr_pack *pk = &u->pk;
         pack_build(u, b, s0, s1, pk);
         vr_ws_reset(&u->ws);
         float *lp = vr_ws_floats(&u->ws, (size_t)pk->nout + 1);
-        if (u->wref) vr_train_fwd_f32(&u->Lref, u->wref, pk, &to, lp, NULL, &u->ws);
-        else vr_train_fwd_f32(&u->L, u->w, pk, &to, lp, NULL, &u->ws); /* LoRA: the base */
-        int o = 0;
-        for (int i = s0; i < s1; i++) {
-            b->s[i].ref = vr_xmalloc(((size_t)b->s[i].len + 1) * sizeof *b->s[i].ref);
-            memcpy(b->s[i].ref, lp + o, (size_t)b->s[i].len * sizeof *lp);
-            o += b->s[i].len;
-        }
+        vr_train_fwd_f32(L, w, pk, to, lp, NULL, &u->ws);
+        for (int i = s0, o = 0; i < s1; o += b->s[i].len, i++) fn(ctx, i, lp + o, b->s[i].len);
         s0 = s1;
     }
+}
+
+static void keep_ref(void *ctx, int seq, const float *lp, int len)
+{
+    struct vr_useq *s = &((struct vr_batch *)ctx)->s[seq];
+    s->ref = vr_xmalloc(((size_t)len + 1) * sizeof *s->ref);
+    memcpy(s->ref, lp, (size_t)len * sizeof *lp);
+}
+
+static void ref_logps(struct vr_update *u, struct vr_batch *b)
+{
+    struct vr_train_opts to = {.temperature = u->o.temperature, .checkpoint = 1, .no_vision_grad = 1};
+    if (u->wref) forward_each(u, b, &u->Lref, u->wref, &to, keep_ref, b);
+    else forward_each(u, b, &u->L, u->w, &to, keep_ref, b); /* LoRA: the base */
     b->have_ref = 1;
+}
+
+static void sum_logp(void *ctx, int seq, const float *lp, int len)
+{
+    double sum = 0;
+    for (int j = 0; j < len; j++) sum += lp[j];
+    ((double *)ctx)[seq] = sum;
 }
 
 int vr_update_logp(struct vr_update *u, const struct vr_batch *b, double *seq_logp)
 {
-    scratch(u, b);
     struct vr_train_opts to = {.temperature = u->o.sft ? 1.0 : u->o.temperature, .checkpoint = 1,
                                .no_vision_grad = 1};
     if (u->lora) {
         to.lora = &u->lo;
         to.lw = u->aw;
     }
-    for (int s0 = 0; s0 < b->nseq;) {
-        int s1 = next_micro(u, b, s0);
-        struct vr_pack *pk = &u->pk;
-        pack_build(u, b, s0, s1, pk);
-        vr_ws_reset(&u->ws);
-        float *lp = vr_ws_floats(&u->ws, (size_t)pk->nout + 1);
-        vr_train_fwd_f32(&u->L, u->w, pk, &to, lp, NULL, &u->ws);
-        int o = 0;
-        for (int i = s0; i < s1; i++) {
-            double sum = 0;
-            for (int j = 0; j < b->s[i].len; j++) sum += lp[o++];
-            seq_logp[i] = sum;
-        }
-        s0 = s1;
-    }
+    forward_each(u, b, &u->L, u->w, &to, sum_logp, seq_logp);
     return 0;
 }
 

@@ -120,6 +120,9 @@ void vr_update_release(struct vr_update *u);
 int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, const char *file, long lineno,
                  struct vr_err *err);
 void vr_batch_release(struct vr_batch *b);
+/* Append ,"rewards":{"format":…,"iou":…} (each reward term's mean over b's
+ * completions, for the metrics line) to out; nothing when b has no terms. */
+void vr_batch_terms_json(const struct vr_batch *b, struct vr_buf *out);
 
 /* Zero u->g (and u->ag) and accumulate the gradient of the step's loss over the batch;
  * on the first call for a batch with beta > 0, the reference log-probs are
