@@ -122,6 +122,7 @@ void vr_tasks_release(struct vr_tasks *ts)
 struct src {
     const char *path;
     char *root;      /* folder relative image paths are joined to */
+    char *root_abs;  /* the same, absolute and normalised (for confinement) */
     char *split;
     struct vr_dataset_opts *o;
     vr_task_emit_fn emit;
@@ -354,17 +355,13 @@ static char *image_path(const struct src *s, const char *name, struct vr_err *er
     char *j = vr_path_join(s->root, name), *a = vr_path_abs(j);
     free(j);
     if (name[0] == '/' || s->o->allow_outside) return a;
-    char *r = vr_path_abs(s->root);
+    const char *r = s->root_abs;
     size_t n = strlen(r);
-    int inside = strncmp(a, r, n) == 0 && (a[n] == '/' || (n == 1 && r[0] == '/'));
-    if (!inside) {
-        vr_err_set(err, VR_ERR_INPUT, NULL, 0, "image '%s' is outside its folder %s", name, r);
-        vr_err_hint(err, "vr-prep --allow-outside reads it");
-        free(a);
-        a = NULL;
-    }
-    free(r);
-    return a;
+    if (strncmp(a, r, n) == 0 && (a[n] == '/' || (n == 1 && r[0] == '/'))) return a;
+    vr_err_set(err, VR_ERR_INPUT, NULL, 0, "image '%s' is outside its folder %s", name, r);
+    vr_err_hint(err, "vr-prep --allow-outside reads it");
+    free(a);
+    return NULL;
 }
 
 /* Common tail of every format: resolve images, make the id and label, check
@@ -620,9 +617,11 @@ static int read_one(const char *path, const char *images_dir, const char *split_
 {
     struct src s = {.path = path, .o = o, .emit = emit, .ctx = ctx};
     s.root = images_dir ? vr_xstrdup(images_dir) : vr_path_dir(path);
+    s.root_abs = vr_path_abs(s.root); /* once per file, not per image */
     s.split = o->split ? vr_xstrdup(o->split) : vr_xstrdup(split_default);
     int rc = read_src(&s, f, err);
     free(s.root);
+    free(s.root_abs);
     free(s.split);
     return rc < 0 ? -1 : s.stop;
 }

@@ -108,7 +108,8 @@ int vr_imgswap_run(const struct vr_imgswap_opts *o, char *const *inputs, int n, 
 {
     const char *by = o->by ? o->by : "split";
     int block = o->block > 0 ? o->block : 256;
-    struct vr_update_opts uo = {.sft = 1, .max_batch_tokens = 16384, .chat = o->chat, .temperature = 1};
+    struct vr_update_opts uo = {.sft = 1, .max_batch_tokens = 16384, .chat = o->chat, .temperature = 1,
+                                .forward_only = 1};
     struct vr_update u;
     if (vr_update_init(&u, o->model, NULL, &uo, err)) return -1;
     struct vr_jsonl_files f;

@@ -35,7 +35,7 @@ int vr_update_init(struct vr_update *u, const char *model_dir, const char *ref_d
     u->neos = vr_model_eos(model_dir, &u->m.cfg, u->eos, 8);
     vr_layout_init(&u->L, &u->m);
     u->w = vr_xmalloc_big(u->L.total * sizeof *u->w, 0);
-    u->g = vr_xmalloc_big(u->L.total * sizeof *u->g, 1);
+    if (!o->forward_only) u->g = vr_xmalloc_big(u->L.total * sizeof *u->g, 1);
     vr_layout_gather(&u->L, &u->m, u->w);
     drop_mapping(&u->m);
     const char *ad = o->adapter_dir ? o->adapter_dir : vr_lora_present(model_dir) ? model_dir : NULL;
@@ -55,7 +55,7 @@ int vr_update_init(struct vr_update *u, const char *model_dir, const char *ref_d
                        u->lo.r);
             goto fail;
         }
-        u->ag = vr_xcalloc(u->lo.total + 1, sizeof *u->ag);
+        if (!o->forward_only) u->ag = vr_xcalloc(u->lo.total + 1, sizeof *u->ag);
         for (int i = 0; i < u->L.np; i++) u->L.train[i] = 0; /* only the adapters train */
     }
     if (o->beta > 0 && !o->sft && u->lora && !ref_dir) {
@@ -494,6 +494,7 @@ int vr_update_logp(struct vr_update *u, const struct vr_batch *b, double *seq_lo
 int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *st, struct vr_err *err)
 {
     memset(st, 0, sizeof *st);
+    VR_ASSERT(u->g); /* not a forward_only update */
     memset(u->g, 0, u->L.total * sizeof *u->g);
     if (u->lora) memset(u->ag, 0, u->lo.total * sizeof *u->ag);
     if (b->nseq == 0) return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "an empty batch");

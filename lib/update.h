@@ -37,6 +37,7 @@ struct vr_update_opts {
     int lora_dropout_set;     /* the flag was given: it overrides a loaded adapter's */
     const char *adapter_dir;  /* start from this PEFT adapter */
     uint64_t seed;            /* adapter initialisation and dropout */
+    int forward_only;         /* no gradient arrays: vr_update_logp only (the image-swap check) */
 };
 
 struct vr_useq {
