@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "fs.h"
 #include "jsonl.h"
+#include "task.h"
 #include "progress.h"
 
 enum {
@@ -58,6 +59,7 @@ struct ctx {
     enum mode mode;
     int json, skip_special, split_special;
     struct vr_chat_task_opts chat;
+    struct vr_task_limits lim;
     struct vr_buf out;
     struct vr_ids ids;
     long lines, tokens;
@@ -153,8 +155,12 @@ static int do_line(struct ctx *c, const char *s, size_t n, const char *file, lon
             goto out;
         }
         struct vr_buf text = {0};
+        struct vr_task t;
         c->ids.n = 0;
-        if (vr_chat_task(c->tok, v, &c->chat, file, line, &text, &c->ids, err)) {
+        if (vr_task_parse(v, VR_NEED_GRIDS, &c->lim, file, line, &t, err)) goto out;
+        int bad = vr_chat_task(c->tok, &t, &c->chat, file, line, &text, &c->ids, err);
+        vr_task_release(&t);
+        if (bad) {
             vr_buf_free(&text);
             goto out;
         }
@@ -224,7 +230,7 @@ static void run_file(struct ctx *c, const char *path)
 /* min/max pixels, patch and merge size from DIR/preprocessor_config.json,
  * when present (both spellings: min_pixels/max_pixels, size.shortest_edge/
  * longest_edge). */
-static void read_preprocessor(const char *dir, struct vr_chat_task_opts *o)
+static void read_preprocessor(const char *dir, struct vr_chat_task_opts *o, struct vr_task_limits *l)
 {
     char *path = vr_path_join(dir, "preprocessor_config.json");
     json_error_t je;
@@ -238,13 +244,15 @@ static void read_preprocessor(const char *dir, struct vr_chat_task_opts *o)
     json_t *mn = json_object_get(j, "min_pixels"), *mx = json_object_get(j, "max_pixels");
     if (!json_is_integer(mn)) mn = json_object_get(size, "shortest_edge");
     if (!json_is_integer(mx)) mx = json_object_get(size, "longest_edge");
-    if (json_is_integer(mn) && json_integer_value(mn) > 0) o->min_pixels = (long)json_integer_value(mn);
-    if (json_is_integer(mx) && json_integer_value(mx) > 0) o->max_pixels = (long)json_integer_value(mx);
+    if (json_is_integer(mn) && json_integer_value(mn) > 0 && json_integer_value(mn) <= 1L << 40)
+        l->min_pixels = (long)json_integer_value(mn);
+    if (json_is_integer(mx) && json_integer_value(mx) > 0 && json_integer_value(mx) <= 1L << 40)
+        l->max_pixels = (long)json_integer_value(mx);
     json_t *ps = json_object_get(j, "patch_size"), *ms = json_object_get(j, "merge_size");
     if (json_is_integer(ps) && json_integer_value(ps) > 0 && json_integer_value(ps) < 1024)
-        o->patch_size = (int)json_integer_value(ps);
+        o->patch_size = l->patch = (int)json_integer_value(ps);
     if (json_is_integer(ms) && json_integer_value(ms) > 0 && json_integer_value(ms) < 64)
-        o->merge_size = (int)json_integer_value(ms);
+        o->merge_size = l->merge = (int)json_integer_value(ms);
     json_decref(j);
 }
 
@@ -294,12 +302,12 @@ int main(int argc, char **argv)
 
     char *tmpl_text = NULL;
     if (c.mode == CHAT) {
-        if (model) read_preprocessor(model, &c.chat);
-        if (minpx) c.chat.min_pixels = minpx;
-        if (maxpx) c.chat.max_pixels = maxpx;
-        long lo = c.chat.min_pixels > 0 ? c.chat.min_pixels : 3136;
-        long hi = c.chat.max_pixels > 0 ? c.chat.max_pixels : 12845056;
-        if (lo > hi) vr_die_usage("--min-pixels %ld is above --max-pixels %ld", lo, hi);
+        vr_task_limits_default(&c.lim);
+        if (model) read_preprocessor(model, &c.chat, &c.lim);
+        if (minpx) c.lim.min_pixels = minpx;
+        if (maxpx) c.lim.max_pixels = maxpx;
+        if (c.lim.min_pixels > c.lim.max_pixels)
+            vr_die_usage("--min-pixels %ld is above --max-pixels %ld", c.lim.min_pixels, c.lim.max_pixels);
         if (vr_chat_template_arg(tmpl ? tmpl : "r1", &c.chat.tmpl, &tmpl_text, &err)) vr_die(&err);
     }
 

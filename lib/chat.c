@@ -158,170 +158,70 @@ void vr_chat_question(const char *tmpl, const char *problem, struct vr_buf *out)
     vr_buf_puts(out, p);
 }
 
-static int grid_of(const json_t *px, int i, const char *file, long line, int g[3],
-                   struct vr_err *err)
-{
-    json_t *thw = json_object_get(px, "grid_thw");
-    if (!json_is_array(thw) || json_array_size(thw) != 3)
-        return vr_err_set(err, VR_ERR_INPUT, file, line,
-                          "'pixels' of image %d has no grid_thw [t, h, w]", i + 1);
-    for (int k = 0; k < 3; k++) {
-        json_t *v = json_array_get(thw, (size_t)k);
-        if (!json_is_integer(v) || json_integer_value(v) <= 0 || json_integer_value(v) > 1 << 20)
-            return vr_err_set(err, VR_ERR_INPUT, file, line,
-                              "'pixels' of image %d: grid_thw holds a value that is not a "
-                              "positive integer",
-                              i + 1);
-        g[k] = (int)json_integer_value(v);
-    }
-    return 0;
-}
-
-int vr_chat_task_grids(const json_t *task, const struct vr_chat_task_opts *o, const char *file,
-                       long line, int (**grids)[3], int *n, struct vr_err *err)
-{
-    *grids = NULL;
-    *n = 0;
-    json_t *images = json_object_get(task, "images");
-    json_t *px = json_object_get(task, "pixels");
-    json_t *sizes = json_object_get(task, "image_sizes");
-    int nimg = json_is_array(images) ? (int)json_array_size(images)
-               : json_is_array(px)   ? (int)json_array_size(px)
-               : json_is_object(px)  ? 1
-                                     : 0;
-    if (nimg == 0) return 0;
-    int(*g)[3] = vr_xcalloc((size_t)nimg, sizeof *g);
-    if (px && !json_is_null(px)) {
-        int npx = json_is_array(px) ? (int)json_array_size(px) : json_is_object(px) ? 1 : -1;
-        if (npx != nimg) {
-            free(g);
-            return vr_err_set(err, VR_ERR_INPUT, file, line,
-                              "'pixels' describes %d images, the task has %d", npx < 0 ? 0 : npx,
-                              nimg);
-        }
-        for (int i = 0; i < nimg; i++) {
-            json_t *p = json_is_array(px) ? json_array_get(px, (size_t)i) : px;
-            if (grid_of(p, i, file, line, g[i], err)) {
-                free(g);
-                return -1;
-            }
-        }
-    } else if (json_is_array(sizes)) {
-        if ((int)json_array_size(sizes) != nimg) {
-            free(g);
-            return vr_err_set(err, VR_ERR_INPUT, file, line,
-                              "'image_sizes' has %zu entries for %d images",
-                              json_array_size(sizes), nimg);
-        }
-        int patch = o->patch_size > 0 ? o->patch_size : 14;
-        int merge = o->merge_size > 0 ? o->merge_size : 2;
-        long minp = o->min_pixels > 0 ? o->min_pixels : 3136;
-        long maxp = o->max_pixels > 0 ? o->max_pixels : 12845056;
-        for (int i = 0; i < nimg; i++) {
-            json_t *wh = json_array_get(sizes, (size_t)i);
-            json_t *w = json_array_get(wh, 0), *h = json_array_get(wh, 1);
-            if (!json_is_integer(w) || !json_is_integer(h) || json_array_size(wh) != 2 ||
-                json_integer_value(w) <= 0 || json_integer_value(h) <= 0 ||
-                json_integer_value(w) > VR_TASK_MAX_SIDE || json_integer_value(h) > VR_TASK_MAX_SIDE) {
-                free(g);
-                return vr_err_set(err, VR_ERR_INPUT, file, line,
-                                  "'image_sizes' entry %d is not [width, height]", i + 1);
-            }
-            int oh, ow;
-            if (vr_smart_resize((int)json_integer_value(h), (int)json_integer_value(w),
-                                patch * merge, minp, maxp, &oh, &ow, err)) {
-                free(g);
-                return vr_err_locate(err, file, line);
-            }
-            g[i][0] = 1;
-            g[i][1] = oh / patch;
-            g[i][2] = ow / patch;
-        }
-    } else {
-        free(g);
-        vr_err_set(err, VR_ERR_INPUT, file, line,
-                   "no 'pixels' or 'image_sizes' to size the task's %d image%s", nimg,
-                   nimg == 1 ? "" : "s");
-        return vr_err_hint(err, "run vr-prep --check-images or vr-encode first");
-    }
-    *grids = g;
-    *n = nimg;
-    return 0;
-}
-
 static long round_half_up(double x) { return (long)floor(x + 0.5); }
 
-int vr_chat_task_answer(const json_t *task, const int grid0[3], const struct vr_chat_task_opts *o,
-                        const char *file, long line, struct vr_buf *out, struct vr_err *err)
+int vr_chat_task_answer(const struct vr_task *t, const struct vr_chat_task_opts *o, const char *file, long line,
+                        struct vr_buf *out, struct vr_err *err)
 {
-    json_t *comp = json_object_get(task, "completion");
-    if (json_is_string(comp)) {
-        vr_buf_put(out, json_string_value(comp), json_string_length(comp));
+    if (t->completion) {
+        vr_buf_puts(out, t->completion);
         return 0;
     }
-    json_t *think = json_object_get(task, "think");
-    if (json_is_string(think)) {
+    if (t->think) {
         vr_buf_puts(out, "<think>");
-        vr_buf_put(out, json_string_value(think), json_string_length(think));
+        vr_buf_puts(out, t->think);
         vr_buf_puts(out, "</think>");
     }
-    json_t *sol = json_object_get(task, "solution");
-    if (json_is_string(sol)) {
+    if (t->sol == VR_SOL_TEXT) {
         vr_buf_puts(out, "<answer>");
-        vr_buf_put(out, json_string_value(sol), json_string_length(sol));
+        vr_buf_put(out, t->answer, t->answer_len);
         vr_buf_puts(out, "</answer>");
         return 0;
     }
-    if (!json_is_array(sol) || json_array_size(sol) != 4)
+    if (t->sol != VR_SOL_BOX)
         return vr_err_set(err, VR_ERR_INPUT, file, line,
                           "no 'completion' and no box or string 'solution' for the answer");
-    double box[4];
-    for (int k = 0; k < 4; k++) {
-        json_t *v = json_array_get(sol, (size_t)k);
-        if (!json_is_number(v) || !isfinite(json_number_value(v)))
-            return vr_err_set(err, VR_ERR_INPUT, file, line, "'solution' is not 4 numbers");
-        box[k] = json_number_value(v);
-    }
-    json_t *wh = json_array_get(json_object_get(task, "image_sizes"), 0);
-    json_t *w = json_array_get(wh, 0), *h = json_array_get(wh, 1);
-    if (!grid0 || !json_is_integer(w) || !json_is_integer(h) || json_integer_value(w) <= 0 ||
-        json_integer_value(h) <= 0) {
+    if (t->nimages == 0 || !t->grids || t->im[0].w <= 0) {
         vr_err_set(err, VR_ERR_INPUT, file, line,
                    "a box answer needs the image's size ('image_sizes') to scale the box");
         return vr_err_hint(err, "run vr-prep --check-images, or give the answer in 'completion'");
     }
     int patch = o->patch_size > 0 ? o->patch_size : 14;
-    double sx = (double)grid0[2] * patch, sy = (double)grid0[1] * patch;
-    double ow = (double)json_integer_value(w), oh = (double)json_integer_value(h);
+    const int *g = t->im[0].grid;
+    double sx = (double)g[2] * patch, sy = (double)g[1] * patch;
+    double ow = t->im[0].w, oh = t->im[0].h;
+    const double *box = t->box;
     vr_buf_printf(out, "<answer>{\"bbox_2d\": [%ld, %ld, %ld, %ld]",
                   round_half_up(box[0] * sx / ow), round_half_up(box[1] * sy / oh),
                   round_half_up(box[2] * sx / ow), round_half_up(box[3] * sy / oh));
-    json_t *label = json_object_get(task, "label");
-    if (json_is_string(label)) {
+    if (t->label) {
         vr_buf_puts(out, ", \"label\": ");
-        vr_json_dump_string(out, json_string_value(label), json_string_length(label));
+        vr_json_dump_string(out, t->label, strlen(t->label));
     }
     vr_buf_puts(out, "}</answer>");
     return 0;
 }
 
-int vr_chat_task(struct vr_bpe *tok, const json_t *task, const struct vr_chat_task_opts *o,
+int vr_chat_task(struct vr_bpe *tok, const struct vr_task *t, const struct vr_chat_task_opts *o,
                  const char *file, long line, struct vr_buf *text, struct vr_ids *ids,
                  struct vr_err *err)
 {
-    json_t *prob = json_object_get(task, "problem");
-    if (!json_is_string(prob))
+    if (!t->problem)
         return vr_err_set(err, VR_ERR_INPUT, file, line, "'problem' is missing or not a string");
-    int(*grids)[3] = NULL, n = 0, rc = -1;
+    if (!t->grids) {
+        vr_err_set(err, VR_ERR_INPUT, file, line, "no 'pixels' or 'image_sizes' to size the task's %d image%s",
+                   t->nimages, t->nimages == 1 ? "" : "s");
+        return vr_err_hint(err, "run vr-prep --check-images or vr-encode first");
+    }
+    int rc = -1;
     struct vr_buf q = {0}, ans = {0};
-    if (vr_chat_task_grids(task, o, file, line, &grids, &n, err)) goto out;
-    vr_chat_question(o->tmpl ? o->tmpl : vr_chat_template("r1"), json_string_value(prob), &q);
-    if (o->assistant &&
-        vr_chat_task_answer(task, n ? grids[0] : NULL, o, file, line, &ans, err))
-        goto out;
+    int(*grids)[3] = vr_xmalloc(((size_t)t->nimages + 1) * sizeof *grids);
+    for (int i = 0; i < t->nimages; i++) memcpy(grids[i], t->im[i].grid, sizeof *grids);
+    vr_chat_question(o->tmpl ? o->tmpl : vr_chat_template("r1"), t->problem, &q);
+    if (o->assistant && vr_chat_task_answer(t, o, file, line, &ans, err)) goto out;
     struct vr_chat c = {
         .system = o->system,
-        .nimages = n,
+        .nimages = t->nimages,
         .grid_thw = (const int(*)[3])grids,
         .merge_size = o->merge_size,
         .user = q.p ? q.p : "",

@@ -25,6 +25,7 @@
 #include "bpe.h"
 #include "buf.h"
 #include "err.h"
+#include "task.h"
 
 #define VR_CHAT_DEFAULT_SYSTEM "You are a helpful assistant."
 
@@ -60,20 +61,14 @@ int vr_chat_template_arg(const char *arg, const char **tmpl, char **owned, struc
 /* Append tmpl with every "{Question}" replaced by problem. */
 void vr_chat_question(const char *tmpl, const char *problem, struct vr_buf *out);
 
-/* How a task line (DESIGN.md §3.1/§3.2) becomes a conversation. */
+/* How a task line (DESIGN.md §3.1/§3.2, parsed by vr_task_parse with
+ * VR_NEED_GRIDS) becomes a conversation. */
 struct vr_chat_task_opts {
     const char *system;      /* NULL: default */
     const char *tmpl;        /* question template text (NULL: r1) */
-    long min_pixels, max_pixels; /* for image_sizes -> grid (<= 0: 3136, 12845056) */
     int patch_size, merge_size;  /* <= 0: 14, 2 */
     int assistant;           /* 1: add the assistant turn (vr_chat_task_answer) */
 };
-
-/* The patch grid of each image of task: from "pixels" (an object, or a list
- * of one object per image, each with "grid_thw"), else from "image_sizes"
- * through smart_resize. *grids is malloc'ed (caller frees), *n images. */
-int vr_chat_task_grids(const json_t *task, const struct vr_chat_task_opts *o, const char *file,
-                       long line, int (**grids)[3], int *n, struct vr_err *err);
 
 /* The SFT answer of a task: its "completion" string when it has one; else,
  * for a box solution, <answer>{"bbox_2d": [x1, y1, x2, y2]}</answer> with the
@@ -82,11 +77,12 @@ int vr_chat_task_grids(const json_t *task, const struct vr_chat_task_opts *o, co
  * after the box when the task has a label; for a string solution,
  * <answer>SOLUTION</answer>; either after <think>THINK</think> when the task
  * has a "think" string (a reasoning caption, e.g. vr-synth's). */
-int vr_chat_task_answer(const json_t *task, const int grid0[3], const struct vr_chat_task_opts *o,
-                        const char *file, long line, struct vr_buf *out, struct vr_err *err);
+int vr_chat_task_answer(const struct vr_task *t, const struct vr_chat_task_opts *o, const char *file, long line,
+                        struct vr_buf *out, struct vr_err *err);
 
-/* Render a task line: grids, question through the template, optional answer. */
-int vr_chat_task(struct vr_bpe *tok, const json_t *task, const struct vr_chat_task_opts *o,
+/* Render a task: its images' grids, the question through the template, the
+ * optional answer. */
+int vr_chat_task(struct vr_bpe *tok, const struct vr_task *t, const struct vr_chat_task_opts *o,
                  const char *file, long line, struct vr_buf *text, struct vr_ids *ids,
                  struct vr_err *err);
 

@@ -15,6 +15,7 @@
 #include "fs.h"
 #include "image_write.h"
 #include "jsonl.h"
+#include "task.h"
 #include "py.h"
 
 /* resize_bbox and iou repeat Python's operations one by one */
@@ -228,22 +229,19 @@ int vr_eval_line(const json_t *line, const char *file, long lineno, const struct
     *out = NULL;
     *n = 0;
     struct vr_reward_geom g = {0};
-    /* sizes: the first image's pixels entry (vr-encode), else input_size and image_size [w, h] */
-    const json_t *px = json_object_get(line, "pixels");
-    if (json_is_array(px)) px = json_array_get(px, 0);
-    if (json_is_object(px)) {
-        const json_t *thw = json_object_get(px, "grid_thw");
-        int64_t t;
-        if (!json_is_array(thw) || json_array_size(thw) != 3 || (t = pos_int(json_array_get(thw, 0))) < 0 ||
-            (g.in_h = pos_int(json_array_get(thw, 1))) < 0 || (g.in_w = pos_int(json_array_get(thw, 2))) < 0 ||
-            g.in_h > (1 << 26) || g.in_w > (1 << 26))
-            return vr_err_set(err, VR_ERR_INPUT, file, lineno, "'pixels.grid_thw' is not [t, h, w] of positive integers");
-        g.in_h *= 14, g.in_w *= 14; /* test_rec_r1.py: image_grid_thw * 14 */
+    /* the whole line is checked as every stage checks it (vr_task_parse) */
+    struct vr_task tk;
+    if (vr_task_parse(line, 0, NULL, file, lineno, &tk, err)) return -1;
+    int have_px = tk.nimages > 0 && json_object_get(line, "pixels"); /* grids from pixels, not sizes */
+    if (have_px) { /* sizes: the first image's pixels entry (vr-encode) */
+        g.in_h = (int64_t)tk.im[0].grid[1] * 14, g.in_w = (int64_t)tk.im[0].grid[2] * 14; /* test_rec_r1.py: image_grid_thw * 14 */
         /* the original size: the decoded one, else the dataset's */
-        const json_t *isz = json_object_get(px, "image_size");
-        const json_t *sizes = json_object_get(line, "image_sizes");
-        if (!isz && json_is_array(sizes)) isz = json_array_get(sizes, 0);
-        if (int_pair(isz, &g.img_w, &g.img_h)) {
+        g.img_w = tk.im[0].im_w ? tk.im[0].im_w : tk.im[0].w;
+        g.img_h = tk.im[0].im_w ? tk.im[0].im_h : tk.im[0].h;
+    }
+    vr_task_release(&tk);
+    if (have_px) {
+        if (g.img_w <= 0) {
             vr_err_set(err, VR_ERR_INPUT, file, lineno, "no original image size: 'pixels.image_size' or 'image_sizes' [width, height]");
             return vr_err_hint(err, "the predicted box is rescaled from the model's input size to the original image");
         }

@@ -27,6 +27,16 @@ static double get_num(json_t *o, const char *k, double def)
     return json_is_number(v) ? json_number_value(v) : def;
 }
 
+void vr_model_task_limits(const struct vr_model_config *c, struct vr_task_limits *l)
+{
+    vr_task_limits_default(l);
+    l->patch = c->vision.patch;
+    l->merge = c->vision.merge;
+    l->vocab = c->text.vocab;
+    l->max_image_tokens = c->text.max_pos;
+    l->why = "the model's context (max_position_embeddings)";
+}
+
 int vr_model_config_load(struct vr_model_config *c, const char *path, struct vr_err *err)
 {
     memset(c, 0, sizeof *c);
@@ -60,6 +70,7 @@ int vr_model_config_load(struct vr_model_config *c, const char *path, struct vr_
     t->kv_heads = get_int(tc, "num_key_value_heads", t->heads);
     t->intermediate = get_int(tc, "intermediate_size", 0);
     t->vocab = get_int(tc, "vocab_size", 0);
+    t->max_pos = get_int(tc, "max_position_embeddings", get_int(j, "max_position_embeddings", 128000));
     t->eps = get_num(tc, "rms_norm_eps", 1e-6);
     t->head_dim = t->heads > 0 ? t->hidden / t->heads : 0;
     json_t *rp = json_object_get(tc, "rope_parameters");
@@ -143,6 +154,8 @@ int vr_model_config_load(struct vr_model_config *c, const char *path, struct vr_
              v->intermediate > (1 << 20) || v->patch > 1024 || v->temporal_patch > 16 || v->merge > 16 ||
              v->window > (1 << 16) || v->in_chans > 16)
         bad = "a size is beyond any Qwen2.5-VL (hidden 65536, layers 1024, vocabulary 2^24, ...)";
+    else if (t->max_pos < 1)
+        bad = "max_position_embeddings must be a positive integer";
     else if (!(t->eps > 0 && t->eps < 1))
         bad = "rms_norm_eps must be a number between 0 and 1";
     else if (!(t->rope_theta > 1 && isfinite(t->rope_theta)) || !(v->rope_theta > 1 && isfinite(v->rope_theta)))

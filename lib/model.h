@@ -11,6 +11,7 @@
 #define VR_MODEL_H
 
 #include "safetensors.h"
+#include "task.h"
 #include "tensor.h"
 
 #define VR_MAX_FULLATT 64
@@ -24,6 +25,7 @@ struct vr_vision_config {
 
 struct vr_text_config {
     int hidden, layers, heads, kv_heads, head_dim, intermediate, vocab;
+    int max_pos;       /* max_position_embeddings (128000 when absent) */
     double eps, rope_theta;
     int mrope[3];      /* t, h, w sections, summing to head_dim / 2 */
     int tie;           /* lm_head shares embed_tokens */
@@ -39,6 +41,9 @@ struct vr_model_config {
 /* Read config.json (4.4x layout with text fields at the top level, or 5.x with
  * "text_config"). Refuses unknown architectures, impossible sizes. */
 int vr_model_config_load(struct vr_model_config *c, const char *path, struct vr_err *err);
+/* What a task line may hold for this model (vr_task_parse): its patch and
+ * merge sizes, vocabulary, and context for the images' tokens. */
+void vr_model_task_limits(const struct vr_model_config *c, struct vr_task_limits *l);
 
 /* Parameter roles inside a block, so ops can find their weights by index. */
 enum vr_vparam { VP_NORM1, VP_NORM2, VP_QKV_W, VP_QKV_B, VP_PROJ_W, VP_PROJ_B, VP_GATE_W, VP_GATE_B,

@@ -370,39 +370,38 @@ int vr_pixcache_get(struct vr_pixcache *c, const char *path, struct vr_pixref *o
     return rc;
 }
 
-int vr_pixels_task(const json_t *task, int nimg, int cols, int total, float **pix, struct vr_err *err)
+int vr_pixels_task(const struct vr_task *t, int cols, float **pix, struct vr_err *err)
 {
-    json_t *px = json_object_get(task, "pixels");
     *pix = NULL;
-    if (!px) return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "no \"pixels\": run vr-encode first");
-    float *out = vr_xmalloc(((size_t)total + 1) * cols * sizeof *out);
-    int at = 0;
-    for (int i = 0; i < nimg; i++) {
-        json_t *p = json_is_array(px) ? json_array_get(px, (size_t)i) : px;
-        const char *f = json_string_value(json_object_get(p, "file"));
-        struct vr_tensor t;
+    size_t total = 0;
+    for (int i = 0; i < t->nimages; i++) {
+        if (!t->im[i].pixels) return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "no \"pixels\": run vr-encode first");
+        total += (size_t)t->im[i].grid[0] * t->im[i].grid[1] * t->im[i].grid[2];
+    }
+    float *out = vr_xmalloc((total + 1) * cols * sizeof *out);
+    size_t at = 0;
+    for (int i = 0; i < t->nimages; i++) {
+        const char *f = t->im[i].pixels;
+        const int *want = t->im[i].grid;
+        struct vr_tensor pv;
         int64_t g[3];
-        if (!f) {
-            free(out);
-            return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "\"pixels\" entry %d has no file", i);
-        }
-        if (vr_pixels_load(f, NULL, &t, g, err)) {
+        if (vr_pixels_load(f, NULL, &pv, g, err)) {
             free(out);
             return -1;
         }
-        if (t.shape[1] != cols || at + t.shape[0] > total) {
-            vr_tensor_release(&t);
+        if (g[0] != want[0] || g[1] != want[1] || g[2] != want[2] || pv.shape[1] != cols) {
+            vr_tensor_release(&pv);
             free(out);
-            return vr_err_set(err, VR_ERR_INPUT, f, 0, "pixel rows of %lld values (%lld rows); the model wants %d",
-                              (long long)t.shape[1], (long long)t.shape[0], cols);
+            return vr_err_set(err, VR_ERR_INPUT, f, 0,
+                              "holds a [%lld, %lld, %lld] grid of %lld-value patches; the line says [%d, %d, %d] and "
+                              "the model wants %d values",
+                              (long long)g[0], (long long)g[1], (long long)g[2], (long long)pv.shape[1], want[0],
+                              want[1], want[2], cols);
         }
-        memcpy(out + (size_t)at * cols, t.data, vr_tensor_nbytes(&t));
-        at += (int)t.shape[0];
-        vr_tensor_release(&t);
-    }
-    if (at != total) {
-        free(out);
-        return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "\"pixels\" hold %d patches; the grids say %d", at, total);
+        VR_ASSERT(pv.shape[0] == g[0] * g[1] * g[2]);
+        memcpy(out + at * cols, pv.data, vr_tensor_nbytes(&pv));
+        at += (size_t)pv.shape[0];
+        vr_tensor_release(&pv);
     }
     *pix = out;
     return 0;

@@ -38,6 +38,7 @@
 
 #include "err.h"
 #include "preprocess.h"
+#include "task.h"
 #include "tensor.h"
 
 /* Bump when what an entry holds, or how it is computed, changes. */
@@ -102,10 +103,10 @@ int vr_pixcache_check(const struct vr_pixcache *c, const char *file, const char 
 int vr_pixels_load(const char *file, const struct vr_preproc *want,
                    struct vr_tensor *pixel_values, int64_t grid[3], struct vr_err *err);
 
-/* The pixel_values of every image of an encoded task line (its "pixels": an
- * object, or a list of one per image), concatenated: *pix (total, cols),
- * malloc'ed, total the sum of the grids' t*h*w. Fails when the line has no
- * "pixels" (hint: vr-encode), an entry is bad, or its rows are not cols wide. */
-int vr_pixels_task(const json_t *task, int nimg, int cols, int total, float **pix, struct vr_err *err);
+/* The pixel_values of every image of an encoded task (its "pixels"),
+ * concatenated: *pix (sum of the grids' t*h*w, cols), malloc'ed. Fails when
+ * the task has no pixels (hint: vr-encode), an entry is bad, or an entry's
+ * grid or width is not what the line says, before anything is copied. */
+int vr_pixels_task(const struct vr_task *t, int cols, float **pix, struct vr_err *err);
 
 #endif

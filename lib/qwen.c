@@ -79,7 +79,7 @@ int vr_vision_fwd(const struct vr_model *m, float *out, const float *pixels, int
 {
     const struct vr_vision_config *v = &m->cfg.vision;
     int D = v->hidden, H = v->heads, K = D / H, unit = v->merge * v->merge;
-    int N = 0, nwin = 0;
+    int N = 0, nwin = 0, nframes = 0;
     for (int i = 0; i < nimg; i++) {
         if (grid[i][0] <= 0 || grid[i][1] <= 0 || grid[i][2] <= 0 || grid[i][1] % v->merge ||
             grid[i][2] % v->merge)
@@ -87,13 +87,14 @@ int vr_vision_fwd(const struct vr_model *m, float *out, const float *pixels, int
                               "image %d: grid [%d, %d, %d] is not a positive multiple of the %d-patch merge",
                               i, grid[i][0], grid[i][1], grid[i][2], v->merge);
         N += grid[i][0] * grid[i][1] * grid[i][2];
+        nframes += grid[i][0];
         int wsz = v->window / v->merge / v->patch;
         nwin += grid[i][0] * ((grid[i][1] / v->merge) / wsz + 1) * ((grid[i][2] / v->merge) / wsz + 1);
     }
     int NM = N / unit;
     int *widx = vr_xmalloc(((size_t)NM + 1) * sizeof *widx);
     int *cuw = vr_xmalloc(((size_t)nwin + 2) * sizeof *cuw);
-    int *cuf = vr_xmalloc(((size_t)nimg * 64 + 2) * sizeof *cuf);
+    int *cuf = vr_xmalloc(((size_t)nframes + 2) * sizeof *cuf); /* one bound per frame, and 0 */
     int ncuw, ncuf;
     vr_vision_window_plan(v, nimg, grid, widx, cuw, &ncuw, cuf, &ncuf);
 

@@ -11,6 +11,7 @@
 #include "bpe.h"
 #include "fs.h"
 #include "jsonl.h"
+#include "task.h"
 
 static const struct {
     const char *name;
@@ -107,60 +108,20 @@ int vr_reward_tokenizer(struct vr_reward *r, const char *path, struct vr_err *er
     return rc;
 }
 
-/* A positive integer no larger than max, or -1. */
-static int64_t pos_int(const json_t *v, int64_t max)
-{
-    if (!json_is_integer(v)) return -1;
-    json_int_t x = json_integer_value(v);
-    return x > 0 && x <= max ? (int64_t)x : -1;
-}
-
-/* What the IoU terms need from a line (see struct vr_reward_geom). */
-static int line_geom(const json_t *line, struct vr_reward_geom *g, const char *file, long lineno,
+/* What the IoU terms need from a line (see struct vr_reward_geom): the
+ * first image's original size and the model's input size, as VLM-R1. */
+static int line_geom(const struct vr_task *t, struct vr_reward_geom *g, const char *file, long lineno,
                      struct vr_err *err)
 {
-    const int64_t max = (int64_t)1 << 30;
     memset(g, 0, sizeof *g);
-    json_t *sol = json_object_get(line, "solution");
-    if (!json_is_array(sol) || json_array_size(sol) != 4)
+    if (t->sol != VR_SOL_BOX)
         return vr_err_set(err, VR_ERR_INPUT, file, lineno,
                           "'solution' is not a box [x1, y1, x2, y2] (the iou reward needs one)");
-    for (int i = 0; i < 4; i++) {
-        json_t *v = json_array_get(sol, (size_t)i);
-        if (!json_is_number(v) || !isfinite(json_number_value(v)))
-            return vr_err_set(err, VR_ERR_INPUT, file, lineno, "'solution' holds a non-number");
-        g->sol[i] = json_number_value(v);
-    }
-    json_t *sizes = json_object_get(line, "image_sizes"), *px = json_object_get(line, "pixels");
-    if (sizes) {
-        json_t *s0 = json_array_get(sizes, 0);
-        if (!json_is_array(sizes) || !json_is_array(s0) || json_array_size(s0) != 2 ||
-            (g->img_w = pos_int(json_array_get(s0, 0), max)) < 0 ||
-            (g->img_h = pos_int(json_array_get(s0, 1), max)) < 0)
-            return vr_err_set(err, VR_ERR_INPUT, file, lineno,
-                              "'image_sizes' is not a list of [width, height] pairs");
-    }
-    if (json_is_array(px)) px = json_array_get(px, 0); /* several images: the first, as VLM-R1 */
-    if (px) {
-        json_t *in = json_object_get(px, "input_size"), *grid = json_object_get(px, "grid_thw");
-        if (!json_is_object(px))
-            return vr_err_set(err, VR_ERR_INPUT, file, lineno, "'pixels' is not an object");
-        if (in) {
-            if (!json_is_array(in) || json_array_size(in) != 2 ||
-                (g->in_w = pos_int(json_array_get(in, 0), max)) < 0 ||
-                (g->in_h = pos_int(json_array_get(in, 1), max)) < 0)
-                return vr_err_set(err, VR_ERR_INPUT, file, lineno,
-                                  "'pixels.input_size' is not [width, height]");
-        } else if (grid) {
-            int64_t h, w;
-            if (!json_is_array(grid) || json_array_size(grid) != 3 ||
-                pos_int(json_array_get(grid, 0), max) < 0 ||
-                (h = pos_int(json_array_get(grid, 1), max / 14)) < 0 ||
-                (w = pos_int(json_array_get(grid, 2), max / 14)) < 0)
-                return vr_err_set(err, VR_ERR_INPUT, file, lineno,
-                                  "'pixels.grid_thw' is not [t, h, w]");
-            g->in_w = w * 14, g->in_h = h * 14;
-        }
+    memcpy(g->sol, t->box, sizeof g->sol);
+    if (t->nimages > 0) {
+        const struct vr_task_image *im = &t->im[0];
+        g->img_w = im->w, g->img_h = im->h;
+        if (im->grid[0] > 0 && json_object_get(t->json, "pixels")) g->in_w = (int64_t)im->grid[2] * 14, g->in_h = (int64_t)im->grid[1] * 14;
     }
     g->rescale = g->img_w > 0 && g->in_w > 0;
     return 0;
@@ -169,7 +130,7 @@ static int line_geom(const json_t *line, struct vr_reward_geom *g, const char *f
 /* The token count VLM-R1's length reward uses: len(tokenizer.encode(text));
  * without a tokenizer, the sampled "tokens" less a final EOS (the decoded text
  * VLM-R1 re-encodes has none). */
-static int token_count(struct vr_reward *r, const json_t *c, const char *text, size_t len,
+static int token_count(struct vr_reward *r, const struct vr_task_completion *c, const char *text, size_t len,
                        int64_t *n, const char *file, long lineno, size_t k, struct vr_err *err)
 {
     if (r->tok) {
@@ -179,15 +140,13 @@ static int token_count(struct vr_reward *r, const json_t *c, const char *text, s
         vr_ids_release(&ids);
         return 0;
     }
-    json_t *toks = json_object_get(c, "tokens");
-    if (!json_is_array(toks)) {
+    if (c->n < 0) {
         vr_err_set(err, VR_ERR_INPUT, file, lineno,
                    "completion %zu has no 'tokens' list (the length reward counts them)", k);
         return vr_err_hint(err, "give --tokenizer to count the tokens of the text instead");
     }
-    *n = (int64_t)json_array_size(toks);
-    const char *fin = json_string_value(json_object_get(c, "finish"));
-    if (*n > 0 && fin && strcmp(fin, "eos") == 0) (*n)--;
+    *n = c->n;
+    if (*n > 0 && c->finish && strcmp(c->finish, "eos") == 0) (*n)--;
     return 0;
 }
 
@@ -210,28 +169,37 @@ static void exec_request(struct vr_buf *b, const json_t *line, const json_t *c, 
     vr_buf_puts(b, "}\n");
 }
 
+static int score(struct vr_reward *r, json_t *line, const struct vr_task *tk, const char *file, long lineno,
+                 struct vr_err *err);
+
 int vr_reward_score(struct vr_reward *r, json_t *line, const char *file, long lineno,
                     struct vr_err *err)
 {
+    struct vr_task tk;
+    if (vr_task_parse(line, 0, NULL, file, lineno, &tk, err)) return -1;
+    int rc = score(r, line, &tk, file, lineno, err);
+    vr_task_release(&tk);
+    return rc;
+}
+
+static int score(struct vr_reward *r, json_t *line, const struct vr_task *tk, const char *file, long lineno,
+                 struct vr_err *err)
+{
     json_t *comps = json_object_get(line, "completions");
-    if (!comps) return vr_err_set(err, VR_ERR_INPUT, file, lineno, "no 'completions' (not a rollout line)");
-    if (!json_is_array(comps)) return vr_err_set(err, VR_ERR_INPUT, file, lineno, "'completions' is not a list");
-    size_t g = json_array_size(comps);
+    if (tk->ncompl < 0) return vr_err_set(err, VR_ERR_INPUT, file, lineno, "no 'completions' (not a rollout line)");
+    size_t g = (size_t)tk->ncompl;
     if (g == 0) return vr_err_set(err, VR_ERR_INPUT, file, lineno, "'completions' is empty");
-    for (size_t k = 0; k < g; k++) {
-        json_t *c = json_array_get(comps, k);
-        if (!json_is_object(c) || !json_is_string(json_object_get(c, "text")))
+    for (size_t k = 0; k < g; k++)
+        if (!tk->c[k].text)
             return vr_err_set(err, VR_ERR_INPUT, file, lineno, "completion %zu has no 'text' string", k);
-    }
-    const char *id = json_string_value(json_object_get(line, "id"));
     char what[300];
-    snprintf(what, sizeof what, "%s:%ld: task '%.200s'", file, lineno, id ? id : "(no id)");
+    snprintf(what, sizeof what, "%s:%ld: task '%.200s'", file, lineno, tk->id ? tk->id : "(no id)");
 
     struct vr_reward_geom geom;
     int need_geom = 0;
     for (int i = 0; i < r->nterms; i++)
         need_geom |= r->terms[i].fn == VR_RW_IOU || r->terms[i].fn == VR_RW_IOU50;
-    if (need_geom && line_geom(line, &geom, file, lineno, err)) return -1;
+    if (need_geom && line_geom(tk, &geom, file, lineno, err)) return -1;
 
     size_t nv = (size_t)r->nterms * g;
     if (nv > r->vals_cap) {
@@ -260,9 +228,9 @@ int vr_reward_score(struct vr_reward *r, json_t *line, const char *file, long li
             continue;
         }
         for (size_t k = 0; k < g; k++) {
-            json_t *c = json_array_get(comps, k), *tx = json_object_get(c, "text");
-            const char *s = json_string_value(tx);
-            size_t n = json_string_length(tx);
+            const struct vr_task_completion *c = &tk->c[k];
+            const char *s = c->text;
+            size_t n = c->text_len;
             int64_t ntok = 0;
             switch (t->fn) {
             case VR_RW_FORMAT: v[k] = vr_reward_format(s, n); break;

@@ -73,36 +73,39 @@ void vr_rollout_release(struct vr_rollout *r)
 }
 
 /* The image embeddings of a task, in prompt order: "vision" entries of this
- * model when present, else the vision tower on the "pixels" entries. */
-static int image_embeds(struct vr_rollout *r, json_t *task, int nimg, const int (*grid)[3], float **out,
-                        int *rows, struct vr_err *err)
+ * model when present (each must hold exactly its image's merged rows), else
+ * the vision tower on the "pixels" entries. */
+static int image_embeds(struct vr_rollout *r, const struct vr_task *t, const int (*grid)[3], float **out, int *rows,
+                        struct vr_err *err)
 {
-    json_t *vi = json_object_get(task, "vision");
-    int D = r->m.cfg.text.hidden, total = 0;
+    int nimg = t->nimages, D = r->m.cfg.text.hidden, total = 0;
     for (int i = 0; i < nimg; i++) total += grid[i][0] * grid[i][1] * grid[i][2];
     int merge2 = r->m.cfg.vision.merge * r->m.cfg.vision.merge;
     *rows = total / merge2;
     *out = vr_xmalloc(((size_t)*rows + 1) * D * sizeof **out);
     if (nimg == 0) return 0;
-    if (vi) { /* cached embeddings, if they are this model's */
-        int ok_ = 1, at = 0;
-        for (int i = 0; i < nimg && ok_; i++) {
-            json_t *v = json_is_array(vi) ? json_array_get(vi, (size_t)i) : vi;
-            const char *f = json_string_value(json_object_get(v, "file"));
-            struct vr_tensor t;
-            if (!f || vr_vision_load(f, r->vhash, &t, err)) {
-                ok_ = 0;
-                break;
-            }
-            memcpy(*out + (size_t)at * D, t.data, vr_tensor_nbytes(&t));
-            at += (int)t.shape[0];
-            vr_tensor_release(&t);
+    int cached = 1, at = 0;
+    for (int i = 0; i < nimg && cached; i++) { /* cached embeddings, if they are this model's */
+        struct vr_tensor e;
+        int want = grid[i][0] * grid[i][1] * grid[i][2] / merge2;
+        if (!t->im[i].vision || vr_vision_load(t->im[i].vision, r->vhash, &e, err)) {
+            cached = 0;
+            break;
         }
-        if (ok_ && at == *rows) return 0;
+        if (e.ndim != 2 || e.shape[0] != want || e.shape[1] != D) {
+            vr_tensor_release(&e);
+            return vr_err_set(err, VR_ERR_INPUT, t->im[i].vision, 0,
+                              "holds [%lld, %lld] vision rows; image %d needs [%d, %d]", (long long)e.shape[0],
+                              (long long)(e.ndim > 1 ? e.shape[1] : 0), i + 1, want, D);
+        }
+        memcpy(*out + (size_t)at * D, e.data, vr_tensor_nbytes(&e));
+        at += want;
+        vr_tensor_release(&e);
     }
+    if (cached) return 0;
     int cols = 3 * r->m.cfg.vision.temporal_patch * r->m.cfg.vision.patch * r->m.cfg.vision.patch;
     float *pix;
-    if (vr_pixels_task(task, nimg, cols, total, &pix, err)) return -1;
+    if (vr_pixels_task(t, cols, &pix, err)) return -1;
     vr_ws_reset(&r->ws);
     int rc = vr_vision_fwd(&r->m, *out, pix, nimg, grid, &r->ws, err);
     free(pix);
@@ -198,15 +201,23 @@ int vr_rollout_add(struct vr_rollout *r, json_t *task, const char *file, long li
     float *img = NULL;
     struct vr_ids ids = {0};
     VR_ASSERT(vr_rollout_room(r));
+    /* the images alone must fit the prompt before anything is rendered */
+    struct vr_task_limits lim;
+    vr_model_task_limits(&r->m.cfg, &lim);
+    if (lim.max_image_tokens > r->max_prompt) lim.max_image_tokens = r->max_prompt, lim.why = "--max-prompt-tokens";
+    struct vr_task t;
+    if (vr_task_parse(task, VR_NEED_GRIDS, &lim, file, line, &t, err)) return -1;
     struct vr_group *g = vr_xcalloc(1, sizeof *g);
-    if (vr_chat_task_grids(task, &r->o.chat, file, line, &grid, &nimg, err)) goto out;
-    if (vr_chat_task(r->tok, task, &r->o.chat, file, line, NULL, &ids, err)) goto out;
+    nimg = t.nimages;
+    grid = vr_xmalloc(((size_t)nimg + 1) * sizeof *grid);
+    for (int i = 0; i < nimg; i++) memcpy(grid[i], t.im[i].grid, sizeof *grid);
+    if (vr_chat_task(r->tok, &t, &r->o.chat, file, line, NULL, &ids, err)) goto out;
     if ((int)ids.n > r->max_prompt) {
         vr_err_set(err, VR_ERR_INPUT, file, line, "the prompt has %zu tokens; --max-prompt-tokens is %d", ids.n,
                    r->max_prompt);
         goto out;
     }
-    if (image_embeds(r, task, nimg, (const int(*)[3])grid, &img, &rows, err)) {
+    if (image_embeds(r, &t, (const int(*)[3])grid, &img, &rows, err)) {
         vr_err_locate(err, file, line);
         goto out;
     }
@@ -224,8 +235,7 @@ int vr_rollout_add(struct vr_rollout *r, json_t *task, const char *file, long li
         vr_kvcache_copy_seq(&r->kv, g->row[i], &r->kv1, 0);
         if (i) memcpy(g->logits + (size_t)i * V, g->logits, (size_t)V * sizeof *g->logits);
     }
-    const char *id = json_string_value(json_object_get(task, "id"));
-    g->th = id ? vr_hash64(id, strlen(id)) : 0;
+    g->th = t.id ? vr_hash64(t.id, strlen(t.id)) : 0;
     g->task = json_incref(task);
     g->seq = r->seq_in++;
     g->prompt = ids.v;
@@ -248,6 +258,7 @@ int vr_rollout_add(struct vr_rollout *r, json_t *task, const char *file, long li
     g = NULL;
     rc = 0;
 out:
+    vr_task_release(&t);
     group_free(g, G);
     free(grid);
     free(img);

@@ -167,13 +167,6 @@ static void add_terms(struct vr_batch *b, const json_t *rewards)
     }
 }
 
-static int num(const json_t *v, double *out)
-{
-    if (!json_is_number(v)) return -1;
-    *out = json_number_value(v);
-    return 0;
-}
-
 int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, const char *file, long lineno,
                  struct vr_err *err)
 {
@@ -183,12 +176,19 @@ int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, co
     int (*grid)[3] = NULL, nimg = 0, rc = -1, s0 = b->nseq;
     float *pix = NULL;
     int32_t *pos = NULL;
-    if (vr_chat_task_grids(line, &co, file, lineno, &grid, &nimg, err)) return -1;
+    struct vr_task_limits lim;
+    vr_model_task_limits(c, &lim);
+    struct vr_task t;
+    if (vr_task_parse(line, VR_NEED_GRIDS | (u->o.sft ? 0 : VR_NEED_ADVANTAGES), &lim, file, lineno, &t, err))
+        return -1;
+    nimg = t.nimages;
+    grid = vr_xmalloc(((size_t)nimg + 1) * sizeof *grid);
+    for (int i = 0; i < nimg; i++) memcpy(grid[i], t.im[i].grid, sizeof *grid);
     co.assistant = 0;
-    if (vr_chat_task(u->tok, line, &co, file, lineno, NULL, &ids, err)) goto out;
+    if (vr_chat_task(u->tok, &t, &co, file, lineno, NULL, &ids, err)) goto out;
     int cols = c->vision.in_chans * c->vision.temporal_patch * c->vision.patch * c->vision.patch, np = 0;
     for (int i = 0; i < nimg; i++) np += grid[i][0] * grid[i][1] * grid[i][2];
-    if (nimg && vr_pixels_task(line, nimg, cols, np, &pix, err)) {
+    if (nimg && vr_pixels_task(&t, cols, &pix, err)) {
         vr_err_locate(err, file, lineno);
         goto out;
     }
@@ -209,7 +209,7 @@ int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, co
     }
     if (u->o.sft) {
         co.assistant = 1;
-        if (vr_chat_task(u->tok, line, &co, file, lineno, NULL, &full, err)) goto out;
+        if (vr_chat_task(u->tok, &t, &co, file, lineno, NULL, &full, err)) goto out;
         /* the answer and its <|im_end|>; the "\n" after it is not a target */
         VR_ASSERT(full.n >= ids.n + 2 && memcmp(full.v, ids.v, ids.n * sizeof *ids.v) == 0);
         struct vr_useq *s = new_seq(b);
@@ -221,66 +221,31 @@ int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, co
         s->len = s->n - P;
         b->tokens += s->len;
     } else {
-        const json_t *pt = json_object_get(line, "prompt_tokens");
-        if (json_is_integer(pt) && json_integer_value(pt) != P) {
-            vr_err_set(err, VR_ERR_INPUT, file, lineno, "the prompt renders to %d tokens, but the rollout had %lld", P,
-                       (long long)json_integer_value(pt));
+        if (t.prompt_tokens > 0 && t.prompt_tokens != P) {
+            vr_err_set(err, VR_ERR_INPUT, file, lineno, "the prompt renders to %d tokens, but the rollout had %d", P,
+                       t.prompt_tokens);
             vr_err_hint(err, "give vr-update the --template and --system that vr-rollout had");
             goto out;
         }
-        const json_t *cs = json_object_get(line, "completions");
-        if (!json_is_array(cs) || json_array_size(cs) == 0) {
-            vr_err_set(err, VR_ERR_INPUT, file, lineno, "no \"completions\": vr-update reads vr-reward's scored lines");
-            goto out;
-        }
-        for (size_t k = 0; k < json_array_size(cs); k++) {
-            const json_t *cj = json_array_get(cs, k);
-            const json_t *tj = json_object_get(cj, "tokens"), *lj = json_object_get(cj, "logp");
-            double adv, rew = 0;
-            if (!json_is_array(tj) || !json_is_array(lj) || json_array_size(tj) != json_array_size(lj)) {
-                vr_err_set(err, VR_ERR_INPUT, file, lineno,
-                           "completion %zu: \"tokens\" and \"logp\" must be lists of the same length", k + 1);
-                goto out;
-            }
-            if (num(json_object_get(cj, "advantage"), &adv)) {
-                vr_err_set(err, VR_ERR_INPUT, file, lineno, "completion %zu has no \"advantage\"", k + 1);
-                vr_err_hint(err, "score rollouts with vr-reward first");
-                goto out;
-            }
-            num(json_object_get(cj, "reward"), &rew);
-            if (json_is_object(json_object_get(cj, "rewards"))) add_terms(b, json_object_get(cj, "rewards"));
-            int n = (int)json_array_size(tj), len = n;
-            for (int j = 0; j < n; j++) {
-                const json_t *t = json_array_get(tj, (size_t)j);
-                if (!json_is_integer(t) || json_integer_value(t) < 0 || json_integer_value(t) >= c->text.vocab) {
-                    vr_err_set(err, VR_ERR_INPUT, file, lineno, "completion %zu: token %d is not an id below %d", k + 1,
-                               j + 1, c->text.vocab);
-                    goto out;
-                }
-                const json_t *lpj = json_array_get(lj, (size_t)j);
-                if (!json_is_number(lpj) || !(json_number_value(lpj) <= 0)) {
-                    vr_err_set(err, VR_ERR_INPUT, file, lineno,
-                               "completion %zu: logp %d is not a log-probability (a number <= 0)", k + 1, j + 1);
-                    goto out;
-                }
-            }
+        for (int k = 0; k < t.ncompl; k++) {
+            const struct vr_task_completion *cp = &t.c[k];
+            if (cp->rewards) add_terms(b, cp->rewards);
+            int n = cp->n, len = n;
             for (int j = 0; j < n && len == n; j++) /* through the first end-of-sequence token */
                 for (int e = 0; e < u->neos; e++)
-                    if (json_integer_value(json_array_get(tj, (size_t)j)) == u->eos[e]) len = j + 1;
+                    if (cp->tokens[j] == u->eos[e]) len = j + 1;
             struct vr_useq *s = new_seq(b);
             s->g = b->ng;
             s->n = P + len;
             s->ids = vr_xmalloc(((size_t)s->n + 1) * sizeof *s->ids);
             memcpy(s->ids, ids.v, (size_t)P * sizeof *s->ids);
+            memcpy(s->ids + P, cp->tokens, (size_t)len * sizeof *s->ids);
             s->old = vr_xmalloc(((size_t)len + 1) * sizeof *s->old);
-            for (int j = 0; j < len; j++) {
-                s->ids[P + j] = (int32_t)json_integer_value(json_array_get(tj, (size_t)j));
-                s->old[j] = (float)json_number_value(json_array_get(lj, (size_t)j));
-            }
+            memcpy(s->old, cp->logp, (size_t)len * sizeof *s->old);
             s->first = P;
             s->len = len;
-            s->adv = adv;
-            s->reward = rew;
+            s->adv = cp->advantage;
+            s->reward = cp->has_reward ? cp->reward : 0;
             b->tokens += len;
         }
     }
@@ -310,6 +275,7 @@ out:
         }
         b->nseq = s0;
     }
+    vr_task_release(&t);
     free(grid);
     free(pix);
     free(pos);

@@ -58,8 +58,18 @@ test_expect_code 2 'a budget smaller than one group is a usage error' '
 	vr-rollout -m policy -G 4 --max-tokens 8 --max-prompt-tokens 300 --max-batch-tokens 1000 enc.jsonl
 '
 test_expect_success 'a prompt longer than --max-prompt-tokens is refused naming file:line' '
+	test_must_fail vr-rollout -m policy -G 1 --max-tokens 2 --max-prompt-tokens 150 enc.jsonl 2>err &&
+	grep -q "^vr-rollout: enc.jsonl:1: the prompt has [0-9]* tokens; --max-prompt-tokens is 150" err
+'
+test_expect_success 'images alone beyond --max-prompt-tokens: refused before a prompt is built' '
 	test_must_fail vr-rollout -m policy -G 1 --max-tokens 2 --max-prompt-tokens 50 enc.jsonl 2>err &&
-	grep -q "^vr-rollout: enc.jsonl:1: the prompt has [0-9]* tokens" err
+	grep -q "^vr-rollout: enc.jsonl:1: the images make 144 prompt tokens; at most 50 fit --max-prompt-tokens$" err &&
+	head -1 enc.jsonl | jq -c ".pixels.grid_thw = [1, 100000, 100000]" >huge.jsonl &&
+	test_must_fail vr-rollout -m policy -G 1 --max-tokens 2 huge.jsonl 2>err &&
+	grep -q "^vr-rollout: huge.jsonl:1: .pixels. of image 1: grid_thw holds a value that is not a positive integer up to 74898$" err &&
+	head -1 enc.jsonl | jq -c ".pixels.grid_thw = [1, 2000, 2000] | .pixels.input_size = [28000, 28000]" >big.jsonl &&
+	test_must_fail vr-rollout -m policy -G 1 --max-tokens 2 --max-prompt-tokens 100000 --max-batch-tokens 100002 big.jsonl 2>err &&
+	grep -q "^vr-rollout: big.jsonl:1: the images make 1000000 prompt tokens; at most 100000 fit --max-prompt-tokens$" err
 '
 test_expect_success 'a task line without pixels is refused naming file:line' '
 	head -1 enc.jsonl | jq -c "del(.pixels)" >nopix.jsonl &&

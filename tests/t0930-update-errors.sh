@@ -19,7 +19,7 @@ bad() { # name jq-edit expected-message
 }
 bad 'a completion without an advantage' 'del(.completions[1].advantage)' 'completion 2 has no "advantage"'
 bad 'tokens and logp of different lengths' '.completions[0].logp |= .[1:]' 'completion 1: "tokens" and "logp" must be lists of the same length'
-bad 'a positive log-probability' '.completions[0].logp[1] = 0.25' 'completion 1: logp 2 is not a log-probability (a number <= 0)'
+bad 'a positive log-probability' '.completions[0].logp[1] = 0.25' 'completion 1: logp 2 is not a log-probability (a finite number <= 0)'
 bad 'a token outside the vocabulary' '.completions[0].tokens[2] = 99999' 'completion 1: token 3 is not an id below'
 bad 'a prompt that renders differently from the rollout' '.prompt_tokens += 1' 'the prompt renders to'
 bad 'task lines without completions' 'del(.completions)' 'no "completions"'

@@ -109,10 +109,11 @@ bad() { # name line want
 bad 'no completions or text' '{"id":"x"}' 'nothing to score'
 bad 'empty completions' '{"id":"x","completions":[]}' "'completions' is empty"
 bad 'a box with 3 numbers' '{"text":"x","solution":[1,2,3]}' "'solution' has 3 numbers, expected 4"
-bad 'a box of strings' '{"text":"x","solution":["a",2,3,4]}' "'solution'\[0\] is not a finite number"
+bad 'a box of strings' '{"text":"x","solution":["a",2,3,4]}' "'solution' entry 0 is not a finite number"
 bad 'not JSON' '{"text": oops' ''
-bad 'a bad grid' '{"text":"x","pixels":{"grid_thw":[1,-2,3]}}' "'pixels.grid_thw'"
-bad 'no original size' '{"text":"x","pixels":{"grid_thw":[1,2,3]}}' 'no original image size'
+bad 'a bad grid' '{"text":"x","pixels":{"grid_thw":[1,-2,4]}}' "'pixels' of image 1: grid_thw holds a value that is not a positive integer"
+bad 'a grid of video frames' '{"text":"x","pixels":{"grid_thw":[65,2,4]}}' "'pixels' of image 1: grid_thw \\[65, 2, 4\\] has 65 frames"
+bad 'no original size' '{"text":"x","pixels":{"grid_thw":[1,2,4]}}' 'no original image size'
 test_expect_success '--skip-bad skips and counts' '
 	printf "%s\n" "{\"text\":\"x\",\"solution\":[0,0,1,1]}" "{\"id\":1}" "{\"text\":\"y\",\"solution\":[0,0,1,1]}" >sb.jsonl &&
 	vr-eval --skip-bad --summary sb.jsonl >out 2>err &&
