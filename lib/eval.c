@@ -231,7 +231,7 @@ int vr_eval_line(const json_t *line, const char *file, long lineno, const struct
     struct vr_reward_geom g = {0};
     /* the whole line is checked as every stage checks it (vr_task_parse) */
     struct vr_task tk;
-    if (vr_task_parse(line, 0, NULL, file, lineno, &tk, err)) return -1;
+    if (vr_task_parse(line, VR_LOOSE_IDS, NULL, file, lineno, &tk, err)) return -1;
     int have_px = tk.nimages > 0 && json_object_get(line, "pixels"); /* grids from pixels, not sizes */
     if (have_px) { /* sizes: the first image's pixels entry (vr-encode) */
         g.in_h = (int64_t)tk.im[0].grid[1] * 14, g.in_w = (int64_t)tk.im[0].grid[2] * 14; /* test_rec_r1.py: image_grid_thw * 14 */

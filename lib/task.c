@@ -224,18 +224,18 @@ static int parse(const json_t *j, unsigned need, const struct vr_task_limits *li
                  *pr = json_object_get(j, "problem"), *so = json_object_get(j, "solution"),
                  *sz = json_object_get(j, "image_sizes"), *px = json_object_get(j, "pixels"),
                  *vi = json_object_get(j, "vision"), *cs = json_object_get(j, "completions");
-    /* texts a prompt is made of are strings; the descriptive ones (id, split,
-     * label) must be strings in a task line, and are left out otherwise (vr-eval
-     * reads other tools' lines, where an id may be a number) */
+    /* texts are strings; with VR_LOOSE_IDS the descriptive ones (id, split,
+     * label) of other tools' lines may be anything, and are left out */
     static const char *const strs[] = {"think", "completion", "split", "label"};
     const char **dst[] = {&t->think, &t->completion, &t->split, &t->label};
+    int loose = (need & VR_LOOSE_IDS) != 0;
     for (int k = 0; k < 4; k++) {
         const json_t *v = json_object_get(j, strs[k]);
-        if (v && !json_is_string(v) && (k < 2 || (need & VR_NEED_TASK))) return BAD("'%s' is not a string", strs[k]);
+        if (v && !json_is_string(v) && (k < 2 || !loose)) return BAD("'%s' is not a string", strs[k]);
         *dst[k] = json_string_value(v);
     }
     int task = (need & VR_NEED_TASK) != 0;
-    if (task && !json_is_string(id)) return BAD("'id' is missing or not a string");
+    if (id ? !json_is_string(id) && !loose : task) return BAD("'id' is missing or not a string");
     t->id = json_string_value(id);
     if (im ? !json_is_array(im) : task) return BAD("'images' is missing or not a list");
     if (pr ? !json_is_string(pr) : task) return BAD("'problem' is missing or not a string");

@@ -125,6 +125,8 @@ enum {
     VR_NEED_PIXELS = 8,       /* every image encoded (vr-encode) */
     VR_NEED_COMPLETIONS = 16, /* completions with tokens and logp (vr-rollout) */
     VR_NEED_ADVANTAGES = 32,  /* ... and an advantage each (vr-reward) */
+    VR_LOOSE_IDS = 64,        /* other tools' lines (vr-eval): an id, split or label
+                               * that is not a string is left out, not refused */
 };
 
 /* The defaults: patch 14, merge 2, Qwen's min/max pixels, VR_TASK_MAX_IMAGE_TOKENS,

@@ -71,6 +71,16 @@ test_expect_success 'images alone beyond --max-prompt-tokens: refused before a p
 	test_must_fail vr-rollout -m policy -G 1 --max-tokens 2 --max-prompt-tokens 100000 --max-batch-tokens 100002 big.jsonl 2>err &&
 	grep -q "^vr-rollout: big.jsonl:1: the images make 1000000 prompt tokens; at most 100000 fit --max-prompt-tokens$" err
 '
+test_expect_success 'a pixel or vision entry that is not what the line says is refused before it is copied' '
+	head -1 enc.jsonl | jq -c ".pixels.grid_thw = [1, 24, 26] | .pixels.input_size = [364, 336]" >grid.jsonl &&
+	test_must_fail vr-rollout -m policy -G 1 --max-tokens 2 grid.jsonl 2>err &&
+	grep -q "^vr-rollout: grid.jsonl:1: cache/[0-9a-f]*.safetensors: holds a \[1, 24, 24\] grid of [0-9]*-value patches; the line says \[1, 24, 26\]" err &&
+	head -1 enc.jsonl | vr-encode --cache cache --model policy --vision >vis.jsonl &&
+	vr-rollout -m policy -G 1 --max-tokens 2 vis.jsonl >/dev/null &&
+	jq -c ".pixels.grid_thw = [1, 24, 26] | .pixels.input_size = [364, 336]" vis.jsonl >visgrid.jsonl &&
+	test_must_fail vr-rollout -m policy -G 1 --max-tokens 2 visgrid.jsonl 2>err &&
+	grep -q "^vr-rollout: visgrid.jsonl:1: cache/[0-9a-f]*.safetensors: holds \[144, [0-9]*\] vision rows; image 1 needs \[156, [0-9]*\]" err
+'
 test_expect_success 'a task line without pixels is refused naming file:line' '
 	head -1 enc.jsonl | jq -c "del(.pixels)" >nopix.jsonl &&
 	test_must_fail vr-rollout -m policy -G 1 --max-tokens 2 nopix.jsonl 2>err &&
