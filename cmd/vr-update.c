@@ -295,6 +295,19 @@ static int save(const struct vr_run *r, int64_t step, int64_t lines, int iterati
     return rc;
 }
 
+/* Whether the run folder's root holds the save of step: a run killed after
+ * its last checkpoint, before the root's save, left it behind, and --resume
+ * from that checkpoint has no step left to take but still owes the root. */
+static int root_holds(const char *out, int64_t step)
+{
+    json_t *st;
+    struct vr_err e;
+    if (vr_ckpt_load_state(out, &st, &e) != 1) return 0;
+    int same = json_integer_value(json_object_get(st, "step")) == step;
+    json_decref(st);
+    return same;
+}
+
 /* The optimizer state of a folder (1 read, 0 none, -1 error). */
 static int load_optim(const struct vr_run *r, const char *dir, struct vr_err *err)
 {
@@ -496,8 +509,9 @@ int main(int argc, char **argv)
     int eof = 0, refused = 0;
     struct vr_jsonl_files in;
     vr_jsonl_files_init(&in, argv + ind, argc - ind);
-    int64_t skip = lines, saved_step = -1, last_lines = 0;
-    int last_iter = 0;
+    /* the data cursor of the last step taken: at first the checkpoint's */
+    int64_t skip = lines, saved_step = -1, last_lines = lines;
+    int last_iter = iter0;
     int taken = 0;
     while (!eof) {
         struct vr_batch b = {0};
@@ -584,7 +598,9 @@ int main(int argc, char **argv)
     if (taken && save_every && saved_step != step &&
         save(&run, step, last_lines, last_iter, 0, &err))
         vr_die(&err);
-    if ((taken || (merge && u.lora)) && save(&run, step, last_lines, last_iter, 1, &err)) vr_die(&err);
+    if ((taken || (merge && u.lora) || (from && !root_holds(out, step))) &&
+        save(&run, step, last_lines, last_iter, 1, &err))
+        vr_die(&err);
     if (publish) vr_publish_close(&pub);
     vr_jsonl_files_close(&in);
     vr_optstate_release(&os);
