@@ -7,6 +7,7 @@
 #include "bpe.h"
 #include "chat.h"
 #include "cli.h"
+#include "fileset.h"
 #include "fs.h"
 #include "jsonl.h"
 #include "task.h"
@@ -295,6 +296,7 @@ int main(int argc, char **argv)
     if (c.skip_special && c.mode != DECODE) vr_die_usage("--skip-special goes with --decode");
     if (c.split_special && c.mode != ENCODE) vr_die_usage("--split-special is for encoding");
 
+    if (model && vr_fileset_settle(model, &err)) vr_die(&err); /* one save's files (fileset.h) */
     char *tokpath = model ? vr_path_join(model, "tokenizer.json") : vr_xstrdup(tokfile);
     double t0 = vr_now();
     if (vr_bpe_load(&c.tok, tokpath, &err)) vr_die(&err);

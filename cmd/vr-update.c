@@ -170,21 +170,6 @@ static int untie_more(void *ctx, const char *dir, struct vr_err *err)
     return untie_config(dir, err);
 }
 
-/* Files of an earlier run that the one being written would not replace:
- * an adapter the loaders would fold in again, moments of other tensors. */
-static int drop_stale(const char *dir, int adapter, int optim, struct vr_err *err)
-{
-    static const char *const ad[] = {"adapter_config.json", "adapter_model.safetensors"};
-    for (int i = 0; i < 3; i++) {
-        if (i < 2 ? adapter : optim) continue;
-        char *p = vr_path_join(dir, i < 2 ? ad[i] : "optimizer.safetensors");
-        int rc = unlink(p) != 0 && errno != ENOENT ? vr_err_sys(err, p, "cannot remove") : 0;
-        free(p);
-        if (rc) return -1;
-    }
-    return 0;
-}
-
 static int write_adapter(void *ctx, const char *dir, struct vr_err *err)
 {
     const struct vr_run *r = ctx;
@@ -230,8 +215,10 @@ static int untie_config(const char *dir, struct vr_err *err)
     return rc;
 }
 
-/* A checkpoint of the run: RUN/checkpoint-STEP atomically, or (root) the
- * files of RUN itself, one by one. */
+/* A checkpoint of the run: RUN/checkpoint-STEP, or (root) the files of RUN
+ * itself, each atomically (the root as one set of files, which drops what an
+ * earlier save there had and this one has not: adapter files, optimizer
+ * state). */
 static int save(const struct vr_run *r, int64_t step, int64_t lines, int iteration, int root, struct vr_err *err)
 {
     json_t *st = json_pack("{s:I,s:I,s:i}", "step", (json_int_t)step, "lines", (json_int_t)lines, "iteration",
@@ -283,8 +270,7 @@ static int save(const struct vr_run *r, int64_t step, int64_t lines, int iterati
         c.more = write_adapter;
         c.more_ctx = (void *)r;
     }
-    int rc = root ? drop_stale(r->out, c.more == write_adapter, c.opt != NULL, err) : 0;
-    if (!rc) rc = root ? vr_ckpt_write(r->out, &c, err) : vr_ckpt_save(r->out, step, &c, r->keep, NULL, err);
+    int rc = root ? vr_ckpt_replace(r->out, &c, err) : vr_ckpt_save(r->out, step, &c, r->keep, NULL, err);
     json_decref(st);
     free(untied);
     free(uoff);
@@ -293,6 +279,19 @@ static int save(const struct vr_run *r, int64_t step, int64_t lines, int iterati
     free(t);
     free(merged);
     return rc;
+}
+
+/* Whether the run folder's root holds the save of step: a run killed after
+ * its last checkpoint, before the root's save, left it behind, and --resume
+ * from that checkpoint has no step left to take but still owes the root. */
+static int root_holds(const char *out, int64_t step)
+{
+    json_t *st;
+    struct vr_err e;
+    if (vr_ckpt_load_state(out, &st, &e) != 1) return 0;
+    int same = json_integer_value(json_object_get(st, "step")) == step;
+    json_decref(st);
+    return same;
 }
 
 /* The optimizer state of a folder (1 read, 0 none, -1 error). */
@@ -348,6 +347,9 @@ int main(int argc, char **argv)
     /* a closed stdout must not kill a step in the middle: writes fail with
      * EPIPE instead, and the metrics writer saves the run before it stops */
     signal(SIGPIPE, SIG_IGN);
+    /* a file-size limit (ulimit -f) must not kill a save in the middle
+     * either: the write fails with EFBIG, and the save with a message */
+    signal(SIGXFSZ, SIG_IGN);
     while ((c = vr_cli_next(&ind, &arg)) != -1) {
         switch (c) {
         case 'm': model = arg; break;
@@ -437,6 +439,10 @@ int main(int argc, char **argv)
         made_out = out;
         atexit(drop_made_out);
     }
+    /* what a killed writer left: a save of the root to finish, temporaries */
+    int recovered = vr_ckpt_recover(out, &err);
+    if (recovered < 0) vr_die(&err);
+    if (recovered) vr_warn("%s: finished the save that a killed vr-update had committed but not put in place", out);
 
     /* the run state: --resume takes the newest complete checkpoint of --out */
     char *from = NULL;
@@ -496,8 +502,9 @@ int main(int argc, char **argv)
     int eof = 0, refused = 0;
     struct vr_jsonl_files in;
     vr_jsonl_files_init(&in, argv + ind, argc - ind);
-    int64_t skip = lines, saved_step = -1, last_lines = 0;
-    int last_iter = 0;
+    /* the data cursor of the last step taken: at first the checkpoint's */
+    int64_t skip = lines, saved_step = -1, last_lines = lines;
+    int last_iter = iter0;
     int taken = 0;
     while (!eof) {
         struct vr_batch b = {0};
@@ -584,7 +591,9 @@ int main(int argc, char **argv)
     if (taken && save_every && saved_step != step &&
         save(&run, step, last_lines, last_iter, 0, &err))
         vr_die(&err);
-    if ((taken || (merge && u.lora)) && save(&run, step, last_lines, last_iter, 1, &err)) vr_die(&err);
+    if ((taken || (merge && u.lora) || (from && !root_holds(out, step))) &&
+        save(&run, step, last_lines, last_iter, 1, &err))
+        vr_die(&err);
     if (publish) vr_publish_close(&pub);
     vr_jsonl_files_close(&in);
     vr_optstate_release(&os);

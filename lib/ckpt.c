@@ -12,12 +12,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileset.h"
 #include "fs.h"
 #include "safetensors.h"
 
 #define STATE_FILE "trainer_state.json"
 #define OPTIM_FILE "optimizer.safetensors"
-#define RUN_LOCK ".lock" /* vr_ckpt_run_lock */
+#define RUN_LOCK VR_FILESET_LOCK /* vr_ckpt_run_lock */
 
 /* ---- the table ---- */
 
@@ -50,35 +51,9 @@ int vr_ptab_ranges(const struct vr_ptab *t, struct vr_range *out)
 
 /* ---- removing folders ---- */
 
-/* rm -rf name (relative to dfd); links are removed, never followed. errno
- * says why on failure. */
-static int rm_rf_at(int dfd, const char *name, int depth)
-{
-    if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT) return 0;
-    if ((errno != EISDIR && errno != EPERM) || depth > 16) return -1;
-    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return -1;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return -1;
-    }
-    int rc = 0;
-    struct dirent *e;
-    while (rc == 0 && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) rc = rm_rf_at(fd, e->d_name, depth + 1);
-    int saved = errno;
-    closedir(d);
-    if (rc) {
-        errno = saved;
-        return -1;
-    }
-    return unlinkat(dfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : -1;
-}
-
 static int rm_rf(const char *path, struct vr_err *err)
 {
-    if (rm_rf_at(AT_FDCWD, path, 0)) return vr_err_sys(err, path, "cannot remove");
+    if (vr_rm_rf_at(AT_FDCWD, path)) return vr_err_sys(err, path, "cannot remove");
     return 0;
 }
 
@@ -109,7 +84,7 @@ static int sync_tree(const char *dir, int depth, struct vr_err *err)
             int fd = open(p, O_RDONLY | O_CLOEXEC);
             if (fd < 0) rc = vr_err_sys(err, p, "cannot open");
             else {
-                if (fsync(fd) != 0) rc = vr_err_sys(err, p, "fsync failed");
+                if (vr_test_io("fsync", p) || fsync(fd) != 0) rc = vr_err_sys(err, p, "fsync failed");
                 close(fd);
             }
         } else if (S_ISDIR(sb.st_mode) && depth < 8) {
@@ -318,13 +293,17 @@ static int copy_config(const char *dst, const char *src, const char *buf, size_t
     return rc;
 }
 
-int vr_ckpt_copy_aux(const char *dst, const char *src, enum vr_dtype dtype, struct vr_err *err)
+/* same_as: the folder the files end up in (dst, or the one a staging
+ * folder dst is committed to); when it is src, only config.json is
+ * rewritten and the other files are left where they are. */
+static int copy_aux(const char *dst, const char *src, const char *same_as, enum vr_dtype dtype,
+                    struct vr_err *err)
 {
     struct stat ss, ds;
     if (stat(src, &ss) != 0) return vr_err_sys(err, src, "cannot open");
     if (!S_ISDIR(ss.st_mode)) return vr_err_set(err, VR_ERR_INPUT, src, 0, "not a folder");
     if (vr_mkdir_p(dst, err)) return -1;
-    int same = stat(dst, &ds) == 0 && ds.st_dev == ss.st_dev && ds.st_ino == ss.st_ino;
+    int same = stat(same_as, &ds) == 0 && ds.st_dev == ss.st_dev && ds.st_ino == ss.st_ino;
     DIR *d = opendir(src);
     if (!d) return vr_err_sys(err, src, "cannot open");
     int rc = 0;
@@ -354,11 +333,18 @@ int vr_ckpt_copy_aux(const char *dst, const char *src, enum vr_dtype dtype, stru
     return rc;
 }
 
-int vr_ckpt_write(const char *dir, const struct vr_ckpt *c, struct vr_err *err)
+int vr_ckpt_copy_aux(const char *dst, const char *src, enum vr_dtype dtype, struct vr_err *err)
+{
+    return copy_aux(dst, src, dst, dtype, err);
+}
+
+/* vr_ckpt_write into dir, for the folder final (dir itself, or the folder a
+ * staging folder dir is committed to) */
+static int write_into(const char *dir, const char *final, const struct vr_ckpt *c, struct vr_err *err)
 {
     if (vr_mkdir_p(dir, err)) return -1;
     int weights = c->tab && c->master;
-    if (c->src && vr_ckpt_copy_aux(dir, c->src, weights ? c->dtype : VR_DTYPE_COUNT, err)) return -1;
+    if (c->src && copy_aux(dir, c->src, final, weights ? c->dtype : VR_DTYPE_COUNT, err)) return -1;
     if (weights && vr_ckpt_write_weights(dir, c->tab, c->master, c->dtype, c->max_shard_bytes, err))
         return -1;
     if (c->opt && write_optim(dir, c, err)) return -1;
@@ -370,6 +356,59 @@ int vr_ckpt_write(const char *dir, const struct vr_ckpt *c, struct vr_err *err)
         if (rc) return -1;
     }
     return 0;
+}
+
+int vr_ckpt_write(const char *dir, const struct vr_ckpt *c, struct vr_err *err)
+{
+    return write_into(dir, dir, c, err);
+}
+
+/* The files that make up a checkpoint's state, as vr writes them: a set
+ * without one removes it from the folder it replaces (an adapter would be
+ * folded in again, moments of other tensors continued, a shard index would
+ * shadow a new model.safetensors). */
+static int state_file(const char *name)
+{
+    static const char *const names[] = {"model.safetensors", "model.safetensors.index.json", "adapter_config.json",
+                                        "adapter_model.safetensors", OPTIM_FILE, STATE_FILE};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (!strcmp(name, names[i])) return 1;
+    size_t n = strlen(name); /* model-00001-of-00002.safetensors */
+    return !strncmp(name, "model-", 6) && strstr(name, "-of-") && n > 12 && !strcmp(name + n - 12, ".safetensors");
+}
+
+int vr_ckpt_replace(const char *dir, const struct vr_ckpt *c, struct vr_err *err)
+{
+    if (c->tab && c->master && check_dtype(c->dtype, dir, err)) return -1;
+    if (vr_mkdir_p(dir, err)) return -1;
+    char name[64];
+    snprintf(name, sizeof name, ".tmp-save-%ld", (long)getpid());
+    char *tmp = vr_path_join(dir, name);
+    int rc = rm_rf(tmp, err); /* ours from an earlier failed try of this process */
+    if (rc == 0 && (vr_test_io("mkdir", tmp) || mkdir(tmp, 0755) != 0))
+        rc = vr_err_sys(err, tmp, "cannot create");
+    if (rc == 0 && (write_into(tmp, dir, c, err) || sync_tree(tmp, 0, err))) {
+        rc = -1;
+        (void)vr_rm_rf_at(AT_FDCWD, tmp);
+        if (err && !err->hint[0]) vr_err_hint(err, "%s is as it was before this save", dir);
+    }
+    if (rc == 0) {
+        /* the state files of dir, which the new set replaces or removes */
+        int n = 0, cap = 8;
+        char **drop = vr_xmalloc((size_t)cap * sizeof *drop);
+        DIR *d = opendir(dir);
+        for (struct dirent *e; d && (e = readdir(d));) {
+            if (!state_file(e->d_name)) continue;
+            if (n == cap) drop = vr_xrealloc(drop, (size_t)(cap *= 2) * sizeof *drop);
+            drop[n++] = vr_xstrdup(e->d_name);
+        }
+        if (d) closedir(d);
+        rc = vr_fileset_commit(dir, name, (const char *const *)drop, n, err);
+        for (int i = 0; i < n; i++) free(drop[i]);
+        free(drop);
+    }
+    free(tmp);
+    return rc;
 }
 
 /* ---- the atomic folder ---- */
@@ -399,7 +438,8 @@ int vr_ckpt_begin(struct vr_ckpt_tx *tx, const char *dir, struct vr_err *err)
     tx->dir = d;
     free(parent);
     /* ours from an earlier failed try of this process: stale */
-    if (rm_rf(tx->tmp, err) || (mkdir(tx->tmp, 0755) != 0 && vr_err_sys(err, tx->tmp, "cannot create"))) {
+    if (rm_rf(tx->tmp, err) ||
+        ((vr_test_io("mkdir", tx->tmp) || mkdir(tx->tmp, 0755) != 0) && vr_err_sys(err, tx->tmp, "cannot create"))) {
         free(tx->tmp);
         free(tx->dir);
         memset(tx, 0, sizeof *tx);
@@ -410,7 +450,7 @@ int vr_ckpt_begin(struct vr_ckpt_tx *tx, const char *dir, struct vr_err *err)
 
 void vr_ckpt_abort(struct vr_ckpt_tx *tx)
 {
-    if (tx->tmp) (void)rm_rf_at(AT_FDCWD, tx->tmp, 0);
+    if (tx->tmp) (void)vr_rm_rf_at(AT_FDCWD, tx->tmp);
     free(tx->tmp);
     free(tx->dir);
     memset(tx, 0, sizeof *tx);
@@ -424,13 +464,15 @@ int vr_ckpt_commit(struct vr_ckpt_tx *tx, struct vr_err *err)
     }
     char *parent = vr_path_dir(tx->dir);
     int rc = 0;
-    if (rename(tx->tmp, tx->dir) == 0) { /* new, or over an empty folder */
+    if (vr_test_io("rename", tx->dir)) {
+        rc = vr_err_sys(err, tx->dir, "rename failed");
+    } else if (rename(tx->tmp, tx->dir) == 0) { /* new, or over an empty folder */
         sync_dir(parent);
     } else if (errno == ENOTEMPTY || errno == EEXIST || errno == ENOTDIR || errno == EISDIR) {
         /* swap in one step: a crash leaves the old folder or the new one */
         if (renameat2(AT_FDCWD, tx->tmp, AT_FDCWD, tx->dir, RENAME_EXCHANGE) == 0) {
             sync_dir(parent);
-            (void)rm_rf_at(AT_FDCWD, tx->tmp, 0); /* the old one; a leftover if this fails */
+            (void)vr_rm_rf_at(AT_FDCWD, tx->tmp); /* the old one; a leftover if this fails */
         } else if (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP) {
             /* no exchange here: old aside, new in, old out (a crash between
              * the renames leaves both under .tmp-* names) */
@@ -446,7 +488,7 @@ int vr_ckpt_commit(struct vr_ckpt_tx *tx, struct vr_err *err)
                 (void)rename(aside, tx->dir);
             } else {
                 sync_dir(parent);
-                (void)rm_rf_at(AT_FDCWD, aside, 0);
+                (void)vr_rm_rf_at(AT_FDCWD, aside);
             }
             free(aside);
         } else {
@@ -574,8 +616,11 @@ static long leftover_pid(const char *name)
     return v;
 }
 
-/* Best effort: a leftover that stays only costs disk space. */
-static void clean_leftovers(const char *run)
+/* Best effort: a leftover that stays only costs disk space. held: the
+ * caller holds RUN's lock, so no other process writes there and every
+ * leftover but ours goes, its pid alive or not (a dead writer's pid may be
+ * another program's by now); else only those of processes that are gone. */
+static void clean_leftovers(const char *run, int held)
 {
     DIR *d = opendir(run);
     if (!d) return;
@@ -583,10 +628,20 @@ static void clean_leftovers(const char *run)
     struct dirent *e;
     while ((e = readdir(d))) {
         long pid = leftover_pid(e->d_name);
-        if (pid > 0 && (pid > 0x7fffffffL || (kill((pid_t)pid, 0) != 0 && errno == ESRCH)))
-            (void)rm_rf_at(fd, e->d_name, 0);
+        if (pid <= 0 || pid == (long)getpid()) continue;
+        if (held || pid > 0x7fffffffL || (kill((pid_t)pid, 0) != 0 && errno == ESRCH))
+            (void)vr_rm_rf_at(fd, e->d_name);
     }
     closedir(d);
+}
+
+int vr_ckpt_recover(const char *run, struct vr_err *err)
+{
+    int rc = vr_fileset_recover(run, err);
+    if (rc < 0) return -1;
+    clean_leftovers(run, 1);
+    vr_tmp_sweep_held(run);
+    return rc;
 }
 
 int vr_ckpt_prune(const char *run, int keep, int64_t protect, struct vr_err *err)
@@ -602,7 +657,7 @@ int vr_ckpt_prune(const char *run, int keep, int64_t protect, struct vr_err *err
         snprintf(aside, sizeof aside, ".tmp-del-%s-%ld", name, (long)getpid());
         char *p = vr_path_join(run, name), *q = vr_path_join(run, aside);
         /* out of the listing in one step, then removed at leisure */
-        if (rename(p, q) != 0) rc = vr_err_sys(err, p, "cannot remove old checkpoint");
+        if (vr_test_io("rename", p) || rename(p, q) != 0) rc = vr_err_sys(err, p, "cannot remove old checkpoint");
         else {
             sync_dir(run);
             rc = rm_rf(q, err);
@@ -611,7 +666,7 @@ int vr_ckpt_prune(const char *run, int keep, int64_t protect, struct vr_err *err
         free(q);
     }
     free(s);
-    if (rc == 0) clean_leftovers(run);
+    if (rc == 0) clean_leftovers(run, 0);
     return rc;
 }
 
@@ -655,6 +710,7 @@ int vr_ckpt_load_optim(const char *dir, const struct vr_ptab *t, float *master,
     check_tab(t);
     for (int i = 0; i < t->np; i++) /* the moments cover the trained tensors (none: extras only) */
         VR_ASSERT(!trained(t, i) || s->n == t->total);
+    if (vr_fileset_settle(dir, err)) return -1;
     char *path = vr_path_join(dir, OPTIM_FILE);
     struct stat sb;
     if (stat(path, &sb) != 0 && errno == ENOENT) {
@@ -684,6 +740,7 @@ int vr_ckpt_load_optim(const char *dir, const struct vr_ptab *t, float *master,
 int vr_ckpt_load_state(const char *dir, json_t **state, struct vr_err *err)
 {
     *state = NULL;
+    if (vr_fileset_settle(dir, err)) return -1;
     char *path = vr_path_join(dir, STATE_FILE);
     struct stat sb;
     if (stat(path, &sb) != 0 && errno == ENOENT) {

@@ -15,7 +15,14 @@
  * swapped out atomically, then removed) and fsyncs RUN. A killed run leaves
  * the previous checkpoint as it was plus a .tmp-* folder, which readers
  * ignore and later saves remove. A checkpoint is complete when it is a
- * checkpoint-STEP folder (STEP in plain decimal) holding trainer_state.json. */
+ * checkpoint-STEP folder (STEP in plain decimal) holding trainer_state.json.
+ *
+ * The run folder's root, which holds the last save as a Hugging Face folder
+ * beside the checkpoint-STEP folders, is replaced as one set of files by
+ * vr_ckpt_replace through a commit record (fileset.h): a kill or a full disk
+ * at any moment leaves the old set or the new one, never new weights beside
+ * old optimizer state. The loaders here and vr_model_load finish a save
+ * that a crash left committed but not in place (vr_fileset_settle). */
 #ifndef VR_CKPT_H
 #define VR_CKPT_H
 
@@ -63,11 +70,22 @@ struct vr_ckpt {
 };
 
 /* Write c into dir (created when missing) file by file, each file atomic and
- * trainer_state.json last. Not atomic as a whole: use vr_ckpt_save for that;
- * this is also how a run publishes its last weights into a folder that other
- * files live in. When c->dtype is given, config.json's torch_dtype (and
- * dtype) are set to it. Errors name the file. */
+ * trainer_state.json last. Not atomic as a whole: vr_ckpt_save and
+ * vr_ckpt_replace write through it into a temporary folder. When c->dtype
+ * is given, config.json's torch_dtype (and dtype) are set to it. Errors name
+ * the file. */
 int vr_ckpt_write(const char *dir, const struct vr_ckpt *c, struct vr_err *err);
+
+/* Replace the checkpoint in dir, a folder that other files live in (a run
+ * folder's root), with c, as one set (fileset.h): c is written to
+ * dir/.tmp-save-PID and fsynced, then committed. The state files of dir that
+ * c does not have (model.safetensors or shards and their index, adapter
+ * files, optimizer.safetensors, trainer_state.json) are removed with the
+ * commit; other files stay. When dir is c->src, its other files are kept
+ * and only config.json is rewritten. The caller holds dir's lock
+ * (vr_ckpt_run_lock). On a failure before the commit, dir is as it was and
+ * err's hint says so; after it, see vr_fileset_commit. */
+int vr_ckpt_replace(const char *dir, const struct vr_ckpt *c, struct vr_err *err);
 
 /* Write c as RUN/checkpoint-STEP atomically (see above), replacing one that
  * is there; then, when keep > 0, remove the complete checkpoints of RUN
@@ -116,7 +134,8 @@ int vr_ckpt_write_json(const char *path, const json_t *j, struct vr_err *err);
  * there with that dtype and shape (the error names the file and the tensor);
  * tensors of the file that nobody asks for are ignored. Returns 1 when read,
  * 0 when dir has no optimizer.safetensors (nothing is touched), -1 on error
- * (the arrays may be partly written). */
+ * (the arrays may be partly written). Both loaders settle dir first
+ * (vr_fileset_settle). */
 int vr_ckpt_load_optim(const char *dir, const struct vr_ptab *t, float *master,
                        struct vr_optstate *s, int nextra, const char *const *names,
                        struct vr_tensor *extra, struct vr_err *err);
@@ -134,6 +153,14 @@ int vr_ckpt_run_lock(const char *run, int *made, struct vr_err *err);
 /* Remove RUN when it holds nothing but its lock (a run that failed before
  * its first save). */
 void vr_ckpt_run_drop_empty(const char *run);
+/* What a writer does first with RUN's lock taken: finish a save of the
+ * root that a crash interrupted after its commit (vr_fileset_recover), then
+ * remove every temporary that other processes left in RUN (.tmp-* folders of
+ * checkpoint saves, prunes and root saves; *.tmp.PID.* files): the lock
+ * proves that none of them is still writing, so no age or pid test is
+ * needed. Returns 1 when it finished a save, 0 when there was none, -1 on
+ * error (a damaged commit record, an I/O error). */
+int vr_ckpt_recover(const char *run, struct vr_err *err);
 
 /* The newest complete checkpoint of RUN: 1 with *path (caller frees) and
  * *step (optional), 0 when there is none. */

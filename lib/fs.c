@@ -15,6 +15,8 @@
 int vr_tmp_create(const char *path, char **tmp, struct vr_err *err)
 {
     static _Atomic unsigned long counter;
+    *tmp = NULL;
+    if (vr_test_io("create", path)) return vr_err_sys(err, path, "cannot create temporary file");
     size_t n = strlen(path) + 48;
     char *t = vr_xmalloc(n);
     for (int tries = 0; tries < 100; tries++) {
@@ -59,6 +61,7 @@ int vr_atomic_open(struct vr_atomic *a, const char *path, struct vr_err *err)
 int vr_atomic_write(struct vr_atomic *a, const void *buf, size_t len, struct vr_err *err)
 {
     const char *p = buf;
+    if (vr_test_io("write", a->path)) return vr_err_sys(err, a->path, "write failed");
     while (len) {
         ssize_t w = write(a->fd, p, len);
         if (w < 0) {
@@ -89,7 +92,7 @@ void vr_atomic_abort(struct vr_atomic *a)
 
 int vr_atomic_commit(struct vr_atomic *a, struct vr_err *err)
 {
-    if (!a->nosync && fsync(a->fd) != 0) {
+    if (!a->nosync && (vr_test_io("fsync", a->path) || fsync(a->fd) != 0)) {
         vr_err_sys(err, a->path, "fsync failed");
         vr_atomic_abort(a);
         return -1;
@@ -101,7 +104,7 @@ int vr_atomic_commit(struct vr_atomic *a, struct vr_err *err)
         vr_atomic_abort(a);
         return -1;
     }
-    if (rename(a->tmp, a->path) != 0) {
+    if (vr_test_io("rename", a->path) || rename(a->tmp, a->path) != 0) {
         vr_err_sys(err, a->path, "rename failed");
         vr_atomic_abort(a);
         return -1;
@@ -325,9 +328,40 @@ int vr_mkdir_p(const char *dir, struct vr_err *err)
     return 0;
 }
 
+/* The locks this process holds (vr_lock_take), by file: few, taken and
+ * given back by the main thread. A child that fork copies this table holds
+ * none of them (POSIX locks are not inherited): pid tells. */
+static struct held_lock {
+    dev_t dev;
+    ino_t ino;
+    int fd;
+    pid_t pid;
+} held[16];
+static int nheld;
+
+int vr_lock_held(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return 0;
+    for (int i = 0; i < nheld; i++)
+        if (held[i].dev == st.st_dev && held[i].ino == st.st_ino && held[i].pid == getpid()) return 1;
+    return 0;
+}
+
+void vr_lock_release(int fd)
+{
+    for (int i = 0; i < nheld; i++)
+        if (held[i].fd == fd) held[i] = held[--nheld];
+    close(fd);
+}
+
 int vr_lock_holder(const char *path, pid_t *pid, struct vr_err *err)
 {
     *pid = 0;
+    if (vr_lock_held(path)) { /* opening and closing it would drop it */
+        *pid = getpid();
+        return 0;
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return errno == ENOENT ? 0 : vr_err_sys(err, path, "cannot open");
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
@@ -348,7 +382,12 @@ int vr_lock_take(const char *path, pid_t *holder, struct vr_err *err)
     int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) return vr_err_sys(err, path, "cannot open");
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    if (fcntl(fd, F_SETLK, &fl) == 0) return fd;
+    if (fcntl(fd, F_SETLK, &fl) == 0) {
+        struct stat st;
+        if (nheld < (int)(sizeof held / sizeof *held) && fstat(fd, &st) == 0)
+            held[nheld++] = (struct held_lock){st.st_dev, st.st_ino, fd, getpid()};
+        return fd;
+    }
     int e = errno;
     close(fd);
     if (e == EACCES || e == EAGAIN) {
@@ -379,7 +418,32 @@ int vr_path_confined(const char *root, const char *path, struct vr_err *err)
     return rc;
 }
 
-int vr_tmp_sweep(const char *dir, int64_t min_age_s)
+static int rm_rf_depth(int dfd, const char *name, int depth)
+{
+    if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT) return 0;
+    if ((errno != EISDIR && errno != EPERM) || depth > 16) return -1;
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -1;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) rc = rm_rf_depth(fd, e->d_name, depth + 1);
+    int saved = errno;
+    closedir(d);
+    if (rc) {
+        errno = saved;
+        return -1;
+    }
+    return unlinkat(dfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+/* held: the caller holds dir's writer lock (vr_tmp_sweep_held) */
+static int tmp_sweep(const char *dir, int64_t min_age_s, int held_lock)
 {
     DIR *d = opendir(dir);
     if (!d) return 0;
@@ -391,12 +455,48 @@ int vr_tmp_sweep(const char *dir, int64_t min_age_s)
         char *end;
         long pid = strtol(t + 5, &end, 10);
         if (pid <= 0 || (*end && *end != '.')) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
+        if (held_lock) {
+            if (pid == (long)getpid()) continue;
+        } else if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) {
+            continue; /* alive, or not ours to judge */
+        }
         struct stat st;
         if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
-        if (now - st.st_mtime < min_age_s) continue;
+        if (!held_lock && now - st.st_mtime < min_age_s) continue;
         removed += unlinkat(dirfd(d), e->d_name, 0) == 0;
     }
     closedir(d);
     return removed;
+}
+
+int vr_tmp_sweep(const char *dir, int64_t min_age_s) { return tmp_sweep(dir, min_age_s, 0); }
+
+int vr_tmp_sweep_held(const char *dir) { return tmp_sweep(dir, 0, 1); }
+
+int vr_rm_rf_at(int dfd, const char *name)
+{
+    return rm_rf_depth(dfd, name, 0);
+}
+
+int vr_test_io(const char *what, const char *path)
+{
+    static int mode = -1; /* 0 off, 1 kill@K, 2 fail@K, 3 trace */
+    static long at;
+    static _Atomic long n;
+    if (mode < 0) {
+        const char *s = getenv("VR_TEST_IO");
+        mode = 0;
+        if (s && !strcmp(s, "trace")) mode = 3;
+        else if (s && (!strncmp(s, "kill@", 5) || !strncmp(s, "fail@", 5))) {
+            at = strtol(s + 5, NULL, 10);
+            mode = at > 0 ? (s[0] == 'k' ? 1 : 2) : 0;
+        }
+    }
+    if (!mode) return 0;
+    long k = ++n;
+    if (mode == 3) fprintf(stderr, "vr-test-io %ld %s %s\n", k, what, path);
+    if (k != at) return 0;
+    if (mode == 1) raise(SIGKILL);
+    errno = ENOSPC;
+    return -1;
 }

@@ -59,13 +59,39 @@ int vr_file_read_regular(const char *path, int64_t max_bytes, char **buf, size_t
  * namespace sharing the folder looks dead; the age keeps its file safe).
  * Returns how many were removed. */
 int vr_tmp_sweep(const char *dir, int64_t min_age_s);
+/* The same for a caller that holds dir's writer lock (a run folder's
+ * OUT/.lock): the lock proves that no other writer is at work, so every such
+ * temporary but this process's goes now, whatever its age, and whether or
+ * not its pid runs (a dead writer's pid may be another program's by now). */
+int vr_tmp_sweep_held(const char *dir);
+
+/* rm -rf name, relative to the folder dfd (AT_FDCWD: the current one); links
+ * are removed, never followed. 0, or -1 with errno saying why. */
+int vr_rm_rf_at(int dfd, const char *name);
 
 /* A whole-file write lock (fcntl; released when the process ends, however it
  * ends): the descriptor, or -1 with *holder the pid that holds it (-1 when
  * unknown; 0 for any other failure) and err set. */
 int vr_lock_take(const char *path, pid_t *holder, struct vr_err *err);
-/* *pid = the process holding a write lock on path, or 0 (none, or no file). */
+/* *pid = the process holding a write lock on path, or 0 (none, or no file);
+ * this process's own pid when it holds the lock itself. */
 int vr_lock_holder(const char *path, pid_t *pid, struct vr_err *err);
+/* Whether this process holds the lock on path (vr_lock_take). POSIX locks
+ * belong to the process and closing any descriptor of the file drops them
+ * all, so code that might open a lock file its own process holds (a loader
+ * settling a folder, fileset.h) asks first. */
+int vr_lock_held(const char *path);
+/* Give back a lock that vr_lock_take returned (close its descriptor). */
+void vr_lock_release(int fd);
+
+/* Test-only fault injection, for the crash and full-disk tests (tests/t0915):
+ * with VR_TEST_IO=kill@K in the environment, the K-th step of writing a
+ * file or a checkpoint (creating, writing, fsyncing, renaming, removing;
+ * counted from 1 across the process) raises SIGKILL before it runs; with
+ * fail@K that step fails with ENOSPC instead; with "trace" each step prints
+ * "vr-test-io K WHAT PATH" on stderr. Unset (always, outside tests) it costs
+ * one test of a static. Returns 0, or -1 with errno set. */
+int vr_test_io(const char *what, const char *path);
 
 /* 0 when path, its symlinks resolved, lies inside the folder root (also
  * resolved); else -1 with err naming both (or saying which cannot be

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "fileset.h"
 #include "fs.h"
 #include "lora.h"
 
@@ -286,6 +287,9 @@ static const char *shape_str(int ndim, const int64_t *s, char *buf, size_t n)
 static int load(struct vr_model *m, const char *dir, int adapter, struct vr_err *err)
 {
     memset(m, 0, sizeof *m);
+    /* a run folder whose last save a crash left half in place is finished
+     * first (fileset.h): its files are then one save's */
+    if (vr_fileset_settle(dir, err)) return -1;
     char *cp = vr_path_join(dir, "config.json");
     int rc = vr_model_config_load(&m->cfg, cp, err);
     free(cp);

@@ -78,7 +78,8 @@ struct vr_param {
 void vr_model_params(struct vr_model *m);
 /* Load dir (config.json + model.safetensors or shards). Every tensor must be
  * present with the shape the config implies; the error names the tensor, the
- * expected and the actual shape. */
+ * expected and the actual shape. A save of dir that a crash left committed
+ * but not in place is finished first (vr_fileset_settle). */
 int vr_model_load(struct vr_model *m, const char *dir, struct vr_err *err);
 /* vr_model_load folds a LoRA adapter it finds in dir (adapter_config.json +
  * adapter_model.safetensors, lora.h) into the weights, so every stage serves a

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileset.h"
 #include "fs.h"
 #include "resample.h"
 
@@ -135,6 +136,7 @@ int vr_preproc_load(struct vr_preproc *p, const char *path, struct vr_err *err)
     char *file;
     size_t n = strlen(path);
     if (n >= 5 && strcmp(path + n - 5, ".json") == 0) file = vr_xstrdup(path);
+    else if (vr_fileset_settle(path, err)) return -1; /* a folder: one save's files (fileset.h) */
     else file = vr_path_join(path, "preprocessor_config.json");
     json_error_t je;
     json_t *o = NULL;

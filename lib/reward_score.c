@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "bpe.h"
+#include "fileset.h"
 #include "fs.h"
 #include "jsonl.h"
 #include "task.h"
@@ -101,8 +102,12 @@ int vr_reward_tokenizer(struct vr_reward *r, const char *path, struct vr_err *er
 {
     struct stat st;
     char *file = NULL;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) file = vr_path_join(path, "tokenizer.json");
-    else file = vr_xstrdup(path);
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (vr_fileset_settle(path, err)) return -1; /* one save's files (fileset.h) */
+        file = vr_path_join(path, "tokenizer.json");
+    } else {
+        file = vr_xstrdup(path);
+    }
     int rc = vr_bpe_load(&r->tok, file, err);
     free(file);
     return rc;

@@ -1,7 +1,8 @@
 #!/bin/bash
 # vr-update's checkpoints survive SIGKILL: killed at random moments during 20
 # steps, the newest complete checkpoint always loads, and --resume ends with
-# master weights bit-identical to an uninterrupted run. A batch that makes a
+# master weights bit-identical to an uninterrupted run, also when killed
+# between its last checkpoint and the run folder's save. A batch that makes a
 # gradient non-finite is refused, naming the step and the tensor, and the
 # checkpoint on disk is left as it was.
 . "$(dirname "$0")/lib.sh"
@@ -40,6 +41,14 @@ test_expect_success 'killed at random moments, --resume ends bit-identical to th
 	jq -e ".step == 20" crashy/trainer_state.json >/dev/null &&
 	cmp whole/optimizer.safetensors crashy/optimizer.safetensors &&
 	cmp whole/model.safetensors crashy/model.safetensors
+'
+test_expect_success 'killed after its last checkpoint, before the run folder: --resume writes the run folder' '
+	mkdir late && cp -a whole/checkpoint-20 late/ &&
+	vr-update $ARGS -o late --resume twenty.jsonl >out &&
+	test ! -s out && jq -e ".step == 20 and .lines == 20" late/trainer_state.json >/dev/null &&
+	cmp whole/model.safetensors late/model.safetensors &&
+	cmp whole/optimizer.safetensors late/optimizer.safetensors &&
+	vr-update $ARGS -o late --resume twenty.jsonl >out && test ! -s out
 '
 test_expect_success 'a non-finite gradient: the step is refused, the checkpoint stays' '
 	vr-update -m policy --beta 0 --lr 1e-3 -o good scored.jsonl >/dev/null &&

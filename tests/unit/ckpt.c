@@ -4,12 +4,16 @@
  * and tied models, the newest complete checkpoint among leftovers and
  * incomplete folders, keep-N pruning, replacing a folder, and failures
  * midway (a failing writer, a file-size limit) that must leave the previous
- * checkpoint as it was. Everything happens under a temporary folder. */
+ * checkpoint as it was; a run folder's root replaced as one set, a save
+ * committed but interrupted finished by the next loader or writer, and the
+ * leftovers of dead writers removed under the run lock. Everything happens
+ * under a temporary folder. */
 #include <dirent.h>
 #include <ftw.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ckpt.h"
@@ -666,6 +670,163 @@ static void test_run_folder(const char *src, struct run *r)
     free(run);
 }
 
+
+/* The run folder's root replaced as one set (vr_ckpt_replace, fileset.h). */
+static void test_replace(const char *src, struct run *r)
+{
+    struct vr_err err = {0};
+    char *run = pj(root, "run4"), why[256] = "";
+    json_t *state = json_pack("{s:i}", "step", 1);
+    struct vr_ckpt c = {.src = src, .tab = &r->tab, .master = r->master, .dtype = VR_DTYPE_BF16, .opt = &r->os,
+                        .more = write_adapter, .more_ctx = r, .state = state};
+    int rc = vr_ckpt_replace(run, &c, &err);
+    ok(rc == 0 && weights_match(run, r, VR_DTYPE_BF16, why, sizeof why) && exists(run, "adapter_config.json") &&
+           exists(run, "optimizer.safetensors") && same_file(src, run, "tokenizer.json"),
+       "replace: a new folder gets the whole set %s", why);
+    ok(count_prefix(run, ".tmp-") == 0 && !exists(run, ".commit.json"), "no staging folder or record left");
+    put(run, "metrics.jsonl", "{\"step\":1}\n");
+    char *ck = pj(run, "checkpoint-1");
+    mkdir(ck, 0755);
+    put(ck, "trainer_state.json", "{}");
+
+    /* a set without adapter and optimizer state removes them, nothing else */
+    json_object_set_new(state, "step", json_integer(2));
+    c.opt = NULL;
+    c.more = NULL;
+    rc = vr_ckpt_replace(run, &c, &err);
+    ok(rc == 0 && !exists(run, "adapter_config.json") && !exists(run, "adapter_model.safetensors") &&
+           !exists(run, "optimizer.safetensors") && exists(run, "metrics.jsonl") &&
+           exists(ck, "trainer_state.json"),
+       "a set without adapter and moments removes the old ones, not the user's files or checkpoints");
+    json_t *j = state_of(run);
+    ok(j && json_equal(j, state), "the new trainer state");
+    json_decref(j);
+
+    /* in place (dir is the source): only config.json is rewritten */
+    struct stat before, after;
+    char *tp = pj(run, "tokenizer.json");
+    stat(tp, &before);
+    c.src = run;
+    rc = vr_ckpt_replace(run, &c, &err);
+    stat(tp, &after);
+    ok(rc == 0 && before.st_ino == after.st_ino && exists(run, "metrics.jsonl"),
+       "in place: the other files stay where they are");
+    free(tp);
+    c.src = src;
+
+    /* failures before the commit leave the set as it was */
+    size_t blen, alen;
+    char *bm = slurp(run, "model.safetensors", &blen), *bs = slurp(run, "trainer_state.json", NULL);
+    json_object_set_new(state, "step", json_integer(3));
+    c.opt = &r->os;
+    c.more = fail_more;
+    rc = vr_ckpt_replace(run, &c, &err);
+    char *am = slurp(run, "model.safetensors", &alen), *as = slurp(run, "trainer_state.json", NULL);
+    ok(rc == -1 && strstr(err.msg, "injected failure") && strstr(err.hint, "is as it was before this save") &&
+           am && alen == blen && !memcmp(am, bm, blen) && as && !strcmp(as, bs) &&
+           !exists(run, "optimizer.safetensors") && count_prefix(run, ".tmp-") == 0,
+       "a writer failing midway: the old set, untouched, and no staging folder (%s / %s)", err.msg, err.hint);
+    free(am);
+    free(as);
+    c.more = NULL;
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = 16384;
+    void (*oldsig)(int) = signal(SIGXFSZ, SIG_IGN);
+    setrlimit(RLIMIT_FSIZE, &lim);
+    rc = vr_ckpt_replace(run, &c, &err);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, oldsig);
+    am = slurp(run, "model.safetensors", &alen);
+    as = slurp(run, "trainer_state.json", NULL);
+    ok(rc == -1 && strstr(err.msg, "write failed") && am && alen == blen && !memcmp(am, bm, blen) && as &&
+           !strcmp(as, bs) && !exists(run, "optimizer.safetensors") && count_prefix(run, ".tmp-") == 0 &&
+           !exists(run, ".commit.json"),
+       "a full disk midway: the old set, untouched: %s", err.msg);
+    free(am);
+    free(as);
+
+    /* a save committed, then killed after moving one file: a loader finishes it */
+    char *sg = pj(run, ".tmp-save-999999");
+    mkdir(sg, 0755);
+    put(sg, "trainer_state.json", "{\"step\": 9}\n");
+    put(sg, "generation_config.json", "{\"new\": true}\n");
+    put(run, "adapter_config.json", "{}");
+    put(run, ".commit.json", "{\"staging\": \".tmp-save-999999\", \"move\": [\"config.json\", "
+                             "\"generation_config.json\", \"trainer_state.json\"], \"remove\": [\"adapter_config.json\"]}\n");
+    j = state_of(run); /* config.json "was moved" already: gone from the staging folder */
+    ok(j && json_integer_value(json_object_get(j, "step")) == 9 && !exists(run, ".commit.json") &&
+           !exists(run, ".tmp-save-999999") && !exists(run, "adapter_config.json") && exists(run, "config.json"),
+       "a committed save left half in place: the next loader finishes it (state, removals, cleanup)");
+    json_decref(j);
+    char *g = slurp(run, "generation_config.json", NULL);
+    ok(g && strstr(g, "\"new\""), "and every staged file is in place");
+    free(g);
+
+    /* the writer's start: a record finished, every leftover but ours removed */
+    mkdir(sg, 0755);
+    put(sg, "trainer_state.json", "{\"step\": 10}\n");
+    put(run, ".commit.json", "{\"staging\": \".tmp-save-999999\", \"move\": [\"trainer_state.json\"], \"remove\": []}\n");
+    char mine[64], init1[64];
+    snprintf(mine, sizeof mine, ".tmp-checkpoint-4-%ld", (long)getpid());
+    snprintf(init1, sizeof init1, "model.safetensors.tmp.1.%08x", 0xabcdu);
+    char *p = pj(run, mine);
+    mkdir(p, 0755);
+    free(p);
+    p = pj(run, ".tmp-checkpoint-5-1"); /* pid 1 runs, but the lock says it is no writer here */
+    mkdir(p, 0755);
+    free(p);
+    put(run, init1, "x");
+    put(run, ".tmp-del-checkpoint-2-1", "x");
+    int made;
+    int fd = vr_ckpt_run_lock(run, &made, &err);
+    rc = vr_ckpt_recover(run, &err);
+    j = state_of(run);
+    ok(fd >= 0 && rc == 1 && j && json_integer_value(json_object_get(j, "step")) == 10 && exists(run, mine) &&
+           count_prefix(run, ".tmp-") == 1 && !exists(run, init1),
+       "recover: the record finished, the leftovers of other pids removed, this process's kept");
+    json_decref(j);
+    is_int(vr_ckpt_recover(run, &err), 0, "recover again: nothing to do");
+
+    /* a loader in the process that holds the lock: recovers without giving it up */
+    mkdir(sg, 0755);
+    put(sg, "trainer_state.json", "{\"step\": 11}\n");
+    put(run, ".commit.json", "{\"staging\": \".tmp-save-999999\", \"move\": [\"trainer_state.json\"], \"remove\": []}\n");
+    j = state_of(run);
+    ok(j && json_integer_value(json_object_get(j, "step")) == 11 && !exists(run, ".commit.json"),
+       "a loader in the writer's process finishes the save");
+    json_decref(j);
+    char *lp = pj(run, ".lock");
+    pid_t child = fork();
+    if (child == 0) {
+        pid_t holder;
+        struct vr_err e2;
+        int f2 = vr_lock_take(lp, &holder, &e2);
+        _exit(f2 < 0 && holder == getppid() ? 0 : 1);
+    }
+    int status = -1;
+    waitpid(child, &status, 0);
+    ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "and the run lock is still held");
+    free(lp);
+
+    /* a record vr did not write is refused, by name */
+    put(run, ".commit.json", "{\"staging\": \"../elsewhere\", \"move\": [], \"remove\": []}\n");
+    j = NULL;
+    rc = vr_ckpt_load_state(run, &j, &err);
+    ok(rc == -1 && !j && strstr(err.msg, ".commit.json: not a commit record of vr"), "a bad record: %s", err.msg);
+    put(run, ".commit.json", "{\"staging\": \".tmp-x\", \"move\": [\"../../etc/passwd\"], \"remove\": []}\n");
+    ok(vr_ckpt_recover(run, &err) == -1 && strstr(err.msg, "not a commit record"), "a path in a record: refused");
+    ok(exists(run, "trainer_state.json"), "and nothing moved");
+
+    free(bm);
+    free(bs);
+    free(sg);
+    free(ck);
+    json_decref(state);
+    free(run);
+}
+
 int main(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -682,6 +843,7 @@ int main(void)
     test_dtypes(src, &r);
     test_tied();
     test_run_folder(src, &r);
+    test_replace(src, &r);
     run_free(&r);
     free(src);
     nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
