@@ -186,6 +186,8 @@ int vr_chat_task_answer(const struct vr_task *t, const struct vr_chat_task_opts 
                    "a box answer needs the image's size ('image_sizes') to scale the box");
         return vr_err_hint(err, "run vr-prep --check-images, or give the answer in 'completion'");
     }
+    /* a target is a box inside the image (which also keeps the rounding below in range) */
+    if (vr_box_check_inside(t->box, "solution", t->im[0].w, t->im[0].h, err)) return vr_err_locate(err, file, line);
     int patch = o->patch_size > 0 ? o->patch_size : 14;
     const int *g = t->im[0].grid;
     double sx = (double)g[2] * patch, sy = (double)g[1] * patch;
