@@ -1,7 +1,8 @@
 # tests/lib.sh: a small TAP harness for shell tests, in the manner of git's
 # test-lib. A test script sources it, declares cases, and ends with test_done.
 #   test_expect_success 'name' 'commands'
-#   test_expect_failure_code 1 'name' 'commands'   (exit status must be exactly N)
+#   test_expect_code N 'name' 'commands'   (the last status must be exactly N)
+#   test_skip 'reason'   (one skipped case)
 #   test_must_fail cmd...   (exit 1 expected; a crash or success fails)
 #   test_cmp expected actual
 #   test_have_prereq PYTHON || skip_all "no python3"
@@ -65,6 +66,12 @@ test_must_fail() {
 }
 
 test_cmp() { diff -u "$1" "$2"; }
+
+# test_skip reason: one skipped test (TAP "# SKIP"), e.g. a variant this CPU lacks
+test_skip() {
+    test_count=$((test_count + 1))
+    echo "ok $test_count # SKIP $*"
+}
 
 skip_all() {
     echo "1..0 # SKIP $*"

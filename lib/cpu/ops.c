@@ -177,6 +177,51 @@ __attribute__((target("avx512f"))) static inline __m512 exp16(__m512 x)
     return _mm512_scalef_ps(p, n);
 }
 
+/* The same expf in 8 lanes for AVX2 + FMA. AVX2 has no scalef: p * 2^n is
+ * p * 2^h * 2^(n-h) with h = n/2, two normal powers of two, so the first
+ * product is exact and the second rounds once, as scalef does. */
+__attribute__((target("avx2,fma"))) static inline __m256 exp8(__m256 x)
+{
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.7f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 r2 = _mm256_mul_ps(r, r);
+    p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i ni = _mm256_cvtps_epi32(n), hi = _mm256_srai_epi32(ni, 1), lo = _mm256_sub_epi32(ni, hi);
+    __m256 ph = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(hi, _mm256_set1_epi32(127)), 23));
+    __m256 pl = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(lo, _mm256_set1_epi32(127)), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, ph), pl);
+}
+
+__attribute__((target("avx2,fma"))) static inline float hmax8(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+
+__attribute__((target("avx2,fma"))) static inline float hadd8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+/* lanes i < n of 8 as an AVX2 mask */
+__attribute__((target("avx2"))) static inline __m256i mask8(size_t n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 8 ? n : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 #endif
 
 static int have_avx512(void);
@@ -206,9 +251,35 @@ __attribute__((target("avx512f"))) static double exp_shift16(float *out, const f
     }
     return z + _mm512_reduce_add_ps(acc);
 }
+
+__attribute__((target("avx2,fma"))) static float max8(const float *x, int n)
+{
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    for (int i = 0; i < n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+    return hmax8(m);
+}
+
+/* as exp_shift16, in 8 lanes, flushed to double every 512 vectors */
+__attribute__((target("avx2,fma"))) static double exp_shift8(float *out, const float *x, int n, float scale,
+                                                             float shift)
+{
+    __m256 vs = _mm256_set1_ps(scale), vh = _mm256_set1_ps(shift), acc = _mm256_setzero_ps();
+    double z = 0;
+    for (int i = 0; i < n; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), vh));
+        _mm256_storeu_ps(out + i, e);
+        acc = _mm256_add_ps(acc, e);
+        if ((i & 4095) == 4088) {
+            z += hadd8(acc);
+            acc = _mm256_setzero_ps();
+        }
+    }
+    return z + hadd8(acc);
+}
 #endif
 
 static int have_avx512(void) { return vr_isa() == VR_ISA_AVX512; }
+static int have_avx2(void) { return vr_isa() == VR_ISA_AVX2; }
 
 float vr_max_cpu(const float *x, int n)
 {
@@ -218,6 +289,9 @@ float vr_max_cpu(const float *x, int n)
     if (have_avx512() && n >= 16) {
         m = max16(x, n & ~15);
         i = n & ~15;
+    } else if (have_avx2() && n >= 8) {
+        m = max8(x, n & ~7);
+        i = n & ~7;
     }
 #endif
     for (; i < n; i++)
@@ -233,6 +307,9 @@ double vr_exp_shift_cpu(float *out, const float *x, int n, float scale, float sh
     if (have_avx512() && n >= 16) {
         z = exp_shift16(out, x, n & ~15, scale, shift);
         i = n & ~15;
+    } else if (have_avx2() && n >= 8) {
+        z = exp_shift8(out, x, n & ~7, scale, shift);
+        i = n & ~7;
     }
 #endif
     for (; i < n; i++) z += (out[i] = expf(x[i] * scale - shift));
@@ -291,6 +368,17 @@ __attribute__((target("avx512f"))) static void swiglu16(float *out, const float 
         _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, u + i)));
     }
 }
+
+__attribute__((target("avx2,fma"))) static void swiglu8(float *out, const float *g, const float *u, size_t n)
+{
+    for (size_t i = 0; i < n; i += 8) {
+        __m256i m = mask8(n - i);
+        __m256 x = _mm256_maskload_ps(g + i, m);
+        __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        __m256 s = _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        _mm256_maskstore_ps(out + i, m, _mm256_mul_ps(s, _mm256_maskload_ps(u + i, m)));
+    }
+}
 #endif
 
 /* chunks of 1024 elements */
@@ -301,6 +389,10 @@ static void swi_chunks(void *vctx, int c0, int c1)
 #if defined(__x86_64__)
     if (have_avx512()) {
         swiglu16(c->out + a, c->g + a, c->u + a, b - a);
+        return;
+    }
+    if (have_avx2()) {
+        swiglu8(c->out + a, c->g + a, c->u + a, b - a);
         return;
     }
 #endif
@@ -367,6 +459,31 @@ __attribute__((target("avx512f"))) static void softmax_avx512(float *x, int n)
     for (int i = 0; i < n16; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
     for (int i = n16; i < n; i++) x[i] *= 1.0f / sum;
 }
+
+__attribute__((target("avx2,fma"))) static void softmax_avx2(float *x, int n)
+{
+    int n8 = n & ~7;
+    __m256 vm = _mm256_set1_ps(-INFINITY);
+    for (int i = 0; i < n8; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
+    float mx = hmax8(vm);
+    for (int i = n8; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    if (mx == -INFINITY) {
+        memset(x, 0, (size_t)n * sizeof *x);
+        return;
+    }
+    __m256 vmx = _mm256_set1_ps(mx), vs = _mm256_setzero_ps();
+    for (int i = 0; i < n8; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmx));
+        _mm256_storeu_ps(x + i, e);
+        vs = _mm256_add_ps(vs, e);
+    }
+    float sum = hadd8(vs);
+    for (int i = n8; i < n; i++) sum += (x[i] = expf(x[i] - mx));
+    __m256 inv = _mm256_set1_ps(1.0f / sum);
+    for (int i = 0; i < n8; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+    for (int i = n8; i < n; i++) x[i] *= 1.0f / sum;
+}
 #endif
 
 void vr_softmax_row_cpu(float *x, int n)
@@ -374,6 +491,10 @@ void vr_softmax_row_cpu(float *x, int n)
 #if defined(__x86_64__)
     if (have_avx512()) {
         softmax_avx512(x, n);
+        return;
+    }
+    if (have_avx2()) {
+        softmax_avx2(x, n);
         return;
     }
 #endif
