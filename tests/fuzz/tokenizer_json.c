@@ -1,11 +1,10 @@
 /* libFuzzer entry point for tokenizer.json (lib/bpe.c's scanner and checks)
- * and, when the input loads, for encoding and decoding with it. Not built by
- * make; build and run with clang (see the comment at the end):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib \
- *     tests/fuzz/tokenizer_json.c lib/bpe.c lib/buf.c lib/err.c lib/fs.c lib/hash.c \
- *     -ljansson -lxxhash -lpcre2-8 -lutf8proc -o /tmp/fuzz-tok
- *   /tmp/fuzz-tok -max_total_time=60 tests/bad/tokenizer tests/golden/tokenizer
- * A crasher goes into tests/bad/tokenizer/ with a name for its defect. */
+ * and, when the input loads, for encoding and decoding with it. Built and
+ * run by `make fuzz` (tests/fuzz/run.sh; `make fuzz FUZZ=tokenizer_json` for
+ * this one alone); its seeds are tests/fuzz/corpus/tokenizer_json and the
+ * folders tests/fuzz/harnesses lists. A crasher goes into tests/bad/tokenizer/
+ * with a name for its defect and a line in its expected.txt
+ * (tests/t0530-bad-tokenizer.sh; t0990 replays it too). */
 #include <stdint.h>
 #include <string.h>
 
