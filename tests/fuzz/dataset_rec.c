@@ -7,8 +7,9 @@
  * forced to each, with and without --skip-bad; the tasks made are checked
  * again, written as JSON and sampled as rec.yaml's sampling strategies do.
  * Built and run by `make fuzz` (tests/fuzz/run.sh); a crasher goes into
- * tests/bad/jsonl/ with a name for its defect (tests/t0210-bad-jsonl.sh runs
- * vr-prep on each). */
+ * tests/bad/jsonl/ named after its defect when vr-prep must refuse it
+ * (t0210 checks how), else into tests/bad/fuzz/dataset_rec/; t0990 replays
+ * both. */
 #include <stdint.h>
 #include <stdlib.h>
 

@@ -5,8 +5,10 @@
  * a.json and b.jsonl (both get that text), in a fresh folder removed after.
  * A YAML naming a device (/dev, /proc, /sys) is skipped: reading one is
  * vr-prep's user's choice, not the parser's defect. Built and run by
- * `make fuzz` (tests/fuzz/run.sh); a crasher goes into tests/bad/jsonl/ as
- * yaml_<defect>.yaml (tests/t0210-bad-jsonl.sh runs vr-prep on each). */
+ * `make fuzz` (tests/fuzz/run.sh); a crasher, in this harness's framing,
+ * goes into tests/bad/fuzz/dataset_yaml/ named after its defect (t0990
+ * replays it; a plain YAML that vr-prep must refuse can also go into
+ * tests/bad/jsonl/ as yaml_<defect>.yaml, for t0210). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -4,8 +4,9 @@
  * AVX2 and scalar paths, patchify). Built and run by `make fuzz`
  * (tests/fuzz/run.sh; `make fuzz FUZZ=image_decode` for this one alone);
  * its seeds are tests/fuzz/corpus/image_decode and the folders
- * tests/fuzz/harnesses lists. A crasher goes into tests/bad/images/ with a
- * name for its defect (t0990 replays it). */
+ * tests/fuzz/harnesses lists. A crasher goes into tests/bad/images/ named
+ * after its defect, or tests/bad/fuzz/image_decode/ when it is an image vr
+ * must accept; t0990 replays both. */
 #include <stdint.h>
 #include <stdlib.h>
 

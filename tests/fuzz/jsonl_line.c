@@ -7,8 +7,9 @@
  * verdicts, summaries and pairs (lib/eval.c). The input is a whole file, at
  * most 64 lines of it read. Built and run by `make fuzz` (tests/fuzz/run.sh);
  * its seeds are tests/fuzz/corpus/jsonl_line plus the folders that
- * tests/fuzz/harnesses lists. A crasher goes into tests/bad/jsonl/ with a
- * name for its defect. */
+ * tests/fuzz/harnesses lists. A crasher goes into tests/bad/fuzz/jsonl_line/
+ * named after its defect (t0990 replays it), or into tests/bad/jsonl/ when
+ * vr-prep must refuse it (t0210). */
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
@@ -27,8 +28,11 @@
 #define VR_FUZZ_SRC "."
 #endif
 
-/* A prompt's <|image_pad|> tokens are one per merged patch: a grid_thw of
- * 2^20 x 2^20 asks for 2^38 of them. Rendering is tried up to this many. */
+/* A prompt's <|image_pad|> tokens are one per merged patch, and chat.c takes
+ * grid_thw entries up to 2^20: [1, 2^20, 2^20] asks for 2^38 of them and
+ * the render aborts out of memory (open: tests/fuzz/README.md, Findings;
+ * tests/fuzz/pending). Until chat.c bounds it, prompts are rendered up to
+ * this many. */
 #define MAX_PADS (1 << 16)
 
 static struct vr_bpe *tokenizer(void)

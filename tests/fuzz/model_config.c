@@ -7,8 +7,8 @@
  * vr-init and vr-update write it (lib/init.c), which must read back as the
  * same config. A preprocessor config that loads sizes a few images. The input
  * is a memfd. Built and run by `make fuzz` (tests/fuzz/run.sh); a crasher
- * goes into tests/bad/config/ with a name for its defect
- * (tests/t0220-bad-checkpoints.sh loads each). */
+ * goes into tests/bad/fuzz/model_config/ named after its defect (t0990
+ * replays it). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

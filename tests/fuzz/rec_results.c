@@ -4,8 +4,8 @@
  * vr_eval_read reads a .json path), with both parsers (r1 and baseline), and
  * then what vr-eval does with the verdicts: verdict lines, summaries by
  * split, and the paired comparison of two runs. Built and run by `make fuzz`
- * (tests/fuzz/run.sh); a crasher goes into tests/bad/eval/ with a name for
- * its defect (tests/t0950-eval.sh runs vr-eval on each). */
+ * (tests/fuzz/run.sh); a crasher goes into tests/bad/fuzz/rec_results/
+ * named after its defect (t0990 replays it). */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>

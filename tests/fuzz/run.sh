@@ -42,11 +42,12 @@ for name in "$@"; do
 	execs=$(stat number_of_executed_units)
 	seed_n=$(find "tests/fuzz/corpus/$name" -type f | wc -l)
 	seed_b=$(find "tests/fuzz/corpus/$name" -type f -exec cat {} + | wc -c)
-	rows="$rows$(printf '| %s | %s | %s | %s | %s files, %s bytes | %s | %s |' "$name" "$secs" "$execs" \
-		"$((execs / secs))" "$seed_n" "$seed_b" "$(stat new_units_added)" "$(stat peak_rss_mb)")
+	corp=$(sed -n 's/.*DONE .* corp: \([^ ]*\) .*/\1/p' "$log" | tail -n 1)
+	rows="$rows$(printf '| %s | %s | %s | %s | %s files, %s bytes | %s | %s | %s |' "$name" "$secs" "$execs" \
+		"$((execs / secs))" "$seed_n" "$seed_b" "$corp" "$(stat new_units_added)" "$(stat peak_rss_mb)")
 "
 done
 echo
-echo "| harness | seconds | execs | execs/s | committed seeds | new units | peak RSS MB |"
-echo "|---|---|---|---|---|---|---|"
+echo "| harness | seconds | execs | execs/s | committed seeds | corpus at the end (inputs/size) | new inputs | peak RSS MB |"
+echo "|---|---|---|---|---|---|---|---|"
 printf '%s' "$rows"

@@ -6,8 +6,9 @@
  * safetensors file with metadata). The input is a memfd, so a header claiming
  * a huge tensor is refused against the input's own size, never allocated.
  * Built and run by `make fuzz` (tests/fuzz/run.sh); a crasher goes into
- * tests/bad/safetensors/ with a name for its defect
- * (tests/t0200-bad-safetensors.sh runs vr-inspect on each). */
+ * tests/bad/safetensors/ named after its defect (t0200 checks vr-inspect
+ * refuses it in one line; t0990 replays it), or tests/bad/fuzz/
+ * safetensors_header/ when it is a file vr must accept. */
 #include <stdint.h>
 #include <stdlib.h>
 

@@ -2,9 +2,10 @@
  * and, when the input loads, for encoding and decoding with it. Built and
  * run by `make fuzz` (tests/fuzz/run.sh; `make fuzz FUZZ=tokenizer_json` for
  * this one alone); its seeds are tests/fuzz/corpus/tokenizer_json and the
- * folders tests/fuzz/harnesses lists. A crasher goes into tests/bad/tokenizer/
- * with a name for its defect and a line in its expected.txt
- * (tests/t0530-bad-tokenizer.sh; t0990 replays it too). */
+ * folders tests/fuzz/harnesses lists. A crasher that vr must refuse goes
+ * into tests/bad/tokenizer/ named after its defect, with a line in its
+ * expected.txt (t0530 checks the error), one it must accept into
+ * tests/bad/fuzz/tokenizer_json/; t0990 replays both. */
 #include <stdint.h>
 #include <string.h>
 
