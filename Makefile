@@ -124,8 +124,12 @@ $(FUZZ_DIR)/bin/%: $(FUZZ_DIR)/tests/fuzz/%.o $(FUZZ_DIR)/libvr.a
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm -pthread
 
+ifneq ($(filter fuzz,$(MAKECMDGOALS)),)
+ifeq ($(shell command -v $(FUZZ_CC)),)
+$(error make fuzz needs $(FUZZ_CC) with libFuzzer (apt-get install clang))
+endif
+endif
 fuzz: $(FUZZ:%=$(FUZZ_DIR)/bin/%)
-	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs clang (apt-get install clang)" >&2; exit 1; }
 	sh tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_S) $(FUZZ)
 
 bench: all
