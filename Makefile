@@ -1,5 +1,6 @@
 # vr — build, test, install.  `make` builds bin/, `make test` runs every test
-# through prove, `make check` does the same with ASan+UBSan in build/san.
+# through prove, `make check` does the same with ASan+UBSan in build/san,
+# `make fuzz` runs the libFuzzer entry points (tests/fuzz) with clang.
 VERSION  := 0.1.0
 PREFIX   ?= /usr/local
 BUILD    ?= build
@@ -30,6 +31,9 @@ UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%.t)
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+FUZZ_SRC := $(sort $(filter-out tests/fuzz/replay.c,$(wildcard tests/fuzz/*.c)))
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/%.c=%)
+REPLAYS  := $(FUZZ_NAMES:%=$(BUILD)/fuzz-replay/%)
 CU_SRC   := $(sort $(wildcard kernels/*.cu))
 NVCC     ?= $(shell command -v nvcc 2>/dev/null)
 ifneq ($(NVCC),)
@@ -38,9 +42,9 @@ CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
 endif
 endif
 
-.PHONY: all deps test test-numbers check install clean bench demo
+.PHONY: all deps test test-numbers check install clean bench demo fuzz
 .SECONDARY:
-all: $(PROGS) $(UNITS) $(BENCHES) $(CU_OBJ)
+all: $(PROGS) $(UNITS) $(BENCHES) $(REPLAYS) $(CU_OBJ)
 
 deps:
 	sh share/deps.sh
@@ -69,6 +73,13 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libvr.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# The fuzz entry points with a plain main (tests/fuzz/replay.c), for t0990's
+# replay of their seeds; VR_FUZZ_SRC finds the fixtures a harness loads.
+$(BUILD)/tests/fuzz/%.o: CFLAGS += -DVR_FUZZ_SRC='"$(CURDIR)"'
+$(BUILD)/fuzz-replay/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay.o $(BUILD)/libvr.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 # Tests: C unit tests (TAP binaries) and shell tests (tests/t*.sh), all under prove.
 test: all
 	VR_BIN=$(abspath $(BIN)) VR_BUILD=$(abspath $(BUILD)) \
@@ -88,6 +99,38 @@ check:
 	$(MAKE) BUILD=build/san BIN=build/san/bin OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -DVR_DEBUG_ASSERT" \
 	  ASAN_OPTIONS=detect_leaks=1 test
+
+# Fuzzing: each tests/fuzz/NAME.c with libFuzzer, ASan and UBSan (clang;
+# the library too, in build/fuzz), run FUZZ_S seconds over its seeds by
+# tests/fuzz/run.sh; the first finding fails. FUZZ=NAME... runs only those.
+FUZZ_S   ?= 60
+FUZZ_CC  ?= clang
+FUZZ     ?= $(FUZZ_NAMES)
+FUZZ_DIR := build/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS := $(filter-out -O% -Wno-format-truncation,$(CFLAGS_BASE)) -O1 -Wno-unknown-pragmas $(FUZZ_SAN) $(PKG_CFLAGS) \
+               -DVR_FUZZ_SRC='"$(CURDIR)"'
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o)
+
+$(FUZZ_DIR)/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_DIR)/libvr.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/bin/%: $(FUZZ_DIR)/tests/fuzz/%.o $(FUZZ_DIR)/libvr.a
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm -pthread
+
+ifneq ($(filter fuzz,$(MAKECMDGOALS)),)
+ifeq ($(shell command -v $(FUZZ_CC)),)
+$(error make fuzz needs $(FUZZ_CC) with libFuzzer (apt-get install clang))
+endif
+endif
+fuzz: $(FUZZ:%=$(FUZZ_DIR)/bin/%)
+	sh tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_S) $(FUZZ)
 
 bench: all
 	bash bench/prep -k

@@ -1482,7 +1482,9 @@ static void bpe_piece(struct vr_bpe *t, const char *s, size_t n, struct vr_ids *
         struct cache_ent *e = &t->cache[j];
         if (!e->klen) break;
         if (e->h == h && e->klen == n && memcmp(t->cache_keys.p + e->koff, s, n) == 0) {
-            vr_ids_append(out, t->cache_ids.v + e->ioff, e->nids);
+            /* a piece of bytes the vocabulary lacks has no ids (and
+             * cache_ids may still be NULL): no pointer arithmetic then */
+            if (e->nids) vr_ids_append(out, t->cache_ids.v + e->ioff, e->nids);
             return;
         }
         j = (j + 1) & (CACHE_SLOTS - 1);
@@ -1500,7 +1502,7 @@ static void bpe_piece(struct vr_bpe *t, const char *s, size_t n, struct vr_ids *
     e->ioff = (uint32_t)t->cache_ids.n;
     e->nids = (uint32_t)(out->n - first);
     vr_buf_put(&t->cache_keys, s, n);
-    vr_ids_append(&t->cache_ids, out->v + first, out->n - first);
+    if (out->n > first) vr_ids_append(&t->cache_ids, out->v + first, out->n - first);
     t->cache_n++;
 }
 

@@ -75,7 +75,8 @@ int vr_take_parse(const char *s, struct vr_take *t, struct vr_err *err)
 int64_t vr_take_apply(json_t **items, int64_t n, const struct vr_take *t, uint64_t seed,
                       uint64_t stream)
 {
-    if (t->how == VR_TAKE_ALL) return n;
+    /* an empty dataset has items == NULL: no pointer arithmetic on it */
+    if (t->how == VR_TAKE_ALL || n == 0) return n;
     int64_t k = t->percent ? (int64_t)ceil(t->n * (double)n / 100.0) : (int64_t)t->n;
     if (k > n) k = n;
     if (t->how == VR_TAKE_RANDOM) {

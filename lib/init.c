@@ -101,6 +101,12 @@ json_t *vr_model_config_json(const struct vr_model_config *c)
                            "temporal_patch_size", v->temporal_patch, "window_size", v->window,
                            "tokens_per_second", 2, "fullatt_block_indexes", fa,
                            "model_type", "qwen2_5_vl", "initializer_range", 0.02);
+    /* the 4.4x layout has no field for it (transformers fixes 10000); 5.x
+     * reads it here, and so does vr_model_config_load: a config that set it
+     * keeps it when written again */
+    if (v->rope_theta != 10000.0)
+        json_object_set_new(vc, "rope_parameters",
+                            json_pack("{s:s,s:f}", "rope_type", "default", "rope_theta", v->rope_theta));
     json_t *j = json_object();
     json_object_set_new(j, "architectures", json_pack("[s]", "Qwen2_5_VLForConditionalGeneration"));
     json_object_set_new(j, "model_type", json_string("qwen2_5_vl"));

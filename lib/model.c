@@ -14,12 +14,19 @@
 
 /* An integer field; INT_MIN (which every size check refuses) when it does
  * not fit an int, so 2^32 + 1 is never read as 1. */
+/* v as an int; INT_MIN (refused by every range check) when it is not an
+ * integer or does not fit, so 2^32 + 2 is never read as 2 */
+static int to_int(const json_t *v)
+{
+    if (!json_is_integer(v)) return INT_MIN;
+    json_int_t x = json_integer_value(v);
+    return x < INT_MIN + 1 || x > INT_MAX ? INT_MIN : (int)x;
+}
+
 static int get_int(json_t *o, const char *k, int def)
 {
     json_t *v = json_object_get(o, k);
-    if (!json_is_integer(v)) return def;
-    json_int_t x = json_integer_value(v);
-    return x < INT_MIN + 1 || x > INT_MAX ? INT_MIN : (int)x;
+    return json_is_integer(v) ? to_int(v) : def;
 }
 
 static double get_num(json_t *o, const char *k, double def)
@@ -84,7 +91,7 @@ int vr_model_config_load(struct vr_model_config *c, const char *path, struct vr_
         vr_err_set(err, VR_ERR_INPUT, path, 0, "no mrope_section of 3 integers");
         goto out;
     }
-    for (int i = 0; i < 3; i++) t->mrope[i] = (int)json_integer_value(json_array_get(sec, (size_t)i));
+    for (int i = 0; i < 3; i++) t->mrope[i] = to_int(json_array_get(sec, (size_t)i));
     json_t *tie = json_object_get(j, "tie_word_embeddings");
     if (!tie) tie = json_object_get(tc, "tie_word_embeddings");
     t->tie = json_is_true(tie);
@@ -108,7 +115,7 @@ int vr_model_config_load(struct vr_model_config *c, const char *path, struct vr_
         }
         v->nfullatt = (int)json_array_size(fa);
         for (int i = 0; i < v->nfullatt; i++)
-            v->fullatt[i] = (int)json_integer_value(json_array_get(fa, (size_t)i));
+            v->fullatt[i] = to_int(json_array_get(fa, (size_t)i));
     } else if (!fa) {
         static const int def[4] = {7, 15, 23, 31};
         v->nfullatt = 4;
@@ -138,13 +145,13 @@ int vr_model_config_load(struct vr_model_config *c, const char *path, struct vr_
     else if (t->kv_heads <= 0 || t->heads % t->kv_heads || t->hidden % t->heads || t->head_dim % 2)
         bad = "num_attention_heads must divide hidden_size (even head_dim) and be a multiple of num_key_value_heads";
     else if (t->mrope[0] < 0 || t->mrope[1] < 0 || t->mrope[2] < 0 ||
-             t->mrope[0] + t->mrope[1] + t->mrope[2] != t->head_dim / 2)
+             (int64_t)t->mrope[0] + t->mrope[1] + t->mrope[2] != t->head_dim / 2)
         bad = "mrope_section must sum to head_dim / 2";
     else if (v->depth <= 0 || v->hidden <= 0 || v->heads <= 0 || v->hidden % v->heads ||
              (v->hidden / v->heads) % 4 || v->intermediate <= 0 || v->out_hidden != t->hidden)
         bad = "vision sizes are inconsistent (head_dim a multiple of 4, out_hidden_size = hidden_size)";
     else if (v->patch <= 0 || v->temporal_patch <= 0 || v->merge <= 0 || v->in_chans <= 0 ||
-             v->window < v->merge * v->patch || v->window % (v->merge * v->patch))
+             v->window < (int64_t)v->merge * v->patch || v->window % ((int64_t)v->merge * v->patch))
         bad = "vision patch, merge and window sizes are inconsistent";
     else if (c->image_token_id < 0 || c->image_token_id >= t->vocab)
         bad = "image_token_id is outside the vocabulary";

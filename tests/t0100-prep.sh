@@ -136,6 +136,11 @@ test_expect_success 'a rec.yaml nested 200,000 levels deep: refused at once, not
 	test_must_fail timeout 5 vr-prep deep.yaml 2>err &&
 	grep -q "^vr-prep: deep.yaml:1: YAML nested more than 64 levels deep$" err
 '
+test_expect_success 'a rec.yaml dataset with no records, sampled end:N, gives no tasks (fuzz: tests/bad/fuzz/dataset_yaml)' '
+	echo "[]" >empty.json &&
+	printf "datasets:\n  - json_path: empty.json\n    sampling_strategy: end:2\n" >empty.yaml &&
+	vr-prep empty.yaml >out && test ! -s out
+'
 test_expect_success '-o writes the file atomically and leaves nothing on failure' '
 	vr-prep "$D/refs.json" -i "$IMG" --split refs -o tasks.jsonl && test_cmp expected tasks.jsonl &&
 	test_must_fail vr-prep bad.json -o tasks.jsonl && test_cmp expected tasks.jsonl &&

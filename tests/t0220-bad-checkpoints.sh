@@ -48,6 +48,12 @@ cp -R good layers && jq '.num_hidden_layers = 1000000000' "$MICRO" >layers/confi
 bad 'a billion layers: an error, not an abort' layers 'a size is beyond any Qwen2.5-VL'
 cp -R good wrap && jq '.hidden_size = 4294967312' "$MICRO" >wrap/config.json
 bad 'a size of 2^32 + 16 is not read as 16' wrap 'text sizes must be positive'
+cp -R good mrope_ovf && jq '.rope_scaling.mrope_section = [2147483647, 2147483647, 2]' "$MICRO" >mrope_ovf/config.json
+bad 'mrope sections whose sum overflows an int (fuzz)' mrope_ovf 'mrope_section must sum to head_dim / 2'
+cp -R good mrope_wrap && jq '.rope_scaling.mrope_section = [4294967297, 1, 2]' "$MICRO" >mrope_wrap/config.json
+bad 'an mrope section of 2^32 + 1 is not read as 1' mrope_wrap 'mrope_section must sum to head_dim / 2'
+cp -R good patch_ovf && jq '.vision_config.patch_size = 65536 | .vision_config.spatial_merge_size = 65536' "$MICRO" >patch_ovf/config.json
+bad 'patch x merge size overflowing an int (fuzz)' patch_ovf 'vision patch, merge and window sizes are inconsistent'
 # a NaN in the middle of a weight: every byte of its bf16/f32 exponent set
 cp -R good nan && off=$(vr-inspect nan/model.safetensors | jq -r 'select(.name == "model.norm.weight") | .offset') &&
 	printf '\377\377\377\177' | dd of=nan/model.safetensors bs=1 seek=$((off + 8)) conv=notrunc 2>/dev/null

@@ -1,14 +1,12 @@
 /* libFuzzer entry point for image files (lib/image.c: JPEG through
  * TurboJPEG, PNG through libspng) and, when one decodes, for Qwen
  * preprocessing of it (smart_resize, both resampling pass orders and the
- * AVX2 and scalar paths, patchify). Not built by make; build and run with
- * clang:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib \
- *     tests/fuzz/image_decode.c lib/image.c lib/preprocess.c lib/resample.c lib/err.c \
- *     lib/fs.c lib/hash.c lib/buf.c lib/jsonl.c \
- *     -lturbojpeg -lspng -ljansson -lxxhash -lm -o /tmp/fuzz-img
- *   /tmp/fuzz-img -max_total_time=60 -max_len=65536 tests/bad/images tests/golden/images
- * A crasher goes into tests/bad/images/ with a name for its defect. */
+ * AVX2 and scalar paths, patchify). Built and run by `make fuzz`
+ * (tests/fuzz/run.sh; `make fuzz FUZZ=image_decode` for this one alone);
+ * its seeds are tests/fuzz/corpus/image_decode and the folders
+ * tests/fuzz/harnesses lists. A crasher goes into tests/bad/images/ named
+ * after its defect, or tests/bad/fuzz/image_decode/ when it is an image vr
+ * must accept; t0990 replays both. */
 #include <stdint.h>
 #include <stdlib.h>
 

@@ -1,11 +1,11 @@
 /* libFuzzer entry point for tokenizer.json (lib/bpe.c's scanner and checks)
- * and, when the input loads, for encoding and decoding with it. Not built by
- * make; build and run with clang (see the comment at the end):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib \
- *     tests/fuzz/tokenizer_json.c lib/bpe.c lib/buf.c lib/err.c lib/fs.c lib/hash.c \
- *     -ljansson -lxxhash -lpcre2-8 -lutf8proc -o /tmp/fuzz-tok
- *   /tmp/fuzz-tok -max_total_time=60 tests/bad/tokenizer tests/golden/tokenizer
- * A crasher goes into tests/bad/tokenizer/ with a name for its defect. */
+ * and, when the input loads, for encoding and decoding with it. Built and
+ * run by `make fuzz` (tests/fuzz/run.sh; `make fuzz FUZZ=tokenizer_json` for
+ * this one alone); its seeds are tests/fuzz/corpus/tokenizer_json and the
+ * folders tests/fuzz/harnesses lists. A crasher that vr must refuse goes
+ * into tests/bad/tokenizer/ named after its defect, with a line in its
+ * expected.txt (t0530 checks the error), one it must accept into
+ * tests/bad/fuzz/tokenizer_json/; t0990 replays both. */
 #include <stdint.h>
 #include <string.h>
 
