@@ -39,20 +39,20 @@ int vr_model_preset(const char *name, struct vr_model_config *c)
     if (strcmp(name, "3b") == 0) {
         *t = (struct vr_text_config){.hidden = 2048, .layers = 36, .heads = 16, .kv_heads = 2,
                                      .head_dim = 128, .intermediate = 11008, .vocab = 151936,
-                                     .eps = 1e-6, .rope_theta = 1000000.0, .mrope = {16, 24, 24},
+                                     .eps = 1e-6, .max_pos = 128000, .rope_theta = 1000000.0, .mrope = {16, 24, 24},
                                      .tie = 1};
         vision_qwen(&c->vision, 2048);
     } else if (strcmp(name, "7b") == 0) {
         *t = (struct vr_text_config){.hidden = 3584, .layers = 28, .heads = 28, .kv_heads = 4,
                                      .head_dim = 128, .intermediate = 18944, .vocab = 152064,
-                                     .eps = 1e-6, .rope_theta = 1000000.0, .mrope = {16, 24, 24},
+                                     .eps = 1e-6, .max_pos = 128000, .rope_theta = 1000000.0, .mrope = {16, 24, 24},
                                      .tie = 0};
         vision_qwen(&c->vision, 3584);
     } else if (strcmp(name, "small") == 0) {
         /* ~150M parameters with the full Qwen vocabulary: for benchmarks */
         *t = (struct vr_text_config){.hidden = 512, .layers = 12, .heads = 8, .kv_heads = 2,
                                      .head_dim = 64, .intermediate = 1408, .vocab = 151936,
-                                     .eps = 1e-6, .rope_theta = 1000000.0, .mrope = {8, 12, 12},
+                                     .eps = 1e-6, .max_pos = 128000, .rope_theta = 1000000.0, .mrope = {8, 12, 12},
                                      .tie = 1};
         c->vision = (struct vr_vision_config){.depth = 8, .hidden = 384, .heads = 6,
                                               .intermediate = 1024, .out_hidden = 512, .patch = 14,
@@ -63,7 +63,7 @@ int vr_model_preset(const char *name, struct vr_model_config *c)
         /* ~2M parameters with a small trained vocabulary: `make demo` on a CPU */
         *t = (struct vr_text_config){.hidden = 128, .layers = 4, .heads = 4, .kv_heads = 2,
                                      .head_dim = 32, .intermediate = 384, .vocab = 151936,
-                                     .eps = 1e-6, .rope_theta = 1000000.0, .mrope = {4, 6, 6},
+                                     .eps = 1e-6, .max_pos = 128000, .rope_theta = 1000000.0, .mrope = {4, 6, 6},
                                      .tie = 1};
         c->vision = (struct vr_vision_config){.depth = 4, .hidden = 64, .heads = 2,
                                               .intermediate = 192, .out_hidden = 128, .patch = 14,
@@ -74,7 +74,7 @@ int vr_model_preset(const char *name, struct vr_model_config *c)
         /* a few MB: tests and the CPU demo (vocab follows the tokenizer) */
         *t = (struct vr_text_config){.hidden = 64, .layers = 2, .heads = 4, .kv_heads = 2,
                                      .head_dim = 16, .intermediate = 128, .vocab = 151936,
-                                     .eps = 1e-6, .rope_theta = 1000000.0, .mrope = {2, 3, 3},
+                                     .eps = 1e-6, .max_pos = 128000, .rope_theta = 1000000.0, .mrope = {2, 3, 3},
                                      .tie = 1};
         c->vision = (struct vr_vision_config){.depth = 2, .hidden = 32, .heads = 2,
                                               .intermediate = 64, .out_hidden = 64, .patch = 14,
@@ -122,7 +122,7 @@ json_t *vr_model_config_json(const struct vr_model_config *c)
     json_object_set_new(j, "hidden_size", json_integer(t->hidden));
     json_object_set_new(j, "initializer_range", json_real(0.02));
     json_object_set_new(j, "intermediate_size", json_integer(t->intermediate));
-    json_object_set_new(j, "max_position_embeddings", json_integer(128000));
+    json_object_set_new(j, "max_position_embeddings", json_integer(t->max_pos > 0 ? t->max_pos : 128000));
     json_object_set_new(j, "max_window_layers", json_integer(t->layers));
     json_object_set_new(j, "num_attention_heads", json_integer(t->heads));
     json_object_set_new(j, "num_hidden_layers", json_integer(t->layers));

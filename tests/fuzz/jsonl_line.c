@@ -28,13 +28,6 @@
 #define VR_FUZZ_SRC "."
 #endif
 
-/* A prompt's <|image_pad|> tokens are one per merged patch, and chat.c takes
- * grid_thw entries up to 2^20: [1, 2^20, 2^20] asks for 2^38 of them and
- * the render aborts out of memory (open: tests/fuzz/README.md, Findings;
- * tests/fuzz/pending). Until chat.c bounds it, prompts are rendered up to
- * this many. */
-#define MAX_PADS (1 << 16)
-
 static struct vr_bpe *tokenizer(void)
 {
     static struct vr_bpe *tok;
@@ -50,35 +43,32 @@ static struct vr_bpe *tokenizer(void)
     return tok;
 }
 
-/* valid: the line passed vr_task_validate, so a box answer lies inside its
- * image. chat.c scales a box answer to the model's input without bounding
- * it, and a box of 1e300 overflows the long it is rounded to (open:
- * tests/fuzz/README.md, Findings; tests/fuzz/pending). Until chat.c refuses
- * it, answers are made only for valid lines. */
-static void chat(const json_t *line, int valid)
+/* The line as vr-rollout, vr-update and vr-tokenize --chat read it
+ * (vr_task_parse with the default limits: the images' tokens are bounded
+ * before a prompt is built), then its prompt, with and without the SFT
+ * answer. */
+static void chat(const json_t *line)
 {
     struct vr_err err;
+    struct vr_task t;
+    if (vr_task_parse(line, VR_NEED_GRIDS, NULL, "fuzz", 1, &t, &err)) return;
     struct vr_chat_task_opts o = {0};
-    int(*grids)[3] = NULL, n = 0;
-    if (vr_chat_task_grids(line, &o, "fuzz", 1, &grids, &n, &err)) return;
     struct vr_buf b = {0};
-    if (valid) vr_chat_task_answer(line, n ? grids[0] : NULL, &o, "fuzz", 1, &b, &err);
-    long pads = 0;
-    for (int i = 0; i < n; i++) pads += (long)grids[i][0] * grids[i][1] * grids[i][2] / 4;
-    free(grids);
+    vr_chat_task_answer(&t, &o, "fuzz", 1, &b, &err);
     struct vr_bpe *tok = tokenizer();
-    if (tok && pads <= MAX_PADS) {
+    if (tok) {
         struct vr_ids ids = {0};
-        for (int a = 0; a < 1 + valid; a++) {
+        for (int a = 0; a < 2; a++) {
             o.assistant = a;
             o.tmpl = a ? vr_chat_template("baseline") : NULL;
             vr_buf_reset(&b);
             ids.n = 0;
-            vr_chat_task(tok, line, &o, "fuzz", 1, &b, &ids, &err);
+            vr_chat_task(tok, &t, &o, "fuzz", 1, &b, &ids, &err);
         }
         vr_ids_release(&ids);
     }
     vr_buf_free(&b);
+    vr_task_release(&t);
 }
 
 static void eval(const json_t *line, struct vr_eval_report *rep, struct vr_eval_pairs *pairs)
@@ -130,12 +120,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (got < 0) continue;
         vr_buf_reset(&b);
         vr_json_dump(&b, line);
-        int valid = vr_task_validate(line, r.path, r.line, &err) == 0;
-        if (valid || vr_task_validate_unlabelled(line, r.path, r.line, &err) == 0) {
+        if (vr_task_validate(line, r.path, r.line, &err) == 0 ||
+            vr_task_validate_unlabelled(line, r.path, r.line, &err) == 0) {
             char *label = vr_rec_label_from_problem(json_string_value(json_object_get(line, "problem")));
             free(label);
         }
-        chat(line, valid);
+        chat(line);
         eval(line, &rep, &pairs);
         if (vr_reward_score(&rw, line, r.path, r.line, &err) == 0) {
             vr_reward_advantages(line, (enum vr_scale)(k % 3), 0.5);
