@@ -186,16 +186,21 @@ int vr_chat_task_answer(const struct vr_task *t, const struct vr_chat_task_opts 
                    "a box answer needs the image's size ('image_sizes') to scale the box");
         return vr_err_hint(err, "run vr-prep --check-images, or give the answer in 'completion'");
     }
-    /* a target is a box inside the image (which also keeps the rounding below in range) */
-    if (vr_box_check_inside(t->box, "solution", t->im[0].w, t->im[0].h, err)) return vr_err_locate(err, file, line);
     int patch = o->patch_size > 0 ? o->patch_size : 14;
     const int *g = t->im[0].grid;
     double sx = (double)g[2] * patch, sy = (double)g[1] * patch;
     double ow = t->im[0].w, oh = t->im[0].h;
     const double *box = t->box;
-    vr_buf_printf(out, "<answer>{\"bbox_2d\": [%ld, %ld, %ld, %ld]",
-                  round_half_up(box[0] * sx / ow), round_half_up(box[1] * sy / oh),
-                  round_half_up(box[2] * sx / ow), round_half_up(box[3] * sy / oh));
+    double v[4] = {box[0] * sx / ow, box[1] * sy / oh, box[2] * sx / ow, box[3] * sy / oh};
+    /* a box may stray outside its image (transformers renders it all the
+     * same), but not beyond what an integer holds */
+    for (int k = 0; k < 4; k++)
+        if (!(fabs(v[k]) < 1e9))
+            return vr_err_set(err, VR_ERR_INPUT, file, line,
+                              "'solution' [%g, %g, %g, %g] scaled to the model's input is beyond 1e9 pixels", box[0],
+                              box[1], box[2], box[3]);
+    vr_buf_printf(out, "<answer>{\"bbox_2d\": [%ld, %ld, %ld, %ld]", round_half_up(v[0]), round_half_up(v[1]),
+                  round_half_up(v[2]), round_half_up(v[3]));
     if (t->label) {
         vr_buf_puts(out, ", \"label\": ");
         vr_json_dump_string(out, t->label, strlen(t->label));
