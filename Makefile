@@ -42,7 +42,7 @@ CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
 endif
 endif
 
-.PHONY: all deps test test-numbers check install clean bench demo fuzz
+.PHONY: all deps test test-numbers test-arm64 units check install clean bench demo fuzz
 .SECONDARY:
 all: $(PROGS) $(UNITS) $(BENCHES) $(REPLAYS) $(CU_OBJ)
 
@@ -94,6 +94,18 @@ NUM_TESTS := $(addprefix tests/,t0510-tokenize-golden.sh t0700-rollout.sh t0900-
 test-numbers: all
 	VR_BIN=$(abspath $(BIN)) VR_BUILD=$(abspath $(BUILD)) \
 	  prove -j2 $(PROVE_FLAGS) --exec '' $(NUM_UNITS) $(NUM_TESTS)
+
+units: $(UNITS)
+
+# arm64 (NEON): the unit tests cross-built with Debian's aarch64 compiler and
+# run under qemu-user (`sh share/deps.sh --arm64` installs both and the arm64
+# libraries), in build/arm64.
+ARM64_CC  ?= aarch64-linux-gnu-gcc
+ARM64_RUN ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
+test-arm64:
+	PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig \
+	  $(MAKE) CC=$(ARM64_CC) BUILD=build/arm64 BIN=build/arm64/bin NVCC= units
+	prove $(PROVE_FLAGS) --exec '$(ARM64_RUN)' $(sort $(wildcard build/arm64/tests/*.t))
 
 check:
 	$(MAKE) BUILD=build/san BIN=build/san/bin OPT=-O1 \

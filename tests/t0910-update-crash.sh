@@ -17,15 +17,20 @@ ARGS="-m policy --beta 0 --lr 1e-3 --weight-decay 0.01 --lr-schedule linear --st
 
 test_expect_success '20 lines, one prompt per step: 20 steps' '
 	test $(wc -l <twenty.jsonl) = 20 &&
+	t0=$(date +%s%N) &&
 	vr-update $ARGS -o whole twenty.jsonl >whole.metrics &&
+	echo $(( ($(date +%s%N) - t0) / 1000000 )) >whole.ms &&
 	test $(wc -l <whole.metrics) = 20 &&
 	jq -e ".step == 20 and .lines == 20" whole/trainer_state.json >/dev/null &&
 	test $(ls -d whole/checkpoint-* | wc -l) = 3
 '
 test_expect_success 'killed at random moments, --resume ends bit-identical to the uninterrupted run' '
-	RANDOM=7 && kills=0 &&
+	# kill after 10% to 90% of the uninterrupted run (at least 0.1 s to 0.9 s), so
+	# that a slow machine (a sanitizer build, a loaded CI) still gets past a save
+	RANDOM=7 && kills=0 && ms=$(cat whole.ms) && [ "$ms" -ge 1000 ] || ms=1000
 	while :; do
-		timeout -s KILL 0.$((RANDOM % 9 + 1)) vr-update $ARGS -o crashy --resume twenty.jsonl >>crashy.metrics 2>>err
+		d=$(( ms * (RANDOM % 9 + 1) / 10 ))
+		timeout -s KILL $((d / 1000)).$(printf %03d $((d % 1000))) vr-update $ARGS -o crashy --resume twenty.jsonl >>crashy.metrics 2>>err
 		rc=$?
 		if [ -d crashy ] && ls -d crashy/checkpoint-* >/dev/null 2>&1; then
 			newest=$(ls -d crashy/checkpoint-* | sort -t- -k2 -n | tail -1) &&

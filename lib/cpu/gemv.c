@@ -2,10 +2,14 @@
  * each weight once, in its stored dtype (a bf16 weight moves half the bytes
  * of f32; it is widened in registers and the math stays fp32). Rows of w are
  * split across the thread pool, so a row's result never depends on the
- * thread count. AVX-512 or AVX2+FMA when the CPU has it (VR_ISA), else plain
+ * thread count. AVX-512, AVX2+FMA or NEON when the CPU has it (VR_ISA), else plain
  * C. Fast path of vr_linear_fwd_cpu; every variant is tested against the
  * float64 reference (tests/unit/qwen.c). */
+#if defined(__x86_64__)
 #include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 #include <string.h>
 
 #include "cpu/isa.h"
@@ -187,6 +191,65 @@ __attribute__((target("avx2,fma,f16c"))) static void rows_avx2(void *vctx, int n
 }
 #endif
 
+
+#if defined(__aarch64__)
+/* NEON (arm64): four 4-lane accumulators per row (16-float chunk c: its
+ * quarters go to accumulators 0..3), summed (0+1)+(2+3), then across lanes
+ * (faddp's fixed pairs), then the scalar tail: an order fixed per row. */
+static inline float32x4_t load4(const void *w, enum vr_dtype dt, size_t i)
+{
+    if (dt == VR_DTYPE_BF16) return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)w + i), 16));
+    if (dt == VR_DTYPE_F16) return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)w + i)));
+    return vld1q_f32((const float *)w + i);
+}
+
+#define FMA4(j, q, xk, wv) \
+    if (MG > j) c##j##q = vfmaq_f32(c##j##q, vld1q_f32(x##j + (xk)), wv)
+#define FMA4_ALL(q, xk, wv) do { FMA4(0, q, xk, wv); FMA4(1, q, xk, wv); FMA4(2, q, xk, wv); FMA4(3, q, xk, wv); } while (0)
+#define ROW4_OUT(j)                                                                                 \
+    if (MG > j) {                                                                                   \
+        float s = vaddvq_f32(vaddq_f32(vaddq_f32(c##j##0, c##j##1), vaddq_f32(c##j##2, c##j##3)));  \
+        for (int kk = K16; kk < K; kk++) s += x##j[kk] * w_at(g->w, g->dt, wo + (size_t)kk);        \
+        g->out[(size_t)(m0 + j) * g->N + n] = s + (g->b ? g->b[n] : 0.0f);                          \
+    }
+
+static inline __attribute__((always_inline)) void dot_rows4(const struct gemv *g, int n, int m0, const int MG)
+{
+    int K = g->K, K16 = K & ~15;
+    size_t wo = (size_t)n * K;
+    const float *x0 = g->x + (size_t)m0 * K, *x1 = x0 + K, *x2 = x1 + K, *x3 = x2 + K;
+    float32x4_t z = vdupq_n_f32(0);
+    float32x4_t c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z;
+    float32x4_t c20 = z, c21 = z, c22 = z, c23 = z, c30 = z, c31 = z, c32 = z, c33 = z;
+    for (int k = 0; k < K16; k += 16) {
+        float32x4_t w0 = load4(g->w, g->dt, wo + (size_t)k), w1 = load4(g->w, g->dt, wo + (size_t)k + 4);
+        float32x4_t w2 = load4(g->w, g->dt, wo + (size_t)k + 8), w3 = load4(g->w, g->dt, wo + (size_t)k + 12);
+        FMA4_ALL(0, k, w0);
+        FMA4_ALL(1, k + 4, w1);
+        FMA4_ALL(2, k + 8, w2);
+        FMA4_ALL(3, k + 12, w3);
+    }
+    ROW4_OUT(0)
+    ROW4_OUT(1)
+    ROW4_OUT(2)
+    ROW4_OUT(3)
+}
+
+static void rows_neon(void *vctx, int n0, int n1)
+{
+    const struct gemv *g = vctx;
+    for (int n = n0; n < n1; n++)
+        for (int m0 = 0; m0 < g->M; m0 += GROUP) {
+            switch (g->M - m0 < GROUP ? g->M - m0 : GROUP) {
+            case 1: dot_rows4(g, n, m0, 1); break;
+            case 2: dot_rows4(g, n, m0, 2); break;
+            case 3: dot_rows4(g, n, m0, 3); break;
+            default: dot_rows4(g, n, m0, 4); break;
+            }
+        }
+}
+#endif
+
 void vr_gemv_fwd_cpu(float *out, const float *x, const struct vr_tensor *w, const float *b, int M)
 {
     struct gemv g = {out, x, b, w->data, w->dtype, M, (int)w->shape[0], (int)w->shape[1]};
@@ -194,6 +257,8 @@ void vr_gemv_fwd_cpu(float *out, const float *x, const struct vr_tensor *w, cons
 #if defined(__x86_64__)
     if (vr_isa() == VR_ISA_AVX512) fn = rows_avx512;
     else if (vr_isa() == VR_ISA_AVX2) fn = rows_avx2;
+#elif defined(__aarch64__)
+    if (vr_isa() == VR_ISA_NEON) fn = rows_neon;
 #endif
     vr_parallel_for(g.N, fn, &g);
 }

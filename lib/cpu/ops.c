@@ -2,7 +2,11 @@
 #include "cpu/ops.h"
 
 #include <cblas.h>
+#if defined(__x86_64__)
 #include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 #include <pthread.h>
 
 #include "cpu/isa.h"
@@ -224,8 +228,6 @@ __attribute__((target("avx2"))) static inline __m256i mask8(size_t n)
 
 #endif
 
-static int have_avx512(void);
-
 #if defined(__x86_64__)
 __attribute__((target("avx512f"))) static float max16(const float *x, int n)
 {
@@ -278,8 +280,102 @@ __attribute__((target("avx2,fma"))) static double exp_shift8(float *out, const f
 }
 #endif
 
+
+#if defined(__aarch64__)
+/* The same expf in 4 NEON lanes; the power of two as in exp8. */
+static inline float32x4_t exp4(float32x4_t x)
+{
+    x = vmaxq_f32(x, vdupq_n_f32(-87.3f));
+    x = vminq_f32(x, vdupq_n_f32(88.7f));
+    float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
+    float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
+    r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
+    float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
+    p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+    p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
+    int32x4_t ni = vcvtq_s32_f32(n), hi = vshrq_n_s32(ni, 1), lo = vsubq_s32(ni, hi);
+    float32x4_t ph = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(hi, vdupq_n_s32(127)), 23));
+    float32x4_t pl = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(lo, vdupq_n_s32(127)), 23));
+    return vmulq_f32(vmulq_f32(p, ph), pl);
+}
+
+static float max4(const float *x, int n)
+{
+    float32x4_t m = vdupq_n_f32(-INFINITY);
+    for (int i = 0; i < n; i += 4) m = vmaxq_f32(m, vld1q_f32(x + i));
+    return vmaxvq_f32(m);
+}
+
+/* as exp_shift16, in 4 lanes, flushed to double every 1024 vectors */
+static double exp_shift4(float *out, const float *x, int n, float scale, float shift)
+{
+    float32x4_t vs = vdupq_n_f32(scale), vh = vdupq_n_f32(shift), acc = vdupq_n_f32(0);
+    double z = 0;
+    for (int i = 0; i < n; i += 4) {
+        float32x4_t e = exp4(vsubq_f32(vmulq_f32(vld1q_f32(x + i), vs), vh));
+        vst1q_f32(out + i, e);
+        acc = vaddq_f32(acc, e);
+        if ((i & 4095) == 4092) {
+            z += vaddvq_f32(acc);
+            acc = vdupq_n_f32(0);
+        }
+    }
+    return z + vaddvq_f32(acc);
+}
+
+/* The tail goes through the vector code too, from a copy, so an element's
+ * value does not depend on where the batch puts it. */
+static void swiglu4(float *out, const float *g, const float *u, size_t n)
+{
+    for (size_t i = 0; i < n; i += 4) {
+        float gb[4] = {0}, ub[4] = {0}, ob[4];
+        size_t m = n - i < 4 ? n - i : 4;
+        const float *gp = g + i, *up = u + i;
+        if (m < 4) memcpy(gb, gp, m * sizeof *gb), memcpy(ub, up, m * sizeof *ub), gp = gb, up = ub;
+        float32x4_t x = vld1q_f32(gp);
+        float32x4_t e = exp4(vnegq_f32(x));
+        float32x4_t s = vdivq_f32(x, vaddq_f32(vdupq_n_f32(1.0f), e));
+        vst1q_f32(m < 4 ? ob : out + i, vmulq_f32(s, vld1q_f32(up)));
+        if (m < 4) memcpy(out + i, ob, m * sizeof *ob);
+    }
+}
+
+static void softmax_neon(float *x, int n)
+{
+    int n4 = n & ~3;
+    float32x4_t vm = vdupq_n_f32(-INFINITY);
+    for (int i = 0; i < n4; i += 4) vm = vmaxq_f32(vm, vld1q_f32(x + i));
+    float mx = vmaxvq_f32(vm);
+    for (int i = n4; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    if (mx == -INFINITY) {
+        memset(x, 0, (size_t)n * sizeof *x);
+        return;
+    }
+    float32x4_t vmx = vdupq_n_f32(mx), vs = vdupq_n_f32(0);
+    for (int i = 0; i < n4; i += 4) {
+        float32x4_t e = exp4(vsubq_f32(vld1q_f32(x + i), vmx));
+        vst1q_f32(x + i, e);
+        vs = vaddq_f32(vs, e);
+    }
+    float sum = vaddvq_f32(vs);
+    for (int i = n4; i < n; i++) sum += (x[i] = expf(x[i] - mx));
+    float32x4_t inv = vdupq_n_f32(1.0f / sum);
+    for (int i = 0; i < n4; i += 4) vst1q_f32(x + i, vmulq_f32(vld1q_f32(x + i), inv));
+    for (int i = n4; i < n; i++) x[i] *= 1.0f / sum;
+}
+#endif
+
+#if defined(__x86_64__)
 static int have_avx512(void) { return vr_isa() == VR_ISA_AVX512; }
 static int have_avx2(void) { return vr_isa() == VR_ISA_AVX2; }
+#elif defined(__aarch64__)
+static int have_neon(void) { return vr_isa() == VR_ISA_NEON; }
+#endif
 
 float vr_max_cpu(const float *x, int n)
 {
@@ -292,6 +388,11 @@ float vr_max_cpu(const float *x, int n)
     } else if (have_avx2() && n >= 8) {
         m = max8(x, n & ~7);
         i = n & ~7;
+    }
+#elif defined(__aarch64__)
+    if (have_neon() && n >= 4) {
+        m = max4(x, n & ~3);
+        i = n & ~3;
     }
 #endif
     for (; i < n; i++)
@@ -310,6 +411,11 @@ double vr_exp_shift_cpu(float *out, const float *x, int n, float scale, float sh
     } else if (have_avx2() && n >= 8) {
         z = exp_shift8(out, x, n & ~7, scale, shift);
         i = n & ~7;
+    }
+#elif defined(__aarch64__)
+    if (have_neon() && n >= 4) {
+        z = exp_shift4(out, x, n & ~3, scale, shift);
+        i = n & ~3;
     }
 #endif
     for (; i < n; i++) z += (out[i] = expf(x[i] * scale - shift));
@@ -393,6 +499,11 @@ static void swi_chunks(void *vctx, int c0, int c1)
     }
     if (have_avx2()) {
         swiglu8(c->out + a, c->g + a, c->u + a, b - a);
+        return;
+    }
+#elif defined(__aarch64__)
+    if (have_neon()) {
+        swiglu4(c->out + a, c->g + a, c->u + a, b - a);
         return;
     }
 #endif
@@ -495,6 +606,11 @@ void vr_softmax_row_cpu(float *x, int n)
     }
     if (have_avx2()) {
         softmax_avx2(x, n);
+        return;
+    }
+#elif defined(__aarch64__)
+    if (have_neon()) {
+        softmax_neon(x, n);
         return;
     }
 #endif
