@@ -11,6 +11,7 @@
 
 #include "fs.h"
 #include "jsonl.h"
+#include "lora.h"
 #include "pixcache.h"
 #include "task.h"
 #include "vcache.h"
@@ -116,7 +117,7 @@ static void note(struct vr_encode *e, enum vr_encode_note what, const char *msg)
 static int open_vision(struct vr_encode *e, struct vr_err *err)
 {
     const struct vr_preproc *pp = &e->o.pp;
-    if (vr_model_load(&e->model, e->o.vision_model, err)) return -1;
+    if (vr_lora_load_merged(&e->model, e->o.vision_model, err)) return -1;
     const struct vr_vision_config *v = &e->model.cfg.vision;
     e->vision = 1;
     if (pp->patch_size != v->patch || pp->temporal_patch_size != v->temporal_patch || pp->merge_size != v->merge)

@@ -7,6 +7,7 @@
 
 #include "fs.h"
 #include "hash.h"
+#include "lora.h"
 #include "pixcache.h"
 #include "vcache.h"
 
@@ -44,7 +45,7 @@ int vr_rollout_init(struct vr_rollout *r, const char *dir, const char *tokenizer
 {
     memset(r, 0, sizeof *r);
     r->o = *o;
-    if (vr_model_load(&r->m, dir, err)) return -1;
+    if (vr_lora_load_merged(&r->m, dir, err)) return -1;
     char *tp = tokenizer ? vr_xstrdup(tokenizer) : vr_path_join(dir, "tokenizer.json");
     int rc = vr_bpe_load(&r->tok, tp, err);
     free(tp);
@@ -310,7 +311,7 @@ int vr_rollout_reload(struct vr_rollout *r, const char *dir, struct vr_err *err)
 {
     VR_ASSERT(!vr_rollout_busy(r));
     struct vr_model m;
-    if (vr_model_load(&m, dir, err)) return -1;
+    if (vr_lora_load_merged(&m, dir, err)) return -1;
     const struct vr_text_config *a = &r->m.cfg.text, *b = &m.cfg.text;
     const struct vr_vision_config *va = &r->m.cfg.vision, *vb = &m.cfg.vision;
     if (a->hidden != b->hidden || a->layers != b->layers || a->heads != b->heads || a->kv_heads != b->kv_heads ||
