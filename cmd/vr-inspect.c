@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "jsonl.h"
 #include "init.h"
+#include "lora.h"
 #include "model.h"
 #include "safetensors.h"
 
@@ -157,7 +158,7 @@ static int check_model(const char *dir)
 {
     struct vr_model m;
     struct vr_err err;
-    if (vr_model_load(&m, dir, &err)) {
+    if (vr_lora_load_merged(&m, dir, &err)) {
         vr_warn("%s", err.msg);
         return 1;
     }

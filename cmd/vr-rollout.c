@@ -1,14 +1,14 @@
 /* vr-rollout: sample G completions per encoded task line from the policy and
  * write rollout lines (DESIGN.md §3.3); with --follow, from the weights a
- * long-lived vr-update publishes (the steady-state loop, DESIGN.md §2.1). */
-#include <string.h>
-#include <unistd.h>
+ * long-lived vr-update publishes (the steady-state loop, DESIGN.md §2.1).
+ * Continuous batching and the --follow policy are lib/rollout.h's
+ * vr_rollout_run; this main parses options and writes the lines it hands
+ * back. */
+#include <stdlib.h>
 
 #include "cli.h"
-#include "fs.h"
 #include "jsonl.h"
 #include "progress.h"
-#include "publish.h"
 #include "rollout.h"
 
 enum { O_TOKENIZER = 256, O_GREEDY, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_MAXTOK, O_STOPANS, O_SEED,
@@ -45,25 +45,11 @@ static const struct vr_cli cli = {
     opts,
 };
 
-/* --follow: what the loop knows about the published weights */
-struct follow {
-    struct vr_publish_reader rd;
-    int64_t loaded;  /* the generation sampling now */
-    int stale, pps;
-};
-
-/* Load the newest generation when it is newer than the loaded one, after
- * waiting for at least need. Only with nothing in flight. */
-static int follow_switch(struct vr_rollout *r, struct follow *f, int64_t need, struct vr_err *err)
+static int put(void *ctx, json_t *task, struct vr_err *err)
 {
-    int64_t gen;
-    if (vr_publish_poll(&f->rd, &gen, err)) return -1;
-    if (gen < need && vr_publish_wait(&f->rd, need, &gen, err)) return -1;
-    if (gen <= f->loaded) return 0;
-    if (vr_rollout_reload(r, f->rd.dir, err)) return -1;
-    /* the weights' own record, which a writer can have moved past gen */
-    int64_t got = vr_publish_generation_of(&r->m.st);
-    f->loaded = got > gen ? got : gen;
+    (void)ctx;
+    if (vr_jsonl_write(stdout, task, err) || fflush(stdout))
+        return vr_err_set(err, VR_ERR_SYS, NULL, 0, "<stdout>: write failed");
     return 0;
 }
 
@@ -107,75 +93,21 @@ int main(int argc, char **argv)
     if (!model && !follow) vr_die_usage("--model DIR (or --follow DIR) is required");
     if (!follow && (have_stale || pps)) vr_die_usage("--max-staleness and --prompts-per-step need --follow DIR");
     if (vr_chat_template_arg(tmpl, &o.chat.tmpl, &tmpl_text, &err)) vr_die(&err);
-    /* --follow: the model is generation 0 or newer of DIR, once a writer has
-     * published it */
-    struct follow f = {.loaded = -1, .stale = stale};
-    if (follow) {
-        vr_publish_reader_init(&f.rd, follow);
-        if (vr_publish_wait(&f.rd, 0, &f.loaded, &err)) vr_die(&err);
-        if (pps && pps != f.rd.prompts_per_step)
-            vr_die_msg("--prompts-per-step %d, but the vr-update publishing %s takes %d lines per batch", pps,
-                       follow, f.rd.prompts_per_step);
-        f.pps = f.rd.prompts_per_step;
-        model = follow;
-    }
+    struct vr_rollout_follow f;
+    if (follow && vr_rollout_follow_open(&f, follow, stale, pps, &err)) vr_die(&err);
     struct vr_rollout r;
-    if (vr_rollout_init(&r, model, tokenizer, &o, &err) || vr_rollout_start(&r, budget, max_prompt, &err))
+    if (vr_rollout_init(&r, follow ? follow : model, tokenizer, &o, &err) ||
+        vr_rollout_start(&r, budget, max_prompt, &err))
         vr_die(&err);
-    if (follow) {
-        int64_t got = vr_publish_generation_of(&r.m.st);
-        if (got > f.loaded) f.loaded = got;
-    }
-    /* continuous batching: admit tasks while a group's rows are free, step
-     * the running batch, write finished tasks in input order. With --follow,
-     * the first line of batch k waits until the weights are generation k -
-     * S or newer; weights change only with nothing in flight, so a batch
-     * that needs newer ones first drains (and writes) the running tasks: the
-     * writer needs them to make the generation */
     struct vr_progress prog;
     vr_progress_init(&prog, "vr-rollout", "completion tokens", 0);
-    int eof = 0;
     struct vr_jsonl_files in;
     vr_jsonl_files_init(&in, argv + ind, argc - ind);
-    int64_t nread = 0;
-    json_t *next = NULL; /* read, not yet admitted */
-    for (;;) {
-        while (vr_rollout_room(&r)) {
-            if (!next && !eof) {
-                int rc = vr_jsonl_files_next(&in, &next, &err);
-                if (rc < 0) vr_die(&err);
-                if (rc == 0) {
-                    eof = 1;
-                    next = NULL;
-                }
-            }
-            if (!next) break;
-            if (follow && nread % f.pps == 0) { /* the first line of batch k */
-                int64_t need = nread / f.pps - f.stale;
-                if (vr_rollout_busy(&r)) {
-                    if (f.loaded < need) break; /* drain first */
-                } else if (follow_switch(&r, &f, need, &err)) {
-                    vr_die(&err);
-                }
-            }
-            if (vr_rollout_add(&r, next, in.in.path, in.in.line, &err)) vr_die(&err);
-            json_decref(next);
-            next = NULL;
-            nread++;
-        }
-        if (!vr_rollout_busy(&r) && !next && eof) break;
-        if (vr_rollout_step(&r, &err)) vr_die(&err);
-        json_t *t;
-        while ((t = vr_rollout_pop(&r))) {
-            if (vr_jsonl_write(stdout, t, &err) || fflush(stdout)) vr_die_msg("<stdout>: write failed");
-            json_decref(t);
-        }
-        vr_progress_update(&prog, r.tokens_out);
-    }
+    if (vr_rollout_run(&r, &in, follow ? &f : NULL, put, NULL, &prog, &err)) vr_die(&err);
     vr_progress_end(&prog);
     vr_jsonl_files_close(&in);
     vr_rollout_release(&r);
-    if (follow) vr_publish_reader_release(&f.rd);
+    if (follow) vr_rollout_follow_release(&f);
     free(tmpl_text);
     return 0;
 }

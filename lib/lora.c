@@ -322,3 +322,13 @@ int vr_lora_merge_model(struct vr_model *m, const char *dir, struct vr_err *err)
     vr_lora_release(&lo);
     return 0;
 }
+
+int vr_lora_load_merged(struct vr_model *m, const char *dir, struct vr_err *err)
+{
+    if (vr_model_load(m, dir, err)) return -1;
+    if (vr_lora_present(dir) && vr_lora_merge_model(m, dir, err)) {
+        vr_model_free(m);
+        return -1;
+    }
+    return 0;
+}

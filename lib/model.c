@@ -10,7 +10,6 @@
 
 #include "fileset.h"
 #include "fs.h"
-#include "lora.h"
 
 /* An integer field; INT_MIN (which every size check refuses) when it does
  * not fit an int, so 2^32 + 1 is never read as 1. */
@@ -291,7 +290,7 @@ static const char *shape_str(int ndim, const int64_t *s, char *buf, size_t n)
     return vr_tensor_shape_str(&t, buf, n);
 }
 
-static int load(struct vr_model *m, const char *dir, int adapter, struct vr_err *err)
+int vr_model_load(struct vr_model *m, const char *dir, struct vr_err *err)
 {
     memset(m, 0, sizeof *m);
     /* a run folder whose last save a crash left half in place is finished
@@ -350,16 +349,13 @@ static int load(struct vr_model *m, const char *dir, int adapter, struct vr_err 
             goto fail;
         }
     }
-    if (adapter && vr_lora_present(dir) && vr_lora_merge_model(m, dir, err)) goto fail;
     return 0;
 fail:
     vr_model_free(m);
     return -1;
 }
 
-int vr_model_load(struct vr_model *m, const char *dir, struct vr_err *err) { return load(m, dir, 1, err); }
-
-int vr_model_load_base(struct vr_model *m, const char *dir, struct vr_err *err) { return load(m, dir, 0, err); }
+int vr_model_load_base(struct vr_model *m, const char *dir, struct vr_err *err) { return vr_model_load(m, dir, err); }
 
 void vr_model_free(struct vr_model *m)
 {

@@ -76,15 +76,15 @@ struct vr_param {
 
 /* Fill m->params with the table for m->cfg (no weights yet) and the named views. */
 void vr_model_params(struct vr_model *m);
-/* Load dir (config.json + model.safetensors or shards). Every tensor must be
- * present with the shape the config implies; the error names the tensor, the
- * expected and the actual shape. A save of dir that a crash left committed
- * but not in place is finished first (vr_fileset_settle). */
+/* Load dir (config.json + model.safetensors or shards): the checkpoint's own
+ * weights. Every tensor must be present with the shape the config implies;
+ * the error names the tensor, the expected and the actual shape. A save of
+ * dir that a crash left committed but not in place is finished first
+ * (vr_fileset_settle). A LoRA adapter beside the weights is not applied:
+ * vr_lora_load_merged (lora.h) loads a run folder as the policy it holds. */
 int vr_model_load(struct vr_model *m, const char *dir, struct vr_err *err);
-/* vr_model_load folds a LoRA adapter it finds in dir (adapter_config.json +
- * adapter_model.safetensors, lora.h) into the weights, so every stage serves a
- * LoRA run folder as its trained policy; _base leaves it out (vr-update, which
- * trains the adapter itself). */
+/* The former name of vr_model_load (which folded adapters in then), kept
+ * while lib/update.c calls it. */
 int vr_model_load_base(struct vr_model *m, const char *dir, struct vr_err *err);
 void vr_model_free(struct vr_model *m);
 /* The end-of-sequence ids of checkpoint folder dir: generation_config.json's

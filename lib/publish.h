@@ -11,7 +11,7 @@
  *                      master weights exactly as they are), "generation" in
  *                      its __metadata__; replaced atomically (temp + rename)
  *   adapter_*          LoRA runs: the adapter of the newest generation beside
- *                      fixed base weights (what vr_model_load folds in)
+ *                      fixed base weights (what vr_lora_load_merged folds in)
  *   generation         {"generation":K,"pid":PID,"prompts_per_step":P},
  *                      replaced atomically after the weights it announces
  * Generation K is the weights after K batches (a batch: P input lines, used

@@ -7,6 +7,7 @@
 
 #include "fs.h"
 #include "hash.h"
+#include "lora.h"
 #include "pixcache.h"
 #include "vcache.h"
 
@@ -44,7 +45,7 @@ int vr_rollout_init(struct vr_rollout *r, const char *dir, const char *tokenizer
 {
     memset(r, 0, sizeof *r);
     r->o = *o;
-    if (vr_model_load(&r->m, dir, err)) return -1;
+    if (vr_lora_load_merged(&r->m, dir, err)) return -1;
     char *tp = tokenizer ? vr_xstrdup(tokenizer) : vr_path_join(dir, "tokenizer.json");
     int rc = vr_bpe_load(&r->tok, tp, err);
     free(tp);
@@ -310,7 +311,7 @@ int vr_rollout_reload(struct vr_rollout *r, const char *dir, struct vr_err *err)
 {
     VR_ASSERT(!vr_rollout_busy(r));
     struct vr_model m;
-    if (vr_model_load(&m, dir, err)) return -1;
+    if (vr_lora_load_merged(&m, dir, err)) return -1;
     const struct vr_text_config *a = &r->m.cfg.text, *b = &m.cfg.text;
     const struct vr_vision_config *va = &r->m.cfg.vision, *vb = &m.cfg.vision;
     if (a->hidden != b->hidden || a->layers != b->layers || a->heads != b->heads || a->kv_heads != b->kv_heads ||
@@ -323,4 +324,106 @@ int vr_rollout_reload(struct vr_rollout *r, const char *dir, struct vr_err *err)
     r->m = m;
     r->vhash = vr_vision_hash(&r->m);
     return 0;
+}
+
+int vr_rollout_follow_open(struct vr_rollout_follow *f, const char *dir, int stale, int pps, struct vr_err *err)
+{
+    memset(f, 0, sizeof *f);
+    f->loaded = -1;
+    f->stale = stale;
+    vr_publish_reader_init(&f->rd, dir);
+    if (vr_publish_wait(&f->rd, 0, &f->loaded, err)) goto fail;
+    if (pps && pps != f->rd.prompts_per_step) {
+        vr_err_set(err, VR_ERR_INPUT, NULL, 0,
+                   "--prompts-per-step %d, but the vr-update publishing %s takes %d lines per batch", pps, dir,
+                   f->rd.prompts_per_step);
+        goto fail;
+    }
+    f->pps = f->rd.prompts_per_step;
+    return 0;
+fail:
+    vr_publish_reader_release(&f->rd);
+    return -1;
+}
+
+void vr_rollout_follow_release(struct vr_rollout_follow *f) { vr_publish_reader_release(&f->rd); }
+
+/* Load the newest generation when it is newer than the loaded one, after
+ * waiting for at least need. Only with nothing in flight. */
+static int follow_switch(struct vr_rollout *r, struct vr_rollout_follow *f, int64_t need, struct vr_err *err)
+{
+    int64_t gen;
+    if (vr_publish_poll(&f->rd, &gen, err)) return -1;
+    if (gen < need && vr_publish_wait(&f->rd, need, &gen, err)) return -1;
+    if (gen <= f->loaded) return 0;
+    if (vr_rollout_reload(r, f->rd.dir, err)) return -1;
+    /* the weights' own record, which a writer can have moved past gen */
+    int64_t got = vr_publish_generation_of(&r->m.st);
+    f->loaded = got > gen ? got : gen;
+    return 0;
+}
+
+/* Where vr_rollout_run is in its input. */
+struct feed {
+    struct vr_jsonl_files *in;
+    json_t *next;   /* read, not yet admitted */
+    int eof;
+    int64_t nread;  /* lines admitted */
+};
+
+/* Admit lines while a group's rows are free, up to the first line of a
+ * batch whose weights must wait for the running tasks to drain. */
+static int admit(struct vr_rollout *r, struct feed *fd, struct vr_rollout_follow *f, struct vr_err *err)
+{
+    while (vr_rollout_room(r)) {
+        if (!fd->next && !fd->eof) {
+            int rc = vr_jsonl_files_next(fd->in, &fd->next, err);
+            if (rc < 0) return -1;
+            if (rc == 0) {
+                fd->eof = 1;
+                fd->next = NULL;
+            }
+        }
+        if (!fd->next) break;
+        if (f && fd->nread % f->pps == 0) { /* the first line of batch k */
+            int64_t need = fd->nread / f->pps - f->stale;
+            if (vr_rollout_busy(r)) {
+                if (f->loaded < need) break; /* drain first */
+            } else if (follow_switch(r, f, need, err)) {
+                return -1;
+            }
+        }
+        if (vr_rollout_add(r, fd->next, fd->in->in.path, fd->in->in.line, err)) return -1;
+        json_decref(fd->next);
+        fd->next = NULL;
+        fd->nread++;
+    }
+    return 0;
+}
+
+int vr_rollout_run(struct vr_rollout *r, struct vr_jsonl_files *in, struct vr_rollout_follow *f,
+                   vr_rollout_sink_fn sink, void *ctx, struct vr_progress *prog, struct vr_err *err)
+{
+    struct feed fd = {.in = in};
+    int rc = -1;
+    if (f) {
+        int64_t got = vr_publish_generation_of(&r->m.st);
+        if (got > f->loaded) f->loaded = got;
+    }
+    for (;;) {
+        if (admit(r, &fd, f, err)) goto out;
+        if (!vr_rollout_busy(r) && !fd.next && fd.eof) break;
+        if (vr_rollout_step(r, err)) goto out;
+        json_t *t;
+        while ((t = vr_rollout_pop(r))) {
+            int bad = sink(ctx, t, err);
+            json_decref(t);
+            if (bad) goto out;
+        }
+        if (prog) vr_progress_update(prog, r->tokens_out);
+    }
+    rc = 0;
+out:
+    json_decref(fd.next);
+    return rc;
 }

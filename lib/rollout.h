@@ -11,6 +11,9 @@
 
 #include "bpe.h"
 #include "chat.h"
+#include "jsonl.h"
+#include "progress.h"
+#include "publish.h"
 #include "qwen.h"
 #include "sample.h"
 
@@ -77,5 +80,38 @@ json_t *vr_rollout_pop(struct vr_rollout *r);
  * (!vr_rollout_busy). The tokenizer, the stop ids and the KV cache stay; dir's
  * config must have the same sizes. On failure the old weights stay. */
 int vr_rollout_reload(struct vr_rollout *r, const char *dir, struct vr_err *err);
+
+/* --follow (DESIGN.md §2.1): sampling from the generations that a long-lived
+ * vr-update publishes in a folder. */
+struct vr_rollout_follow {
+    struct vr_publish_reader rd;
+    int64_t loaded;           /* the generation sampling now */
+    int stale;                /* --max-staleness S */
+    int pps;                  /* lines per batch: the writer's --prompts-per-step */
+};
+
+/* Wait until dir's writer has published generation 0 (publish.h: a writer
+ * that does not appear is an error, never a hang); pps, unless 0, must be the
+ * writer's lines per batch (VR_ERR_INPUT). Then vr_rollout_init(dir) loads
+ * what it published. */
+int vr_rollout_follow_open(struct vr_rollout_follow *f, const char *dir, int stale, int pps, struct vr_err *err);
+void vr_rollout_follow_release(struct vr_rollout_follow *f);
+
+/* Where finished tasks go, in input order: the task is the caller's to
+ * keep (json_incref) or leave; 0, or -1 with err filled, which ends the run. */
+typedef int (*vr_rollout_sink_fn)(void *ctx, json_t *task, struct vr_err *err);
+
+/* Roll out every line of in (vr_rollout_start first): admit tasks while a
+ * group's rows are free, step the running batch, hand finished tasks to sink
+ * in input order, until in is done and nothing is in flight. With f, batch k
+ * (lines k*pps on) is sampled from generation k - S or newer: its first line
+ * waits for that generation, and weights change only with nothing in flight,
+ * so a batch that needs newer weights first drains the running tasks (the
+ * writer needs them to make the generation). prog (NULL: none) counts
+ * completion tokens. Fails on the first bad line (naming file:line), a
+ * failed reload or wait, or a failed sink; tasks still in flight are then
+ * dropped. */
+int vr_rollout_run(struct vr_rollout *r, struct vr_jsonl_files *in, struct vr_rollout_follow *f,
+                   vr_rollout_sink_fn sink, void *ctx, struct vr_progress *prog, struct vr_err *err);
 
 #endif

@@ -1,5 +1,5 @@
 /* ckpt.c: checkpoint folders on a tiny model — what is copied and what is
- * not, weights back through vr_model_load_base (bf16 checked against a hand
+ * not, weights back through vr_model_load (bf16 checked against a hand
  * computation of round-to-nearest-even), optimizer state bit-exact, sharded
  * and tied models, the newest complete checkpoint among leftovers and
  * incomplete folders, keep-N pruning, replacing a folder, and failures
@@ -196,7 +196,7 @@ static int weights_match(const char *dir, const struct run *r, enum vr_dtype dt,
 {
     struct vr_model m;
     struct vr_err err = {0};
-    if (vr_model_load_base(&m, dir, &err)) {
+    if (vr_model_load(&m, dir, &err)) {
         snprintf(why, nwhy, "%s", err.msg);
         return 0;
     }
