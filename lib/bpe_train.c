@@ -148,7 +148,11 @@ int vr_bpe_train(json_t **out, const char *const *files, int nfiles, int vocab, 
         }
         PCRE2_SIZE at = 0;
         while (at < (PCRE2_SIZE)nl) {
-            int rc = pcre2_match(re, nfc, (PCRE2_SIZE)nl, at, 0, md, NULL);
+            /* pcre2 validates the whole subject on every call unless told
+             * not to: quadratic in the file. The first call checks it; later
+             * starts are on character boundaries of that checked text. */
+            uint32_t opt = at && (nfc[at] & 0xC0) != 0x80 ? PCRE2_NO_UTF_CHECK : 0;
+            int rc = pcre2_match(re, nfc, (PCRE2_SIZE)nl, at, opt, md, NULL);
             if (rc < 0) { /* the rest matches nothing: it is one piece */
                 wtab_add(&wt, (const char *)nfc + at, (size_t)nl - at);
                 break;
