@@ -1,7 +1,8 @@
 #!/bin/bash
 # vr-init --train-tokenizer: a byte-level BPE tokenizer in Qwen2's format,
-# deterministic, that round-trips any text through vr-tokenize and sizes the
-# model's embedding.
+# deterministic (the same bytes as the plain trainer on a corpus of ties, see
+# tests/data/bpe_train/README.md), that round-trips any text through
+# vr-tokenize and sizes the model's embedding.
 . "$(dirname "$0")/lib.sh"
 command -v vr-tokenize >/dev/null || skip_all "vr-tokenize is not built"
 for i in $(seq 1 200); do
@@ -32,6 +33,10 @@ test_expect_success 'any text round-trips, unseen scripts and special tokens inc
 	printf "%s\n" "zebra 中文 🙂 $((1 << 40))" "  spaces   and	tabs" "<|im_start|>user<|im_end|>" "Ünïcödé façade" >in.txt &&
 	vr-tokenize -t m/tokenizer.json in.txt | vr-tokenize -t m/tokenizer.json --decode >out.txt &&
 	test_cmp in.txt out.txt
+'
+test_expect_success 'ties go to the smaller pair of ids: a corpus of tied counts gives the pinned tokenizer' '
+	vr-init --preset tiny --train-tokenizer "$SRC_DIR/tests/data/bpe_train/ties.txt" --vocab 400 --dtype f32 -o ties 2>/dev/null &&
+	cmp "$SRC_DIR/tests/data/bpe_train/ties.400.json" ties/tokenizer.json
 '
 test_expect_code 2 '--tokenizer and --train-tokenizer together are a usage error' '
 	vr-init --preset tiny --tokenizer x.json --train-tokenizer corpus.txt -o bad
