@@ -355,7 +355,6 @@ fail:
     return -1;
 }
 
-int vr_model_load_base(struct vr_model *m, const char *dir, struct vr_err *err) { return vr_model_load(m, dir, err); }
 
 void vr_model_free(struct vr_model *m)
 {

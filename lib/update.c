@@ -27,7 +27,7 @@ int vr_update_init(struct vr_update *u, const char *model_dir, const char *ref_d
 {
     memset(u, 0, sizeof *u);
     u->o = *o;
-    if (vr_model_load_base(&u->m, model_dir, err)) return -1;
+    if (vr_model_load(&u->m, model_dir, err)) return -1;
     char *tp = vr_path_join(model_dir, "tokenizer.json");
     int rc = vr_bpe_load(&u->tok, tp, err);
     free(tp);
@@ -66,7 +66,7 @@ int vr_update_init(struct vr_update *u, const char *model_dir, const char *ref_d
                        o->beta);
             goto fail;
         }
-        if (vr_model_load(&u->mref, ref_dir, err)) goto fail;
+        if (vr_lora_load_merged(&u->mref, ref_dir, err)) goto fail; /* a LoRA run folder as the policy it holds */
         u->has_ref = 1;
         struct vr_text_config tr = u->mref.cfg.text;
         tr.tie = u->m.cfg.text.tie; /* tied or not, the layout serves both */

@@ -119,6 +119,12 @@ test_expect_success 'LoRA: --merge folds the adapters in; every stage serves a L
 	vr-rollout -m policy --greedy -G 1 --max-tokens 6 scored.jsonl >r.base &&
 	cmp r.lora r.merged && ! cmp -s r.lora r.base
 '
+test_expect_success 'LoRA: --ref a LoRA run folder is the policy it holds, merged' '
+	vr-update -m policy --ref out.lora --beta 0.04 --lr 1e-3 -o out.rl scored.jsonl >m.rl &&
+	vr-update -m policy --ref out.merged --beta 0.04 --lr 1e-3 -o out.rm scored.jsonl >m.rm &&
+	jq -e ".kl > 0" m.rl >/dev/null &&
+	test "$(jq .kl m.rl)" = "$(jq .kl m.rm)"
+'
 test_expect_success 'LoRA: --merge in place leaves no adapter to fold in twice' '
 	cp -r out.lora inplace &&
 	vr-update -m inplace --merge -o inplace </dev/null &&
