@@ -25,7 +25,11 @@ test_expect_success '20 lines, one prompt per step: 20 steps' '
 test_expect_success 'killed at random moments, --resume ends bit-identical to the uninterrupted run' '
 	RANDOM=7 && kills=0 &&
 	while :; do
-		timeout -s KILL 0.$((RANDOM % 9 + 1)) vr-update $ARGS -o crashy --resume twenty.jsonl >>crashy.metrics 2>>err
+		# --foreground: timeout kills vr-update alone and waits for it, so the
+		# next run cannot meet the lock of one still being torn down (without
+		# it timeout kills itself too, and on a loaded machine the next run
+		# was refused as "another vr-update is writing this run folder")
+		timeout --foreground -s KILL 0.$((RANDOM % 9 + 1)) vr-update $ARGS -o crashy --resume twenty.jsonl >>crashy.metrics 2>>err
 		rc=$?
 		if [ -d crashy ] && ls -d crashy/checkpoint-* >/dev/null 2>&1; then
 			newest=$(ls -d crashy/checkpoint-* | sort -t- -k2 -n | tail -1) &&
