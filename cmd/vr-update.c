@@ -180,7 +180,7 @@ static int metrics(void *ctx, const char *line, struct vr_err *err)
 
 /* Stop after a failure: the run folder unlocked (and gone when this run made
  * it and saved nothing), the message printed. */
-static void fail(struct vr_trainer *t, const struct vr_err *err)
+__attribute__((noreturn)) static void fail(struct vr_trainer *t, const struct vr_err *err)
 {
     vr_trainer_release(t);
     vr_die(err);
