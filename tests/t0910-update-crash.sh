@@ -29,8 +29,12 @@ test_expect_success 'killed at random moments, --resume ends bit-identical to th
 	# that a slow machine (a sanitizer build, a loaded CI) still gets past a save
 	RANDOM=7 && kills=0 && ms=$(cat whole.ms) && [ "$ms" -ge 1000 ] || ms=1000
 	while :; do
+		# --foreground: timeout kills vr-update alone and waits for it, so the
+		# next run cannot meet the lock of one still being torn down (without
+		# it timeout kills itself too, and on a loaded machine the next run
+		# was refused as "another vr-update is writing this run folder")
 		d=$(( ms * (RANDOM % 9 + 1) / 10 ))
-		timeout -s KILL $((d / 1000)).$(printf %03d $((d % 1000))) vr-update $ARGS -o crashy --resume twenty.jsonl >>crashy.metrics 2>>err
+		timeout --foreground -s KILL $((d / 1000)).$(printf %03d $((d % 1000))) vr-update $ARGS -o crashy --resume twenty.jsonl >>crashy.metrics 2>>err
 		rc=$?
 		if [ -d crashy ] && ls -d crashy/checkpoint-* >/dev/null 2>&1; then
 			newest=$(ls -d crashy/checkpoint-* | sort -t- -k2 -n | tail -1) &&

@@ -9,7 +9,6 @@
  * leftovers of dead writers removed under the run lock. Everything happens
  * under a temporary folder. */
 #include <dirent.h>
-#include <ftw.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -21,10 +20,9 @@
 #include "init.h"
 
 #include "../tap.h"
+#include "files.h"
 
 static char root[256];
-
-static char *pj(const char *a, const char *b) { return vr_path_join(a, b); }
 
 static void put(const char *dir, const char *name, const char *text)
 {
@@ -34,37 +32,6 @@ static void put(const char *dir, const char *name, const char *text)
     fputs(text, f);
     fclose(f);
     free(p);
-}
-
-/* whole file or NULL */
-static char *slurp(const char *dir, const char *name, size_t *len)
-{
-    char *p = pj(dir, name), *b = NULL;
-    size_t n = 0;
-    struct vr_err e;
-    if (vr_file_read(p, &b, &n, &e)) b = NULL;
-    free(p);
-    if (len) *len = n;
-    return b;
-}
-
-static int exists(const char *dir, const char *name)
-{
-    char *p = pj(dir, name);
-    struct stat sb;
-    int r = lstat(p, &sb) == 0;
-    free(p);
-    return r;
-}
-
-static int same_file(const char *d1, const char *d2, const char *name)
-{
-    size_t n1, n2;
-    char *a = slurp(d1, name, &n1), *b = slurp(d2, name, &n2);
-    int r = a && b && n1 == n2 && memcmp(a, b, n1) == 0;
-    free(a);
-    free(b);
-    return r;
 }
 
 /* names in dir starting with prefix */
@@ -78,12 +45,6 @@ static int count_prefix(const char *dir, const char *prefix)
         n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
     closedir(d);
     return n;
-}
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-    (void)sb, (void)flag, (void)f;
-    return remove(p);
 }
 
 static void config(struct vr_model_config *c, int tie)
@@ -829,12 +790,7 @@ static void test_replace(const char *src, struct run *r)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(root, sizeof root, "%s/vr-ckpt-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(root)) {
-        printf("Bail out! cannot create a temporary folder under %s\n", root);
-        return 1;
-    }
+    tmpdir_make(root, sizeof root, "ckpt");
     char *src = pj(root, "src");
     make_src(src, 0);
     struct run r;
@@ -846,6 +802,6 @@ int main(void)
     test_replace(src, &r);
     run_free(&r);
     free(src);
-    nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(root);
     return done_testing();
 }
