@@ -109,6 +109,7 @@ void vr_die(const struct vr_err *err)
 {
     fprintf(stderr, "%s: %s\n", vr_prog, err->msg);
     if (err->hint[0]) fprintf(stderr, "hint: %s\n", err->hint);
+    else if (err->kind == VR_ERR_USAGE) fprintf(stderr, "Try '%s --help'.\n", vr_prog); /* as vr_die_usage */
     exit(err->kind == VR_ERR_USAGE ? 2 : 1);
 }
 
