@@ -108,10 +108,10 @@ test-arm64:
 	PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig \
 	  $(MAKE) CC=$(ARM64_CC) BUILD=build/arm64 BIN=build/arm64/bin NVCC= units
 	prove $(PROVE_FLAGS) --exec '$(ARM64_RUN)' $(filter-out $(ARM64_SLOW),$(sort $(wildcard build/arm64/tests/*.t)))
-# fsync-heavy crash-safety tests and cairo drawing, which run for many minutes
-# under emulation and
-# test no arm64 code of their own
-ARM64_SLOW := build/arm64/tests/ckpt.t build/arm64/tests/publish.t build/arm64/tests/draw.t
+# what runs for many minutes under emulation: fsync-heavy crash-safety tests and
+# cairo drawing (no arm64 code of their own), and the training pass's float64
+# finite differences (train.t, train_ops.t: run them on an arm64 machine)
+ARM64_SLOW := $(addprefix build/arm64/tests/,ckpt.t publish.t draw.t train.t train_ops.t)
 
 check:
 	$(MAKE) BUILD=build/san BIN=build/san/bin OPT=-O1 \
