@@ -222,8 +222,7 @@ int vr_chat_task(struct vr_bpe *tok, const struct vr_task *t, const struct vr_ch
     }
     int rc = -1;
     struct vr_buf q = {0}, ans = {0};
-    int(*grids)[3] = vr_xmalloc(((size_t)t->nimages + 1) * sizeof *grids);
-    for (int i = 0; i < t->nimages; i++) memcpy(grids[i], t->im[i].grid, sizeof *grids);
+    int(*grids)[3] = vr_task_grids(t);
     vr_chat_question(o->tmpl ? o->tmpl : vr_chat_template("r1"), t->problem, &q);
     if (o->assistant && vr_chat_task_answer(t, o, file, line, &ans, err)) goto out;
     struct vr_chat c = {

@@ -210,8 +210,7 @@ int vr_rollout_add(struct vr_rollout *r, json_t *task, const char *file, long li
     if (vr_task_parse(task, VR_NEED_GRIDS, &lim, file, line, &t, err)) return -1;
     struct vr_group *g = vr_xcalloc(1, sizeof *g);
     nimg = t.nimages;
-    grid = vr_xmalloc(((size_t)nimg + 1) * sizeof *grid);
-    for (int i = 0; i < nimg; i++) memcpy(grid[i], t.im[i].grid, sizeof *grid);
+    grid = vr_task_grids(&t);
     if (vr_chat_task(r->tok, &t, &r->o.chat, file, line, NULL, &ids, err)) goto out;
     if ((int)ids.n > r->max_prompt) {
         vr_err_set(err, VR_ERR_INPUT, file, line, "the prompt has %zu tokens; --max-prompt-tokens is %d", ids.n,

@@ -362,6 +362,13 @@ void vr_task_release(struct vr_task *t)
     memset(t, 0, sizeof *t);
 }
 
+int (*vr_task_grids(const struct vr_task *t))[3]
+{
+    int(*g)[3] = vr_xmalloc(((size_t)t->nimages + 1) * sizeof *g);
+    for (int i = 0; i < t->nimages; i++) memcpy(g[i], t->im[i].grid, sizeof *g);
+    return g;
+}
+
 int vr_task_validate(const json_t *j, const char *file, long line, struct vr_err *err)
 {
     struct vr_task t;

@@ -137,6 +137,9 @@ void vr_task_limits_default(struct vr_task_limits *l);
 int vr_task_parse(const json_t *line, unsigned need, const struct vr_task_limits *lim, const char *file,
                   long lineno, struct vr_task *t, struct vr_err *err);
 void vr_task_release(struct vr_task *t);
+/* The images' grids as one malloc'ed array of (t, h, w), in image order, as
+ * the model's vision and rope code take them (caller frees). */
+int (*vr_task_grids(const struct vr_task *t))[3];
 
 /* The referring expression inside a VLM-R1 REC problem: the text after
  * VR_REC_PREFIX without a final '.', or NULL when the prefix is absent.

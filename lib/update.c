@@ -182,8 +182,7 @@ int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, co
     if (vr_task_parse(line, VR_NEED_GRIDS | (u->o.sft ? 0 : VR_NEED_ADVANTAGES), &lim, file, lineno, &t, err))
         return -1;
     nimg = t.nimages;
-    grid = vr_xmalloc(((size_t)nimg + 1) * sizeof *grid);
-    for (int i = 0; i < nimg; i++) memcpy(grid[i], t.im[i].grid, sizeof *grid);
+    grid = vr_task_grids(&t);
     co.assistant = 0;
     if (vr_chat_task(u->tok, &t, &co, file, lineno, NULL, &ids, err)) goto out;
     int cols = c->vision.in_chans * c->vision.temporal_patch * c->vision.patch * c->vision.patch, np = 0;
