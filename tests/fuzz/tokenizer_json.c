@@ -1,4 +1,4 @@
-/* libFuzzer entry point for tokenizer.json (lib/bpe.c's scanner and checks)
+/* libFuzzer entry point for tokenizer.json (lib/bpe_load.c's scanner and checks)
  * and, when the input loads, for encoding and decoding with it. Built and
  * run by `make fuzz` (tests/fuzz/run.sh; `make fuzz FUZZ=tokenizer_json` for
  * this one alone); its seeds are tests/fuzz/corpus/tokenizer_json and the
