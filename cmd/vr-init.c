@@ -134,7 +134,7 @@ int main(int argc, char **argv)
     if (!preset == !config) vr_die_usage("give one of --preset or --config");
     if (tokenizer && corpus) vr_die_usage("give one of --tokenizer or --train-tokenizer");
     struct vr_model_config cfg;
-    if (preset && vr_model_preset(preset, &cfg))
+    if (preset && vr_init_preset(preset, &cfg))
         vr_die_usage("--preset: unknown preset '%s' (tiny, demo, small, 3b, 7b)", preset);
     if (config && vr_model_config_load(&cfg, config, &err)) vr_die(&err);
     DIR *d = opendir(out);
@@ -175,7 +175,7 @@ int main(int argc, char **argv)
     if (cfg.image_token_id >= cfg.text.vocab)
         vr_die_usage("the vocabulary (%d) must hold the image token id %d", cfg.text.vocab,
                      cfg.image_token_id);
-    if (vr_model_write_random(&cfg, out, &o, &err)) vr_die(&err);
+    if (vr_init_write_random(&cfg, out, &o, &err)) vr_die(&err);
     write_json(out, "generation_config.json",
                json_pack("{s:i,s:i,s:[i,i],s:b,s:f,s:f,s:i,s:f}", "bos_token_id", cfg.bos_id,
                          "pad_token_id", cfg.bos_id, "eos_token_id", cfg.eos_id, cfg.bos_id,
@@ -203,11 +203,11 @@ int main(int argc, char **argv)
         json_t *tc = json_pack("{s:s,s:s,s:n,s:i,s:s,s:b}", "eos_token", "<|im_end|>", "pad_token",
                                "<|endoftext|>", "bos_token", "model_max_length", 32768,
                                "tokenizer_class", "Qwen2Tokenizer", "add_prefix_space", 0);
-        json_object_set_new(tc, "chat_template", json_string(vr_qwen_chat_template));
+        json_object_set_new(tc, "chat_template", json_string(vr_init_chat_template));
         write_json(out, "tokenizer_config.json", tc);
     }
     free(trained);
     fprintf(stderr, "vr-init: %s: %.1fM parameters (%s)\n", out,
-            (double)vr_model_param_count(&cfg) / 1e6, vr_dtype_name(o.dtype));
+            (double)vr_init_param_count(&cfg) / 1e6, vr_dtype_name(o.dtype));
     return 0;
 }

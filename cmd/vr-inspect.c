@@ -165,7 +165,7 @@ static int check_model(const char *dir)
     const struct vr_text_config *t = &m.cfg.text;
     const struct vr_vision_config *v = &m.cfg.vision;
     put(json_pack("{s:s,s:b,s:I,s:s,s:b,s:{s:i,s:i,s:i,s:i,s:i},s:{s:i,s:i,s:i}}", "model", dir, "ok", 1,
-                  "params", (json_int_t)vr_model_param_count(&m.cfg), "dtype",
+                  "params", (json_int_t)vr_init_param_count(&m.cfg), "dtype",
                   vr_dtype_name(m.embed->dtype), "tied", m.params[m.nparams - 1].tied, "text", "layers",
                   t->layers, "hidden", t->hidden, "heads", t->heads, "kv_heads", t->kv_heads, "vocab",
                   t->vocab, "vision", "depth", v->depth, "hidden", v->hidden, "heads", v->heads));

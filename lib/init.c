@@ -10,7 +10,7 @@
 #include "safetensors.h"
 
 /* The official Qwen2-VL / Qwen2.5-VL chat template (chat_template.json). */
-const char vr_qwen_chat_template[] =
+const char vr_init_chat_template[] =
     "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
 
 static void vision_qwen(struct vr_vision_config *v, int out_hidden)
@@ -31,7 +31,7 @@ static void ids_qwen(struct vr_model_config *c)
     c->eos_id = 151645;
 }
 
-int vr_model_preset(const char *name, struct vr_model_config *c)
+int vr_init_preset(const char *name, struct vr_model_config *c)
 {
     memset(c, 0, sizeof *c);
     ids_qwen(c);
@@ -87,7 +87,7 @@ int vr_model_preset(const char *name, struct vr_model_config *c)
     return 0;
 }
 
-json_t *vr_model_config_json(const struct vr_model_config *c)
+json_t *vr_init_config_json(const struct vr_model_config *c)
 {
     const struct vr_text_config *t = &c->text;
     const struct vr_vision_config *v = &c->vision;
@@ -141,7 +141,7 @@ json_t *vr_model_config_json(const struct vr_model_config *c)
     return j;
 }
 
-int64_t vr_model_param_count(const struct vr_model_config *c)
+int64_t vr_init_param_count(const struct vr_model_config *c)
 {
     struct vr_model m = {.cfg = *c};
     vr_model_params(&m);
@@ -205,8 +205,8 @@ static int fill(void *vctx, int i, void *buf, size_t nbytes, struct vr_err *err)
     return 0;
 }
 
-int vr_model_write_random(const struct vr_model_config *c, const char *dir,
-                          const struct vr_init_opts *o, struct vr_err *err)
+int vr_init_write_random(const struct vr_model_config *c, const char *dir,
+                         const struct vr_init_opts *o, struct vr_err *err)
 {
     if (vr_mkdir_p(dir, err)) return -1;
     struct vr_model m = {.cfg = *c};
@@ -225,7 +225,7 @@ int vr_model_write_random(const struct vr_model_config *c, const char *dir,
     int rc = vr_stset_write_fn(dir, n, names, ts, o->max_shard_bytes, fill, &ctx, err);
     free(ctx.f32);
     if (rc == 0) {
-        json_t *j = vr_model_config_json(c);
+        json_t *j = vr_init_config_json(c);
         json_object_set_new(j, "torch_dtype", json_string(o->dtype == VR_DTYPE_F32   ? "float32"
                                                           : o->dtype == VR_DTYPE_F16 ? "float16"
                                                                                      : "bfloat16"));

@@ -32,9 +32,9 @@ static void config(const char *path)
         if (k <= 0) abort(); /* a checked config gives no empty or negative tensor */
         if (!m.params[i].tied) numel += k;
     }
-    if (numel != vr_model_param_count(&c)) abort();
+    if (numel != vr_init_param_count(&c)) abort();
     vr_model_free(&m);
-    json_t *j = vr_model_config_json(&c);
+    json_t *j = vr_init_config_json(&c);
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (getenv("VR_FUZZ_VERBOSE")) fprintf(stderr, "%s\n", text);
@@ -48,7 +48,7 @@ static void config(const char *path)
     }
     close(fd);
     if (memcmp(&c, &again, sizeof c)) {
-        json_t *j2 = vr_model_config_json(&again);
+        json_t *j2 = vr_init_config_json(&again);
         char *t2 = json_dumps(j2, JSON_COMPACT);
         fprintf(stderr, "model_config: the config written again reads back different:\n%s\n", t2);
         free(t2);

@@ -186,7 +186,7 @@ static void make_src(const char *src, int tie)
     config(&c, tie);
     struct vr_init_opts o = {.dtype = VR_DTYPE_F32, .seed = 7, .init_range = 0.02};
     struct vr_err err = {0};
-    if (vr_model_write_random(&c, src, &o, &err)) {
+    if (vr_init_write_random(&c, src, &o, &err)) {
         printf("Bail out! %s\n", err.msg);
         exit(1);
     }

@@ -60,7 +60,7 @@ static void make_policy(const char *dir)
     if (vr_bpe_load(&tok, tp, &err)) bail(&err);
     free(tp);
     struct vr_model_config c;
-    VR_ASSERT(vr_model_preset("tiny", &c) == 0);
+    VR_ASSERT(vr_init_preset("tiny", &c) == 0);
     c.image_token_id = vr_bpe_token_id(tok, "<|image_pad|>");
     c.video_token_id = vr_bpe_token_id(tok, "<|video_pad|>");
     c.vision_start_id = vr_bpe_token_id(tok, "<|vision_start|>");
@@ -70,7 +70,7 @@ static void make_policy(const char *dir)
     c.text.vocab = (vr_bpe_size(tok) + 63) / 64 * 64;
     vr_bpe_free(tok);
     struct vr_init_opts io = {.dtype = VR_DTYPE_F32, .seed = 21, .init_range = 0.1};
-    if (vr_model_write_random(&c, dir, &io, &err)) bail(&err);
+    if (vr_init_write_random(&c, dir, &io, &err)) bail(&err);
 }
 
 /* SFT task lines without images: the answer is the completion. */
