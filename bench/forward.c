@@ -95,7 +95,7 @@ int main(int argc, char **argv)
            1000 * md);
     vr_kvcache_free(&kv);
     vr_ws_free(&ws);
-    vr_model_free(&m);
+    vr_model_release(&m);
     free(pix), free(vis), free(ids), free(logits);
     return 0;
 }

@@ -131,7 +131,7 @@ int main(int argc, char **argv)
     }
     vr_buf_puts(&b, "]\n");
     if (vr_atomic_write(&a, b.p, b.len, &err)) goto fail;
-    vr_buf_free(&b);
+    vr_buf_release(&b);
     if (vr_atomic_commit(&a, &err)) {
         fprintf(stderr, "gen_rec: %s\n", err.msg);
         return 1;

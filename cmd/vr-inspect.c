@@ -169,7 +169,7 @@ static int check_model(const char *dir)
                   vr_dtype_name(m.embed->dtype), "tied", m.params[m.nparams - 1].tied, "text", "layers",
                   t->layers, "hidden", t->hidden, "heads", t->heads, "kv_heads", t->kv_heads, "vocab",
                   t->vocab, "vision", "depth", v->depth, "hidden", v->hidden, "heads", v->heads));
-    vr_model_free(&m);
+    vr_model_release(&m);
     return 0;
 }
 

@@ -180,7 +180,7 @@ int main(int argc, char **argv)
     vr_buf_printf(&s, "; %lld degenerate%s", (long long)o.degenerate, o.drop ? " (dropped)" : "");
     if (skipped) vr_buf_printf(&s, "; %lld bad lines skipped", (long long)skipped);
     vr_warn("%s", s.p);
-    vr_buf_free(&s);
+    vr_buf_release(&s);
     free(o.pend);
     vr_reward_release(&R);
     return 0;

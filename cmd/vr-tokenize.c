@@ -147,7 +147,7 @@ static int do_line(struct ctx *c, const char *s, size_t n, const char *file, lon
         if (c->json) vr_json_dump_string(&c->out, text.p ? text.p : "", text.len);
         else vr_buf_put(&c->out, text.p ? text.p : "", text.len);
         vr_buf_putc(&c->out, '\n');
-        vr_buf_free(&text);
+        vr_buf_release(&text);
         break;
     }
     case CHAT: {
@@ -162,7 +162,7 @@ static int do_line(struct ctx *c, const char *s, size_t n, const char *file, lon
         int bad = vr_chat_task(c->tok, &t, &c->chat, file, line, &text, &c->ids, err);
         vr_task_release(&t);
         if (bad) {
-            vr_buf_free(&text);
+            vr_buf_release(&text);
             goto out;
         }
         c->tokens += (long)c->ids.n;
@@ -179,7 +179,7 @@ static int do_line(struct ctx *c, const char *s, size_t n, const char *file, lon
         vr_buf_puts(&c->out, ",\"ids\":");
         put_ids(&c->out, c->ids.v, c->ids.n);
         vr_buf_printf(&c->out, ",\"n_tokens\":%zu}\n", c->ids.n);
-        vr_buf_free(&text);
+        vr_buf_release(&text);
         break;
     }
     }
@@ -326,7 +326,7 @@ int main(int argc, char **argv)
                 run_s > 0 ? c.bytes / run_s / 1e6 : 0.0);
     free(tmpl_text);
     free(tokpath);
-    vr_buf_free(&c.out);
+    vr_buf_release(&c.out);
     vr_ids_release(&c.ids);
     vr_bpe_free(c.tok);
     return 0;

@@ -487,7 +487,7 @@ void vr_bpe_decode(const struct vr_bpe *t, const int32_t *ids, size_t n, int fla
     struct vr_buf raw = {0};
     for (size_t i = 0; i < n; i++) put_id_bytes(t, ids[i], flags, &raw);
     if (raw.len) vr_utf8_sanitize(raw.p, raw.len, out);
-    vr_buf_free(&raw);
+    vr_buf_release(&raw);
 }
 
 void vr_bpe_stream_init(struct vr_bpe_stream *s, const struct vr_bpe *t, int flags)

@@ -253,11 +253,11 @@ static int scan_value(struct scan *s, json_t **out)
     if (c == '"') {
         struct vr_buf b = {0};
         if (scan_string(s, &b)) {
-            vr_buf_free(&b);
+            vr_buf_release(&b);
             return -1;
         }
         *out = json_stringn(b.p ? b.p : "", b.len);
-        vr_buf_free(&b);
+        vr_buf_release(&b);
         return 0;
     }
     static const struct {
@@ -488,7 +488,7 @@ static int scan_object(struct scan *s, struct vr_bpe *t, struct raw *r, int mode
         goto out;
     }
 out:
-    vr_buf_free(&key);
+    vr_buf_release(&key);
     return rc;
 }
 
@@ -626,7 +626,7 @@ static int add_step(struct vr_bpe *t, const char *pat, size_t len, int literal, 
         len = rw.len;
     }
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, len, opts, &ec, &eoff, NULL);
-    vr_buf_free(&rw);
+    vr_buf_release(&rw);
     if (!re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(ec, msg, sizeof msg);
@@ -794,7 +794,7 @@ static int resolve_merges(struct vr_bpe *t, struct raw *r, struct vr_err *err)
     }
     rc = 0;
 out:
-    vr_buf_free(&cat);
+    vr_buf_release(&cat);
     return rc;
 }
 
@@ -1032,7 +1032,7 @@ int vr_bpe_load_mem(struct vr_bpe **out, const char *json, size_t len, const cha
 out:
     json_decref(r.root);
     json_decref(r.model);
-    vr_buf_free(&r.mstr);
+    vr_buf_release(&r.mstr);
     free(r.moff);
     if (rc) vr_bpe_free(t);
     else *out = t;
@@ -1054,10 +1054,10 @@ void vr_bpe_free(struct vr_bpe *t)
 {
     if (!t) return;
     free(t->name);
-    vr_buf_free(&t->strs);
+    vr_buf_release(&t->strs);
     smap_free(&t->vocab);
     free(t->str_off);
-    vr_buf_free(&t->dec);
+    vr_buf_release(&t->dec);
     free(t->dec_off);
     free(t->dec_len);
     free(t->is_special);
@@ -1072,11 +1072,11 @@ void vr_bpe_free(struct vr_bpe *t)
     if (t->mctx) pcre2_match_context_free(t->mctx);
     if (t->jstack) pcre2_jit_stack_free(t->jstack);
     free(t->cache);
-    vr_buf_free(&t->cache_keys);
+    vr_buf_release(&t->cache_keys);
     vr_ids_release(&t->cache_ids);
-    vr_buf_free(&t->sane);
-    vr_buf_free(&t->norm);
-    vr_buf_free(&t->bl);
+    vr_buf_release(&t->sane);
+    vr_buf_release(&t->norm);
+    vr_buf_release(&t->bl);
     free(t->u32);
     free(t->standin);
     free(t->sym);

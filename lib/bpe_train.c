@@ -140,7 +140,7 @@ static int pretokenize(struct wtab *wt, const char *const *files, int nfiles, st
         }
         free(nfc);
     }
-    vr_buf_free(&clean);
+    vr_buf_release(&clean);
     pcre2_match_data_free(md);
     pcre2_code_free(re);
     return rcode;

@@ -47,7 +47,7 @@ void vr_buf_printf(struct vr_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-void vr_buf_free(struct vr_buf *b)
+void vr_buf_release(struct vr_buf *b)
 {
     free(b->p);
     b->p = NULL;

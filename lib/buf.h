@@ -14,6 +14,7 @@ void vr_buf_puts(struct vr_buf *b, const char *s);
 void vr_buf_putc(struct vr_buf *b, char c);
 void vr_buf_printf(struct vr_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static inline void vr_buf_reset(struct vr_buf *b) { b->len = 0; if (b->p) b->p[0] = 0; }
-void vr_buf_free(struct vr_buf *b);
+/* Free b's bytes (not b); b is left empty and can be used again. */
+void vr_buf_release(struct vr_buf *b);
 
 #endif

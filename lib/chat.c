@@ -90,7 +90,7 @@ int vr_chat_render(struct vr_bpe *tok, const struct vr_chat *c, struct vr_buf *t
         put_text(&r, "\n");
     }
     if (ids && r.run.len) vr_bpe_encode(tok, r.run.p, r.run.len, 0, ids);
-    vr_buf_free(&r.run);
+    vr_buf_release(&r.run);
     if (pads != npad) free(pads);
 #ifdef VR_DEBUG_ASSERT
     /* the ids must be those of the rendered text (chat.h says when) */
@@ -240,7 +240,7 @@ int vr_chat_task(struct vr_bpe *tok, const struct vr_task *t, const struct vr_ch
     rc = 0;
 out:
     free(grids);
-    vr_buf_free(&q);
-    vr_buf_free(&ans);
+    vr_buf_release(&q);
+    vr_buf_release(&ans);
     return rc;
 }

@@ -375,7 +375,7 @@ void vr_encode_free(struct vr_encode *e)
     if (e->cache_open) vr_pixcache_release(&e->cache);
     if (e->vision) {
         vr_vcache_release(&e->vcache); /* zeroed when it was never opened */
-        vr_model_free(&e->model);
+        vr_model_release(&e->model);
     }
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->work);

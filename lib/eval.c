@@ -627,7 +627,7 @@ int vr_eval_draw(const char *dir, const struct vr_eval_verdict *v, int64_t index
     char *file = vr_path_join(dir, name.p);
     int rc = vr_draw_png(file, &im, 1024, &spec, VR_IMAGE_WRITE_NOSYNC, err);
     free(file);
-    vr_buf_free(&name);
+    vr_buf_release(&name);
     vr_image_release(&im);
     return rc;
 }

@@ -327,7 +327,7 @@ int vr_lora_load_merged(struct vr_model *m, const char *dir, struct vr_err *err)
 {
     if (vr_model_load(m, dir, err)) return -1;
     if (vr_lora_present(dir) && vr_lora_merge_model(m, dir, err)) {
-        vr_model_free(m);
+        vr_model_release(m);
         return -1;
     }
     return 0;

@@ -351,12 +351,12 @@ int vr_model_load(struct vr_model *m, const char *dir, struct vr_err *err)
     }
     return 0;
 fail:
-    vr_model_free(m);
+    vr_model_release(m);
     return -1;
 }
 
 
-void vr_model_free(struct vr_model *m)
+void vr_model_release(struct vr_model *m)
 {
     for (int i = 0; i < m->nparams; i++)
         if (!m->params[i].tied) vr_tensor_release(&m->params[i].t);

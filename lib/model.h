@@ -83,7 +83,8 @@ void vr_model_params(struct vr_model *m);
  * (vr_fileset_settle). A LoRA adapter beside the weights is not applied:
  * vr_lora_load_merged (lora.h) loads a run folder as the policy it holds. */
 int vr_model_load(struct vr_model *m, const char *dir, struct vr_err *err);
-void vr_model_free(struct vr_model *m);
+/* Free what m holds (not m itself); m is left zeroed. */
+void vr_model_release(struct vr_model *m);
 /* The end-of-sequence ids of checkpoint folder dir: generation_config.json's
  * eos_token_id (an int or a list, as Qwen's), else the config's. At most max;
  * returns how many. */

@@ -268,7 +268,7 @@ static json_t *entry_meta(const struct vr_pixcache *c, const char *key, int w, i
     json_t *meta = json_pack("{s:s,s:s,s:s,s:s,s:s}", "format", VR_PIXCACHE_FORMAT, "key", key,
                              "image_size", size, "preprocess", ptxt.p, "image_xxh3", sum);
     json_decref(pj);
-    vr_buf_free(&ptxt);
+    vr_buf_release(&ptxt);
     return meta;
 }
 

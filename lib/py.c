@@ -151,7 +151,7 @@ static int py_int_div(const char *d, int64_t w, double *out)
     }
     if (rem) vr_buf_putc(&q, '1');
     *out = strtod(q.p, NULL);
-    vr_buf_free(&q);
+    vr_buf_release(&q);
     return isinf(*out) ? -1 : 0;
 }
 
@@ -159,7 +159,7 @@ int vr_py_int_ratio(const char *s, size_t n, int64_t w, double *out)
 {
     struct vr_buf d = {0};
     int rc = ascii_digits(s, n, &d) ? -1 : py_int_div(d.p, w, out);
-    vr_buf_free(&d);
+    vr_buf_release(&d);
     return rc;
 }
 
@@ -171,7 +171,7 @@ int vr_py_int_float(const char *s, size_t n, double *out)
         *out = strtod(d.p, NULL); /* float(int): correctly rounded */
         if (isinf(*out)) rc = -1;  /* OverflowError */
     }
-    vr_buf_free(&d);
+    vr_buf_release(&d);
     return rc;
 }
 
@@ -193,7 +193,7 @@ int vr_py_float(const char *s, size_t n, double *out)
     }
     if (!b.p) vr_buf_puts(&b, "");
     *out = strtod(b.p, NULL); /* correctly rounded; overflow gives inf, as Python */
-    vr_buf_free(&b);
+    vr_buf_release(&b);
     return rc;
 }
 

@@ -270,7 +270,7 @@ static int repetition_items(const json_t *data, double *out)
             if (i == 0 || span_cmp(&sp[i - 1], &sp[i]) != 0) unique++;
     }
     *out = total ? penalty(unique, total) : 0.0;
-    for (size_t i = 0; i < n; i++) vr_buf_free(&keys[i]);
+    for (size_t i = 0; i < n; i++) vr_buf_release(&keys[i]);
     free(keys);
     free(sp);
     return 1;
@@ -385,6 +385,6 @@ double vr_reward_repetition(const char *t, size_t n)
         free(idx);
     }
     free(w);
-    vr_buf_free(&low);
+    vr_buf_release(&low);
     return r;
 }

@@ -117,7 +117,7 @@ void vr_reward_exec_kill(struct vr_reward_exec *x)
     }
     close_fd(&x->to_fd);
     close_fd(&x->from_fd);
-    vr_buf_free(&x->in);
+    vr_buf_release(&x->in);
     free(x->cmd);
     x->cmd = NULL;
 }

@@ -298,7 +298,7 @@ void vr_reward_release(struct vr_reward *r)
     }
     free(r->terms);
     free(r->vals);
-    vr_buf_free(&r->req);
+    vr_buf_release(&r->req);
     if (r->tok) vr_bpe_free(r->tok);
     memset(r, 0, sizeof *r);
 }

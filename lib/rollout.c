@@ -32,7 +32,7 @@ struct vr_group {
 static void group_free(struct vr_group *g, int G)
 {
     if (!g) return;
-    for (int i = 0; g->text && i < G; i++) vr_buf_free(&g->text[i]);
+    for (int i = 0; g->text && i < G; i++) vr_buf_release(&g->text[i]);
     free(g->prompt), free(g->row), free(g->toks), free(g->lps), free(g->ntok), free(g->done);
     free(g->logits), free(g->text), free(g->st);
     if (g->task) json_decref(g->task);
@@ -50,7 +50,7 @@ int vr_rollout_init(struct vr_rollout *r, const char *dir, const char *tokenizer
     int rc = vr_bpe_load(&r->tok, tp, err);
     free(tp);
     if (rc) {
-        vr_model_free(&r->m);
+        vr_model_release(&r->m);
         return -1;
     }
     r->neos = vr_model_eos(dir, &r->m.cfg, r->eos, 8);
@@ -66,10 +66,10 @@ void vr_rollout_release(struct vr_rollout *r)
     vr_kvcache_free(&r->kv);
     vr_kvcache_free(&r->kv1);
     free(r->free_rows), free(r->seen), free(r->step_rows), free(r->step_ids), free(r->step_logits);
-    vr_sample_ws_free(&r->sws);
+    vr_sample_ws_release(&r->sws);
     vr_ws_free(&r->ws);
     vr_bpe_free(r->tok);
-    vr_model_free(&r->m);
+    vr_model_release(&r->m);
     memset(r, 0, sizeof *r);
 }
 
@@ -316,10 +316,10 @@ int vr_rollout_reload(struct vr_rollout *r, const char *dir, struct vr_err *err)
     if (a->hidden != b->hidden || a->layers != b->layers || a->heads != b->heads || a->kv_heads != b->kv_heads ||
         a->head_dim != b->head_dim || a->vocab != b->vocab || va->depth != vb->depth || va->hidden != vb->hidden ||
         va->patch != vb->patch || va->temporal_patch != vb->temporal_patch || va->merge != vb->merge) {
-        vr_model_free(&m);
+        vr_model_release(&m);
         return vr_err_set(err, VR_ERR_INPUT, dir, 0, "the new weights' config has other sizes than the model's");
     }
-    vr_model_free(&r->m);
+    vr_model_release(&r->m);
     r->m = m;
     r->vhash = vr_vision_hash(&r->m);
     return 0;

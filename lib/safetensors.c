@@ -381,7 +381,7 @@ abort:
     vr_atomic_abort(&a);
 out:
     free(buf);
-    vr_buf_free(&h);
+    vr_buf_release(&h);
     free(w);
     return rc;
 }

@@ -17,7 +17,7 @@ void vr_sample_ws_init(struct vr_sample_ws *w, int V)
     w->seen = vr_xcalloc((size_t)V, 1);
 }
 
-void vr_sample_ws_free(struct vr_sample_ws *w)
+void vr_sample_ws_release(struct vr_sample_ws *w)
 {
     free(w->l), free(w->idx), free(w->seen);
     memset(w, 0, sizeof *w);

@@ -26,7 +26,7 @@ struct vr_sample_ws {
     unsigned char *seen;
 };
 void vr_sample_ws_init(struct vr_sample_ws *w, int V);
-void vr_sample_ws_free(struct vr_sample_ws *w);
+void vr_sample_ws_release(struct vr_sample_ws *w);
 
 /* The next token for logits (V) given the ids seen (for the penalty) and u in
  * [0, 1). *logp: log-probability of the token under softmax(logits / T) of

@@ -520,7 +520,7 @@ static void set_expr(struct vr_synth_scene *sc, struct vr_buf *b)
 {
     VR_ASSERT(b->len < sizeof sc->expr);
     memcpy(sc->expr, b->p, b->len + 1);
-    vr_buf_free(b);
+    vr_buf_release(b);
 }
 
 /* "the small red circle": the target, plus for each attribute the expression
@@ -709,7 +709,7 @@ int vr_synth_mask_parse(const char *list, const char *const *names, int n, const
             for (int i = 0; i < n; i++) vr_buf_printf(&b, "%s%s", i ? ", " : "", names[i]);
             vr_err_set(err, VR_ERR_USAGE, NULL, 0, "%s: unknown name '%.*s' (%s)", what, (int)len, p,
                        b.p);
-            vr_buf_free(&b);
+            vr_buf_release(&b);
             return -1;
         }
         *mask |= 1u << found;
@@ -1082,7 +1082,7 @@ static json_t *rec_json(const struct rec *r, const char *image)
                           "width", r->w, "height", r->h, "problem", p.p, "normal_caption", r->expr,
                           "think", r->think, "solution", r->box[0], r->box[1], r->box[2],
                           r->box[3], "normalized_solution", nb[0], nb[1], nb[2], nb[3]);
-    vr_buf_free(&p);
+    vr_buf_release(&p);
     VR_ASSERT(v);
     return v;
 }
@@ -1119,7 +1119,7 @@ static int write_split(const struct vr_synth_opts *o, enum vr_synth_split split,
         vr_buf_puts(&b, "]\n");
         rc = vr_atomic_write(&a, b.p, b.len, err);
     }
-    vr_buf_free(&b);
+    vr_buf_release(&b);
     if (rc) {
         vr_atomic_abort(&a);
         return -1;
@@ -1144,7 +1144,7 @@ static int write_split(const struct vr_synth_opts *o, enum vr_synth_split split,
         json_object_set_new(t, "think", json_string(r->think));
         rc = vr_jsonl_write(o->tasks, t, err);
         json_decref(t);
-        vr_buf_free(&p);
+        vr_buf_release(&p);
         free(j);
         free(abs_);
     }

@@ -527,7 +527,7 @@ void vr_trainer_release(struct vr_trainer *t)
     if (!r) return;
     if (r->pub.fd >= 0 || r->pub.dir) vr_publish_close(&r->pub);
     vr_batch_release(&r->b);
-    vr_buf_free(&r->line);
+    vr_buf_release(&r->line);
     vr_optstate_release(&r->os);
     free(r->rg);
     free(r->g0);

@@ -96,9 +96,9 @@ void vr_update_release(struct vr_update *u)
     if (u->lora) vr_lora_release(&u->lo);
     if (u->L.np) vr_layout_release(&u->L);
     if (u->Lref.np) vr_layout_release(&u->Lref);
-    if (u->wref) vr_model_free(&u->mref);
+    if (u->wref) vr_model_release(&u->mref);
     if (u->tok) vr_bpe_free(u->tok);
-    if (u->m.params) vr_model_free(&u->m);
+    if (u->m.params) vr_model_release(&u->m);
     vr_ws_free(&u->ws);
     vr_pack_release(&u->pk);
     free(u->gbase);

@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (warned != o.skipped) abort();
                 struct vr_buf b = {0};
                 for (int64_t i = 0; i < ts.n; i++) vr_json_dump(&b, ts.v[i]);
-                vr_buf_free(&b);
+                vr_buf_release(&b);
                 static const char *const takes[] = {"random:50%", "pyrandom:3", "end:2"};
                 struct vr_take t;
                 if (vr_take_parse(takes[(f + skip) % 3], &t, &err)) abort();

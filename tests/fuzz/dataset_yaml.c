@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             vr_dataset_read(path, &o, emit, &ts, &err);
             struct vr_buf b = {0};
             for (int64_t i = 0; i < ts.n; i++) vr_json_dump(&b, ts.v[i]);
-            vr_buf_free(&b);
+            vr_buf_release(&b);
             vr_tasks_release(&ts);
         }
     }

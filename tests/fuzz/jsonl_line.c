@@ -67,7 +67,7 @@ static void chat(const json_t *line)
         }
         vr_ids_release(&ids);
     }
-    vr_buf_free(&b);
+    vr_buf_release(&b);
     vr_task_release(&t);
 }
 
@@ -141,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     vr_eval_report_release(&rep);
     json_decref(vr_eval_pairs_lines(&pairs, "split"));
     vr_eval_pairs_release(&pairs);
-    vr_buf_free(&b);
+    vr_buf_release(&b);
     vr_jsonl_close(&r);
     close(fd);
     return 0;

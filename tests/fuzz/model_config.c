@@ -33,7 +33,7 @@ static void config(const char *path)
         if (!m.params[i].tied) numel += k;
     }
     if (numel != vr_init_param_count(&c)) abort();
-    vr_model_free(&m);
+    vr_model_release(&m);
     json_t *j = vr_init_config_json(&c);
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);

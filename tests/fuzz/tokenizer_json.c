@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     vr_bpe_stream_init(&s, t, VR_BPE_SKIP_SPECIAL);
     for (size_t i = 0; i < ids.n; i++) vr_bpe_stream_put(&s, ids.v[i], &out);
     vr_bpe_stream_flush(&s, &out);
-    vr_buf_free(&out);
+    vr_buf_release(&out);
     vr_ids_release(&ids);
     vr_bpe_free(t);
     return 0;

@@ -50,7 +50,7 @@ static void test_sanitize(void)
         ok(b.len == wn && memcmp(b.p, want, wn) == 0 && (nrep == 0) == !cases[i].want &&
                vr_utf8_valid(cases[i].in, cases[i].n) == !cases[i].want,
            "sanitize case %zu", i);
-        vr_buf_free(&b);
+        vr_buf_release(&b);
     }
 }
 
@@ -71,9 +71,9 @@ static int stream_matches(const struct vr_bpe *t, const int32_t *ids, size_t n, 
     }
     vr_bpe_stream_flush(&s, &acc);
     good &= acc.len == whole.len && (!acc.len || memcmp(acc.p, whole.p, acc.len) == 0);
-    vr_buf_free(&whole);
-    vr_buf_free(&acc);
-    vr_buf_free(&piece);
+    vr_buf_release(&whole);
+    vr_buf_release(&acc);
+    vr_buf_release(&piece);
     return good;
 }
 
@@ -157,8 +157,8 @@ static void test_cache(struct vr_bpe *t, const char *name)
     vr_bpe_decode(t, junk.v, junk.n, 0, &dec);
     ok(dec.len == big.len && !memcmp(dec.p, big.p, big.len), "%s: 70000 distinct pieces round-trip",
        name);
-    vr_buf_free(&dec);
-    vr_buf_free(&big);
+    vr_buf_release(&dec);
+    vr_buf_release(&big);
     vr_ids_release(&a);
     vr_ids_release(&b);
     vr_ids_release(&c);
@@ -206,7 +206,7 @@ static void test_chat(struct vr_bpe *t, const char *name)
                     all &= !rc && ids.n == again.n && !memcmp(ids.v, again.v, ids.n * 4) &&
                            only.n == ids.n && !memcmp(only.v, ids.v, ids.n * 4);
                     n++;
-                    vr_buf_free(&text);
+                    vr_buf_release(&text);
                     vr_ids_release(&ids);
                     vr_ids_release(&again);
                     vr_ids_release(&only);
@@ -231,7 +231,7 @@ static void test_question(void)
     ok(vr_chat_template("nosuch") == NULL && vr_chat_template("baseline") &&
            vr_chat_template("none"),
        "template names");
-    vr_buf_free(&b);
+    vr_buf_release(&b);
 }
 
 static void test_load_errors(void)

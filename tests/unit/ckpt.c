@@ -117,7 +117,7 @@ static void run_init(struct run *r, const char *src)
 
 static void run_free(struct run *r)
 {
-    vr_model_free(&r->m);
+    vr_model_release(&r->m);
     free(r->off);
     free(r->train);
     free(r->master);
@@ -176,7 +176,7 @@ static int weights_match(const char *dir, const struct run *r, enum vr_dtype dt,
             if (!okk) snprintf(why, nwhy, "%s[%zu] differs", p->name, k);
         }
     }
-    vr_model_free(&m);
+    vr_model_release(&m);
     return okk;
 }
 
@@ -304,7 +304,7 @@ static void test_basic(const char *src, struct run *r)
             hand &= b[k] == want[k];
         }
         ok(hand, "bf16 of ties (to even, up and down), near-ties, a denormal, -0 as computed by hand");
-        vr_model_free(&m);
+        vr_model_release(&m);
     }
 
     /* optimizer state back, bit for bit */

@@ -92,7 +92,7 @@ int main(void)
     struct vr_buf b = {0};
     vr_json_dump(&b, v);
     is_str(b.p, "{\"a\":1,\"zz\":{\"keep\":[1,2]}}", "unknown fields are kept");
-    vr_buf_free(&b);
+    vr_buf_release(&b);
     json_decref(v);
     ok(vr_jsonl_next(&r, &v, &err) == 1 && r.line == 4, "blank lines skipped, CRLF accepted");
     json_decref(v);
@@ -118,7 +118,7 @@ int main(void)
     b = (struct vr_buf){0};
     vr_json_dump(&b, v);
     is_str(b.p, "{\"text\":\"a\\u0000b\"}", "and written back escaped");
-    vr_buf_free(&b);
+    vr_buf_release(&b);
     json_decref(v);
     vr_jsonl_close(&r);
     unlink(path);

@@ -119,11 +119,11 @@ int main(void)
         } else {
             ok(same_weights(&ref, &m), "%s: every weight as stored", cases[c].name);
         }
-        vr_model_free(&m);
+        vr_model_release(&m);
     }
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     ok(system(cmd) == 0, "cleanup");
-    vr_model_free(&ref);
+    vr_model_release(&ref);
     return done_testing();
 }

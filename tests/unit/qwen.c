@@ -157,6 +157,6 @@ int main(int argc, char **argv)
     vr_kvcache_free(&kv2);
     vr_ws_free(&ws);
     vr_safetensors_close(&io);
-    vr_model_free(&m);
+    vr_model_release(&m);
     return done_testing();
 }

@@ -400,7 +400,7 @@ static void test_pathological(void)
     double f = vr_reward_format(b.p, b.len), r = vr_reward_repetition(b.p, b.len);
     ok(f == 0.0 && r < -0.99 && vr_now() - t0 < 2.0,
        "a 680 KB repetitive completion without </answer> is scored in linear time");
-    vr_buf_free(&b);
+    vr_buf_release(&b);
 }
 
 int main(void)

@@ -53,7 +53,7 @@ static double chi2(const float *logits, const struct vr_sampling *draw, const do
     for (int i = 0; i < V; i++) {
         if (p[i] == 0) {
             if (cnt[i]) { /* drew a token that was cut off */
-                vr_sample_ws_free(&w);
+                vr_sample_ws_release(&w);
                 return INFINITY;
             }
             continue;
@@ -62,7 +62,7 @@ static double chi2(const float *logits, const struct vr_sampling *draw, const do
         x += (cnt[i] - e) * (cnt[i] - e) / e;
         (*dof)++;
     }
-    vr_sample_ws_free(&w);
+    vr_sample_ws_release(&w);
     return x;
 }
 
@@ -131,6 +131,6 @@ int main(void)
     float u0 = vr_sample_uniform(9, 123, 4, 17), u1 = vr_sample_uniform(9, 123, 4, 17);
     ok(u0 == u1 && u0 >= 0 && u0 < 1, "the uniform is a pure function of (seed, task, completion, position)");
     ok(vr_sample_uniform(9, 123, 5, 17) != u0 && vr_sample_uniform(9, 124, 4, 17) != u0, "and changes with each");
-    vr_sample_ws_free(&w);
+    vr_sample_ws_release(&w);
     return done_testing();
 }

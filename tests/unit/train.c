@@ -250,7 +250,7 @@ static void run(int tie)
     vr_ws_free(&ws);
     vr_pack_release(&p);
     vr_layout_release(&L);
-    vr_model_free(&m);
+    vr_model_release(&m);
 }
 
 int main(void)

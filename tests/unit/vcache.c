@@ -128,6 +128,6 @@ int main(void)
     vr_pixref_release(&px);
     vr_vcache_release(&vc);
     vr_pixcache_release(&pc);
-    vr_model_free(&m);
+    vr_model_release(&m);
     return done_testing();
 }
