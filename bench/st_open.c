@@ -106,7 +106,8 @@ static int create(const char *path, const struct layout *l)
         }
     }
     json_t *meta = json_pack("{s:s}", "format", "pt");
-    int rc = vr_safetensors_write(path, l->n, (const char *const *)l->names, t, meta, &err);
+    int rc = vr_safetensors_write(path, l->n, (const char *const *)l->names, t,
+                                  &(struct vr_st_write_opts){.metadata = meta}, &err);
     if (rc) fprintf(stderr, "st_open: %s\n", err.msg);
     json_decref(meta);
     for (int i = 0; i < l->n; i++) vr_tensor_release(&t[i]);

@@ -123,11 +123,11 @@ static int wfill_fn(void *ctx, int i, void *buf, size_t nbytes, struct vr_err *e
     return 0;
 }
 
-/* one file at path (model_dir NULL; meta NULL: {"format": "pt"}; flags
- * VR_ST_*) or a model's set in model_dir */
+/* one file at path (model_dir NULL; o NULL: {"format": "pt"} and fsync) or a
+ * model's set in model_dir */
 static int write_tensors(const char *path, const char *model_dir, const struct vr_ptab *t,
-                         const float *master, enum vr_dtype dt, uint64_t max_shard, json_t *meta,
-                         unsigned flags, struct vr_err *err)
+                         const float *master, enum vr_dtype dt, uint64_t max_shard,
+                         const struct vr_st_write_opts *o, struct vr_err *err)
 {
     if (check_dtype(dt, path ? path : model_dir, err)) return -1;
     check_tab(t);
@@ -142,13 +142,17 @@ static int write_tensors(const char *path, const char *model_dir, const struct v
         map[n++] = i;
     }
     struct wfill w = {t, master, map, dt};
+    struct vr_st_write_opts wo = o ? *o : (struct vr_st_write_opts){0};
+    wo.fill = wfill_fn;
+    wo.ctx = &w;
     int rc;
     if (model_dir) {
-        rc = vr_stset_write_fn(model_dir, n, names, ts, max_shard, wfill_fn, &w, err);
+        rc = vr_stset_write(model_dir, n, names, ts, max_shard, &wo, err);
     } else {
         /* what transformers and PEFT write: readers check it */
-        json_t *m = meta ? json_incref(meta) : json_pack("{s:s}", "format", "pt");
-        rc = vr_safetensors_write_fn_flags(path, n, names, ts, m, wfill_fn, &w, flags, err);
+        json_t *m = wo.metadata ? json_incref(wo.metadata) : json_pack("{s:s}", "format", "pt");
+        wo.metadata = m;
+        rc = vr_safetensors_write(path, n, names, ts, &wo, err);
         json_decref(m);
     }
     free(names);
@@ -158,21 +162,15 @@ static int write_tensors(const char *path, const char *model_dir, const struct v
 }
 
 int vr_ckpt_write_params(const char *path, const struct vr_ptab *t, const float *master,
-                         enum vr_dtype dt, struct vr_err *err)
+                         enum vr_dtype dt, const struct vr_st_write_opts *o, struct vr_err *err)
 {
-    return write_tensors(path, NULL, t, master, dt, 0, NULL, 0, err);
-}
-
-int vr_ckpt_write_file(const char *path, const struct vr_ptab *t, const float *master, enum vr_dtype dt,
-                       json_t *meta, unsigned flags, struct vr_err *err)
-{
-    return write_tensors(path, NULL, t, master, dt, 0, meta, flags, err);
+    return write_tensors(path, NULL, t, master, dt, 0, o, err);
 }
 
 int vr_ckpt_write_weights(const char *dir, const struct vr_ptab *t, const float *master,
                           enum vr_dtype dt, uint64_t max_shard_bytes, struct vr_err *err)
 {
-    return write_tensors(NULL, dir, t, master, dt, max_shard_bytes, NULL, 0, err);
+    return write_tensors(NULL, dir, t, master, dt, max_shard_bytes, NULL, err);
 }
 
 int vr_ckpt_write_json(const char *path, const json_t *j, struct vr_err *err)
@@ -217,7 +215,8 @@ static int write_optim(const char *dir, const struct vr_ckpt *c, struct vr_err *
     }
     char *path = vr_path_join(dir, OPTIM_FILE);
     json_t *meta = json_pack("{s:s}", "format", "vr-adamw");
-    int rc = vr_safetensors_write(path, n, (const char *const *)names, ts, meta, err);
+    int rc = vr_safetensors_write(path, n, (const char *const *)names, ts,
+                                  &(struct vr_st_write_opts){.metadata = meta}, err);
     json_decref(meta);
     free(path);
     for (int i = 0; i < n; i++) free(names[i]);

@@ -117,12 +117,11 @@ void vr_ckpt_abort(struct vr_ckpt_tx *tx);
  * writes them as a model's model.safetensors or shards in dir. write_json
  * writes j with 2-space indent and a final newline. */
 int vr_ckpt_copy_aux(const char *dst, const char *src, enum vr_dtype dtype, struct vr_err *err);
+/* o (NULL: defaults) gives write_params' file its __metadata__ (NULL:
+ * {"format": "pt"}) and nosync (for a shared-memory handoff); its fill is
+ * write_params' own. */
 int vr_ckpt_write_params(const char *path, const struct vr_ptab *t, const float *master,
-                         enum vr_dtype dt, struct vr_err *err);
-/* write_params with the file's __metadata__ (NULL: {"format": "pt"}) and
- * safetensors write flags (VR_ST_NOSYNC for a shared-memory handoff). */
-int vr_ckpt_write_file(const char *path, const struct vr_ptab *t, const float *master, enum vr_dtype dt,
-                       json_t *meta, unsigned flags, struct vr_err *err);
+                         enum vr_dtype dt, const struct vr_st_write_opts *o, struct vr_err *err);
 int vr_ckpt_write_weights(const char *dir, const struct vr_ptab *t, const float *master,
                           enum vr_dtype dt, uint64_t max_shard_bytes, struct vr_err *err);
 int vr_ckpt_write_json(const char *path, const json_t *j, struct vr_err *err);

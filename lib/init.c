@@ -222,7 +222,8 @@ int vr_init_write_random(const struct vr_model_config *c, const char *dir,
         map[n++] = i;
     }
     struct fill_ctx ctx = {.m = &m, .map = map, .o = o};
-    int rc = vr_stset_write_fn(dir, n, names, ts, o->max_shard_bytes, fill, &ctx, err);
+    struct vr_st_write_opts wo = {.fill = fill, .ctx = &ctx};
+    int rc = vr_stset_write(dir, n, names, ts, o->max_shard_bytes, &wo, err);
     free(ctx.f32);
     if (rc == 0) {
         json_t *j = vr_init_config_json(c);

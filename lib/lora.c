@@ -254,7 +254,8 @@ int vr_lora_write(const struct vr_lora *lo, const float *w, const char *dir, con
             vr_tensor_view(&t[k], VR_DTYPE_F32, 2, lo->tab[k].shape, (void *)(w + lo->off[k]));
         }
         json_t *meta = json_pack("{s:s}", "format", "pt");
-        rc = vr_safetensors_write(sp, 2 * lo->n, names, t, meta, err);
+        rc = vr_safetensors_write(sp, 2 * lo->n, names, t,
+                                  &(struct vr_st_write_opts){.metadata = meta}, err);
         json_decref(meta);
         free(names);
         free(t);

@@ -296,7 +296,8 @@ static int build(struct vr_pixcache *c, const char *path, const void *bytes, siz
     char sum[33];
     vr_hash128_hex(vr_hash128(rs.px, nb), sum);
     json_t *meta = entry_meta(c, key, w, h, sum);
-    rc = vr_safetensors_write_flags(file, 2, names, t, meta, VR_ST_NOSYNC, err);
+    struct vr_st_write_opts wo = {.metadata = meta, .nosync = 1};
+    rc = vr_safetensors_write(file, 2, names, t, &wo, err);
     json_decref(meta);
     if (rc == 0) {
         out->image_w = w, out->image_h = h;

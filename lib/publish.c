@@ -84,7 +84,8 @@ int vr_publish_weights(struct vr_publish *p, int64_t gen, const char *src, const
     snprintf(g, sizeof g, "%" PRId64, gen);
     json_t *meta = json_pack("{s:s,s:s}", "format", "pt", "generation", g);
     char *path = vr_path_join(p->dir, "model.safetensors");
-    int rc = vr_ckpt_write_file(path, t, master, dt, meta, VR_ST_NOSYNC, err);
+    int rc = vr_ckpt_write_params(path, t, master, dt,
+                                  &(struct vr_st_write_opts){.metadata = meta, .nosync = 1}, err);
     free(path);
     json_decref(meta);
     return rc;

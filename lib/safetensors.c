@@ -298,12 +298,14 @@ static int cmp_worder(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-/* fill == NULL: the bytes are tensors[i].data; else fill(ctx, ids[i], ...)
- * produces them (ids NULL: i). */
+/* vr_safetensors_write, where o->fill gets ids[i] for the caller's index of
+ * tensor i (ids NULL: i). */
 static int st_write(const char *path, int n, const char *const *names,
-                    const struct vr_tensor *tensors, const int *ids, json_t *metadata,
-                    vr_st_fill_fn fill, void *ctx, unsigned flags, struct vr_err *err)
+                    const struct vr_tensor *tensors, const int *ids,
+                    const struct vr_st_write_opts *o, struct vr_err *err)
 {
+    static const struct vr_st_write_opts dflt;
+    if (!o) o = &dflt;
     struct worder *w = vr_xmalloc(((size_t)n + 1) * sizeof *w);
     for (int i = 0; i < n; i++) {
         w[i].name = names[i];
@@ -325,9 +327,9 @@ static int st_write(const char *path, int n, const char *const *names,
     struct vr_buf h = {0};
     vr_buf_putc(&h, '{');
     int first = 1;
-    if (metadata && json_object_size(metadata)) {
+    if (o->metadata && json_object_size(o->metadata)) {
         vr_buf_puts(&h, "\"__metadata__\":");
-        vr_json_dump(&h, metadata);
+        vr_json_dump(&h, o->metadata);
         first = 0;
     }
     uint64_t off = 0;
@@ -354,13 +356,13 @@ static int st_write(const char *path, int n, const char *const *names,
     int rc = -1;
     void *buf = NULL;
     if (vr_atomic_open(&a, path, err)) goto out;
-    a.nosync = (flags & VR_ST_NOSYNC) != 0;
+    a.nosync = o->nosync != 0;
     if (vr_atomic_write(&a, hl, 8, err) || vr_atomic_write(&a, h.p, len, err)) goto abort;
     size_t cap = 0;
     for (int i = 0; i < n; i++) {
         size_t nb = vr_tensor_nbytes(w[i].t);
         const void *p = w[i].t->data;
-        if (fill) {
+        if (o->fill) {
             if (nb > cap) {
                 free(buf);
                 buf = malloc(nb ? nb : 1);
@@ -370,7 +372,7 @@ static int st_write(const char *path, int n, const char *const *names,
                     goto abort;
                 }
             }
-            if (fill(ctx, w[i].index, buf, nb, err)) goto abort;
+            if (o->fill(o->ctx, w[i].index, buf, nb, err)) goto abort;
             p = buf;
         }
         if (vr_atomic_write(&a, p, nb, err)) goto abort;
@@ -387,30 +389,10 @@ out:
 }
 
 int vr_safetensors_write(const char *path, int n, const char *const *names,
-                         const struct vr_tensor *tensors, json_t *metadata, struct vr_err *err)
+                         const struct vr_tensor *tensors, const struct vr_st_write_opts *o,
+                         struct vr_err *err)
 {
-    return st_write(path, n, names, tensors, NULL, metadata, NULL, NULL, 0, err);
-}
-
-int vr_safetensors_write_flags(const char *path, int n, const char *const *names,
-                               const struct vr_tensor *tensors, json_t *metadata, unsigned flags,
-                               struct vr_err *err)
-{
-    return st_write(path, n, names, tensors, NULL, metadata, NULL, NULL, flags, err);
-}
-
-int vr_safetensors_write_fn(const char *path, int n, const char *const *names,
-                            const struct vr_tensor *tensors, json_t *metadata, vr_st_fill_fn fill,
-                            void *ctx, struct vr_err *err)
-{
-    return st_write(path, n, names, tensors, NULL, metadata, fill, ctx, 0, err);
-}
-
-int vr_safetensors_write_fn_flags(const char *path, int n, const char *const *names,
-                                  const struct vr_tensor *tensors, json_t *metadata, vr_st_fill_fn fill,
-                                  void *ctx, unsigned flags, struct vr_err *err)
-{
-    return st_write(path, n, names, tensors, NULL, metadata, fill, ctx, flags, err);
+    return st_write(path, n, names, tensors, NULL, o, err);
 }
 
 /* ---- sharded sets ---- */
@@ -537,21 +519,15 @@ const struct vr_st_entry *vr_stset_find(const struct vr_stset *s, const char *na
 }
 
 int vr_stset_write(const char *dir, int n, const char *const *names,
-                   const struct vr_tensor *tensors, uint64_t max_shard_bytes, struct vr_err *err)
-{
-    return vr_stset_write_fn(dir, n, names, tensors, max_shard_bytes, NULL, NULL, err);
-}
-
-int vr_stset_write_fn(const char *dir, int n, const char *const *names,
-                      const struct vr_tensor *tensors, uint64_t max_shard_bytes, vr_st_fill_fn fill,
-                      void *ctx, struct vr_err *err)
+                   const struct vr_tensor *tensors, uint64_t max_shard_bytes,
+                   const struct vr_st_write_opts *o, struct vr_err *err)
 {
     if (vr_mkdir_p(dir, err)) return -1;
     uint64_t total = 0;
     for (int i = 0; i < n; i++) total += vr_tensor_nbytes(&tensors[i]);
     if (max_shard_bytes == 0 || total <= max_shard_bytes) {
         char *p = vr_path_join(dir, "model.safetensors");
-        int rc = st_write(p, n, names, tensors, NULL, NULL, fill, ctx, 0, err);
+        int rc = st_write(p, n, names, tensors, NULL, o, err);
         free(p);
         if (rc == 0) { /* a stale index would shadow the new file */
             p = vr_path_join(dir, "model.safetensors.index.json");
@@ -587,7 +563,7 @@ int vr_stset_write_fn(const char *dir, int n, const char *const *names,
                 json_object_set_new(wm, names[i], json_string(fname));
             }
         char *p = vr_path_join(dir, fname);
-        rc = st_write(p, m, sn, st, ids, NULL, fill, ctx, 0, err);
+        rc = st_write(p, m, sn, st, ids, o, err);
         free(p);
     }
     if (rc == 0) {

@@ -52,33 +52,30 @@ int vr_safetensors_view(const struct vr_safetensors *st, const char *name, struc
 int vr_safetensors_read(const struct vr_safetensors *st, const char *name, struct vr_tensor *out,
                         struct vr_err *err);
 
+/* How a writer below writes; all zero (or o NULL) is the default: no
+ * __metadata__, the bytes are tensors[i].data, fsync. */
+typedef int (*vr_st_fill_fn)(void *ctx, int i, void *buf, size_t nbytes, struct vr_err *err);
+struct vr_st_write_opts {
+    json_t *metadata;   /* NULL or a JSON object of strings, written as __metadata__ */
+    /* Streaming: when set, tensors give names' dtypes and shapes only (data
+     * unused) and fill(ctx, i, buf, nbytes, err) writes tensor i's bytes (i
+     * indexes the caller's list) just before they go to disk, so a checkpoint
+     * bigger than memory is written one tensor at a time. */
+    vr_st_fill_fn fill;
+    void *ctx;
+    /* Skip the fsyncs (struct vr_atomic's nosync): only for rebuildable files
+     * whose readers verify a checksum. */
+    int nosync;
+};
+
 /* Write n tensors to path atomically (path.tmp.PID, fsync, rename, fsync of the
  * directory). Layout is the reference's (the bytes of Python safetensors'
  * save_file, up to the order of __metadata__ keys): tensors sorted by dtype
  * (U64, I64, F64, F32, ... BOOL: largest first) then name, header padded with
- * spaces to 8 bytes, so every tensor is aligned. metadata: NULL or a JSON
- * object of strings. */
+ * spaces to 8 bytes, so every tensor is aligned. o: NULL or the options. */
 int vr_safetensors_write(const char *path, int n, const char *const *names,
-                         const struct vr_tensor *tensors, json_t *metadata, struct vr_err *err);
-
-/* The same with flags: VR_ST_NOSYNC skips the fsyncs (see struct vr_atomic's
- * nosync: only for rebuildable files whose readers verify a checksum). */
-#define VR_ST_NOSYNC 1u
-int vr_safetensors_write_flags(const char *path, int n, const char *const *names,
-                               const struct vr_tensor *tensors, json_t *metadata, unsigned flags,
-                               struct vr_err *err);
-/* Streaming form: tensors give names' dtypes and shapes only (data unused);
- * fill(ctx, i, buf, nbytes, err) writes tensor i's bytes (i indexes the
- * caller's list) just before they go to disk, so a checkpoint bigger than
- * memory can be written one tensor at a time. */
-typedef int (*vr_st_fill_fn)(void *ctx, int i, void *buf, size_t nbytes, struct vr_err *err);
-int vr_safetensors_write_fn(const char *path, int n, const char *const *names,
-                            const struct vr_tensor *tensors, json_t *metadata, vr_st_fill_fn fill,
-                            void *ctx, struct vr_err *err);
-/* The same with VR_ST_* flags. */
-int vr_safetensors_write_fn_flags(const char *path, int n, const char *const *names,
-                                  const struct vr_tensor *tensors, json_t *metadata, vr_st_fill_fn fill,
-                                  void *ctx, unsigned flags, struct vr_err *err);
+                         const struct vr_tensor *tensors, const struct vr_st_write_opts *o,
+                         struct vr_err *err);
 
 /* A checkpoint's tensors: one model.safetensors, or the shards listed by
  * model.safetensors.index.json. Opened from a folder or a file. */
@@ -94,13 +91,10 @@ const struct vr_st_entry *vr_stset_find(const struct vr_stset *s, const char *na
 /* Write tensors into dir as one model.safetensors when they fit in
  * max_shard_bytes (0: no limit), else as model-0000i-of-0000N.safetensors
  * shards plus model.safetensors.index.json (written last, so a reader never
- * sees an index naming a shard that is not complete). */
+ * sees an index naming a shard that is not complete). o (NULL: defaults)
+ * applies to each safetensors file; the index is always fsynced. */
 int vr_stset_write(const char *dir, int n, const char *const *names,
                    const struct vr_tensor *tensors, uint64_t max_shard_bytes,
-                   struct vr_err *err);
-/* The same with a fill callback (see vr_safetensors_write_fn). */
-int vr_stset_write_fn(const char *dir, int n, const char *const *names,
-                      const struct vr_tensor *tensors, uint64_t max_shard_bytes, vr_st_fill_fn fill,
-                      void *ctx, struct vr_err *err);
+                   const struct vr_st_write_opts *o, struct vr_err *err);
 
 #endif

@@ -154,7 +154,8 @@ static int build(struct vr_vcache *c, const struct vr_pixref *px, const char *fi
                              "pixels", px->key, "model", c->model, "grid_thw", gs,
                              "embeds_xxh3", sum);
     static const char *const names[1] = {"embeds"};
-    rc = vr_safetensors_write_flags(file, 1, names, &t, meta, VR_ST_NOSYNC, err);
+    struct vr_st_write_opts wo = {.metadata = meta, .nosync = 1};
+    rc = vr_safetensors_write(file, 1, names, &t, &wo, err);
     json_decref(meta);
 out:
     free(out);

@@ -232,7 +232,7 @@ static int write_adapter(void *ctx, const char *dir, struct vr_err *err)
     size_t off = 0;
     struct vr_ptab t = {1, &p, &off, NULL, 32};
     char *path = pj(dir, "adapter_model.safetensors");
-    int rc = vr_ckpt_write_params(path, &t, r->master, VR_DTYPE_BF16, err);
+    int rc = vr_ckpt_write_params(path, &t, r->master, VR_DTYPE_BF16, NULL, err);
     free(path);
     json_t *j = json_pack("{s:s,s:i}", "peft_type", "LORA", "r", 2);
     path = pj(dir, "adapter_config.json");

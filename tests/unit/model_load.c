@@ -34,7 +34,7 @@ static int rewrite(const char *dir, enum vr_dtype dt, uint64_t shard, int drop_h
         vr_convert_from_f32(t[n].data, dt, src.data, (size_t)vr_tensor_numel(&src));
         n++;
     }
-    int rc = vr_stset_write(dir, n, (const char *const *)names, t, shard, err);
+    int rc = vr_stset_write(dir, n, (const char *const *)names, t, shard, NULL, err);
     for (int i = 0; i < n; i++) free(names[i]), vr_tensor_release(&t[i]);
     free(names);
     free(t);

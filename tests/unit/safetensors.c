@@ -363,7 +363,8 @@ static void check_written(const char *path, const struct tset *s, json_t *meta)
 static int write_ok(const char *path, const struct tset *s, json_t *meta)
 {
     struct vr_err err = {0};
-    int rc = vr_safetensors_write(path, s->n, (const char *const *)s->names, s->t, meta, &err);
+    int rc = vr_safetensors_write(path, s->n, (const char *const *)s->names, s->t,
+                                  &(struct vr_st_write_opts){.metadata = meta}, &err);
     if (!ok(rc == 0, "write %s (%d tensors)", path, s->n)) diag("%s", err.msg);
     return rc;
 }
@@ -428,7 +429,7 @@ static void writer_tests(const char *dir, json_t *manifest)
         total += vr_tensor_nbytes(&ck.t[i]);
         if (vr_tensor_nbytes(&ck.t[i]) > biggest) biggest = vr_tensor_nbytes(&ck.t[i]);
     }
-    rc = vr_stset_write(p, ck.n, (const char *const *)ck.names, ck.t, maxb, &err);
+    rc = vr_stset_write(p, ck.n, (const char *const *)ck.names, ck.t, maxb, NULL, &err);
     if (!ok(rc == 0, "stset_write %s, shards of at most %llu bytes", p, (unsigned long long)maxb))
         diag("%s", err.msg);
     is_int(count_temp_files(p), 0, "no temporary file in the checkpoint folder");
@@ -476,8 +477,8 @@ static void writer_tests(const char *dir, json_t *manifest)
 
     /* max 0: one model.safetensors, and the stale index goes */
     snprintf(p, sizeof p, "%s/flat", dir);
-    rc = vr_stset_write(p, ck.n, (const char *const *)ck.names, ck.t, maxb, &err) ||
-         vr_stset_write(p, ck.n, (const char *const *)ck.names, ck.t, 0, &err);
+    rc = vr_stset_write(p, ck.n, (const char *const *)ck.names, ck.t, maxb, NULL, &err) ||
+         vr_stset_write(p, ck.n, (const char *const *)ck.names, ck.t, 0, NULL, &err);
     snprintf(ip, sizeof ip, "%s/flat/model.safetensors.index.json", dir);
     ok(rc == 0 && access(ip, F_OK) != 0, "unsharded rewrite removes the old index");
     rc = vr_stset_open(&s, p, &err);
