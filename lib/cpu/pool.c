@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "err.h"
-
 #define MAX_THREADS 64
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -80,8 +78,15 @@ static void start(void)
         pthread_attr_t a;
         pthread_attr_init(&a);
         pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        VR_ASSERT(pthread_create(&P.tid[t], &a, worker, (void *)(long)t) == 0);
+        int rc = pthread_create(&P.tid[t], &a, worker, (void *)(long)t);
         pthread_attr_destroy(&a);
+        /* out of threads (EAGAIN under a process or cgroup limit): run with
+         * the t threads there are. No job has started, and no result depends
+         * on the thread count, only the speed does. */
+        if (rc != 0) {
+            P.n = t;
+            break;
+        }
     }
 }
 
