@@ -5,8 +5,10 @@
 #   test_skip 'reason'   (one skipped case)
 #   test_must_fail cmd...   (exit 1 expected; a crash or success fails)
 #   test_cmp expected actual
-#   test_have_prereq PYTHON || skip_all "no python3"
-# Each script runs in a fresh trash directory; $VR_BIN holds the programs.
+#   test_have_prereq PYTHON || skip_all "no python3"   (prerequisites: PYTHON, JQ)
+#   test_done   (the plan line; the script's exit status is the verdict)
+# Each script runs in a fresh trash directory; $VR_BIN holds the programs,
+# $SRC_DIR the source tree and $TEST_DIR tests/.
 set -u
 TEST_DIR=$(cd "$(dirname "$0")" && pwd)
 SRC_DIR=$(cd "$TEST_DIR/.." && pwd)
