@@ -35,7 +35,7 @@ void vr_ids_push(struct vr_ids *ids, int32_t id)
     ids->v[ids->n++] = id;
 }
 
-void vr_ids_append(struct vr_ids *ids, const int32_t *v, size_t n)
+static void ids_append(struct vr_ids *ids, const int32_t *v, size_t n)
 {
     if (ids->n + n > ids->cap) {
         size_t cap = ids->cap ? ids->cap : 64;
@@ -266,7 +266,7 @@ static void bpe_piece(struct vr_bpe *t, const char *s, size_t n, struct vr_ids *
         if (e->h == h && e->klen == n && memcmp(t->cache_keys.p + e->koff, s, n) == 0) {
             /* a piece of bytes the vocabulary lacks has no ids (and
              * cache_ids may still be NULL): no pointer arithmetic then */
-            if (e->nids) vr_ids_append(out, t->cache_ids.v + e->ioff, e->nids);
+            if (e->nids) ids_append(out, t->cache_ids.v + e->ioff, e->nids);
             return;
         }
         j = (j + 1) & (CACHE_SLOTS - 1);
@@ -284,7 +284,7 @@ static void bpe_piece(struct vr_bpe *t, const char *s, size_t n, struct vr_ids *
     e->ioff = (uint32_t)t->cache_ids.n;
     e->nids = (uint32_t)(out->n - first);
     vr_buf_put(&t->cache_keys, s, n);
-    if (out->n > first) vr_ids_append(&t->cache_ids, out->v + first, out->n - first);
+    if (out->n > first) ids_append(&t->cache_ids, out->v + first, out->n - first);
     t->cache_n++;
 }
 

@@ -44,7 +44,6 @@ struct vr_ids {
     size_t n, cap;
 };
 void vr_ids_push(struct vr_ids *ids, int32_t id);
-void vr_ids_append(struct vr_ids *ids, const int32_t *v, size_t n);
 void vr_ids_release(struct vr_ids *ids);
 
 /* Opaque: vocabulary, merges, compiled regexes, and a cache of pieces. One

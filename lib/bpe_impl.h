@@ -186,8 +186,7 @@ struct vr_bpe {
 
 /* GPT-2's bytes_to_unicode (filled by the first load, bpe_load.c): printable
  * bytes stand for themselves, the other 68 are moved to U+0100 onwards in byte
- * order; vr_bpe_cp_to_byte is its inverse, -1 off the alphabet. */
+ * order. */
 extern uint32_t vr_bpe_byte_to_cp[256];
-extern int16_t vr_bpe_cp_to_byte[324];
 
 #endif

@@ -74,7 +74,7 @@ static struct smap_ent *smap_put(struct smap *m, const char *arena, uint32_t off
 
 /* GPT-2's bytes_to_unicode (bpe_impl.h). */
 uint32_t vr_bpe_byte_to_cp[256];
-int16_t vr_bpe_cp_to_byte[324];
+static int16_t cp_to_byte[324]; /* the inverse, -1 off the alphabet */
 static void byte_tables(void)
 {
     if (vr_bpe_byte_to_cp['!']) return;
@@ -83,8 +83,8 @@ static void byte_tables(void)
         int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
         vr_bpe_byte_to_cp[b] = printable ? (uint32_t)b : (uint32_t)(256 + n++);
     }
-    for (int c = 0; c < 324; c++) vr_bpe_cp_to_byte[c] = -1;
-    for (int b = 0; b < 256; b++) vr_bpe_cp_to_byte[vr_bpe_byte_to_cp[b]] = (int16_t)b;
+    for (int c = 0; c < 324; c++) cp_to_byte[c] = -1;
+    for (int b = 0; b < 256; b++) cp_to_byte[vr_bpe_byte_to_cp[b]] = (int16_t)b;
 }
 
 /* ---------------------------------------------------------------- loading */
@@ -878,12 +878,12 @@ static void decoded_bytes(const char *s, size_t len, struct vr_buf *out)
     for (size_t i = 0; i < len;) {
         int k;
         uint32_t c = utf8_cp(p + i, &k);
-        if (c >= 324 || vr_bpe_cp_to_byte[c] < 0) {
+        if (c >= 324 || cp_to_byte[c] < 0) {
             out->len = start;
             vr_buf_put(out, s, len);
             return;
         }
-        vr_buf_putc(out, (char)vr_bpe_cp_to_byte[c]);
+        vr_buf_putc(out, (char)cp_to_byte[c]);
         i += (size_t)k;
     }
 }

@@ -167,8 +167,9 @@ int vr_ckpt_write_params(const char *path, const struct vr_ptab *t, const float 
     return write_tensors(path, NULL, t, master, dt, 0, o, err);
 }
 
-int vr_ckpt_write_weights(const char *dir, const struct vr_ptab *t, const float *master,
-                          enum vr_dtype dt, uint64_t max_shard_bytes, struct vr_err *err)
+/* The untied tensors of t as a model's model.safetensors or shards in dir. */
+static int write_weights(const char *dir, const struct vr_ptab *t, const float *master,
+                         enum vr_dtype dt, uint64_t max_shard_bytes, struct vr_err *err)
 {
     return write_tensors(NULL, dir, t, master, dt, max_shard_bytes, NULL, err);
 }
@@ -344,7 +345,7 @@ static int write_into(const char *dir, const char *final, const struct vr_ckpt *
     if (vr_mkdir_p(dir, err)) return -1;
     int weights = c->tab && c->master;
     if (c->src && copy_aux(dir, c->src, final, weights ? c->dtype : VR_DTYPE_COUNT, err)) return -1;
-    if (weights && vr_ckpt_write_weights(dir, c->tab, c->master, c->dtype, c->max_shard_bytes, err))
+    if (weights && write_weights(dir, c->tab, c->master, c->dtype, c->max_shard_bytes, err))
         return -1;
     if (c->opt && write_optim(dir, c, err)) return -1;
     if (c->more && c->more(c->more_ctx, dir, err)) return -1;
@@ -412,7 +413,14 @@ int vr_ckpt_replace(const char *dir, const struct vr_ckpt *c, struct vr_err *err
 
 /* ---- the atomic folder ---- */
 
-int vr_ckpt_begin(struct vr_ckpt_tx *tx, const char *dir, struct vr_err *err)
+/* A checkpoint folder written in steps: begin makes the temporary sibling of
+ * dir (tx->tmp) to write into; commit fsyncs what is in it and renames it to
+ * dir; abort removes it. Commit and abort free tx's contents. */
+struct tx {
+    char *dir, *tmp;
+};
+
+static int tx_begin(struct tx *tx, const char *dir, struct vr_err *err)
 {
     memset(tx, 0, sizeof *tx);
     char *d = vr_path_join(NULL, dir);
@@ -447,7 +455,7 @@ int vr_ckpt_begin(struct vr_ckpt_tx *tx, const char *dir, struct vr_err *err)
     return 0;
 }
 
-void vr_ckpt_abort(struct vr_ckpt_tx *tx)
+static void tx_abort(struct tx *tx)
 {
     if (tx->tmp) (void)vr_rm_rf_at(AT_FDCWD, tx->tmp);
     free(tx->tmp);
@@ -455,10 +463,10 @@ void vr_ckpt_abort(struct vr_ckpt_tx *tx)
     memset(tx, 0, sizeof *tx);
 }
 
-int vr_ckpt_commit(struct vr_ckpt_tx *tx, struct vr_err *err)
+static int tx_commit(struct tx *tx, struct vr_err *err)
 {
     if (sync_tree(tx->tmp, 0, err)) {
-        vr_ckpt_abort(tx);
+        tx_abort(tx);
         return -1;
     }
     char *parent = vr_path_dir(tx->dir);
@@ -498,7 +506,7 @@ int vr_ckpt_commit(struct vr_ckpt_tx *tx, struct vr_err *err)
     }
     free(parent);
     if (rc) {
-        vr_ckpt_abort(tx);
+        tx_abort(tx);
         return -1;
     }
     free(tx->tmp);
@@ -506,6 +514,11 @@ int vr_ckpt_commit(struct vr_ckpt_tx *tx, struct vr_err *err)
     memset(tx, 0, sizeof *tx);
     return 0;
 }
+
+/* Remove RUN's complete checkpoints but the newest keep and step protect
+ * (-1: none), each renamed aside first so that it vanishes at once; and the
+ * .tmp-* folders of processes that no longer run. */
+static int prune(const char *run, int keep, int64_t protect, struct vr_err *err);
 
 int vr_ckpt_save(const char *run, int64_t step, const struct vr_ckpt *c, int keep, char **path,
                  struct vr_err *err)
@@ -518,14 +531,14 @@ int vr_ckpt_save(const char *run, int64_t step, const struct vr_ckpt *c, int kee
     char name[64];
     snprintf(name, sizeof name, "checkpoint-%lld", (long long)step);
     char *dir = vr_path_join(run, name);
-    struct vr_ckpt_tx tx;
-    if (vr_ckpt_begin(&tx, dir, err)) goto fail;
+    struct tx tx;
+    if (tx_begin(&tx, dir, err)) goto fail;
     if (vr_ckpt_write(tx.tmp, c, err)) {
-        vr_ckpt_abort(&tx);
+        tx_abort(&tx);
         goto fail;
     }
-    if (vr_ckpt_commit(&tx, err)) goto fail;
-    if (vr_ckpt_prune(run, keep, step, err)) goto fail;
+    if (tx_commit(&tx, err)) goto fail;
+    if (prune(run, keep, step, err)) goto fail;
     if (path) *path = dir;
     else free(dir);
     return 0;
@@ -643,7 +656,7 @@ int vr_ckpt_recover(const char *run, struct vr_err *err)
     return rc;
 }
 
-int vr_ckpt_prune(const char *run, int keep, int64_t protect, struct vr_err *err)
+static int prune(const char *run, int keep, int64_t protect, struct vr_err *err)
 {
     int64_t *s;
     int n = vr_ckpt_list(run, &s, err);

@@ -96,25 +96,13 @@ int vr_ckpt_replace(const char *dir, const struct vr_ckpt *c, struct vr_err *err
 int vr_ckpt_save(const char *run, int64_t step, const struct vr_ckpt *c, int keep, char **path,
                  struct vr_err *err);
 
-/* The same in steps, for callers that write folders of other shapes:
- * begin makes the temporary sibling of dir (tx->tmp) to write into; commit
- * fsyncs what is in it and renames it to dir; abort removes it. Commit and
- * abort free tx's contents. */
-struct vr_ckpt_tx {
-    char *dir, *tmp;
-};
-int vr_ckpt_begin(struct vr_ckpt_tx *tx, const char *dir, struct vr_err *err);
-int vr_ckpt_commit(struct vr_ckpt_tx *tx, struct vr_err *err);
-void vr_ckpt_abort(struct vr_ckpt_tx *tx);
-
 /* Pieces of vr_ckpt_write. copy_aux copies every regular file of src (links
  * followed) that is not weights or trainer state: it skips dot files,
  * *.safetensors, *.bin, *.pt, *.pth, *.h5, *.msgpack, *.ckpt, *.gguf, their
  * index files, trainer_state.json and adapter_config.json; dtype F32, BF16
  * or F16 sets config.json's dtype (another value leaves it). write_params
  * writes the untied tensors of t to one safetensors file at path, converted
- * to dt, streamed a tensor at a time (the adapter path); write_weights
- * writes them as a model's model.safetensors or shards in dir. write_json
+ * to dt, streamed a tensor at a time (the adapter path). write_json
  * writes j with 2-space indent and a final newline. */
 int vr_ckpt_copy_aux(const char *dst, const char *src, enum vr_dtype dtype, struct vr_err *err);
 /* o (NULL: defaults) gives write_params' file its __metadata__ (NULL:
@@ -122,8 +110,6 @@ int vr_ckpt_copy_aux(const char *dst, const char *src, enum vr_dtype dtype, stru
  * write_params' own. */
 int vr_ckpt_write_params(const char *path, const struct vr_ptab *t, const float *master,
                          enum vr_dtype dt, const struct vr_st_write_opts *o, struct vr_err *err);
-int vr_ckpt_write_weights(const char *dir, const struct vr_ptab *t, const float *master,
-                          enum vr_dtype dt, uint64_t max_shard_bytes, struct vr_err *err);
 int vr_ckpt_write_json(const char *path, const json_t *j, struct vr_err *err);
 
 /* Read dir/optimizer.safetensors back: the moments of every trainable untied
@@ -164,9 +150,5 @@ int vr_ckpt_recover(const char *run, struct vr_err *err);
 /* The newest complete checkpoint of RUN: 1 with *path (caller frees) and
  * *step (optional), 0 when there is none. */
 int vr_ckpt_newest(const char *run, char **path, int64_t *step, struct vr_err *err);
-/* Remove RUN's complete checkpoints but the newest keep and step protect
- * (-1: none), each renamed aside first so that it vanishes at once; and the
- * .tmp-* folders of processes that no longer run. */
-int vr_ckpt_prune(const char *run, int keep, int64_t protect, struct vr_err *err);
 
 #endif

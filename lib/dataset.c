@@ -28,8 +28,6 @@ int vr_format_parse(const char *s, enum vr_format *out)
     return -1;
 }
 
-const char *vr_format_name(enum vr_format f) { return fmt_names[f]; }
-
 /* ---- subsets ---- */
 
 int vr_take_parse(const char *s, struct vr_take *t, struct vr_err *err)

@@ -23,7 +23,6 @@ enum vr_format { VR_FMT_AUTO, VR_FMT_REC, VR_FMT_YAML, VR_FMT_CONV, VR_FMT_MESSA
 
 /* "auto", "rec" (alias "vlmr1"), "yaml", "conv", "messages", "tasks". -1 if unknown. */
 int vr_format_parse(const char *s, enum vr_format *out);
-const char *vr_format_name(enum vr_format f);
 
 /* A subset rule: all, first:N, end:N, random:N, pyrandom:N, with N a count
  * (at most 2^53) or a percentage ("random:10%": ceil(10 * n / 100) records, as

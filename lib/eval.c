@@ -33,7 +33,7 @@ int vr_eval_parse_name(const char *s, enum vr_eval_parse *out)
     return 0;
 }
 
-const char *vr_eval_status_name(enum vr_eval_status s)
+static const char *status_name(enum vr_eval_status s)
 {
     static const char *const names[] = {"ok", "no_answer", "no_box", "bad_number"};
     return names[s];
@@ -82,8 +82,14 @@ static int r1_box(const char *t, size_t s, size_t e, size_t ov[10])
     return 0;
 }
 
-enum vr_eval_status vr_eval_box(enum vr_eval_parse mode, const char *t, size_t n,
-                                const struct vr_reward_geom *g, double box[4])
+/* The box VLM-R1's script reads from text[0..len) (valid UTF-8), rescaled as
+ * its resize_bbox does when g->rescale (x / input_width * image_width, in
+ * that order; r1's integers divided as Python's int / int, correctly
+ * rounded), else as read. box is set only for VR_EVAL_OK. r1's greedy
+ * pattern takes the last [d, d, d, d] after the block's first '{' that a '}'
+ * still follows; found here in linear time, not by backtracking. */
+static enum vr_eval_status read_box(enum vr_eval_parse mode, const char *t, size_t n,
+                                    const struct vr_reward_geom *g, double box[4])
 {
     size_t ov[10];
     if (mode == VR_EVAL_R1) {
@@ -130,7 +136,7 @@ json_t *vr_eval_verdict_json(const struct vr_eval_verdict *v)
     json_object_set_new(o, "id", json_string(v->id));
     json_object_set_new(o, "split", json_string(v->split));
     if (v->completion >= 0) json_object_set_new(o, "completion", json_integer(v->completion));
-    json_object_set_new(o, "parse", json_string(vr_eval_status_name(v->status)));
+    json_object_set_new(o, "parse", json_string(status_name(v->status)));
     json_object_set_new(o, "format", json_boolean(v->format));
     json_object_set_new(o, "pred", v->status == VR_EVAL_OK ? box_json(v->pred) : json_null());
     if (v->has_gt) {
@@ -190,7 +196,7 @@ static int gold_box(const json_t *v, const char *what, double gt[4], const char 
 static void score(struct vr_eval_verdict *v, const char *text, size_t len, const struct vr_reward_geom *g,
                   const struct vr_eval_opts *o)
 {
-    v->status = vr_eval_box(o->parse, text, len, g, v->pred);
+    v->status = read_box(o->parse, text, len, g, v->pred);
     v->format = vr_reward_format(text, len) == 1.0;
     if (!v->has_gt) return;
     /* VLM-R1 scores an unparsed answer as the box [0, 0, 0, 0] */
@@ -378,7 +384,7 @@ int vr_eval_rec_results(const json_t *doc, const char *file, const struct vr_eva
 
 /* ---- summaries ------------------------------------------------------------ */
 
-void vr_eval_summary_add(struct vr_eval_summary *s, const struct vr_eval_verdict *v)
+static void summary_add(struct vr_eval_summary *s, const struct vr_eval_verdict *v)
 {
     s->parsed += v->status == VR_EVAL_OK;
     s->formatted += v->format;
@@ -394,7 +400,8 @@ void vr_eval_summary_add(struct vr_eval_summary *s, const struct vr_eval_verdict
 
 #define Z95 1.959963984540054
 
-void vr_eval_wilson(int64_t k, int64_t n, double *lo, double *hi)
+/* Wilson score interval of k successes in n at 95% (z = 1.959964): [lo, hi]. */
+static void wilson(int64_t k, int64_t n, double *lo, double *hi)
 {
     if (n <= 0) {
         *lo = 0, *hi = 1;
@@ -407,7 +414,9 @@ void vr_eval_wilson(int64_t k, int64_t n, double *lo, double *hi)
     *hi = c + h > 1 ? 1 : c + h;
 }
 
-double vr_eval_mcnemar(int64_t b, int64_t c)
+/* McNemar's exact test (two-sided binomial on the discordant pairs):
+ * min(1, 2 P[X <= min(b, c)]), X ~ Bin(b + c, 1/2); 1 when b + c == 0. */
+static double mcnemar(int64_t b, int64_t c)
 {
     int64_t n = b + c, k = b < c ? b : c;
     if (n == 0) return 1.0;
@@ -434,7 +443,7 @@ json_t *vr_eval_summary_json(const struct vr_eval_summary *s, const char *by, co
     json_object_set_new(o, "n", json_integer(s->n));
     if (s->n) {
         double lo, hi;
-        vr_eval_wilson(s->correct, s->n, &lo, &hi);
+        wilson(s->correct, s->n, &lo, &hi);
         json_object_set_new(o, "correct", json_integer(s->correct));
         put_rate(o, "acc", s->correct, s->n);
         json_object_set_new(o, "acc_lo", json_real(lo));
@@ -507,7 +516,7 @@ void vr_eval_report_add(struct vr_eval_report *r, const struct vr_eval_verdict *
         memset(&r->sum[i], 0, sizeof r->sum[i]);
         r->n++;
     }
-    vr_eval_summary_add(&r->sum[i], v);
+    summary_add(&r->sum[i], v);
 }
 
 void vr_eval_report_release(struct vr_eval_report *r)
@@ -590,7 +599,7 @@ json_t *vr_eval_pairs_lines(const struct vr_eval_pairs *p, const char *by)
         json_object_set_new(o, "losses", json_integer(w->losses));
         json_object_set_new(o, "both_correct", json_integer(w->both));
         json_object_set_new(o, "both_wrong", json_integer(w->neither));
-        json_object_set_new(o, "p_mcnemar", json_real(vr_eval_mcnemar(w->wins, w->losses)));
+        json_object_set_new(o, "p_mcnemar", json_real(mcnemar(w->wins, w->losses)));
         json_object_set_new(o, "only_old", json_integer(w->only_old));
         json_object_set_new(o, "only_new", json_integer(w->only_new));
         json_array_append_new(out, o);
@@ -609,8 +618,8 @@ int vr_eval_draw(const char *dir, const struct vr_eval_verdict *v, int64_t index
     struct vr_image im = {0};
     if (vr_image_load(v->image, VR_IMAGE_MAX_PIXELS_DEFAULT, &im, err)) return 1;
     char verdict[160];
-    if (!v->has_gt) snprintf(verdict, sizeof verdict, "%s", vr_eval_status_name(v->status));
-    else if (v->status != VR_EVAL_OK) snprintf(verdict, sizeof verdict, "no box (%s)", vr_eval_status_name(v->status));
+    if (!v->has_gt) snprintf(verdict, sizeof verdict, "%s", status_name(v->status));
+    else if (v->status != VR_EVAL_OK) snprintf(verdict, sizeof verdict, "no box (%s)", status_name(v->status));
     else snprintf(verdict, sizeof verdict, "IoU %.3f  %s", v->iou, v->correct ? "correct" : "wrong");
     const char *lines[] = {v->caption ? v->caption : v->id, verdict, NULL};
     struct vr_draw_box gold = {v->gt[0], v->gt[1], v->gt[2], v->gt[3]};

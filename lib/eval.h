@@ -25,16 +25,7 @@ enum vr_eval_status {
     VR_EVAL_NO_BOX,     /* no box where the parser looks */
     VR_EVAL_BAD_NUMBER, /* r1: a number Python cannot read or divide (its script would crash) */
 };
-const char *vr_eval_status_name(enum vr_eval_status s);
 
-/* The box VLM-R1's script reads from text[0..len) (valid UTF-8), rescaled as
- * its resize_bbox does when g->rescale (x / input_width * image_width, in
- * that order; r1's integers divided as Python's int / int, correctly
- * rounded), else as read. box is set only for VR_EVAL_OK. r1's greedy
- * pattern takes the last [d, d, d, d] after the block's first '{' that a '}'
- * still follows; found here in linear time, not by backtracking. */
-enum vr_eval_status vr_eval_box(enum vr_eval_parse mode, const char *text, size_t len,
-                                const struct vr_reward_geom *g, double box[4]);
 
 struct vr_eval_opts {
     enum vr_eval_parse parse;
@@ -86,7 +77,6 @@ struct vr_eval_summary {
     int64_t n, correct, unlabelled, parsed, formatted, tok_n;
     double iou_sum, tok_sum;
 };
-void vr_eval_summary_add(struct vr_eval_summary *s, const struct vr_eval_verdict *v);
 /* {"summary":true, BY: group, "n", "correct", "acc", "acc_lo", "acc_hi",
  *  "interval":"wilson95", "iou_threshold", "miou", "parse_rate", "format_rate",
  *  "mean_tokens", ["unlabelled"]} */
@@ -132,10 +122,5 @@ void vr_eval_pairs_release(struct vr_eval_pairs *p);
  * not fsynced (vr_image_write_sync(dir) once at the end). */
 int vr_eval_draw(const char *dir, const struct vr_eval_verdict *v, int64_t index, struct vr_err *err);
 
-/* Wilson score interval of k successes in n at 95% (z = 1.959964): [lo, hi]. */
-void vr_eval_wilson(int64_t k, int64_t n, double *lo, double *hi);
-/* McNemar's exact test (two-sided binomial on the discordant pairs):
- * min(1, 2 P[X <= min(b, c)]), X ~ Bin(b + c, 1/2); 1 when b + c == 0. */
-double vr_eval_mcnemar(int64_t b, int64_t c);
 
 #endif

@@ -12,7 +12,8 @@
 
 #include "fs.h"
 
-enum vr_image_format vr_image_sniff(const unsigned char *p, size_t n)
+/* Format from the first bytes of a file (n >= 8 for a sure answer). */
+static enum vr_image_format sniff(const unsigned char *p, size_t n)
 {
     static const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (n >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff) return VR_IMAGE_JPEG;
@@ -86,7 +87,7 @@ int vr_image_probe(const char *path, int *w, int *h, enum vr_image_format *fmt,
     rewind(f);
     size_t n = fread(magic, 1, sizeof magic, f);
     int rc;
-    enum vr_image_format k = vr_image_sniff(magic, n);
+    enum vr_image_format k = sniff(magic, n);
     if (size == 0)
         rc = vr_err_set(err, VR_ERR_INPUT, path, 0, "image file is empty");
     else if (k == VR_IMAGE_JPEG)
@@ -281,7 +282,7 @@ int vr_image_decode(const char *name, const void *data, size_t len, int64_t max_
     out->w = out->h = 0;
     out->px = NULL;
     if (len == 0) return vr_err_set(err, VR_ERR_INPUT, name, 0, "image file is empty");
-    switch (vr_image_sniff(data, len)) {
+    switch (sniff(data, len)) {
     case VR_IMAGE_JPEG: return decode_jpeg(name, data, len, max_pixels, out, err);
     case VR_IMAGE_PNG: return decode_png(name, data, len, max_pixels, out, err);
     default: return vr_err_set(err, VR_ERR_INPUT, name, 0, "not a JPEG or PNG image");

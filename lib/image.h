@@ -24,8 +24,6 @@
 
 enum vr_image_format { VR_IMAGE_UNKNOWN, VR_IMAGE_JPEG, VR_IMAGE_PNG };
 
-/* Format from the first bytes of a file (n >= 8 for a sure answer). */
-enum vr_image_format vr_image_sniff(const unsigned char *p, size_t n);
 
 /* Read path's header: *w, *h in pixels. Fails with "path: ..." when the file is
  * missing, empty, not a JPEG/PNG, or its header is corrupt. */

@@ -294,7 +294,9 @@ void vr_lora_merge_flat(const struct vr_lora *lo, const float *aw, float *w, con
     }
 }
 
-int vr_lora_merge_model(struct vr_model *m, const char *dir, struct vr_err *err)
+/* Fold dir's adapter into m's weights in place (each adapted tensor becomes
+ * an owned copy in its dtype; an adapted tied lm_head is untied). */
+static int merge_model(struct vr_model *m, const char *dir, struct vr_err *err)
 {
     struct vr_lora lo;
     float *aw;
@@ -327,7 +329,7 @@ int vr_lora_merge_model(struct vr_model *m, const char *dir, struct vr_err *err)
 int vr_lora_load_merged(struct vr_model *m, const char *dir, struct vr_err *err)
 {
     if (vr_model_load(m, dir, err)) return -1;
-    if (vr_lora_present(dir) && vr_lora_merge_model(m, dir, err)) {
+    if (vr_lora_present(dir) && merge_model(m, dir, err)) {
         vr_model_release(m);
         return -1;
     }

@@ -60,13 +60,11 @@ int vr_lora_write(const struct vr_lora *lo, const float *w, const char *dir, con
 /* Fold the adapters into flat f32 model weights laid out by off (the
  * model's table offsets): W += scale * B A. */
 void vr_lora_merge_flat(const struct vr_lora *lo, const float *aw, float *w, const size_t *off);
-/* Fold dir's adapter into m's weights in place (each adapted tensor becomes
- * an owned copy in its dtype; an adapted tied lm_head is untied). */
-int vr_lora_merge_model(struct vr_model *m, const char *dir, struct vr_err *err);
 /* Load model folder dir as the policy it holds, as every stage but
  * vr-update's trainer serves it: vr_model_load, then dir's adapter, when it
- * has one (vr_lora_present), folded in (vr_lora_merge_model). On failure m
- * is left empty. */
+ * has one (vr_lora_present), folded into m's weights in place (each adapted
+ * tensor becomes an owned copy in its dtype; an adapted tied lm_head is
+ * untied). On failure m is left empty. */
 int vr_lora_load_merged(struct vr_model *m, const char *dir, struct vr_err *err);
 
 #endif

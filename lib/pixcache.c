@@ -114,11 +114,6 @@ static struct vr_hash128 key_of(const struct vr_pixcache *c, const void *bytes, 
     return vr_hasher_final(&h);
 }
 
-void vr_pixcache_key(const struct vr_pixcache *c, const void *bytes, size_t len, char hex[33])
-{
-    vr_hash128_hex(key_of(c, bytes, len), hex);
-}
-
 /* The grid and sizes an image of w x h gets under pp. */
 static int expect(const struct vr_preproc *pp, int w, int h, struct vr_pixref *r,
                   struct vr_err *err)

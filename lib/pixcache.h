@@ -82,9 +82,6 @@ void vr_pixcache_release(struct vr_pixcache *c);
 int vr_pixcache_get(struct vr_pixcache *c, const char *path, struct vr_pixref *out,
                     struct vr_err *err);
 
-/* Key of an image's bytes under c's parameters (no file access). */
-void vr_pixcache_key(const struct vr_pixcache *c, const void *bytes, size_t len, char hex[33]);
-
 /* Validate an entry file for c's parameters and, unless key is NULL, for
  * that key, checksum included (what vr_pixels_load checks); fills out's
  * grid and sizes on success. Fails with the reason (VR_ERR_INPUT). */

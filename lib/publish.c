@@ -79,7 +79,7 @@ int vr_publish_weights(struct vr_publish *p, int64_t gen, const char *src, const
         if (vr_ckpt_copy_aux(p->dir, src, dt, err)) return -1;
         p->aux = 1;
     }
-    /* the tensors vr_ckpt_write_weights writes, with the generation, no fsync */
+    /* the tensors a checkpoint's weights hold, with the generation, no fsync */
     char g[32];
     snprintf(g, sizeof g, "%" PRId64, gen);
     json_t *meta = json_pack("{s:s,s:s}", "format", "pt", "generation", g);

@@ -53,7 +53,7 @@ struct vr_publish {
 int vr_publish_open(struct vr_publish *p, const char *dir, const char *src, int prompts_per_step,
                     struct vr_err *err);
 /* Write the weights of table t (fp32 master values, converted to dt as
- * vr_ckpt_write_weights does) as DIR/model.safetensors with "generation" gen
+ * vr_ckpt_write does a checkpoint's) as DIR/model.safetensors with "generation" gen
  * in its metadata; the first call also copies src's non-weight files (with
  * config.json's dtype set to dt). Readers do not look at it before
  * vr_publish_mark. */

@@ -50,7 +50,8 @@ int vr_py_is_space(uint32_t c)
     return 0;
 }
 
-int vr_py_digit(uint32_t c)
+/* The value of c as a decimal digit (Python's \d, category Nd), or -1. */
+static int py_digit(uint32_t c)
 {
     size_t lo = 0, hi = N_DECIMAL;
     while (lo < hi) {
@@ -110,7 +111,7 @@ static int ascii_digits(const char *s, size_t n, struct vr_buf *b)
     size_t i = 0, count = 0;
     vr_buf_reset(b);
     while (i < n) {
-        int d = vr_py_digit(vr_py_utf8_next(s, n, &i));
+        int d = py_digit(vr_py_utf8_next(s, n, &i));
         VR_DASSERT(d >= 0);
         if (++count > PY_INT_MAX_DIGITS) return -1;
         vr_buf_putc(b, (char)('0' + (d < 0 ? 0 : d)));
@@ -185,7 +186,7 @@ int vr_py_float(const char *s, size_t n, double *out)
     int rc = 0;
     while (i < n) {
         uint32_t c = vr_py_utf8_next(s, n, &i);
-        int d = vr_py_digit(c);
+        int d = py_digit(c);
         if (d >= 0) vr_buf_putc(&b, (char)('0' + d));
         else if (c == '-' || c == '.') vr_buf_putc(&b, (char)c);
         else if (c >= 0x1c && c <= 0x1f) rc = -1;

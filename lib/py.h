@@ -11,8 +11,6 @@
 
 /* Python's str.isspace (\s): 29 code points, U+001C..U+001F included. */
 int vr_py_is_space(uint32_t c);
-/* The value of c as a decimal digit (Python's \d, category Nd), or -1. */
-int vr_py_digit(uint32_t c);
 /* Decode the code point at s[*i] (s[0..n)) and advance *i; a byte that is not
  * UTF-8 is U+FFFD, one byte long. */
 uint32_t vr_py_utf8_next(const char *s, size_t n, size_t *i);

@@ -206,8 +206,6 @@ int vr_scale_parse(const char *s, enum vr_scale *out);
  * r[0..n), n >= 1. For n == 1 torch gives NaN, which would make every
  * advantage NaN; vr sets std = 0 (the group is degenerate, advantage 0). */
 void vr_reward_stats(const double *r, size_t n, double *mean, double *std);
-/* 1 when all of r[0..n) are equal (always for n == 1). */
-int vr_reward_degenerate(const double *r, size_t n);
 /* On a scored line: "group":{"mean","std"} (the group's own), "degenerate":true
  * when its rewards are all equal, and each completion's "advantage" under
  * scale (batch_std is the divisor's std for VR_SCALE_BATCH, and is recorded as

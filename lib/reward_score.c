@@ -325,7 +325,8 @@ void vr_reward_stats(const double *r, size_t n, double *mean, double *std)
     *std = n > 1 ? sqrt(ss / (double)(n - 1)) : 0.0;
 }
 
-int vr_reward_degenerate(const double *r, size_t n)
+/* 1 when all of r[0..n) are equal (always for n == 1). */
+static int all_equal(const double *r, size_t n)
 {
     for (size_t i = 1; i < n; i++)
         if (r[i] != r[0]) return 0;
@@ -356,7 +357,7 @@ int vr_reward_advantages(json_t *line, enum vr_scale scale, double batch_std)
     double *r = line_rewards(line, &n), mean, std;
     if (!r) return -1;
     vr_reward_stats(r, n, &mean, &std);
-    int degen = vr_reward_degenerate(r, n);
+    int degen = all_equal(r, n);
     double div = (scale == VR_SCALE_BATCH ? batch_std : std) + 1e-4;
     json_t *comps = json_object_get(line, "completions");
     /* finite rewards near the largest double overflow the mean or the spread:

@@ -127,7 +127,8 @@ void vr_synth_scene_size(enum vr_synth_split split, uint64_t seed, uint64_t inde
 
 /* ---- objects ---- */
 
-int vr_synth_match(const struct vr_synth_object *o, const struct vr_synth_desc *d)
+/* 1 when o fits d. */
+static int match(const struct vr_synth_object *o, const struct vr_synth_desc *d)
 {
     return (d->shape < 0 || (int)o->shape == d->shape) &&
            (d->colour < 0 || (int)o->colour == d->colour) && (d->size < 0 || (int)o->size == d->size);
@@ -443,7 +444,7 @@ static int obj_add(struct gen *g, int shape, int colour, int size, int held,
     for (int tries = 0; tries < 64; tries++) {
         if (obj_pick(g, o, shape, colour, size, held)) return -1;
         int bad = 0;
-        for (int k = 0; k < nx && !bad; k++) bad = vr_synth_match(o, &excl[k]);
+        for (int k = 0; k < nx && !bad; k++) bad = match(o, &excl[k]);
         if (bad) continue;
         obj_form(g, o);
         return sc->nobj++;
@@ -579,7 +580,7 @@ static int gen_relation(struct gen *g)
     int a = obj_add(g, -1, -1, -1, 0, &A, 1);
     if (a < 0) return -1;
     struct vr_synth_desc B = {sc->obj[a].shape, sc->obj[a].colour, -1};
-    if (vr_synth_match(T, &B)) return -1;
+    if (match(T, &B)) return -1;
     int ndup = range(&g->r, 1, 2), first_dup = sc->nobj;
     if (ndup > g->max_obj - sc->nobj) ndup = g->max_obj - sc->nobj; /* >= 1: knobs checked */
     for (int k = 0; k < ndup; k++)
@@ -816,16 +817,16 @@ int vr_synth_resolve(const struct vr_synth_scene *sc)
     int found = -1, n = 0;
     if (sc->kind == VR_EXPR_ATTRIBUTE) {
         for (int i = 0; i < sc->nobj; i++)
-            if (vr_synth_match(&sc->obj[i], &sc->desc)) found = i, n++;
+            if (match(&sc->obj[i], &sc->desc)) found = i, n++;
         return n == 1 ? found : -1;
     }
     if (sc->kind == VR_EXPR_RELATION) {
         int a = -1, na = 0;
         for (int i = 0; i < sc->nobj; i++)
-            if (vr_synth_match(&sc->obj[i], &sc->anchor_desc)) a = i, na++;
+            if (match(&sc->obj[i], &sc->anchor_desc)) a = i, na++;
         if (na != 1) return -1;
         for (int i = 0; i < sc->nobj; i++)
-            if (i != a && vr_synth_match(&sc->obj[i], &sc->desc) &&
+            if (i != a && match(&sc->obj[i], &sc->desc) &&
                 on_side(sc->obj[i].box, sc->obj[a].box, sc->side))
                 found = i, n++;
         return n == 1 ? found : -1;
@@ -833,7 +834,7 @@ int vr_synth_resolve(const struct vr_synth_scene *sc)
     /* ordinal: the matching objects must not overlap along the axis */
     int axis = sc->side >= VR_SIDE_TOP, idx[VR_SYNTH_MAX_OBJ];
     for (int i = 0; i < sc->nobj; i++)
-        if (vr_synth_match(&sc->obj[i], &sc->desc)) idx[n++] = i;
+        if (match(&sc->obj[i], &sc->desc)) idx[n++] = i;
     for (int i = 0; i < n; i++)
         for (int j = 0; j < n; j++) {
             const int *p = sc->obj[idx[i]].box, *q = sc->obj[idx[j]].box;
@@ -962,7 +963,9 @@ void vr_synth_render(const struct vr_synth_scene *sc, uint8_t *rgb, int only, co
         if (only < 0 || only == i) render_obj(&sc->obj[i], rgb, sc->w, sc->h);
 }
 
-void vr_synth_draw_box(uint8_t *rgb, int w, int h, const int box[4], const uint8_t c[3])
+/* Outline box (x1, y1, x2, y2 as in the object's box) with a 2 px frame just
+ * outside it, clipped to the image: for looking at, never for training. */
+static void draw_box(uint8_t *rgb, int w, int h, const int box[4], const uint8_t c[3])
 {
     for (int y = box[1] - 2; y < box[3] + 2; y++) {
         if (y < 0 || y >= h) continue;
@@ -1047,7 +1050,7 @@ static void *job_run(void *arg, int main_thread)
         }
         vr_synth_render(&sc, rgb, -1, NULL);
         const struct vr_synth_object *t = &sc.obj[sc.target];
-        if (o->draw_boxes) vr_synth_draw_box(rgb, sc.w, sc.h, t->box, box_rgb);
+        if (o->draw_boxes) draw_box(rgb, sc.w, sc.h, t->box, box_rgb);
         char name[64];
         image_name(name, sizeof name, i, j->ext);
         char *path = vr_path_join(j->dir, name);

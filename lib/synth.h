@@ -176,12 +176,7 @@ int vr_synth_resolve(const struct vr_synth_scene *sc);
 /* 1 when pixel (x, y) belongs to o: the reference coverage test, one pixel at
  * a time (rendering and boxes use an exact row-at-a-time equivalent). */
 int vr_synth_covers(const struct vr_synth_object *o, int x, int y);
-/* 1 when o fits d. */
-int vr_synth_match(const struct vr_synth_object *o, const struct vr_synth_desc *d);
 
-/* Outline box (x1, y1, x2, y2 as in the object's box) with a 2 px frame just
- * outside it, clipped to the image: for looking at, never for training. */
-void vr_synth_draw_box(uint8_t *rgb, int w, int h, const int box[4], const uint8_t rgb_[3]);
 
 /* box scaled to 0..1000 per axis, rounded half up: (1000 * v + size / 2) / size
  * in integers. */

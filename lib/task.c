@@ -9,7 +9,9 @@
 
 #include "preprocess.h"
 
-int vr_box_parse(const json_t *v, const char *what, double box[4], struct vr_err *err)
+/* Parse v as a box: exactly 4 finite numbers with x1 < x2 and y1 < y2.
+ * Errors are location-free ("'solution' ..."); callers add file:line. */
+static int box_parse(const json_t *v, const char *what, double box[4], struct vr_err *err)
 {
     if (!json_is_array(v))
         return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "'%s' is not a list of 4 numbers", what);
@@ -31,7 +33,8 @@ int vr_box_parse(const json_t *v, const char *what, double box[4], struct vr_err
     return 0;
 }
 
-int vr_box_check_inside(const double box[4], const char *what, int w, int h, struct vr_err *err)
+/* Box inside a w x h image: 0 <= x1, 0 <= y1, x2 <= w, y2 <= h. */
+static int box_check_inside(const double box[4], const char *what, int w, int h, struct vr_err *err)
 {
     if (box[0] < 0 || box[1] < 0 || box[2] > w || box[3] > h)
         return vr_err_set(err, VR_ERR_INPUT, NULL, 0,
@@ -308,9 +311,9 @@ static int parse(const json_t *j, unsigned need, const struct vr_task_limits *li
             }
             t->sol = VR_SOL_BOX;
         } else {
-            if (vr_box_parse(so, "solution", t->box, err)) return vr_err_locate(err, file, line);
+            if (box_parse(so, "solution", t->box, err)) return vr_err_locate(err, file, line);
             /* inside the image where tasks are made and checked (vr-prep, vr-encode) */
-            if (n > 0 && t->im[0].w > 0 && vr_box_check_inside(t->box, "solution", t->im[0].w, t->im[0].h, err))
+            if (n > 0 && t->im[0].w > 0 && box_check_inside(t->box, "solution", t->im[0].w, t->im[0].h, err))
                 return vr_err_locate(err, file, line);
             t->sol = VR_SOL_BOX;
         }

@@ -21,11 +21,6 @@
  * record's width and height): larger numbers are errors, never truncated. */
 #define VR_TASK_MAX_SIDE (1 << 20)
 
-/* Parse v as a box: exactly 4 finite numbers with x1 < x2 and y1 < y2.
- * Errors are location-free ("'solution' ..."); callers add file:line. */
-int vr_box_parse(const json_t *v, const char *what, double box[4], struct vr_err *err);
-/* Box inside a w x h image: 0 <= x1, 0 <= y1, x2 <= w, y2 <= h. */
-int vr_box_check_inside(const double box[4], const char *what, int w, int h, struct vr_err *err);
 
 /* A new task object with the standard fields in the standard order. images
  * are stored as given (callers make them absolute); sizes may be NULL (then no
