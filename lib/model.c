@@ -11,8 +11,6 @@
 #include "fileset.h"
 #include "fs.h"
 
-/* An integer field; INT_MIN (which every size check refuses) when it does
- * not fit an int, so 2^32 + 1 is never read as 1. */
 /* v as an int; INT_MIN (refused by every range check) when it is not an
  * integer or does not fit, so 2^32 + 2 is never read as 2 */
 static int to_int(const json_t *v)
@@ -44,33 +42,10 @@ void vr_model_task_limits(const struct vr_model_config *c, struct vr_task_limits
     l->why = "the model's context (max_position_embeddings)";
 }
 
-int vr_model_config_load(struct vr_model_config *c, const char *path, struct vr_err *err)
+/* The text model's fields from tc (text_config, or the top level j in 4.4x). */
+static int read_text(struct vr_text_config *t, json_t *j, json_t *tc, const char *path,
+                     struct vr_err *err)
 {
-    memset(c, 0, sizeof *c);
-    json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
-    if (!j) {
-        if (je.line <= 0 && je.position == 0)
-            return vr_err_set(err, VR_ERR_INPUT, path, 0, "cannot read: %s", je.text);
-        return vr_err_set(err, VR_ERR_INPUT, path, je.line, "invalid JSON: %s", je.text);
-    }
-    int rc = -1;
-    json_t *mt = json_object_get(j, "model_type");
-    if (!json_is_string(mt) || (strcmp(json_string_value(mt), "qwen2_5_vl") != 0)) {
-        vr_err_set(err, VR_ERR_INPUT, path, 0, "model_type is %s%s%s, vr runs qwen2_5_vl",
-                   json_is_string(mt) ? "'" : "", json_is_string(mt) ? json_string_value(mt) : "missing",
-                   json_is_string(mt) ? "'" : "");
-        goto out;
-    }
-    /* 5.x nests the text fields; 4.4x keeps them at the top */
-    json_t *tc = json_object_get(j, "text_config");
-    if (!json_is_object(tc) || !json_object_get(tc, "hidden_size")) tc = j;
-    json_t *vc = json_object_get(j, "vision_config");
-    if (!json_is_object(vc)) {
-        vr_err_set(err, VR_ERR_INPUT, path, 0, "no 'vision_config'");
-        goto out;
-    }
-    struct vr_text_config *t = &c->text;
     t->hidden = get_int(tc, "hidden_size", 0);
     t->layers = get_int(tc, "num_hidden_layers", 0);
     t->heads = get_int(tc, "num_attention_heads", 0);
@@ -86,20 +61,24 @@ int vr_model_config_load(struct vr_model_config *c, const char *path, struct vr_
     json_t *sec = json_object_get(rp, "mrope_section");
     if (!sec) sec = json_object_get(rs, "mrope_section");
     if (!sec) sec = json_object_get(j, "rope_scaling") ? json_object_get(json_object_get(j, "rope_scaling"), "mrope_section") : NULL;
-    if (!json_is_array(sec) || json_array_size(sec) != 3) {
-        vr_err_set(err, VR_ERR_INPUT, path, 0, "no mrope_section of 3 integers");
-        goto out;
-    }
+    if (!json_is_array(sec) || json_array_size(sec) != 3)
+        return vr_err_set(err, VR_ERR_INPUT, path, 0, "no mrope_section of 3 integers");
     for (int i = 0; i < 3; i++) t->mrope[i] = to_int(json_array_get(sec, (size_t)i));
     json_t *tie = json_object_get(j, "tie_word_embeddings");
     if (!tie) tie = json_object_get(tc, "tie_word_embeddings");
     t->tie = json_is_true(tie);
-    struct vr_vision_config *v = &c->vision;
+    return 0;
+}
+
+/* The vision tower's fields from vc (vision_config). */
+static int read_vision(struct vr_vision_config *v, json_t *vc, int text_hidden, const char *path,
+                       struct vr_err *err)
+{
     v->depth = get_int(vc, "depth", 32);
     v->hidden = get_int(vc, "hidden_size", 1280);
     v->heads = get_int(vc, "num_heads", 16);
     v->intermediate = get_int(vc, "intermediate_size", 3420);
-    v->out_hidden = get_int(vc, "out_hidden_size", t->hidden);
+    v->out_hidden = get_int(vc, "out_hidden_size", text_hidden);
     v->patch = get_int(vc, "patch_size", get_int(vc, "spatial_patch_size", 14));
     v->temporal_patch = get_int(vc, "temporal_patch_size", 2);
     v->merge = get_int(vc, "spatial_merge_size", 2);
@@ -108,10 +87,8 @@ int vr_model_config_load(struct vr_model_config *c, const char *path, struct vr_
     v->rope_theta = get_num(json_object_get(vc, "rope_parameters"), "rope_theta", 10000.0);
     json_t *fa = json_object_get(vc, "fullatt_block_indexes");
     if (json_is_array(fa)) {
-        if (json_array_size(fa) > VR_MAX_FULLATT) {
-            vr_err_set(err, VR_ERR_INPUT, path, 0, "too many fullatt_block_indexes");
-            goto out;
-        }
+        if (json_array_size(fa) > VR_MAX_FULLATT)
+            return vr_err_set(err, VR_ERR_INPUT, path, 0, "too many fullatt_block_indexes");
         v->nfullatt = (int)json_array_size(fa);
         for (int i = 0; i < v->nfullatt; i++)
             v->fullatt[i] = to_int(json_array_get(fa, (size_t)i));
@@ -121,23 +98,18 @@ int vr_model_config_load(struct vr_model_config *c, const char *path, struct vr_
         memcpy(v->fullatt, def, sizeof def);
     }
     json_t *act = json_object_get(vc, "hidden_act");
-    if (json_is_string(act) && strcmp(json_string_value(act), "silu") != 0) {
-        vr_err_set(err, VR_ERR_INPUT, path, 0, "vision hidden_act '%s': vr supports silu (Qwen2.5-VL)",
-                   json_string_value(act));
-        goto out;
-    }
-    act = json_object_get(tc, "hidden_act");
-    if (json_is_string(act) && strcmp(json_string_value(act), "silu") != 0) {
-        vr_err_set(err, VR_ERR_INPUT, path, 0, "hidden_act '%s': vr supports silu", json_string_value(act));
-        goto out;
-    }
-    c->image_token_id = get_int(j, "image_token_id", 151655);
-    c->video_token_id = get_int(j, "video_token_id", 151656);
-    c->vision_start_id = get_int(j, "vision_start_token_id", 151652);
-    c->vision_end_id = get_int(j, "vision_end_token_id", 151653);
-    c->bos_id = get_int(tc, "bos_token_id", get_int(j, "bos_token_id", 151643));
-    c->eos_id = get_int(tc, "eos_token_id", get_int(j, "eos_token_id", 151645));
-    /* sizes that would make the rest of the code index out of bounds */
+    if (json_is_string(act) && strcmp(json_string_value(act), "silu") != 0)
+        return vr_err_set(err, VR_ERR_INPUT, path, 0,
+                          "vision hidden_act '%s': vr supports silu (Qwen2.5-VL)", json_string_value(act));
+    return 0;
+}
+
+/* What is wrong with c's sizes, as a message, or NULL: sizes that would make
+ * the rest of the code index out of bounds or overflow. */
+static const char *bad_sizes(const struct vr_model_config *c)
+{
+    const struct vr_text_config *t = &c->text;
+    const struct vr_vision_config *v = &c->vision;
     const char *bad = NULL;
     if (t->hidden <= 0 || t->layers <= 0 || t->heads <= 0 || t->intermediate <= 0 || t->vocab <= 0)
         bad = "text sizes must be positive";
@@ -169,6 +141,49 @@ int vr_model_config_load(struct vr_model_config *c, const char *path, struct vr_
         bad = "rope_theta must be a finite number above 1";
     for (int i = 0; !bad && i < v->nfullatt; i++)
         if (v->fullatt[i] < 0 || v->fullatt[i] >= v->depth) bad = "fullatt_block_indexes out of range";
+    return bad;
+}
+
+int vr_model_config_load(struct vr_model_config *c, const char *path, struct vr_err *err)
+{
+    memset(c, 0, sizeof *c);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j) {
+        if (je.line <= 0 && je.position == 0)
+            return vr_err_set(err, VR_ERR_INPUT, path, 0, "cannot read: %s", je.text);
+        return vr_err_set(err, VR_ERR_INPUT, path, je.line, "invalid JSON: %s", je.text);
+    }
+    int rc = -1;
+    json_t *mt = json_object_get(j, "model_type");
+    if (!json_is_string(mt) || (strcmp(json_string_value(mt), "qwen2_5_vl") != 0)) {
+        vr_err_set(err, VR_ERR_INPUT, path, 0, "model_type is %s%s%s, vr runs qwen2_5_vl",
+                   json_is_string(mt) ? "'" : "", json_is_string(mt) ? json_string_value(mt) : "missing",
+                   json_is_string(mt) ? "'" : "");
+        goto out;
+    }
+    /* 5.x nests the text fields; 4.4x keeps them at the top */
+    json_t *tc = json_object_get(j, "text_config");
+    if (!json_is_object(tc) || !json_object_get(tc, "hidden_size")) tc = j;
+    json_t *vc = json_object_get(j, "vision_config");
+    if (!json_is_object(vc)) {
+        vr_err_set(err, VR_ERR_INPUT, path, 0, "no 'vision_config'");
+        goto out;
+    }
+    if (read_text(&c->text, j, tc, path, err)) goto out;
+    if (read_vision(&c->vision, vc, c->text.hidden, path, err)) goto out;
+    json_t *act = json_object_get(tc, "hidden_act");
+    if (json_is_string(act) && strcmp(json_string_value(act), "silu") != 0) {
+        vr_err_set(err, VR_ERR_INPUT, path, 0, "hidden_act '%s': vr supports silu", json_string_value(act));
+        goto out;
+    }
+    c->image_token_id = get_int(j, "image_token_id", 151655);
+    c->video_token_id = get_int(j, "video_token_id", 151656);
+    c->vision_start_id = get_int(j, "vision_start_token_id", 151652);
+    c->vision_end_id = get_int(j, "vision_end_token_id", 151653);
+    c->bos_id = get_int(tc, "bos_token_id", get_int(j, "bos_token_id", 151643));
+    c->eos_id = get_int(tc, "eos_token_id", get_int(j, "eos_token_id", 151645));
+    const char *bad = bad_sizes(c);
     if (bad) {
         vr_err_set(err, VR_ERR_INPUT, path, 0, "%s", bad);
         goto out;
