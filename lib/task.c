@@ -215,35 +215,15 @@ static int parse_completion(struct vr_task_completion *c, const json_t *cj, int 
 #undef BAD
 }
 
-static int parse(const json_t *j, unsigned need, const struct vr_task_limits *lim, const char *file, long line,
-                 struct vr_task *t, struct vr_err *err)
+/* The images: "images", else as many as "pixels" describes; their sizes,
+ * pixels and vision files; each one's grid (from its pixels, or from its size
+ * under lim when need asks for grids) and the prompt tokens they make. */
+static int parse_images(struct vr_task *t, const json_t *j, unsigned need, const struct vr_task_limits *lim,
+                        const char *file, long line, struct vr_err *err)
 {
 #define BAD(...) vr_err_set(err, VR_ERR_INPUT, file, line, __VA_ARGS__)
-    if (!json_is_object(j)) return BAD("the line is not a JSON object");
-    t->json = j;
-    t->prompt_tokens = -1;
-    t->ncompl = -1;
-    const json_t *id = json_object_get(j, "id"), *im = json_object_get(j, "images"),
-                 *pr = json_object_get(j, "problem"), *so = json_object_get(j, "solution"),
-                 *sz = json_object_get(j, "image_sizes"), *px = json_object_get(j, "pixels"),
-                 *vi = json_object_get(j, "vision"), *cs = json_object_get(j, "completions");
-    /* texts are strings; with VR_LOOSE_IDS the descriptive ones (id, split,
-     * label) of other tools' lines may be anything, and are left out */
-    static const char *const strs[] = {"think", "completion", "split", "label"};
-    const char **dst[] = {&t->think, &t->completion, &t->split, &t->label};
-    int loose = (need & VR_LOOSE_IDS) != 0;
-    for (int k = 0; k < 4; k++) {
-        const json_t *v = json_object_get(j, strs[k]);
-        if (v && !json_is_string(v) && (k < 2 || !loose)) return BAD("'%s' is not a string", strs[k]);
-        *dst[k] = json_string_value(v);
-    }
-    int task = (need & VR_NEED_TASK) != 0;
-    if (id ? !json_is_string(id) && !loose : task) return BAD("'id' is missing or not a string");
-    t->id = json_string_value(id);
-    if (im ? !json_is_array(im) : task) return BAD("'images' is missing or not a list");
-    if (pr ? !json_is_string(pr) : task) return BAD("'problem' is missing or not a string");
-    t->problem = json_string_value(pr);
-    /* the images: "images", else as many as "pixels" describes */
+    const json_t *im = json_object_get(j, "images"), *sz = json_object_get(j, "image_sizes"),
+                 *px = json_object_get(j, "pixels"), *vi = json_object_get(j, "vision");
     int n = im ? (int)json_array_size(im) : -1;
     if (n > VR_TASK_MAX_IMAGES) return BAD("'images' lists %d images; at most %d", n, VR_TASK_MAX_IMAGES);
     if (px && !json_is_null(px) && per_image(px, "pixels", &n, file, line, err)) return -1;
@@ -295,7 +275,16 @@ static int parse(const json_t *j, unsigned need, const struct vr_task_limits *li
             return BAD("the images make %lld prompt tokens; at most %lld fit %s", (long long)t->image_tokens,
                        (long long)lim->max_image_tokens, lim->why ? lim->why : "the model's context");
     }
-    /* the answer */
+    return 0;
+#undef BAD
+}
+
+/* "solution": text, or a box (checked against the first image for a task) */
+static int parse_solution(struct vr_task *t, const json_t *so, unsigned need, const char *file, long line,
+                          struct vr_err *err)
+{
+#define BAD(...) vr_err_set(err, VR_ERR_INPUT, file, line, __VA_ARGS__)
+    int task = (need & VR_NEED_TASK) != 0, n = t->nimages;
     if (so && !json_is_null(so)) {
         if (json_is_string(so)) {
             t->sol = VR_SOL_TEXT, t->answer = json_string_value(so), t->answer_len = json_string_length(so);
@@ -320,10 +309,15 @@ static int parse(const json_t *j, unsigned need, const struct vr_task_limits *li
     } else if (need & VR_NEED_SOLUTION) {
         return BAD("'solution' is missing");
     }
-    const json_t *pt = json_object_get(j, "prompt_tokens");
-    if (pt && (t->prompt_tokens = (int)int_in(pt, 1, INT32_MAX)) < 0)
-        return BAD("'prompt_tokens' is not a positive integer");
-    /* the completions */
+    return 0;
+#undef BAD
+}
+
+/* "completions", and what need asks of them */
+static int parse_completions(struct vr_task *t, const json_t *cs, unsigned need, const struct vr_task_limits *lim,
+                             const char *file, long line, struct vr_err *err)
+{
+#define BAD(...) vr_err_set(err, VR_ERR_INPUT, file, line, __VA_ARGS__)
     if (cs) {
         if (!json_is_array(cs) || json_array_size(cs) > VR_TASK_MAX_COMPLETIONS)
             return BAD("'completions' is not a list of at most %d", VR_TASK_MAX_COMPLETIONS);
@@ -342,6 +336,43 @@ static int parse(const json_t *j, unsigned need, const struct vr_task_limits *li
             }
         }
     }
+    return 0;
+#undef BAD
+}
+
+static int parse(const json_t *j, unsigned need, const struct vr_task_limits *lim, const char *file, long line,
+                 struct vr_task *t, struct vr_err *err)
+{
+#define BAD(...) vr_err_set(err, VR_ERR_INPUT, file, line, __VA_ARGS__)
+    if (!json_is_object(j)) return BAD("the line is not a JSON object");
+    t->json = j;
+    t->prompt_tokens = -1;
+    t->ncompl = -1;
+    const json_t *id = json_object_get(j, "id"), *im = json_object_get(j, "images"),
+                 *pr = json_object_get(j, "problem"), *so = json_object_get(j, "solution"),
+                 *cs = json_object_get(j, "completions");
+    /* texts are strings; with VR_LOOSE_IDS the descriptive ones (id, split,
+     * label) of other tools' lines may be anything, and are left out */
+    static const char *const strs[] = {"think", "completion", "split", "label"};
+    const char **dst[] = {&t->think, &t->completion, &t->split, &t->label};
+    int loose = (need & VR_LOOSE_IDS) != 0;
+    for (int k = 0; k < 4; k++) {
+        const json_t *v = json_object_get(j, strs[k]);
+        if (v && !json_is_string(v) && (k < 2 || !loose)) return BAD("'%s' is not a string", strs[k]);
+        *dst[k] = json_string_value(v);
+    }
+    int task = (need & VR_NEED_TASK) != 0;
+    if (id ? !json_is_string(id) && !loose : task) return BAD("'id' is missing or not a string");
+    t->id = json_string_value(id);
+    if (im ? !json_is_array(im) : task) return BAD("'images' is missing or not a list");
+    if (pr ? !json_is_string(pr) : task) return BAD("'problem' is missing or not a string");
+    t->problem = json_string_value(pr);
+    if (parse_images(t, j, need, lim, file, line, err)) return -1;
+    if (parse_solution(t, so, need, file, line, err)) return -1;
+    const json_t *pt = json_object_get(j, "prompt_tokens");
+    if (pt && (t->prompt_tokens = (int)int_in(pt, 1, INT32_MAX)) < 0)
+        return BAD("'prompt_tokens' is not a positive integer");
+    if (parse_completions(t, cs, need, lim, file, line, err)) return -1;
     return 0;
 #undef BAD
 }
