@@ -96,9 +96,9 @@ static int parse_entry(struct vr_st_entry *e, const char *name, json_t *v, const
     return 0;
 }
 
-int vr_safetensors_open(struct vr_safetensors *st, const char *path, struct vr_err *err)
+/* Open, check and map path whole into st (st->map, st->size, st->path). */
+static int map_file(struct vr_safetensors *st, const char *path, struct vr_err *err)
 {
-    memset(st, 0, sizeof *st);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return vr_err_sys(err, path, "cannot open");
     struct stat sb;
@@ -121,38 +121,13 @@ int vr_safetensors_open(struct vr_safetensors *st, const char *path, struct vr_e
     if (m == MAP_FAILED) return vr_err_sys(err, path, "cannot mmap");
     st->map = m;
     st->path = vr_xstrdup(path);
+    return 0;
+}
 
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | st->map[i];
-    if (hlen > VR_ST_MAX_HEADER) {
-        vr_err_set(err, VR_ERR_INPUT, path, 0, "header length %llu exceeds the %u-byte limit",
-                   (unsigned long long)hlen, VR_ST_MAX_HEADER);
-        goto fail;
-    }
-    if (hlen > st->size - 8) {
-        vr_err_set(err, VR_ERR_INPUT, path, 0,
-                   "header length %llu is past the end of the file (%zu bytes): truncated?",
-                   (unsigned long long)hlen, st->size);
-        goto fail;
-    }
-    if (hlen < 2 || st->map[8] != '{') {
-        vr_err_set(err, VR_ERR_INPUT, path, 0, "header does not start with '{'");
-        goto fail;
-    }
-    json_error_t je;
-    json_t *h = json_loadb((const char *)st->map + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
-    if (!h) {
-        vr_err_set(err, VR_ERR_INPUT, path, 0, "header is not valid JSON: %s (byte %d)", je.text,
-                   je.position);
-        goto fail;
-    }
-    if (!json_is_object(h)) {
-        json_decref(h);
-        vr_err_set(err, VR_ERR_INPUT, path, 0, "header is not a JSON object");
-        goto fail;
-    }
-    st->data = st->map + 8 + hlen;
-    st->data_len = st->size - 8 - hlen;
+/* The header's entries of the object h into st->t (st->n of them), and its
+ * __metadata__ (strings only) into st->metadata. */
+static int read_entries(struct vr_safetensors *st, json_t *h, const char *path, struct vr_err *err)
+{
     st->t = vr_xcalloc(json_object_size(h) + 1, sizeof *st->t);
     const char *key;
     json_t *val;
@@ -160,50 +135,83 @@ int vr_safetensors_open(struct vr_safetensors *st, const char *path, struct vr_e
         if (strcmp(key, "__metadata__") == 0) {
             const char *mk;
             json_t *mv;
-            if (!json_is_object(val)) {
-                vr_err_set(err, VR_ERR_INPUT, path, 0, "'__metadata__' is not an object");
-                json_decref(h);
-                goto fail;
-            }
+            if (!json_is_object(val))
+                return vr_err_set(err, VR_ERR_INPUT, path, 0, "'__metadata__' is not an object");
             json_object_foreach(val, mk, mv) {
-                if (!json_is_string(mv)) {
-                    vr_err_set(err, VR_ERR_INPUT, path, 0, "'__metadata__' value '%s' is not a string",
-                               mk);
-                    json_decref(h);
-                    goto fail;
-                }
+                if (!json_is_string(mv))
+                    return vr_err_set(err, VR_ERR_INPUT, path, 0,
+                                      "'__metadata__' value '%s' is not a string", mk);
             }
             st->metadata = json_incref(val);
             continue;
         }
-        if (parse_entry(&st->t[st->n], key, val, path, st->data_len, err)) {
-            json_decref(h);
-            goto fail;
-        }
+        if (parse_entry(&st->t[st->n], key, val, path, st->data_len, err)) return -1;
         st->n++;
     }
+    return 0;
+}
+
+/* The header of the mapped file: its length in range, then the JSON object
+ * it holds (read_entries); sets st->data and st->data_len. */
+static int read_header(struct vr_safetensors *st, const char *path, struct vr_err *err)
+{
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | st->map[i];
+    if (hlen > VR_ST_MAX_HEADER)
+        return vr_err_set(err, VR_ERR_INPUT, path, 0, "header length %llu exceeds the %u-byte limit",
+                          (unsigned long long)hlen, VR_ST_MAX_HEADER);
+    if (hlen > st->size - 8)
+        return vr_err_set(err, VR_ERR_INPUT, path, 0,
+                          "header length %llu is past the end of the file (%zu bytes): truncated?",
+                          (unsigned long long)hlen, st->size);
+    if (hlen < 2 || st->map[8] != '{')
+        return vr_err_set(err, VR_ERR_INPUT, path, 0, "header does not start with '{'");
+    json_error_t je;
+    json_t *h = json_loadb((const char *)st->map + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
+    if (!h)
+        return vr_err_set(err, VR_ERR_INPUT, path, 0, "header is not valid JSON: %s (byte %d)", je.text,
+                          je.position);
+    if (!json_is_object(h)) {
+        json_decref(h);
+        return vr_err_set(err, VR_ERR_INPUT, path, 0, "header is not a JSON object");
+    }
+    st->data = st->map + 8 + hlen;
+    st->data_len = st->size - 8 - hlen;
+    int rc = read_entries(st, h, path, err);
     json_decref(h);
-    /* the tensors must tile [0, data_len) exactly */
+    return rc;
+}
+
+/* The tensors must tile [0, data_len) exactly; sorts st->t by offset. */
+static int check_tiling(struct vr_safetensors *st, const char *path, struct vr_err *err)
+{
     qsort(st->t, (size_t)st->n, sizeof *st->t, cmp_begin);
     uint64_t at = 0;
     for (int i = 0; i < st->n; i++) {
         if (st->t[i].begin != at) {
             if (st->t[i].begin < at)
-                vr_err_set(err, VR_ERR_INPUT, path, 0, "tensor '%s' overlaps tensor '%s'",
-                           st->t[i].name, st->t[i - 1].name);
-            else
-                vr_err_set(err, VR_ERR_INPUT, path, 0,
-                           "gap of %llu bytes before tensor '%s' (offsets must tile the data)",
-                           (unsigned long long)(st->t[i].begin - at), st->t[i].name);
-            goto fail;
+                return vr_err_set(err, VR_ERR_INPUT, path, 0, "tensor '%s' overlaps tensor '%s'",
+                                  st->t[i].name, st->t[i - 1].name);
+            return vr_err_set(err, VR_ERR_INPUT, path, 0,
+                              "gap of %llu bytes before tensor '%s' (offsets must tile the data)",
+                              (unsigned long long)(st->t[i].begin - at), st->t[i].name);
         }
         at = st->t[i].end;
     }
-    if (at != st->data_len) {
-        vr_err_set(err, VR_ERR_INPUT, path, 0,
-                   "tensors cover %llu bytes but the file holds %llu after the header",
-                   (unsigned long long)at, (unsigned long long)st->data_len);
-        goto fail;
+    if (at != st->data_len)
+        return vr_err_set(err, VR_ERR_INPUT, path, 0,
+                          "tensors cover %llu bytes but the file holds %llu after the header",
+                          (unsigned long long)at, (unsigned long long)st->data_len);
+    return 0;
+}
+
+int vr_safetensors_open(struct vr_safetensors *st, const char *path, struct vr_err *err)
+{
+    memset(st, 0, sizeof *st);
+    if (map_file(st, path, err)) return -1;
+    if (read_header(st, path, err) || check_tiling(st, path, err)) {
+        vr_safetensors_close(st);
+        return -1;
     }
     st->by_name = vr_xmalloc(((size_t)st->n + 1) * sizeof *st->by_name);
     for (int i = 0; i < st->n; i++) st->by_name[i] = i;
@@ -211,9 +219,6 @@ int vr_safetensors_open(struct vr_safetensors *st, const char *path, struct vr_e
     for (int i = 1; i < st->n; i++)
         VR_ASSERT(strcmp(st->t[st->by_name[i - 1]].name, st->t[st->by_name[i]].name) < 0);
     return 0;
-fail:
-    vr_safetensors_close(st);
-    return -1;
 }
 
 void vr_safetensors_close(struct vr_safetensors *st)
@@ -298,6 +303,35 @@ static int cmp_worder(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
+/* The JSON header of the n tensors w (in file order), padded with spaces to
+ * a multiple of 8 bytes. */
+static void put_header(struct vr_buf *h, const struct worder *w, int n, json_t *metadata)
+{
+    vr_buf_putc(h, '{');
+    int first = 1;
+    if (metadata && json_object_size(metadata)) {
+        vr_buf_puts(h, "\"__metadata__\":");
+        vr_json_dump(h, metadata);
+        first = 0;
+    }
+    uint64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        const struct vr_tensor *t = w[i].t;
+        uint64_t nb = vr_tensor_nbytes(t);
+        if (!first) vr_buf_putc(h, ',');
+        first = 0;
+        vr_json_dump_string(h, w[i].name, strlen(w[i].name));
+        vr_buf_printf(h, ":{\"dtype\":\"%s\",\"shape\":[", vr_dtype_name(t->dtype));
+        for (int d = 0; d < t->ndim; d++)
+            vr_buf_printf(h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+        vr_buf_printf(h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+                      (unsigned long long)(off + nb));
+        off += nb;
+    }
+    vr_buf_putc(h, '}');
+    while (h->len % 8) vr_buf_putc(h, ' ');
+}
+
 /* vr_safetensors_write, where o->fill gets ids[i] for the caller's index of
  * tensor i (ids NULL: i). */
 static int st_write(const char *path, int n, const char *const *names,
@@ -325,29 +359,7 @@ static int st_write(const char *path, int n, const char *const *names,
             return -1;
         }
     struct vr_buf h = {0};
-    vr_buf_putc(&h, '{');
-    int first = 1;
-    if (o->metadata && json_object_size(o->metadata)) {
-        vr_buf_puts(&h, "\"__metadata__\":");
-        vr_json_dump(&h, o->metadata);
-        first = 0;
-    }
-    uint64_t off = 0;
-    for (int i = 0; i < n; i++) {
-        const struct vr_tensor *t = w[i].t;
-        uint64_t nb = vr_tensor_nbytes(t);
-        if (!first) vr_buf_putc(&h, ',');
-        first = 0;
-        vr_json_dump_string(&h, w[i].name, strlen(w[i].name));
-        vr_buf_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", vr_dtype_name(t->dtype));
-        for (int d = 0; d < t->ndim; d++)
-            vr_buf_printf(&h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
-        vr_buf_printf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
-            (unsigned long long)(off + nb));
-        off += nb;
-    }
-    vr_buf_putc(&h, '}');
-    while (h.len % 8) vr_buf_putc(&h, ' ');
+    put_header(&h, w, n, o->metadata);
     size_t len = h.len;
     uint8_t hl[8];
     for (int i = 0; i < 8; i++) hl[i] = (uint8_t)((uint64_t)len >> (8 * i));
@@ -397,6 +409,84 @@ int vr_safetensors_write(const char *path, int n, const char *const *names,
 
 /* ---- sharded sets ---- */
 
+/* The distinct shard names of weight_map wm, in first-seen order, into
+ * *out (malloc'ed, pointing into wm; *ns of them); each must be a file name
+ * in index's folder. */
+static int shard_names(json_t *wm, const char *index, const char ***out, int *ns, struct vr_err *err)
+{
+    const char *key;
+    json_t *val;
+    const char **shards = vr_xmalloc((json_object_size(wm) + 1) * sizeof *shards);
+    int n = 0;
+    json_object_foreach(wm, key, val) {
+        if (!json_is_string(val)) {
+            free(shards);
+            return vr_err_set(err, VR_ERR_INPUT, index, 0, "weight_map['%s'] is not a file name", key);
+        }
+        const char *f = json_string_value(val);
+        if (strchr(f, '/') || strcmp(f, "..") == 0) {
+            free(shards);
+            return vr_err_set(err, VR_ERR_INPUT, index, 0,
+                              "weight_map['%s']: shard '%s' is not in the folder", key, f);
+        }
+        int seen = 0;
+        for (int i = 0; i < n && !seen; i++) seen = strcmp(shards[i], f) == 0;
+        if (!seen) shards[n++] = f;
+    }
+    *out = shards;
+    *ns = n;
+    return 0;
+}
+
+/* Open the shards beside index into s, then check that every tensor of
+ * weight_map wm is in the shard it names. */
+static int open_shards(struct vr_stset *s, const char *index, json_t *wm, const char **shards, int ns,
+                       struct vr_err *err)
+{
+    s->files = vr_xcalloc((size_t)ns + 1, sizeof *s->files);
+    char *dir = vr_path_dir(index);
+    for (int i = 0; i < ns; i++) {
+        char *p = vr_path_join(dir, shards[i]);
+        int rc = vr_safetensors_open(&s->files[i], p, err);
+        free(p);
+        if (rc) {
+            free(dir);
+            return -1;
+        }
+        s->nfiles++;
+    }
+    free(dir);
+    const char *key;
+    json_t *val;
+    json_object_foreach(wm, key, val) {
+        int i = 0;
+        while (strcmp(shards[i], json_string_value(val))) i++;
+        if (!vr_safetensors_find(&s->files[i], key))
+            return vr_err_set(err, VR_ERR_INPUT, index, 0, "tensor '%s' is not in shard '%s'", key,
+                              json_string_value(val));
+    }
+    return 0;
+}
+
+/* s from a model.safetensors.index.json and the shards it lists. */
+static int open_index(struct vr_stset *s, const char *index, struct vr_err *err)
+{
+    json_error_t je;
+    json_t *j = json_load_file(index, JSON_REJECT_DUPLICATES, &je);
+    if (!j) return vr_err_set(err, VR_ERR_INPUT, index, je.line, "invalid JSON: %s", je.text);
+    json_t *wm = json_object_get(j, "weight_map");
+    const char **shards = NULL;
+    int ns = 0, rc = -1;
+    if (!json_is_object(wm))
+        vr_err_set(err, VR_ERR_INPUT, index, 0, "no 'weight_map' object");
+    else if (shard_names(wm, index, &shards, &ns, err) == 0)
+        rc = open_shards(s, index, wm, shards, ns, err);
+    free(shards);
+    json_decref(j);
+    if (rc) vr_stset_close(s);
+    return rc;
+}
+
 int vr_stset_open(struct vr_stset *s, const char *path, struct vr_err *err)
 {
     memset(s, 0, sizeof *s);
@@ -415,87 +505,21 @@ int vr_stset_open(struct vr_stset *s, const char *path, struct vr_err *err)
         if (n > 5 && strcmp(path + n - 5, ".json") == 0) index = vr_xstrdup(path);
         else file = vr_xstrdup(path);
     }
-    if (file) {
-        s->files = vr_xcalloc(1, sizeof *s->files);
-        int rc = vr_safetensors_open(&s->files[0], file, err);
-        free(file);
-        if (rc) {
-            free(s->files);
-            s->files = NULL;
-            return -1;
-        }
-        s->nfiles = 1;
-        return 0;
-    }
-    json_error_t je;
-    json_t *j = json_load_file(index, JSON_REJECT_DUPLICATES, &je);
-    if (!j) {
-        vr_err_set(err, VR_ERR_INPUT, index, je.line, "invalid JSON: %s", je.text);
+    if (index) {
+        int rc = open_index(s, index, err);
         free(index);
+        return rc;
+    }
+    s->files = vr_xcalloc(1, sizeof *s->files);
+    int rc = vr_safetensors_open(&s->files[0], file, err);
+    free(file);
+    if (rc) {
+        free(s->files);
+        s->files = NULL;
         return -1;
     }
-    json_t *wm = json_object_get(j, "weight_map");
-    if (!json_is_object(wm)) {
-        vr_err_set(err, VR_ERR_INPUT, index, 0, "no 'weight_map' object");
-        goto fail;
-    }
-    /* distinct shard names, in first-seen order */
-    const char *key;
-    json_t *val;
-    size_t cap = json_object_size(wm) + 1;
-    const char **shards = vr_xmalloc(cap * sizeof *shards);
-    int ns = 0;
-    json_object_foreach(wm, key, val) {
-        if (!json_is_string(val)) {
-            vr_err_set(err, VR_ERR_INPUT, index, 0, "weight_map['%s'] is not a file name", key);
-            free(shards);
-            goto fail;
-        }
-        const char *f = json_string_value(val);
-        if (strchr(f, '/') || strcmp(f, "..") == 0) {
-            vr_err_set(err, VR_ERR_INPUT, index, 0, "weight_map['%s']: shard '%s' is not in the folder",
-                       key, f);
-            free(shards);
-            goto fail;
-        }
-        int seen = 0;
-        for (int i = 0; i < ns && !seen; i++) seen = strcmp(shards[i], f) == 0;
-        if (!seen) shards[ns++] = f;
-    }
-    s->files = vr_xcalloc((size_t)ns + 1, sizeof *s->files);
-    char *dir = vr_path_dir(index);
-    for (int i = 0; i < ns; i++) {
-        char *p = vr_path_join(dir, shards[i]);
-        int rc = vr_safetensors_open(&s->files[i], p, err);
-        free(p);
-        if (rc) {
-            free(dir);
-            free(shards);
-            goto fail;
-        }
-        s->nfiles++;
-    }
-    free(dir);
-    /* every mapped name must be in the shard the index names */
-    json_object_foreach(wm, key, val) {
-        int i = 0;
-        while (strcmp(shards[i], json_string_value(val))) i++;
-        if (!vr_safetensors_find(&s->files[i], key)) {
-            vr_err_set(err, VR_ERR_INPUT, index, 0, "tensor '%s' is not in shard '%s'", key,
-                       json_string_value(val));
-            free(shards);
-            goto fail;
-        }
-    }
-    free(shards);
-    json_decref(j);
-    free(index);
+    s->nfiles = 1;
     return 0;
-fail:
-    json_decref(j);
-    free(index);
-    vr_stset_close(s);
-    return -1;
 }
 
 void vr_stset_close(struct vr_stset *s)
