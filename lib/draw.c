@@ -259,6 +259,44 @@ static int cairo_failed(cairo_status_t st, const char *path, struct vr_err *err)
     return vr_err_set(err, VR_ERR_SYS, path, 0, "drawing failed: %s", cairo_status_to_string(st));
 }
 
+/* The caption's lines wrapped to width (rows malloc'ed, *nrows of them),
+ * measured on a scratch surface. */
+static int caption_rows(const struct vr_draw_spec *spec, double width, char **rows, int *nrows,
+                        const char *path, struct vr_err *err)
+{
+    cairo_surface_t *ms = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 1, 1);
+    cairo_t *mc = cairo_create(ms);
+    set_font(mc);
+    *nrows = wrap(mc, spec->lines, width, rows, VR_DRAW_MAX_ROWS);
+    cairo_status_t st = cairo_status(mc);
+    cairo_destroy(mc);
+    cairo_surface_destroy(ms);
+    return st != CAIRO_STATUS_SUCCESS ? cairo_failed(st, path, err) : 0;
+}
+
+/* The RGB24 surface s as a PNG at path (vr_image_write's flags). */
+static int write_surface(const char *path, cairo_surface_t *s, int flags, struct vr_err *err)
+{
+    int w = cairo_image_surface_get_width(s), h = cairo_image_surface_get_height(s);
+    uint8_t *rgb = malloc((size_t)w * h * 3);
+    if (!rgb) return vr_err_set(err, VR_ERR_SYS, path, 0, "out of memory");
+    const unsigned char *data = cairo_image_surface_get_data(s);
+    int stride = cairo_image_surface_get_stride(s);
+    for (int y = 0; y < h; y++) {
+        const uint32_t *row = (const uint32_t *)(data + (size_t)y * stride);
+        uint8_t *o = rgb + (size_t)y * w * 3;
+        for (int x = 0; x < w; x++) {
+            o[3 * x] = (uint8_t)(row[x] >> 16);
+            o[3 * x + 1] = (uint8_t)(row[x] >> 8);
+            o[3 * x + 2] = (uint8_t)row[x];
+        }
+    }
+    struct vr_image_enc enc = {.format = VR_IMAGE_PNG, .png_level = 6};
+    int rc = vr_image_write(path, rgb, w, h, &enc, flags, err);
+    free(rgb);
+    return rc;
+}
+
 int vr_draw_png(const char *path, const struct vr_image *im, int max_side,
                 const struct vr_draw_spec *spec, int flags, struct vr_err *err)
 {
@@ -274,22 +312,13 @@ int vr_draw_png(const char *path, const struct vr_image *im, int max_side,
 
     int rc = -1, nrows = 0;
     char *rows[VR_DRAW_MAX_ROWS];
-    uint8_t *small = NULL, *rgb = NULL;
+    uint8_t *small = NULL;
     cairo_surface_t *s = NULL;
     cairo_t *cr = NULL;
 
     /* caption rows first: the band's height depends on them */
-    cairo_surface_t *ms = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 1, 1);
-    cairo_t *mc = cairo_create(ms);
-    set_font(mc);
-    nrows = wrap(mc, spec->lines, l.ow - 2 * VR_DRAW_PAD, rows, VR_DRAW_MAX_ROWS);
-    cairo_status_t st = cairo_status(mc);
-    cairo_destroy(mc);
-    cairo_surface_destroy(ms);
-    if (st != CAIRO_STATUS_SUCCESS) {
-        cairo_failed(st, path, err);
-        goto out;
-    }
+    cairo_status_t st;
+    if (caption_rows(spec, l.ow - 2 * VR_DRAW_PAD, rows, &nrows, path, err)) goto out;
     int band = nrows ? 2 * VR_DRAW_PAD + nrows * VR_DRAW_ROW : 0, oh = l.ih + band;
     if (oh > CAIRO_MAX_SIDE) {
         vr_err_set(err, VR_ERR_USAGE, path, 0,
@@ -336,30 +365,12 @@ int vr_draw_png(const char *path, const struct vr_image *im, int max_side,
         goto out;
     }
 
-    rgb = malloc((size_t)l.ow * oh * 3);
-    if (!rgb) {
-        vr_err_set(err, VR_ERR_SYS, path, 0, "out of memory");
-        goto out;
-    }
-    const unsigned char *data = cairo_image_surface_get_data(s);
-    int stride = cairo_image_surface_get_stride(s);
-    for (int y = 0; y < oh; y++) {
-        const uint32_t *row = (const uint32_t *)(data + (size_t)y * stride);
-        uint8_t *o = rgb + (size_t)y * l.ow * 3;
-        for (int x = 0; x < l.ow; x++) {
-            o[3 * x] = (uint8_t)(row[x] >> 16);
-            o[3 * x + 1] = (uint8_t)(row[x] >> 8);
-            o[3 * x + 2] = (uint8_t)row[x];
-        }
-    }
-    struct vr_image_enc enc = {.format = VR_IMAGE_PNG, .png_level = 6};
-    rc = vr_image_write(path, rgb, l.ow, oh, &enc, flags, err);
+    rc = write_surface(path, s, flags, err);
 out:
     for (int i = 0; i < nrows; i++) free(rows[i]);
     if (cr) cairo_destroy(cr);
     if (s) cairo_surface_destroy(s);
     free(small);
-    free(rgb);
     return rc;
 }
 
