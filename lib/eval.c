@@ -227,6 +227,38 @@ static char *default_split(const char *file, const struct vr_eval_opts *o)
     return s;
 }
 
+/* The line checked as every stage checks it (vr_task_parse), and the sizes
+ * a predicted box is rescaled between: from the first image's pixels entry,
+ * else from "input_size" and "image_size"; none: g->rescale stays 0. */
+static int line_geom(const json_t *line, const char *file, long lineno, struct vr_reward_geom *g,
+                     struct vr_err *err)
+{
+    struct vr_task tk;
+    if (vr_task_parse(line, VR_LOOSE_IDS, NULL, file, lineno, &tk, err)) return -1;
+    int have_px = tk.nimages > 0 && json_object_get(line, "pixels"); /* grids from pixels, not sizes */
+    if (have_px) { /* sizes: the first image's pixels entry (vr-encode) */
+        g->in_h = (int64_t)tk.im[0].grid[1] * 14, g->in_w = (int64_t)tk.im[0].grid[2] * 14; /* test_rec_r1.py: image_grid_thw * 14 */
+        /* the original size: the decoded one, else the dataset's */
+        g->img_w = tk.im[0].im_w ? tk.im[0].im_w : tk.im[0].w;
+        g->img_h = tk.im[0].im_w ? tk.im[0].im_h : tk.im[0].h;
+    }
+    vr_task_release(&tk);
+    if (have_px) {
+        if (g->img_w <= 0) {
+            vr_err_set(err, VR_ERR_INPUT, file, lineno, "no original image size: 'pixels.image_size' or 'image_sizes' [width, height]");
+            return vr_err_hint(err, "the predicted box is rescaled from the model's input size to the original image");
+        }
+        g->rescale = 1;
+    } else if (json_object_get(line, "input_size") || json_object_get(line, "image_size")) {
+        if (int_pair(json_object_get(line, "input_size"), &g->in_w, &g->in_h))
+            return vr_err_set(err, VR_ERR_INPUT, file, lineno, "'input_size' is not [width, height]");
+        if (int_pair(json_object_get(line, "image_size"), &g->img_w, &g->img_h))
+            return vr_err_set(err, VR_ERR_INPUT, file, lineno, "'image_size' is not [width, height]");
+        g->rescale = 1;
+    }
+    return 0;
+}
+
 static const char *const text_keys[] = {"text", "model_output", "response"};
 
 int vr_eval_line(const json_t *line, const char *file, long lineno, const struct vr_eval_opts *o,
@@ -235,30 +267,7 @@ int vr_eval_line(const json_t *line, const char *file, long lineno, const struct
     *out = NULL;
     *n = 0;
     struct vr_reward_geom g = {0};
-    /* the whole line is checked as every stage checks it (vr_task_parse) */
-    struct vr_task tk;
-    if (vr_task_parse(line, VR_LOOSE_IDS, NULL, file, lineno, &tk, err)) return -1;
-    int have_px = tk.nimages > 0 && json_object_get(line, "pixels"); /* grids from pixels, not sizes */
-    if (have_px) { /* sizes: the first image's pixels entry (vr-encode) */
-        g.in_h = (int64_t)tk.im[0].grid[1] * 14, g.in_w = (int64_t)tk.im[0].grid[2] * 14; /* test_rec_r1.py: image_grid_thw * 14 */
-        /* the original size: the decoded one, else the dataset's */
-        g.img_w = tk.im[0].im_w ? tk.im[0].im_w : tk.im[0].w;
-        g.img_h = tk.im[0].im_w ? tk.im[0].im_h : tk.im[0].h;
-    }
-    vr_task_release(&tk);
-    if (have_px) {
-        if (g.img_w <= 0) {
-            vr_err_set(err, VR_ERR_INPUT, file, lineno, "no original image size: 'pixels.image_size' or 'image_sizes' [width, height]");
-            return vr_err_hint(err, "the predicted box is rescaled from the model's input size to the original image");
-        }
-        g.rescale = 1;
-    } else if (json_object_get(line, "input_size") || json_object_get(line, "image_size")) {
-        if (int_pair(json_object_get(line, "input_size"), &g.in_w, &g.in_h))
-            return vr_err_set(err, VR_ERR_INPUT, file, lineno, "'input_size' is not [width, height]");
-        if (int_pair(json_object_get(line, "image_size"), &g.img_w, &g.img_h))
-            return vr_err_set(err, VR_ERR_INPUT, file, lineno, "'image_size' is not [width, height]");
-        g.rescale = 1;
-    }
+    if (line_geom(line, file, lineno, &g, err)) return -1;
     struct vr_eval_verdict base = {.completion = -1, .tokens = -1};
     const json_t *sol = json_object_get(line, "solution");
     if (sol && !json_is_null(sol)) {

@@ -182,10 +182,44 @@ static void quote_answer(const char *s, size_t full, char *out, size_t cap)
     if (full > strlen(s) && j + 4 < cap) strcat(out, "...");
 }
 
+/* The command ended before answering everything: reap it and say how. */
+static int ended_early(struct vr_reward_exec *x, const char *name, const char *what, int got, int n,
+                       struct vr_err *err)
+{
+    char how[128];
+    while (waitpid(x->pid, &x->status, 0) < 0 && errno == EINTR) {}
+    x->pid = 0;
+    describe_status(x->status, how, sizeof how);
+    int code = WIFEXITED(x->status) ? WEXITSTATUS(x->status) : -1;
+    vr_reward_exec_kill(x);
+    vr_err_set(err, VR_ERR_INPUT, NULL, 0,
+               "%s completion %d: %s: the command %s after %d of %d answers", what, got,
+               name, how, got, n);
+    if (code == 127) vr_err_hint(err, "status 127: the shell could not run the command");
+    return -1;
+}
+
+/* More answers came than the n completions asked: kill it, quoting the first. */
+static int too_many(struct vr_reward_exec *x, const char *name, const char *what, int n,
+                    struct vr_err *err)
+{
+    char line[128];
+    size_t k = x->in.len < sizeof line - 1 ? x->in.len : sizeof line - 1;
+    memcpy(line, x->in.p, k);
+    line[k] = 0;
+    char *nl = strchr(line, '\n');
+    if (nl) *nl = 0;
+    char q[96];
+    quote_answer(line, x->in.len, q, sizeof q);
+    vr_reward_exec_kill(x);
+    return vr_err_set(err, VR_ERR_INPUT, NULL, 0,
+                      "%s: %s: more answers than the %d completions: '%s'", what, name, n, q);
+}
+
 int vr_reward_exec_ask(struct vr_reward_exec *x, const char *req, size_t len, int n, double *out,
                        double timeout, const char *what, struct vr_err *err)
 {
-    char name[96], how[128];
+    char name[96];
     shown(x, name);
     if (x->pid <= 0) {
         vr_err_set(err, VR_ERR_INPUT, NULL, 0, "%s: %s: the command is not running", what, name);
@@ -214,19 +248,7 @@ int vr_reward_exec_ask(struct vr_reward_exec *x, const char *req, size_t len, in
             deadline = vr_now() + timeout;
         }
         if (got == n && (written == len || x->to_fd < 0)) break;
-        if (x->eof) {
-            /* it ended before answering everything */
-            while (waitpid(x->pid, &x->status, 0) < 0 && errno == EINTR) {}
-            x->pid = 0;
-            describe_status(x->status, how, sizeof how);
-            int code = WIFEXITED(x->status) ? WEXITSTATUS(x->status) : -1;
-            vr_reward_exec_kill(x);
-            vr_err_set(err, VR_ERR_INPUT, NULL, 0,
-                       "%s completion %d: %s: the command %s after %d of %d answers", what, got,
-                       name, how, got, n);
-            if (code == 127) vr_err_hint(err, "status 127: the shell could not run the command");
-            return -1;
-        }
+        if (x->eof) return ended_early(x, name, what, got, n, err);
         double left = deadline - vr_now();
         if (left <= 0) {
             fail = "timeout";
@@ -264,18 +286,7 @@ int vr_reward_exec_ask(struct vr_reward_exec *x, const char *req, size_t len, in
                               what, got, name, timeout);
         return vr_err_sys(err, NULL, "%s: %s", name, fail);
     }
-    if (x->in.len) {
-        size_t k = x->in.len < sizeof line - 1 ? x->in.len : sizeof line - 1;
-        memcpy(line, x->in.p, k);
-        line[k] = 0;
-        char *nl = strchr(line, '\n');
-        if (nl) *nl = 0;
-        char q[96];
-        quote_answer(line, x->in.len, q, sizeof q);
-        vr_reward_exec_kill(x);
-        return vr_err_set(err, VR_ERR_INPUT, NULL, 0,
-                          "%s: %s: more answers than the %d completions: '%s'", what, name, n, q);
-    }
+    if (x->in.len) return too_many(x, name, what, n, err);
     return 0;
 }
 
