@@ -149,6 +149,31 @@ static int set_opt(const struct vr_opt *o, const char *arg, struct vr_err *err)
     return -1;
 }
 
+/* getopt refused elem: which flag, and why. */
+static int bad_flag(const struct vr_cli *cli, const char *elem, const char *shorts, struct vr_err *err)
+{
+    if (strncmp(elem, "--", 2) != 0) {
+        if (optopt && optopt < 128 && strchr(shorts, optopt))
+            return usage(err, "option '-%c' needs an argument", optopt);
+        return usage(err, "unknown option '-%c'", optopt);
+    }
+    size_t n = strcspn(elem + 2, "=");
+    const char *name = NULL;
+    int matches = 0;
+    for (int i = 0; cli->opts[i].type != VR_OPT_T_END; i++) {
+        const struct vr_opt *o = &cli->opts[i];
+        if (optopt && optopt == (o->key ? o->key : LONG_BASE + i))
+            return usage(err, o->arg ? "option '--%s' needs an argument" : "option '--%s' takes no argument",
+                         o->name);
+        matches += strncmp(o->name, elem + 2, n) == 0;
+    }
+    if (optopt == OPT_HELP) name = "help";
+    if (optopt == OPT_VERSION) name = "version";
+    if (name) return usage(err, "option '--%s' takes no argument", name);
+    matches += strncmp("help", elem + 2, n) == 0 || strncmp("version", elem + 2, n) == 0;
+    return usage(err, matches > 1 ? "ambiguous option '%s'" : "unknown option '%s'", elem);
+}
+
 int vr_cli_parse_args(const struct vr_cli *cli, int argc, char **argv, FILE *out, int *ind,
                       struct vr_err *err)
 {
@@ -181,12 +206,7 @@ int vr_cli_parse_args(const struct vr_cli *cli, int argc, char **argv, FILE *out
             else fprintf(out, "%s %s\n", cli->prog, VR_VERSION);
             rc = 1;
         } else if (c == '?' || c == ':') {
-            if (optopt && optopt < 128 && strchr(shorts, optopt))
-                rc = usage(err, "option '-%c' needs an argument", optopt);
-            else if (optopt && optopt < 128)
-                rc = usage(err, "unknown option '-%c'", optopt);
-            else
-                rc = usage(err, "unknown option or missing argument: '%s'", argv[optind - 1]);
+            rc = bad_flag(cli, argv[optind - 1], shorts, err);
         } else {
             int i = c >= LONG_BASE ? c - LONG_BASE : 0;
             while (c < LONG_BASE && cli->opts[i].key != c) i++;
