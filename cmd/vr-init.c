@@ -1,7 +1,7 @@
 /* vr-init: write a new random Qwen2.5-VL checkpoint (any size) that
  * transformers and every vr stage load: weights, config.json,
  * generation_config.json, preprocessor_config.json and, with --tokenizer, the
- * tokenizer files. */
+ * tokenizer files (lib/init_folder.h writes them). */
 #include <string.h>
 
 #include "cli.h"

@@ -2,7 +2,8 @@
  * (one model.safetensors, or shards + model.safetensors.index.json), one JSON
  * line per tensor; with --stats, value statistics of float tensors; with
  * --header, one line per file. A debugging tool beside the pipeline stages;
- * every file is validated by lib/safetensors before any byte is used. */
+ * every file is validated by lib/safetensors before any byte is used. The
+ * lines are lib/inspect.h's; this main reports a bad file and goes on. */
 #include "cli.h"
 #include "inspect.h"
 

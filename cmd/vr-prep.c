@@ -1,5 +1,7 @@
 /* vr-prep: read grounding datasets (VLM-R1 REC JSON, rec.yaml, conversations
- * JSONL, LLaMA-Factory messages, task JSONL) and write task lines. */
+ * JSONL, LLaMA-Factory messages, task JSONL) and write task lines. The stream
+ * (image checks, subsets, epochs) is lib/prep.h; this main parses options,
+ * opens the output and maps errors to exit codes. */
 #include <string.h>
 #include <unistd.h>
 

@@ -1,6 +1,8 @@
 /* vr-reward: score rollout lines with VLM-R1's rewards (or any command) and
  * add GRPO's group-relative advantages; the stage between vr-rollout and
- * vr-update (DESIGN.md §2, §3.4). */
+ * vr-update (DESIGN.md §2, §3.4). Scoring and the batches of advantages are
+ * lib/reward.h; this main reads the lines and stops the exec: commands on
+ * every way out. */
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>

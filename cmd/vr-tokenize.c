@@ -1,6 +1,7 @@
 /* vr-tokenize: text -> token ids, ids -> text, and task lines -> the rendered
  * Qwen2.5-VL chat prompt with its ids. A debugging tool beside the pipeline
- * (as llama.cpp's llama-tokenize); lib/bpe and lib/chat do the work. */
+ * (as llama.cpp's llama-tokenize); lib/tokenize.h holds the line formats
+ * around lib/bpe and lib/chat. */
 #include <string.h>
 
 #include "cli.h"

@@ -48,6 +48,38 @@ static int parse_ids(struct vr_tokenize *c, json_t *v, const char *file, long li
     return 0;
 }
 
+/* A task line: {["id",] "text", "ids", "n_tokens"}. */
+static int chat_line(struct vr_tokenize *c, const json_t *v, const char *file, long line, struct vr_err *err)
+{
+    if (!json_is_object(v)) return vr_err_set(err, VR_ERR_INPUT, file, line, "expected a task line (a JSON object)");
+    struct vr_buf text = {0};
+    struct vr_task t;
+    c->ids.n = 0;
+    if (vr_task_parse(v, VR_NEED_GRIDS, &c->lim, file, line, &t, err)) return -1;
+    int bad = vr_chat_task(c->tok, &t, &c->chat, file, line, &text, &c->ids, err);
+    vr_task_release(&t);
+    if (bad) {
+        vr_buf_free(&text);
+        return -1;
+    }
+    c->tokens += (long)c->ids.n;
+    c->bytes += (double)text.len;
+    vr_buf_putc(&c->out, '{');
+    json_t *id = json_object_get(v, "id");
+    if (id) {
+        vr_buf_puts(&c->out, "\"id\":");
+        vr_json_dump(&c->out, id);
+        vr_buf_putc(&c->out, ',');
+    }
+    vr_buf_puts(&c->out, "\"text\":");
+    vr_json_dump_string(&c->out, text.p ? text.p : "", text.len);
+    vr_buf_puts(&c->out, ",\"ids\":");
+    put_ids(&c->out, c->ids.v, c->ids.n);
+    vr_buf_printf(&c->out, ",\"n_tokens\":%zu}\n", c->ids.n);
+    vr_buf_free(&text);
+    return 0;
+}
+
 int vr_tokenize_line(struct vr_tokenize *c, const char *s, size_t n, const char *file, long line,
                      struct vr_err *err)
 {
@@ -91,38 +123,9 @@ int vr_tokenize_line(struct vr_tokenize *c, const char *s, size_t n, const char 
         vr_buf_free(&text);
         break;
     }
-    case VR_TOKENIZE_CHAT: {
-        if (!json_is_object(v)) {
-            vr_err_set(err, VR_ERR_INPUT, file, line, "expected a task line (a JSON object)");
-            goto out;
-        }
-        struct vr_buf text = {0};
-        struct vr_task t;
-        c->ids.n = 0;
-        if (vr_task_parse(v, VR_NEED_GRIDS, &c->lim, file, line, &t, err)) goto out;
-        int bad = vr_chat_task(c->tok, &t, &c->chat, file, line, &text, &c->ids, err);
-        vr_task_release(&t);
-        if (bad) {
-            vr_buf_free(&text);
-            goto out;
-        }
-        c->tokens += (long)c->ids.n;
-        c->bytes += (double)text.len;
-        vr_buf_putc(&c->out, '{');
-        json_t *id = json_object_get(v, "id");
-        if (id) {
-            vr_buf_puts(&c->out, "\"id\":");
-            vr_json_dump(&c->out, id);
-            vr_buf_putc(&c->out, ',');
-        }
-        vr_buf_puts(&c->out, "\"text\":");
-        vr_json_dump_string(&c->out, text.p ? text.p : "", text.len);
-        vr_buf_puts(&c->out, ",\"ids\":");
-        put_ids(&c->out, c->ids.v, c->ids.n);
-        vr_buf_printf(&c->out, ",\"n_tokens\":%zu}\n", c->ids.n);
-        vr_buf_free(&text);
+    case VR_TOKENIZE_CHAT:
+        if (chat_line(c, v, file, line, err)) goto out;
         break;
-    }
     }
     rc = 0;
 out:
