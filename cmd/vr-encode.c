@@ -12,21 +12,26 @@
 #include "cli.h"
 #include "encode.h"
 
-enum { O_MIN = 256, O_MAX, O_MINSIDE, O_PILLOW, O_MAXDEC, O_SKIP, O_VISION, O_CONFINE };
+static struct vr_progress prog;
+static struct vr_encode_opts o = {.cache_dir = "cache", .max_decode_pixels = VR_IMAGE_MAX_PIXELS_DEFAULT, .jobs = 2,
+                                  .out_name = "<stdout>", .progress = &prog};
+static const char *model;
+static int64_t min_pixels = -1, max_pixels = -1; /* -1: the --model's or the default */
+static int min_side = -1, pillow = -1, vision;
 
 static const struct vr_opt opts[] = {
-    {"cache", 'c', "DIR", "folder of the pixel cache files (default: cache)"},
-    {"model", 'm', "DIR", "preprocessing parameters from DIR/preprocessor_config.json"},
-    {"min-pixels", O_MIN, "N", "least resized area in pixels (default 3136, VLM-R1's)"},
-    {"max-pixels", O_MAX, "N", "largest resized area in pixels (default 12845056, VLM-R1's)"},
-    {"min-side", O_MINSIDE, "N", "first enlarge a short side under N px, as VLM-R1's trainer (default 0: off)"},
-    {"pillow", O_PILLOW, "N", "resample in the pass order of Pillow N: 12 or 13 (default 13)"},
-    {"jobs", 'j', "N", "images processed in parallel (default 2)"},
-    {"max-decode-pixels", O_MAXDEC, "N", "refuse larger images before decoding (default 178956970)"},
-    {"skip-bad", O_SKIP, NULL, "skip bad lines and images with a warning instead of failing"},
-    {"vision", O_VISION, NULL, "also cache the vision tower's embeddings of the --model checkpoint"},
-    {"confine", O_CONFINE, "DIR", "read only images inside DIR (symlinks resolved); others are bad lines"},
-    {0},
+    VR_OPT_STRING("cache", 'c', "DIR", &o.cache_dir, "folder of the pixel cache files (default: cache)"),
+    VR_OPT_STRING("model", 'm', "DIR", &model, "preprocessing parameters from DIR/preprocessor_config.json"),
+    VR_OPT_I64("min-pixels", 0, "N", &min_pixels, 1, 1LL << 30, "least resized area in pixels (default 3136, VLM-R1's)"),
+    VR_OPT_I64("max-pixels", 0, "N", &max_pixels, 1, 1LL << 30, "largest resized area in pixels (default 12845056, VLM-R1's)"),
+    VR_OPT_INT("min-side", 0, "N", &min_side, 0, 4096, "first enlarge a short side under N px, as VLM-R1's trainer (default 0: off)"),
+    VR_OPT_INT("pillow", 0, "N", &pillow, 1, 99, "resample in the pass order of Pillow N: 12 or 13 (default 13)"),
+    VR_OPT_INT("jobs", 'j', "N", &o.jobs, 1, 256, "images processed in parallel (default 2)"),
+    VR_OPT_I64("max-decode-pixels", 0, "N", &o.max_decode_pixels, 1, INT64_MAX, "refuse larger images before decoding (default 178956970)"),
+    VR_OPT_FLAG("skip-bad", 0, &o.skip_bad, "skip bad lines and images with a warning instead of failing"),
+    VR_OPT_FLAG("vision", 0, &vision, "also cache the vision tower's embeddings of the --model checkpoint"),
+    VR_OPT_STRING("confine", 0, "DIR", &o.confine, "read only images inside DIR (symlinks resolved); others are bad lines"),
+    VR_OPT_END,
 };
 
 static const struct vr_cli cli = {
@@ -67,32 +72,11 @@ static void report(const struct vr_encode_stats *s)
 
 int main(int argc, char **argv)
 {
-    const char *model = NULL;
-    int64_t min_pixels = -1, max_pixels = -1;
-    int min_side = -1, pillow = -1, vision = 0;
-    struct vr_progress prog;
-    struct vr_encode_opts o = {.cache_dir = "cache", .max_decode_pixels = VR_IMAGE_MAX_PIXELS_DEFAULT, .jobs = 2,
-                               .out = stdout, .out_name = "<stdout>", .progress = &prog, .note = note};
-    int c, ind;
-    const char *arg;
     struct vr_err err;
-    vr_cli_init(&cli, argc, argv);
+    int ind = vr_cli_parse(&cli, argc, argv);
     signal(SIGPIPE, SIG_IGN);
-    while ((c = vr_cli_next(&ind, &arg)) != -1) {
-        switch (c) {
-        case 'c': o.cache_dir = arg; break;
-        case 'm': model = arg; break;
-        case O_MIN: min_pixels = vr_cli_int("min-pixels", arg, 1, 1LL << 30); break;
-        case O_MAX: max_pixels = vr_cli_int("max-pixels", arg, 1, 1LL << 30); break;
-        case O_MINSIDE: min_side = (int)vr_cli_int("min-side", arg, 0, 4096); break;
-        case O_PILLOW: pillow = (int)vr_cli_int("pillow", arg, 1, 99); break;
-        case 'j': o.jobs = (int)vr_cli_int("jobs", arg, 1, 256); break;
-        case O_MAXDEC: o.max_decode_pixels = vr_cli_int("max-decode-pixels", arg, 1, INT64_MAX); break;
-        case O_SKIP: o.skip_bad = 1; break;
-        case O_VISION: vision = 1; break;
-        case O_CONFINE: o.confine = arg; break;
-        }
-    }
+    o.out = stdout;
+    o.note = note;
     vr_preproc_defaults(&o.pp);
     if (model && vr_preproc_load(&o.pp, model, &err)) vr_die(&err);
     if (min_pixels > 0) o.pp.min_pixels = min_pixels;

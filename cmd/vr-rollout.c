@@ -11,30 +11,33 @@
 #include "progress.h"
 #include "rollout.h"
 
-enum { O_TOKENIZER = 256, O_GREEDY, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_MAXTOK, O_STOPANS, O_SEED,
-       O_TEMPLATE, O_SYSTEM, O_BUDGET, O_MAXPROMPT, O_FOLLOW, O_STALE, O_PPS };
+static struct vr_rollout_opts o = {.G = 8, .max_tokens = 512,
+                                   .sampling = {.temperature = 1.0f, .top_p = 1.0f, .rep_penalty = 1.0f}};
+static const char *model, *tokenizer, *tmpl = "r1", *follow;
+static int64_t budget = 40960;
+static int max_prompt = 2048, stale = -1, pps; /* stale: -1 when not given */
 
 static const struct vr_opt opts[] = {
-    {"model", 'm', "DIR", "the policy checkpoint (required without --follow)"},
-    {"tokenizer", O_TOKENIZER, "FILE", "tokenizer.json (default: the model folder's)"},
-    {"group", 'G', "N", "completions per prompt (default 8)"},
-    {"greedy", O_GREEDY, NULL, "take the most likely token (no sampling)"},
-    {"temperature", O_TEMP, "T", "sampling temperature (default 1.0)"},
-    {"top-k", O_TOPK, "K", "keep the K most likely tokens (default 0: off)"},
-    {"top-p", O_TOPP, "P", "nucleus: keep the most likely tokens holding mass P (default 1: off)"},
-    {"min-p", O_MINP, "P", "drop tokens below P times the top probability (default 0: off)"},
-    {"repetition-penalty", O_REP, "X", "penalise tokens already seen, as HF (default 1: off)"},
-    {"max-tokens", O_MAXTOK, "N", "longest completion in tokens (default 512)"},
-    {"stop-after-answer", O_STOPANS, NULL, "end a completion once its text ends with </answer>"},
-    {"max-batch-tokens", O_BUDGET, "N", "KV cache size in tokens, shared by the prompts in flight (default 40960)"},
-    {"max-prompt-tokens", O_MAXPROMPT, "N", "longest prompt, images included (default 2048)"},
-    {"seed", O_SEED, "N", "seed of the sampler (default 0)"},
-    {"template", O_TEMPLATE, "NAME|FILE", "question template: r1, baseline, none, or a file with {Question} (default r1)"},
-    {"system", O_SYSTEM, "TEXT", "system prompt (default \"You are a helpful assistant.\")"},
-    {"follow", O_FOLLOW, "DIR", "sample from the weights a long-lived vr-update publishes in DIR (instead of --model)"},
-    {"max-staleness", O_STALE, "S", "with --follow: sample from weights at most S batches behind (default 0: on-policy)"},
-    {"prompts-per-step", O_PPS, "N", "with --follow: lines per batch, as vr-update's (default: the publisher's)"},
-    {0},
+    VR_OPT_STRING("model", 'm', "DIR", &model, "the policy checkpoint (required without --follow)"),
+    VR_OPT_STRING("tokenizer", 0, "FILE", &tokenizer, "tokenizer.json (default: the model folder's)"),
+    VR_OPT_INT("group", 'G', "N", &o.G, 1, 1024, "completions per prompt (default 8)"),
+    VR_OPT_FLAG("greedy", 0, &o.sampling.greedy, "take the most likely token (no sampling)"),
+    VR_OPT_FLOAT("temperature", 0, "T", &o.sampling.temperature, 1e-6, 100, "sampling temperature (default 1.0)"),
+    VR_OPT_INT("top-k", 0, "K", &o.sampling.top_k, 0, 100000000, "keep the K most likely tokens (default 0: off)"),
+    VR_OPT_FLOAT("top-p", 0, "P", &o.sampling.top_p, 1e-6, 1, "nucleus: keep the most likely tokens holding mass P (default 1: off)"),
+    VR_OPT_FLOAT("min-p", 0, "P", &o.sampling.min_p, 0, 1, "drop tokens below P times the top probability (default 0: off)"),
+    VR_OPT_FLOAT("repetition-penalty", 0, "X", &o.sampling.rep_penalty, 1e-3, 100, "penalise tokens already seen, as HF (default 1: off)"),
+    VR_OPT_INT("max-tokens", 0, "N", &o.max_tokens, 1, 1 << 20, "longest completion in tokens (default 512)"),
+    VR_OPT_FLAG("stop-after-answer", 0, &o.stop_after_answer, "end a completion once its text ends with </answer>"),
+    VR_OPT_I64("max-batch-tokens", 0, "N", &budget, 1, INT64_MAX / 2, "KV cache size in tokens, shared by the prompts in flight (default 40960)"),
+    VR_OPT_INT("max-prompt-tokens", 0, "N", &max_prompt, 1, 1 << 24, "longest prompt, images included (default 2048)"),
+    VR_OPT_U64("seed", 0, "N", &o.seed, "seed of the sampler (default 0)"),
+    VR_OPT_STRING("template", 0, "NAME|FILE", &tmpl, "question template: r1, baseline, none, or a file with {Question} (default r1)"),
+    VR_OPT_STRING("system", 0, "TEXT", &o.chat.system, "system prompt (default \"You are a helpful assistant.\")"),
+    VR_OPT_STRING("follow", 0, "DIR", &follow, "sample from the weights a long-lived vr-update publishes in DIR (instead of --model)"),
+    VR_OPT_INT("max-staleness", 0, "S", &stale, 0, 1 << 20, "with --follow: sample from weights at most S batches behind (default 0: on-policy)"),
+    VR_OPT_INT("prompts-per-step", 0, "N", &pps, 1, 1 << 30, "with --follow: lines per batch, as vr-update's (default: the publisher's)"),
+    VR_OPT_END,
 };
 
 static const struct vr_cli cli = {
@@ -55,46 +58,16 @@ static int put(void *ctx, json_t *task, struct vr_err *err)
 
 int main(int argc, char **argv)
 {
-    struct vr_rollout_opts o = {.G = 8, .max_tokens = 512,
-                                .sampling = {.temperature = 1.0f, .top_p = 1.0f, .rep_penalty = 1.0f}};
-    const char *model = NULL, *tokenizer = NULL, *tmpl = "r1", *follow = NULL;
     char *tmpl_text = NULL;
-    int64_t budget = 40960;
-    int max_prompt = 2048, stale = 0, pps = 0, have_stale = 0;
     struct vr_err err;
-    int c, ind;
-    const char *arg;
-    vr_cli_init(&cli, argc, argv);
-    while ((c = vr_cli_next(&ind, &arg)) != -1) {
-        switch (c) {
-        case 'm': model = arg; break;
-        case O_TOKENIZER: tokenizer = arg; break;
-        case 'G': o.G = (int)vr_cli_int("group", arg, 1, 1024); break;
-        case O_GREEDY: o.sampling.greedy = 1; break;
-        case O_TEMP: o.sampling.temperature = (float)vr_cli_double("temperature", arg, 1e-6, 100); break;
-        case O_TOPK: o.sampling.top_k = (int)vr_cli_int("top-k", arg, 0, 100000000); break;
-        case O_TOPP: o.sampling.top_p = (float)vr_cli_double("top-p", arg, 1e-6, 1); break;
-        case O_MINP: o.sampling.min_p = (float)vr_cli_double("min-p", arg, 0, 1); break;
-        case O_REP: o.sampling.rep_penalty = (float)vr_cli_double("repetition-penalty", arg, 1e-3, 100); break;
-        case O_MAXTOK: o.max_tokens = (int)vr_cli_int("max-tokens", arg, 1, 1 << 20); break;
-        case O_STOPANS: o.stop_after_answer = 1; break;
-        case O_SEED: o.seed = vr_cli_u64("seed", arg); break;
-        case O_TEMPLATE: tmpl = arg; break;
-        case O_SYSTEM: o.chat.system = arg; break;
-        case O_BUDGET: budget = vr_cli_int("max-batch-tokens", arg, 1, INT64_MAX / 2); break;
-        case O_MAXPROMPT: max_prompt = (int)vr_cli_int("max-prompt-tokens", arg, 1, 1 << 24); break;
-        case O_FOLLOW: follow = arg; break;
-        case O_STALE: stale = (int)vr_cli_int("max-staleness", arg, 0, 1 << 20), have_stale = 1; break;
-        case O_PPS: pps = (int)vr_cli_int("prompts-per-step", arg, 1, 1 << 30); break;
-        }
-    }
+    int ind = vr_cli_parse(&cli, argc, argv);
     if (model && follow)
         vr_die_usage("--model and --follow exclude each other: with --follow the policy is what DIR holds");
     if (!model && !follow) vr_die_usage("--model DIR (or --follow DIR) is required");
-    if (!follow && (have_stale || pps)) vr_die_usage("--max-staleness and --prompts-per-step need --follow DIR");
+    if (!follow && (stale >= 0 || pps)) vr_die_usage("--max-staleness and --prompts-per-step need --follow DIR");
     if (vr_chat_template_arg(tmpl, &o.chat.tmpl, &tmpl_text, &err)) vr_die(&err);
     struct vr_rollout_follow f;
-    if (follow && vr_rollout_follow_open(&f, follow, stale, pps, &err)) vr_die(&err);
+    if (follow && vr_rollout_follow_open(&f, follow, stale < 0 ? 0 : stale, pps, &err)) vr_die(&err);
     struct vr_rollout r;
     if (vr_rollout_init(&r, follow ? follow : model, tokenizer, &o, &err) ||
         vr_rollout_start(&r, budget, max_prompt, &err))

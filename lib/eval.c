@@ -25,14 +25,6 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
-int vr_eval_parse_name(const char *s, enum vr_eval_parse *out)
-{
-    if (!strcmp(s, "r1")) *out = VR_EVAL_R1;
-    else if (!strcmp(s, "baseline")) *out = VR_EVAL_BASELINE;
-    else return -1;
-    return 0;
-}
-
 static const char *status_name(enum vr_eval_status s)
 {
     static const char *const names[] = {"ok", "no_answer", "no_box", "bad_number"};
@@ -648,4 +640,74 @@ int vr_eval_draw(const char *dir, const struct vr_eval_verdict *v, int64_t index
     vr_buf_release(&name);
     vr_image_release(&im);
     return rc;
+}
+
+/* ---- vr-eval's run ------------------------------------------------------- */
+
+struct run {
+    const struct vr_eval_run_opts *o;
+    FILE *out;
+    int diff_run; /* 0 (OLD) or 1 (NEW) with diff, else -1 */
+    struct vr_eval_report report;
+    struct vr_eval_pairs pairs;
+    int64_t drawn, seen;
+};
+
+/* Write v as a line and drop it. */
+static int put_json(FILE *out, json_t *v, struct vr_err *err)
+{
+    int rc = vr_jsonl_write(out, v, err);
+    json_decref(v);
+    return rc;
+}
+
+static int run_take(void *ctx, struct vr_eval_verdict *v, int n, struct vr_err *err)
+{
+    struct run *s = ctx;
+    const struct vr_eval_run_opts *o = s->o;
+    for (int i = 0; i < n; i++, s->seen++) {
+        if (s->diff_run >= 0) {
+            vr_eval_pairs_add(&s->pairs, s->diff_run, &v[i]);
+            continue;
+        }
+        vr_eval_report_add(&s->report, &v[i]);
+        if (!o->summary_only && put_json(s->out, vr_eval_verdict_json(&v[i]), err)) return -1;
+        if (o->draw_dir && s->drawn < o->draw_max) {
+            int rc = vr_eval_draw(o->draw_dir, &v[i], s->seen, err);
+            if (rc < 0) return -1;
+            if (rc == 0) s->drawn++;
+            else if (o->not_drawn) o->not_drawn(err);
+        }
+    }
+    if (o->progress) vr_progress_update(o->progress, s->seen);
+    return 0;
+}
+
+int vr_eval_run(const struct vr_eval_run_opts *o, const char *const *inputs, int n, FILE *out,
+                int64_t *nskipped, struct vr_err *err)
+{
+    struct run s = {.o = o, .out = out, .diff_run = -1};
+    const char *by = o->eval.by;
+    int rc = 0;
+    *nskipped = 0;
+    if (o->draw_dir && vr_mkdir_p(o->draw_dir, err)) return -1;
+    if (o->diff) vr_eval_pairs_init(&s.pairs);
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (o->diff) s.diff_run = i;
+        rc = vr_eval_read(inputs[i], &o->eval, o->skip_bad, run_take, &s, o->skipped, nskipped, err);
+    }
+    if (o->progress) vr_progress_end(o->progress);
+    if (rc == 0 && s.drawn) rc = vr_image_write_sync(o->draw_dir, err);
+    if (o->draw_dir) vr_draw_shutdown(); /* cairo's and fontconfig's caches */
+    if (o->diff) {
+        json_t *lines = rc ? NULL : vr_eval_pairs_lines(&s.pairs, by);
+        for (size_t i = 0; i < json_array_size(lines) && rc == 0; i++)
+            rc = put_json(out, json_incref(json_array_get(lines, i)), err);
+        json_decref(lines);
+        vr_eval_pairs_release(&s.pairs);
+    }
+    for (int g = 0; g < s.report.n && rc == 0; g++)
+        rc = put_json(out, vr_eval_summary_json(&s.report.sum[g], by, s.report.group[g], o->eval.iou_threshold), err);
+    vr_eval_report_release(&s.report);
+    return rc ? -1 : 0;
 }

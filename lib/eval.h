@@ -11,13 +11,14 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "progress.h"
 #include "reward.h"
 
 enum vr_eval_parse {
     VR_EVAL_R1,       /* first <answer>…</answer>, then \{.*\[\d+, \d+, \d+, \d+].*\} in it */
     VR_EVAL_BASELINE, /* the first numeric 4-list anywhere: floats, signs, decimals */
 };
-int vr_eval_parse_name(const char *s, enum vr_eval_parse *out);
+/* (vr-eval --parse names them in this order: r1|baseline) */
 
 enum vr_eval_status {
     VR_EVAL_OK,
@@ -121,6 +122,24 @@ void vr_eval_pairs_release(struct vr_eval_pairs *p);
  * why, for a warning); -1 when the picture cannot be written. The file is
  * not fsynced (vr_image_write_sync(dir) once at the end). */
 int vr_eval_draw(const char *dir, const struct vr_eval_verdict *v, int64_t index, struct vr_err *err);
+
+/* What vr-eval writes for inputs[0..n) ("-": standard input): each verdict
+ * line (unless summary_only), then with diff (two inputs, OLD and NEW) the
+ * paired lines per group, then a summary line per group; with draw_dir the
+ * first draw_max verdicts' pictures (a verdict that has none goes to
+ * not_drawn, a bad line skipped with skip_bad to skipped and *nskipped).
+ * Returns 0, or -1 with err (the lines written so far stay written). */
+struct vr_eval_run_opts {
+    struct vr_eval_opts eval;
+    int summary_only, diff, skip_bad;
+    const char *draw_dir;          /* NULL: no pictures */
+    int64_t draw_max;
+    struct vr_progress *progress;  /* counts the verdicts; NULL for none */
+    void (*skipped)(const struct vr_err *err);
+    void (*not_drawn)(const struct vr_err *err);
+};
+int vr_eval_run(const struct vr_eval_run_opts *o, const char *const *inputs, int n, FILE *out,
+                int64_t *nskipped, struct vr_err *err);
 
 
 #endif

@@ -206,3 +206,41 @@ json_t *vr_imgswap_summary_json(const struct vr_imgswap_summary *s, const char *
     }
     return o;
 }
+
+struct writer {
+    FILE *out;
+    const char *by;
+    int summary_only;
+    struct vr_progress *progress;
+    int64_t seen;
+};
+
+static int write_line(void *ctx, const struct vr_imgswap_line *l, struct vr_err *err)
+{
+    struct writer *w = ctx;
+    if (!w->summary_only) {
+        json_t *j = vr_imgswap_line_json(l, w->by);
+        int rc = vr_jsonl_write(w->out, j, err);
+        json_decref(j);
+        if (rc) return -1;
+    }
+    w->seen++;
+    if (w->progress) vr_progress_update(w->progress, w->seen);
+    return 0;
+}
+
+int vr_imgswap_write(const struct vr_imgswap_opts *o, char *const *inputs, int n, int summary_only,
+                     struct vr_progress *progress, FILE *out, struct vr_err *err)
+{
+    struct writer w = {out, o->by ? o->by : "split", summary_only, progress, 0};
+    struct vr_imgswap_report rep = {0};
+    int rc = vr_imgswap_run(o, inputs, n, write_line, &w, &rep, err);
+    if (progress) vr_progress_end(progress);
+    for (int g = 0; g < rep.n && rc == 0; g++) {
+        json_t *j = vr_imgswap_summary_json(&rep.sum[g], w.by);
+        rc = vr_jsonl_write(out, j, err);
+        json_decref(j);
+    }
+    vr_imgswap_report_release(&rep);
+    return rc ? -1 : 0;
+}

@@ -25,6 +25,7 @@
 
 #include "chat.h"
 #include "err.h"
+#include "progress.h"
 
 struct vr_imgswap_opts {
     const char *model;             /* checkpoint folder (its LoRA adapter applies, if any) */
@@ -62,6 +63,11 @@ typedef int (*vr_imgswap_fn)(void *ctx, const struct vr_imgswap_line *l, struct 
 int vr_imgswap_run(const struct vr_imgswap_opts *o, char *const *inputs, int n, vr_imgswap_fn fn,
                    void *ctx, struct vr_imgswap_report *rep, struct vr_err *err);
 void vr_imgswap_report_release(struct vr_imgswap_report *rep);
+/* vr-eval --image-swap: vr_imgswap_run writing a line per input line to out
+ * (unless summary_only), then a summary line per group. progress (may be
+ * NULL) counts the lines. Returns 0, or -1 with err. */
+int vr_imgswap_write(const struct vr_imgswap_opts *o, char *const *inputs, int n, int summary_only,
+                     struct vr_progress *progress, FILE *out, struct vr_err *err);
 
 /* {"id","<by>","tokens","nll"[,"nll_swapped","gap"]} */
 json_t *vr_imgswap_line_json(const struct vr_imgswap_line *l, const char *by);

@@ -200,7 +200,7 @@ enum vr_scale {
     VR_SCALE_BATCH, /* (r - group mean) / (batch std + 1e-4): TRL's scale_rewards="batch" */
     VR_SCALE_NONE,  /* r - group mean: Dr. GRPO */
 };
-int vr_scale_parse(const char *s, enum vr_scale *out);
+/* (vr-reward --scale names them in this order: group|batch|none) */
 
 /* Mean and unbiased standard deviation (torch.std's default, n - 1) of
  * r[0..n), n >= 1. For n == 1 torch gives NaN, which would make every
@@ -216,5 +216,35 @@ int vr_reward_advantages(json_t *line, enum vr_scale scale, double batch_std);
 /* Unbiased std over the "reward" of every completion of lines[0..n) (0 for a
  * single completion). */
 double vr_reward_batch_std(json_t *const *lines, size_t n);
+
+/* ---- batches: advantages, then out (reward_batch.c) ------------------------ */
+
+/* Scored lines on their way to out: held until their batch is complete (each
+ * line is one with VR_SCALE_GROUP and NONE; prompts lines, or the whole
+ * input, with VR_SCALE_BATCH), then given advantages and written, and out
+ * flushed at once (in the steady-state loop vr-update waits for a line before
+ * the rollout gets the weights of its next batch). Zero-initialise, then set
+ * the fields above pend. */
+struct vr_reward_batch {
+    enum vr_scale scale;
+    int64_t prompts;      /* VR_SCALE_BATCH: lines per batch; 0: the whole input */
+    int drop;             /* leave out degenerate groups */
+    FILE *out;
+    const char *out_name; /* out's name in errors ("<stdout>") */
+    json_t **pend;
+    size_t npend, cap;
+    int64_t groups, degenerate, written; /* counts for the summary */
+};
+/* Take a scored line (the batch owns it); a complete batch is written.
+ * Returns 0, or -1 with err (a write failed, or a line's rewards are too
+ * large for advantages). */
+int vr_reward_batch_push(struct vr_reward_batch *b, json_t *line, struct vr_err *err);
+/* Write the lines held (the last batch). 0, or -1 with err. */
+int vr_reward_batch_flush(struct vr_reward_batch *b, struct vr_err *err);
+void vr_reward_batch_release(struct vr_reward_batch *b);
+/* The run in one line, appended to s: "G groups, C completions; mean reward
+ * X (NAME m, ...); D degenerate[ (dropped)]", the means over the unweighted
+ * rewards of r's terms and X the weighted total. */
+void vr_reward_summary(const struct vr_reward *r, const struct vr_reward_batch *b, struct vr_buf *s);
 
 #endif

@@ -305,15 +305,6 @@ void vr_reward_release(struct vr_reward *r)
 
 /* ---- advantages ------------------------------------------------------------ */
 
-int vr_scale_parse(const char *s, enum vr_scale *out)
-{
-    if (strcmp(s, "group") == 0) *out = VR_SCALE_GROUP;
-    else if (strcmp(s, "batch") == 0) *out = VR_SCALE_BATCH;
-    else if (strcmp(s, "none") == 0) *out = VR_SCALE_NONE;
-    else return -1;
-    return 0;
-}
-
 void vr_reward_stats(const double *r, size_t n, double *mean, double *std)
 {
     VR_ASSERT(n >= 1);

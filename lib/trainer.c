@@ -539,3 +539,20 @@ void vr_trainer_release(struct vr_trainer *t)
     free(r);
     t->impl = NULL;
 }
+
+int vr_trainer_run(struct vr_trainer *t, struct vr_jsonl_files *in, struct vr_err *err)
+{
+    for (int rc = 1; rc > 0;) {
+        json_t *line = NULL;
+        if ((rc = vr_jsonl_files_next(in, &line, err)) < 0) return -1;
+        int more = vr_trainer_feed(t, line, in->in.path, in->in.line, err);
+        json_decref(line);
+        if (more < 0 && t->taken) { /* keep the steps taken: the run folder at the last finished batch */
+            struct vr_err e2;
+            if (vr_trainer_save(t, VR_TRAINER_ROOT, &e2)) warn(t->impl, "%s", e2.msg);
+        }
+        while (more > 0) more = vr_trainer_step(t, err);
+        if (more < 0) return -1;
+    }
+    return 0;
+}

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "jsonl.h"
 #include "optim.h"
 #include "update.h"
 
@@ -125,5 +126,12 @@ int vr_trainer_close(struct vr_trainer *t, struct vr_err *err);
 /* Free t without saving (after a failure); the run folder is unlocked, and
  * removed when open made it and nothing was saved into it. */
 void vr_trainer_release(struct vr_trainer *t);
+
+/* vr-update's loop: feed every line of in, taking each
+ * complete batch's steps as soon as its last line is read. On a bad line
+ * after steps were taken, the run folder is first saved as of the last
+ * finished batch (a failed save goes to o->warn). Returns 0 at the end of
+ * the input, -1 with err; either way t is still open (close or release it). */
+int vr_trainer_run(struct vr_trainer *t, struct vr_jsonl_files *in, struct vr_err *err);
 
 #endif
