@@ -49,18 +49,6 @@ void vr_optstate_release(struct vr_optstate *s)
     memset(s, 0, sizeof *s);
 }
 
-/* The per-element update, scalars already rounded to float32. */
-struct adamw_k {
-    float decay;     /* 1 - lr*wd */
-    int do_decay;    /* wd != 0 */
-    float w1;        /* 1 - beta1: the lerp weight */
-    int small;       /* |w1| < 0.5 */
-    float b2, w2;    /* beta2, 1 - beta2 */
-    float bc2s;      /* sqrt(1 - beta2^step) */
-    float eps;
-    float neg_step;  /* -lr / (1 - beta1^step) */
-};
-
 /* x86-64 builds without -mfma get a second copy compiled for FMA hardware, so
  * fmaf is one instruction there instead of a call into libm (same result). */
 #if defined(__x86_64__) && !defined(__FMA__)
@@ -72,7 +60,7 @@ struct adamw_k {
 /* Scalar (sqrtf's errno keeps GCC from vectorising): about 5 ns an element
  * on one core, mostly memory traffic (7 floats an element). */
 VR_FMA_CLONES
-static void adamw_range(const struct adamw_k *k, float *restrict w, const float *restrict g,
+static void adamw_range(const struct vr_adamw_consts *k, float *restrict w, const float *restrict g,
                         float *restrict m, float *restrict v, size_t n)
 {
     /* lerp's two forms: m + w1*(g-m) for a small weight, else g + (w1-1)*(g-m) */
@@ -97,7 +85,7 @@ static void adamw_range(const struct adamw_k *k, float *restrict w, const float 
 #define ADAMW_PIECE ((size_t)1 << 16)
 
 struct adamw_job {
-    const struct adamw_k *k;
+    const struct vr_adamw_consts *k;
     const struct vr_range *r;
     int nr;
     float *w;
@@ -122,8 +110,7 @@ static void adamw_pieces(void *ctx, int b, int e)
     }
 }
 
-void vr_adamw_step(const struct vr_adamw *o, double lr, int64_t step, const struct vr_range *r,
-                   int nr, float *w, const float *g, struct vr_optstate *s)
+void vr_adamw_consts(const struct vr_adamw *o, double lr, int64_t step, struct vr_adamw_consts *k)
 {
     VR_ASSERT(step >= 1);
     /* torch: step = state_steps[i].item(); Python doubles from here on */
@@ -131,7 +118,7 @@ void vr_adamw_step(const struct vr_adamw *o, double lr, int64_t step, const stru
     double bc2 = 1.0 - pow(o->beta2, (double)step);
     double step_size = lr / bc1;
     double bc2_sqrt = pow(bc2, 0.5); /* bias_correction2**0.5 */
-    struct adamw_k k = {
+    *k = (struct vr_adamw_consts){
         .decay = (float)(1.0 - lr * o->weight_decay),
         .do_decay = o->weight_decay != 0,
         .w1 = (float)(1.0 - o->beta1),
@@ -141,7 +128,14 @@ void vr_adamw_step(const struct vr_adamw *o, double lr, int64_t step, const stru
         .eps = (float)o->eps,
         .neg_step = (float)(-step_size),
     };
-    k.small = fabsf(k.w1) < 0.5f; /* ATen's is_lerp_weight_small, on the float weight */
+    k->small = fabsf(k->w1) < 0.5f; /* ATen's is_lerp_weight_small, on the float weight */
+}
+
+void vr_adamw_step(const struct vr_adamw *o, double lr, int64_t step, const struct vr_range *r,
+                   int nr, float *w, const float *g, struct vr_optstate *s)
+{
+    struct vr_adamw_consts k;
+    vr_adamw_consts(o, lr, step, &k);
     /* every element is its own computation: cut each range into 64K-element
      * pieces and run them on the thread pool (bit-identical to a serial loop) */
     struct adamw_job j = {&k, r, nr, w, g, s, NULL, 0};

@@ -47,6 +47,21 @@ struct vr_optstate {
 int vr_optstate_init(struct vr_optstate *s, size_t n, struct vr_err *err);
 void vr_optstate_release(struct vr_optstate *s);
 
+/* One step's scalars, rounded to float32 where torch rounds them: what the
+ * per-element update reads (here and in the CUDA twin, kernels/optim.cu, so
+ * both backends compute the same bits). step >= 1. */
+struct vr_adamw_consts {
+    float decay;     /* 1 - lr*wd */
+    int do_decay;    /* wd != 0 */
+    float w1;        /* 1 - beta1: the lerp weight */
+    int small;       /* |w1| < 0.5: which of lerp's two forms (ATen's is_lerp_weight_small) */
+    float b2, w2;    /* beta2, 1 - beta2 */
+    float bc2s;      /* sqrt(1 - beta2^step) */
+    float eps;
+    float neg_step;  /* -lr / (1 - beta1^step) */
+};
+void vr_adamw_consts(const struct vr_adamw *o, double lr, int64_t step, struct vr_adamw_consts *k);
+
 /* One AdamW step of every range: w (the master weights) from g, updating
  * s->m and s->v. lr: this step's rate; step: its 1-based count (torch's
  * state["step"] after the increment: 1 on the first step), shared by all

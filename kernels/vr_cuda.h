@@ -1,0 +1,140 @@
+/* vr_cuda.h: the CUDA backend's ops (the .cu files of kernels/), callable from C, on
+ * device pointers (DESIGN.md §7). Each op is the GPU twin of a CPU op and
+ * keeps its contract: the training ops of lib/cpu/train_ops.h (f32 arrays,
+ * backward writes dx and ADDS into weight gradients, any gradient pointer may
+ * be NULL), the inference ops of lib/cpu/ops.h. tests/unit/cuda_ops.c checks
+ * every one against the float64 CPU reference.
+ *
+ * Numbers: fp32 math and accumulation; weights may be stored as bf16 (the
+ * *_bf16 entry points). Every reduction has a fixed shape that depends on the
+ * sizes alone (no atomics on floats), so results do not depend on timing:
+ * two runs give the same bits.
+ *
+ * Errors: the ops enqueue on the current stream and return nothing; a launch
+ * or CUDA error is kept and reported by vr_cuda_sync (a message into msg),
+ * the one place callers check, as cudaDeviceSynchronize does. */
+#ifndef VR_CUDA_H
+#define VR_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- runtime ---- */
+
+/* GPUs visible to this process; 0 without a driver or a device (never fails). */
+int vr_cuda_device_count(void);
+/* "NVIDIA H200 (sm_90, 139 GiB)" into buf. */
+void vr_cuda_device_name(char *buf, size_t n);
+/* Wait for the queued work; 0, or -1 with the first error since the last
+ * sync in msg (size n). */
+int vr_cuda_sync(char *msg, size_t n);
+/* Device memory; NULL when out of memory (the error is also kept for sync). */
+void *vr_cuda_alloc(size_t bytes);
+void vr_cuda_free(void *p);
+void vr_cuda_to_device(void *dst, const void *src, size_t bytes);
+void vr_cuda_to_host(void *dst, const void *src, size_t bytes);
+void vr_cuda_zero(void *p, size_t bytes);
+
+/* ---- linear (cuBLASLt) ---- */
+
+/* y (N,O) = x (N,In) . w (O,In)^T + b (O); b may be NULL. fp32 in and out,
+ * fp32 compute (no TF32). ws: device scratch for cuBLASLt (may be NULL). */
+void vr_cuda_linear_fwd(float *y, const float *x, const float *w, const float *b, int N, int O, int In);
+/* dx (N,In) = dy . w (dx may be NULL); dw (O,In) += dy^T . x; db (O) += sum_n dy. */
+void vr_cuda_linear_bwd(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                        int N, int O, int In);
+/* The same forward with w and x rounded to bf16 (w stored bf16: uint16_t
+ * bit patterns), fp32 accumulation and output: the inference GEMM. xb is
+ * device scratch of N*In bf16 for x's rounded copy. */
+void vr_cuda_linear_fwd_bf16(float *y, const float *x, const uint16_t *w, const float *b, int N, int O,
+                             int In, uint16_t *xb);
+
+/* ---- elementwise, norms, rope ---- */
+
+/* y (N,D) = x * rstd * w, rstd (N) = 1/sqrt(mean(x^2) + eps). */
+void vr_cuda_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int N, int D, double eps);
+/* dx (N,D) (may alias dy; may be NULL); dw (D) += sum_n dy * x * rstd (may be NULL). */
+void vr_cuda_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *rstd,
+                         const float *w, int N, int D);
+/* y = silu(g) * u; and its backward (dg may alias dy; either may be NULL). */
+void vr_cuda_swiglu_fwd(float *y, const float *g, const float *u, size_t n);
+void vr_cuda_swiglu_bwd(float *dg, float *du, const float *dy, const float *g, const float *u, size_t n);
+/* y = gelu(x), erf form; dx = dy * gelu'(x) (dx may alias dy). */
+void vr_cuda_gelu_fwd(float *y, const float *x, size_t n);
+void vr_cuda_gelu_bwd(float *dx, const float *dy, const float *x, size_t n);
+/* x += y. */
+void vr_cuda_add(float *x, const float *y, size_t n);
+/* In place on x (N, H, K), rows `stride` floats apart: rotate-half RoPE with
+ * per-row tables cos, sin (N, K); inverse != 0 applies the transpose (the
+ * backward). M-RoPE is the same op: its sections are in the tables. */
+void vr_cuda_rope(float *x, const float *cos, const float *sin, int N, int H, int K, int stride, int inverse);
+/* Softmax of each row of x (M, N) in place. */
+void vr_cuda_softmax(float *x, int M, int N);
+
+/* ---- embedding ---- */
+
+/* out (N, D) = table[ids[n]]; table (V, D) f32 or bf16. ids must be < V. */
+void vr_cuda_embed_fwd(float *out, const float *table, const int32_t *ids, int N, int D);
+void vr_cuda_embed_fwd_bf16(float *out, const uint16_t *table, const int32_t *ids, int N, int D);
+/* dtable (V, D) += dout rows at ids, each row of dtable summed in the order
+ * of n (deterministic: no atomics). */
+void vr_cuda_embed_bwd(float *dtable, const float *dout, const int32_t *ids, int N, int D, int V);
+/* x (rows, D): x[pos[i]] = src[i] for i < n (image features into the
+ * positions of their <|image_pad|> tokens); the backward gathers dsrc[i] =
+ * dx[pos[i]] and zeroes those rows of dx. */
+void vr_cuda_rows_scatter(float *x, const float *src, const int32_t *pos, int n, int D);
+void vr_cuda_rows_scatter_bwd(float *dsrc, float *dx, const int32_t *pos, int n, int D);
+
+/* ---- attention ---- */
+
+/* The dimensions of one attention call (the same for forward and backward).
+ * Packed sequences: rows [cu[s], cu[s+1]) form sequence s (nseg of them; cu
+ * is a DEVICE array of nseg + 1 ints). q (N, H, K) rows q_stride floats
+ * apart; k, v (N, KVH, K) rows kv_stride apart; H % KVH == 0 (head h reads kv
+ * head h / (H / KVH)). causal: row i sees the rows <= i of its sequence, else
+ * all of them. scale 1/sqrt(K). K <= 256. */
+struct vr_cuda_attn {
+    int N, H, KVH, K, q_stride, kv_stride, nseg, causal;
+    const int *cu;
+};
+/* out (N, H*K) dense; lse (N, H) saved for backward. */
+void vr_cuda_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                      const struct vr_cuda_attn *a);
+/* dq, dk, dv (layouts of q, k, v; overwritten) from dout (N, H*K) and the
+ * forward's out and lse. scratch: N*H floats of device memory. */
+void vr_cuda_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                      const float *q, const float *k, const float *v, const struct vr_cuda_attn *a,
+                      float *scratch);
+
+/* ---- log-probabilities through the LM head ---- */
+
+/* logits = h (N,D) . w (V,D)^T / temp, in row chunks so at most `chunk` x V
+ * floats of logits exist (scratch: chunk*V floats of device memory);
+ * logp (N) = log_softmax(logits)[target], ent (N) the entropy (may be NULL). */
+void vr_cuda_logp_fwd(float *logp, float *ent, const float *h, const float *w, const int32_t *target, int N,
+                      int D, int V, double temp, float *scratch, int chunk);
+/* dh (N,D) from dlogp (N); dw (V,D) += (may be NULL); the logits are
+ * recomputed chunk by chunk in scratch (chunk*V floats). */
+void vr_cuda_logp_bwd(float *dh, float *dw, const float *dlogp, const float *h, const float *w,
+                      const int32_t *target, int N, int D, int V, double temp, float *scratch, int chunk);
+
+/* ---- optimizer ---- */
+
+/* One AdamW step over n floats: torch.optim.AdamW's single-tensor path with
+ * the per-element operations of lib/optim.c in the same order, each rounded
+ * as there (no contraction into FMAs beyond the two fmaf of the CPU code), on
+ * the scalars vr_adamw_consts rounded on the host: the same bits as
+ * vr_adamw_step. */
+void vr_cuda_adamw(float *w, const float *g, float *m, float *v, size_t n, const struct vr_adamw_consts *k);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,416 @@
+/* cuda_ops.c: every CUDA op (kernels/vr_cuda.h) against its CPU twin: the
+ * float64 training ops of lib/cpu/train_ops.h (the same code as the float32
+ * ones vr-update runs, in double) or a plain loop written here, on random
+ * shapes including odd sizes; AdamW against lib/optim.c bit for bit; two
+ * runs of every reducing op bit for bit (no atomics, fixed trees).
+ *
+ * Tolerances are normwise, max|gpu - ref| / max|ref|, and come from the
+ * float32 arithmetic: a sum of n float32 terms is off by at most about
+ * n u sum|terms| (u = 2^-24, Higham §4.2), CUDA's expf/erff/logf are within
+ * 2 ulp and sqrtf/division are correctly rounded. Each bound below is that
+ * estimate for the op's longest sum, times a factor of 4 for the terms
+ * around it; it depends on the shapes only, never on the machine.
+ *
+ * Built only where nvcc exists (the Makefile defines VR_CUDA and links
+ * kernels/); without a GPU it skips. */
+#include <math.h>
+#include <string.h>
+
+#include "../tap.h"
+
+#ifndef VR_CUDA
+int main(void)
+{
+    skip_all("built without nvcc: no CUDA backend");
+    return 0;
+}
+#else
+
+#include "cpu/train_ops.h"
+#include "err.h"
+#include "optim.h"
+#include "rng.h"
+#include "tensor.h"
+#include "vr_cuda.h"
+
+#define U 0x1p-24 /* float32 unit roundoff */
+
+static struct vr_ws ws;
+static struct vr_rng rng;
+
+static double *dvec(size_t n, double lo, double hi)
+{
+    double *x = vr_xmalloc((n ? n : 1) * sizeof *x);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(lo + (hi - lo) * vr_rng_double(&rng)); /* float-exact */
+    return x;
+}
+
+static float *f32(const double *x, size_t n)
+{
+    float *y = vr_xmalloc((n ? n : 1) * sizeof *y);
+    for (size_t i = 0; i < n; i++) y[i] = (float)x[i];
+    return y;
+}
+
+/* device copy of n floats of x (NULL: n zeros) */
+static float *dev(const double *x, size_t n)
+{
+    float *d = vr_cuda_alloc((n ? n : 1) * sizeof(float));
+    if (x) {
+        float *h = f32(x, n);
+        vr_cuda_to_device(d, h, n * sizeof(float));
+        free(h);
+    } else {
+        vr_cuda_zero(d, (n ? n : 1) * sizeof(float));
+    }
+    return d;
+}
+
+static void *dev_bytes(const void *x, size_t bytes)
+{
+    void *d = vr_cuda_alloc(bytes ? bytes : 1);
+    if (bytes) vr_cuda_to_device(d, x, bytes);
+    return d;
+}
+
+static float *host(const float *d, size_t n)
+{
+    float *h = vr_xmalloc((n ? n : 1) * sizeof *h);
+    char msg[256];
+    if (vr_cuda_sync(msg, sizeof msg)) {
+        diag("%s", msg);
+        ok(0, "CUDA error");
+        memset(h, 0, (n ? n : 1) * sizeof *h);
+        return h;
+    }
+    vr_cuda_to_host(h, d, n * sizeof(float));
+    return h;
+}
+
+/* max|got - want| / max(max|want|, tiny) <= tol */
+static int close_to(const char *what, const float *dgot, const double *want, size_t n, double tol)
+{
+    float *got = host(dgot, n);
+    double e = 0, m = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!(d <= e)) e = d, at = i; /* NaN lands here */
+        if (fabs(want[i]) > m) m = fabs(want[i]);
+    }
+    double rel = e / (m > 1e-30 ? m : 1e-30);
+    int r = ok(rel <= tol, "%s: error %.3g <= %.3g", what, rel, tol);
+    if (!r && n) diag("  at %zu: got %.9g want %.9g", at, got[at], want[at]);
+    free(got);
+    return r;
+}
+
+/* The same op run twice gives the same bits. */
+static void same_bits(const char *what, const float *a, const float *b, size_t n)
+{
+    float *x = host(a, n), *y = host(b, n);
+    ok(!memcmp(x, y, n * sizeof *x), "%s: two runs give the same bits", what);
+    free(x), free(y);
+}
+
+static void test_elementwise(size_t n)
+{
+    double *g = dvec(n, -6, 6), *u = dvec(n, -2, 2), *dy = dvec(n, -1, 1);
+    double *y = vr_xmalloc(n * sizeof *y), *dg = vr_xmalloc(n * sizeof *dg), *du = vr_xmalloc(n * sizeof *du);
+    float *G = dev(g, n), *Uu = dev(u, n), *DY = dev(dy, n), *Y = dev(NULL, n), *DG = dev(NULL, n), *DU = dev(NULL, n);
+    /* one exp (2 ulp), a division, two products: a few ulp each element */
+    vr_train_swiglu_fwd_f64(y, g, u, n);
+    vr_cuda_swiglu_fwd(Y, G, Uu, n);
+    close_to("swiglu_fwd", Y, y, n, 16 * U);
+    vr_train_swiglu_bwd_f64(dg, du, dy, g, u, n);
+    vr_cuda_swiglu_bwd(DG, DU, DY, G, Uu, n);
+    close_to("swiglu_bwd dg", DG, dg, n, 32 * U);
+    close_to("swiglu_bwd du", DU, du, n, 16 * U);
+    /* erff and expf within 2 ulp, a few products */
+    vr_train_gelu_fwd_f64(y, g, n);
+    vr_cuda_gelu_fwd(Y, G, n);
+    close_to("gelu_fwd", Y, y, n, 16 * U);
+    vr_train_gelu_bwd_f64(dg, dy, g, n);
+    vr_cuda_gelu_bwd(DG, DY, G, n);
+    close_to("gelu_bwd", DG, dg, n, 32 * U);
+    /* one rounded addition */
+    for (size_t i = 0; i < n; i++) y[i] = (double)(float)(g[i] + u[i]);
+    vr_cuda_add(G, Uu, n);
+    close_to("add (exact: one rounding)", G, y, n, 0);
+    free(g), free(u), free(dy), free(y), free(dg), free(du);
+    vr_cuda_free(G), vr_cuda_free(Uu), vr_cuda_free(DY), vr_cuda_free(Y), vr_cuda_free(DG), vr_cuda_free(DU);
+}
+
+static void test_rmsnorm(int N, int D)
+{
+    size_t n = (size_t)N * D;
+    double *x = dvec(n, -2, 2), *w = dvec(D, 0.5, 1.5), *dy = dvec(n, -1, 1);
+    double *y = vr_xmalloc(n * 8), *rs = vr_xmalloc((size_t)N * 8), *dx = vr_xmalloc(n * 8), *dw = vr_xcalloc(D, 8);
+    float *X = dev(x, n), *W = dev(w, D), *DYd = dev(dy, n), *Y = dev(NULL, n), *RS = dev(NULL, N), *DX = dev(NULL, n),
+          *DW = dev(NULL, D), *DW2 = dev(NULL, D);
+    vr_train_rmsnorm_fwd_f64(y, rs, x, w, N, D, 1e-6);
+    vr_cuda_rmsnorm_fwd(Y, RS, X, W, N, D, 1e-6);
+    /* a sum of D squares, then rsqrt and two products */
+    close_to("rmsnorm_fwd y", Y, y, n, 4 * (D + 8) * U);
+    close_to("rmsnorm_fwd rstd", RS, rs, N, 4 * (D + 8) * U);
+    vr_train_rmsnorm_bwd_f64(dx, dw, dy, x, rs, w, N, D);
+    vr_cuda_rmsnorm_bwd(DX, DW, DYd, X, RS, W, N, D);
+    vr_cuda_rmsnorm_bwd(NULL, DW2, DYd, X, RS, W, N, D);
+    /* dx: a dot of D terms on top of rstd's error; dw: a sum over N rows */
+    close_to("rmsnorm_bwd dx", DX, dx, n, 8 * (D + 8) * U);
+    close_to("rmsnorm_bwd dw", DW, dw, D, 4 * (N + D + 8) * U);
+    same_bits("rmsnorm_bwd dw", DW, DW2, D);
+    free(x), free(w), free(dy), free(y), free(rs), free(dx), free(dw);
+    vr_cuda_free(X), vr_cuda_free(W), vr_cuda_free(DYd), vr_cuda_free(Y), vr_cuda_free(RS), vr_cuda_free(DX);
+    vr_cuda_free(DW), vr_cuda_free(DW2);
+}
+
+static void test_rope(int N, int H, int K, int stride)
+{
+    size_t n = (size_t)N * stride;
+    double *x = dvec(n, -2, 2), *c = vr_xmalloc((size_t)N * K * 8), *s = vr_xmalloc((size_t)N * K * 8);
+    for (int i = 0; i < N * K; i++) {
+        double th = vr_rng_double(&rng) * 6.283;
+        c[i] = (float)cos(th), s[i] = (float)sin(th);
+    }
+    float *cf = f32(c, (size_t)N * K), *sf = f32(s, (size_t)N * K);
+    float *X = dev(x, n), *C = dev(c, (size_t)N * K), *S = dev(s, (size_t)N * K);
+    vr_train_rope_f64(x, cf, sf, N, H, K, stride, 0);
+    vr_cuda_rope(X, C, S, N, H, K, stride, 0);
+    /* two products and a sum each element */
+    close_to("rope", X, x, n, 8 * U);
+    vr_train_rope_f64(x, cf, sf, N, H, K, stride, 1);
+    vr_cuda_rope(X, C, S, N, H, K, stride, 1);
+    close_to("rope inverse", X, x, n, 16 * U);
+    free(x), free(c), free(s), free(cf), free(sf);
+    vr_cuda_free(X), vr_cuda_free(C), vr_cuda_free(S);
+}
+
+static void test_linear(int N, int O, int In, int bias)
+{
+    double *x = dvec((size_t)N * In, -1, 1), *w = dvec((size_t)O * In, -1, 1), *b = bias ? dvec(O, -1, 1) : NULL;
+    double *dy = dvec((size_t)N * O, -1, 1), *y = vr_xmalloc((size_t)N * O * 8), *dx = vr_xmalloc((size_t)N * In * 8);
+    double *dw = dvec((size_t)O * In, -1, 1), *db = bias ? dvec(O, -1, 1) : NULL;
+    float *X = dev(x, (size_t)N * In), *W = dev(w, (size_t)O * In), *B = bias ? dev(b, O) : NULL;
+    float *DY = dev(dy, (size_t)N * O), *Y = dev(NULL, (size_t)N * O), *DX = dev(NULL, (size_t)N * In);
+    float *DW = dev(dw, (size_t)O * In), *DB = bias ? dev(db, O) : NULL;
+    vr_train_linear_fwd_f64(y, x, w, b, N, O, In, &ws);
+    vr_cuda_linear_fwd(Y, X, W, B, N, O, In);
+    /* dots of In terms of size <= 1 against outputs of size ~sqrt(In): bound In u sum|terms| / max|y| */
+    close_to("linear_fwd", Y, y, (size_t)N * O, 4 * (In + 1) * U * sqrt(In));
+    vr_train_linear_bwd_f64(dx, dw, db, dy, x, w, N, O, In, &ws);
+    vr_cuda_linear_bwd(DX, DW, DB, DY, X, W, N, O, In);
+    close_to("linear_bwd dx", DX, dx, (size_t)N * In, 4 * (O + 1) * U * sqrt(O));
+    close_to("linear_bwd dw (accumulated)", DW, dw, (size_t)O * In, 4 * (N + 2) * U * sqrt(N + 1));
+    if (bias) close_to("linear_bwd db (accumulated)", DB, db, O, 4 * (N + 2) * U * sqrt(N + 1));
+    /* bf16: the reference on the bf16-rounded x and w, in double */
+    uint16_t *wb = vr_xmalloc((size_t)O * In * 2);
+    double *xr = vr_xmalloc((size_t)N * In * 8), *wr = vr_xmalloc((size_t)O * In * 8);
+    for (size_t i = 0; i < (size_t)O * In; i++) wr[i] = vr_bf16_to_f32(wb[i] = vr_f32_to_bf16((float)w[i]));
+    for (size_t i = 0; i < (size_t)N * In; i++) xr[i] = vr_bf16_to_f32(vr_f32_to_bf16((float)x[i]));
+    vr_train_linear_fwd_f64(y, xr, wr, b, N, O, In, &ws);
+    uint16_t *WB = dev_bytes(wb, (size_t)O * In * 2), *XB = vr_cuda_alloc((size_t)N * In * 2 + 2);
+    vr_cuda_linear_fwd_bf16(Y, X, WB, B, N, O, In, XB);
+    close_to("linear_fwd_bf16", Y, y, (size_t)N * O, 4 * (In + 1) * U * sqrt(In));
+    free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db), free(wb), free(xr), free(wr);
+    vr_cuda_free(X), vr_cuda_free(W), vr_cuda_free(B), vr_cuda_free(DY), vr_cuda_free(Y), vr_cuda_free(DX);
+    vr_cuda_free(DW), vr_cuda_free(DB), vr_cuda_free(WB), vr_cuda_free(XB);
+}
+
+/* nseg sequences of random lengths adding up to N */
+static int *segments(int N, int nseg)
+{
+    int *cu = vr_xmalloc((size_t)(nseg + 1) * sizeof *cu);
+    cu[0] = 0;
+    for (int s = 1; s < nseg; s++) cu[s] = cu[s - 1] + 1 + (int)vr_rng_below(&rng, (uint64_t)(N - cu[s - 1] - (nseg - s)));
+    cu[nseg] = N;
+    return cu;
+}
+
+static void test_attn(int N, int H, int KVH, int K, int nseg, int causal)
+{
+    int qs = H * K + 2 * KVH * K, ks = qs; /* q, k, v interleaved in one qkv row, as the model packs them */
+    size_t nq = (size_t)N * qs;
+    double *qkv = dvec(nq, -1, 1), *dout = dvec((size_t)N * H * K, -1, 1);
+    const double *q = qkv, *k = qkv + H * K, *v = qkv + H * K + KVH * K;
+    double *out = vr_xmalloc((size_t)N * H * K * 8), *lse = vr_xmalloc((size_t)N * H * 8);
+    double *dqkv = vr_xcalloc(nq, 8);
+    int *cu = segments(N, nseg);
+    float *QKV = dev(qkv, nq), *DOUT = dev(dout, (size_t)N * H * K), *OUT = dev(NULL, (size_t)N * H * K);
+    float *LSE = dev(NULL, (size_t)N * H), *DQKV = dev(NULL, nq), *DQKV2 = dev(NULL, nq), *SCR = dev(NULL, (size_t)N * H);
+    int *CU = dev_bytes(cu, (size_t)(nseg + 1) * sizeof *cu);
+    struct vr_cuda_attn a = {N, H, KVH, K, qs, ks, nseg, causal, CU};
+    vr_train_attn_fwd_f64(out, lse, q, k, v, qs, ks, N, H, KVH, K, cu, nseg, causal, &ws);
+    vr_cuda_attn_fwd(OUT, LSE, QKV, QKV + H * K, QKV + H * K + KVH * K, &a);
+    char what[96];
+    /* dots of K terms, softmax sums over at most N keys, expf's 2 ulp */
+    double tol = 4 * (K + N + 8) * U;
+    snprintf(what, sizeof what, "attn_fwd N=%d H=%d KVH=%d K=%d nseg=%d causal=%d", N, H, KVH, K, nseg, causal);
+    close_to(what, OUT, out, (size_t)N * H * K, tol);
+    close_to("attn_fwd lse", LSE, lse, (size_t)N * H, tol);
+    vr_train_attn_bwd_f64(dqkv, dqkv + H * K, dqkv + H * K + KVH * K, dout, out, lse, q, k, v, qs, ks, N, H, KVH, K,
+                          cu, nseg, causal, &ws);
+    for (int rep = 0; rep < 2; rep++)
+        vr_cuda_attn_bwd(rep ? DQKV2 : DQKV, (rep ? DQKV2 : DQKV) + H * K, (rep ? DQKV2 : DQKV) + H * K + KVH * K, DOUT,
+                         OUT, LSE, QKV, QKV + H * K, QKV + H * K + KVH * K, &a, SCR);
+    /* gradients sum over keys, queries and the heads of a group */
+    close_to("attn_bwd dq dk dv", DQKV, dqkv, nq, 8 * (K + N * (H / KVH) + 8) * U);
+    same_bits("attn_bwd", DQKV, DQKV2, nq);
+    free(qkv), free(dout), free(out), free(lse), free(dqkv), free(cu);
+    vr_cuda_free(QKV), vr_cuda_free(DOUT), vr_cuda_free(OUT), vr_cuda_free(LSE), vr_cuda_free(DQKV);
+    vr_cuda_free(DQKV2), vr_cuda_free(SCR), vr_cuda_free(CU);
+}
+
+static void test_logp(int N, int D, int V, double temp, int chunk)
+{
+    double *h = dvec((size_t)N * D, -1, 1), *w = dvec((size_t)V * D, -0.5, 0.5), *dl = dvec(N, -1, 1);
+    int32_t *t = vr_xmalloc((size_t)N * sizeof *t);
+    for (int i = 0; i < N; i++) t[i] = (int32_t)vr_rng_below(&rng, (uint64_t)V);
+    dl[0] = 0; /* a row without gradient */
+    double *lp = vr_xmalloc((size_t)N * 8), *ent = vr_xmalloc((size_t)N * 8);
+    double *dh = vr_xmalloc((size_t)N * D * 8), *dw = vr_xcalloc((size_t)V * D, 8);
+    float *Hd = dev(h, (size_t)N * D), *W = dev(w, (size_t)V * D), *DL = dev(dl, N), *LP = dev(NULL, N);
+    float *ENT = dev(NULL, N), *DH = dev(NULL, (size_t)N * D), *DW = dev(NULL, (size_t)V * D);
+    float *SCR = dev(NULL, (size_t)chunk * V);
+    int32_t *T = dev_bytes(t, (size_t)N * sizeof *t);
+    vr_train_logp_fwd_f64(lp, ent, h, w, t, N, D, V, temp, &ws);
+    vr_cuda_logp_fwd(LP, ENT, Hd, W, T, N, D, V, temp, SCR, chunk);
+    /* logits: dots of D terms; then sums over V in double */
+    double tol = 4 * (D + 16) * U * sqrt(D);
+    close_to("logp_fwd logp", LP, lp, N, tol);
+    close_to("logp_fwd entropy", ENT, ent, N, tol);
+    vr_train_logp_bwd_f64(dh, dw, dl, h, w, t, N, D, V, temp, &ws);
+    vr_cuda_logp_bwd(DH, DW, DL, Hd, W, T, N, D, V, temp, SCR, chunk);
+    close_to("logp_bwd dh", DH, dh, (size_t)N * D, 4 * (V + D + 16) * U);
+    close_to("logp_bwd dw", DW, dw, (size_t)V * D, 4 * (N + D + 16) * U);
+    free(h), free(w), free(dl), free(t), free(lp), free(ent), free(dh), free(dw);
+    vr_cuda_free(Hd), vr_cuda_free(W), vr_cuda_free(DL), vr_cuda_free(LP), vr_cuda_free(ENT), vr_cuda_free(DH);
+    vr_cuda_free(DW), vr_cuda_free(SCR), vr_cuda_free(T);
+}
+
+static void test_embed(int N, int D, int V)
+{
+    double *tab = dvec((size_t)V * D, -1, 1), *dout = dvec((size_t)N * D, -1, 1);
+    int32_t *ids = vr_xmalloc((size_t)N * sizeof *ids);
+    for (int i = 0; i < N; i++) ids[i] = (int32_t)vr_rng_below(&rng, (uint64_t)(V / 2 + 1)); /* repeats */
+    double *out = vr_xmalloc((size_t)N * D * 8), *dtab = vr_xcalloc((size_t)V * D, 8);
+    float *dtabf = vr_xcalloc((size_t)V * D, 4);
+    for (int i = 0; i < N; i++)
+        for (int d = 0; d < D; d++) {
+            out[(size_t)i * D + d] = tab[(size_t)ids[i] * D + d];
+            /* the float32 sum in the order of n: what the kernel must give bit for bit */
+            dtabf[(size_t)ids[i] * D + d] += (float)dout[(size_t)i * D + d];
+        }
+    for (size_t i = 0; i < (size_t)V * D; i++) dtab[i] = dtabf[i];
+    float *TAB = dev(tab, (size_t)V * D), *OUT = dev(NULL, (size_t)N * D), *DOUT = dev(dout, (size_t)N * D);
+    float *DTAB = dev(NULL, (size_t)V * D);
+    int32_t *IDS = dev_bytes(ids, (size_t)N * sizeof *ids);
+    vr_cuda_embed_fwd(OUT, TAB, IDS, N, D);
+    close_to("embed_fwd (a copy)", OUT, out, (size_t)N * D, 0);
+    uint16_t *tb = vr_xmalloc((size_t)V * D * 2);
+    for (size_t i = 0; i < (size_t)V * D; i++) tb[i] = vr_f32_to_bf16((float)tab[i]);
+    for (int i = 0; i < N; i++)
+        for (int d = 0; d < D; d++) out[(size_t)i * D + d] = vr_bf16_to_f32(tb[(size_t)ids[i] * D + d]);
+    uint16_t *TB = dev_bytes(tb, (size_t)V * D * 2);
+    vr_cuda_embed_fwd_bf16(OUT, TB, IDS, N, D);
+    close_to("embed_fwd_bf16 (a copy)", OUT, out, (size_t)N * D, 0);
+    vr_cuda_embed_bwd(DTAB, DOUT, IDS, N, D, V);
+    close_to("embed_bwd (the CPU's float32 sums, bit for bit)", DTAB, dtab, (size_t)V * D, 0);
+    /* rows scatter: distinct positions */
+    int n = N < V ? N : V;
+    int32_t *pos = vr_xmalloc((size_t)n * sizeof *pos);
+    for (int i = 0; i < n; i++) pos[i] = (int32_t)((size_t)i * 7 % (size_t)V) ; /* distinct when gcd(7, V) = 1 */
+    double *x = vr_xmalloc((size_t)V * D * 8);
+    memcpy(x, tab, (size_t)V * D * 8);
+    for (int i = 0; i < n; i++) memcpy(x + (size_t)pos[i] * D, dout + (size_t)i * D, (size_t)D * 8);
+    int32_t *POS = dev_bytes(pos, (size_t)n * sizeof *pos);
+    vr_cuda_rows_scatter(TAB, DOUT, POS, n, D);
+    close_to("rows_scatter (a copy)", TAB, x, (size_t)V * D, 0);
+    vr_cuda_rows_scatter_bwd(OUT, TAB, POS, n, D);
+    for (int i = 0; i < n; i++) memset(x + (size_t)pos[i] * D, 0, (size_t)D * 8);
+    close_to("rows_scatter_bwd gathers", OUT, dout, (size_t)n * D, 0);
+    close_to("rows_scatter_bwd zeroes", TAB, x, (size_t)V * D, 0);
+    free(tab), free(dout), free(ids), free(out), free(dtab), free(dtabf), free(tb), free(pos), free(x);
+    vr_cuda_free(TAB), vr_cuda_free(OUT), vr_cuda_free(DOUT), vr_cuda_free(DTAB), vr_cuda_free(IDS);
+    vr_cuda_free(TB), vr_cuda_free(POS);
+}
+
+static void test_softmax(int M, int N)
+{
+    double *x = dvec((size_t)M * N, -8, 8), *y = vr_xmalloc((size_t)M * N * 8);
+    for (int i = 0; i < M; i++) {
+        const double *r = x + (size_t)i * N;
+        double m = -INFINITY, s = 0;
+        for (int j = 0; j < N; j++) m = r[j] > m ? r[j] : m;
+        for (int j = 0; j < N; j++) s += exp(r[j] - m);
+        for (int j = 0; j < N; j++) y[(size_t)i * N + j] = exp(r[j] - m) / s;
+    }
+    float *X = dev(x, (size_t)M * N);
+    vr_cuda_softmax(X, M, N);
+    close_to("softmax", X, y, (size_t)M * N, 4 * (N + 8) * U);
+    free(x), free(y);
+    vr_cuda_free(X);
+}
+
+static void test_adamw(size_t n, double wd, int64_t step)
+{
+    struct vr_adamw o = {1e-3, 0.9, 0.999, 1e-8, wd};
+    double *w = dvec(n, -1, 1), *g = dvec(n, -1e-2, 1e-2), *m = dvec(n, -1e-3, 1e-3), *v = dvec(n, 0, 1e-4);
+    float *wf = f32(w, n), *gf = f32(g, n);
+    struct vr_optstate s;
+    struct vr_err err;
+    if (vr_optstate_init(&s, n, &err)) {
+        ok(0, "adamw: %s", err.msg);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) s.m[i] = (float)m[i], s.v[i] = (float)v[i];
+    float *W = dev(w, n), *G = dev(g, n), *M = dev(m, n), *Vv = dev(v, n);
+    struct vr_range r = {0, n, 0};
+    vr_adamw_step(&o, o.lr, step, &r, 1, wf, gf, &s);
+    struct vr_adamw_consts k;
+    vr_adamw_consts(&o, o.lr, step, &k);
+    vr_cuda_adamw(W, G, M, Vv, n, &k);
+    float *wg = host(W, n), *mg = host(M, n), *vg = host(Vv, n);
+    ok(!memcmp(wg, wf, n * 4) && !memcmp(mg, s.m, n * 4) && !memcmp(vg, s.v, n * 4),
+       "adamw (wd %g, step %lld): weights and moments equal lib/optim.c's bit for bit", wd, (long long)step);
+    free(w), free(g), free(m), free(v), free(wf), free(gf), free(wg), free(mg), free(vg);
+    vr_optstate_release(&s);
+    vr_cuda_free(W), vr_cuda_free(G), vr_cuda_free(M), vr_cuda_free(Vv);
+}
+
+int main(void)
+{
+    if (vr_cuda_device_count() == 0) {
+        skip_all("no GPU");
+        return 0;
+    }
+    char name[128];
+    vr_cuda_device_name(name, sizeof name);
+    diag("device: %s", name);
+    vr_rng_init(&rng, 7, 0);
+    test_elementwise(1);
+    test_elementwise(100003);
+    test_rmsnorm(1, 7);
+    test_rmsnorm(37, 1000);
+    test_rope(5, 3, 8, 3 * 8);
+    test_rope(33, 4, 64, 6 * 64 + 5);
+    test_linear(1, 5, 3, 1);
+    test_linear(37, 129, 70, 1);
+    test_linear(64, 256, 128, 0);
+    test_attn(1, 1, 1, 8, 1, 1);
+    test_attn(29, 4, 2, 16, 3, 1);
+    test_attn(40, 6, 2, 40, 2, 1);
+    test_attn(33, 3, 3, 80, 4, 0); /* the vision tower's windows: no mask inside a segment */
+    test_attn(20, 2, 1, 128, 1, 1);
+    test_logp(1, 8, 11, 1.0, 4);
+    test_logp(19, 64, 1001, 0.7, 8);
+    test_embed(9, 5, 11);
+    test_embed(300, 64, 501);
+    test_softmax(3, 1);
+    test_softmax(17, 5003);
+    test_adamw(1, 0, 1);
+    test_adamw(100001, 0.1, 7);
+    vr_ws_free(&ws);
+    return done_testing();
+}
+#endif
