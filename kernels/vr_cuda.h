@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "optim.h"
+#include "sample.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -123,6 +124,22 @@ void vr_cuda_logp_fwd(float *logp, float *ent, const float *h, const float *w, c
  * recomputed chunk by chunk in scratch (chunk*V floats). */
 void vr_cuda_logp_bwd(float *dh, float *dw, const float *dlogp, const float *h, const float *w,
                       const int32_t *target, int N, int D, int V, double temp, float *scratch, int chunk);
+
+/* ---- sampling ---- */
+
+/* u (B) = vr_sample_uniform(seed, task_hash[b], completion[b], position[b])
+ * (lib/sample.h): the same Philox4x32-10 block, bit for bit. */
+void vr_cuda_sample_uniform(float *u, int B, uint64_t seed, const uint64_t *task_hash, const uint32_t *completion,
+                            const uint32_t *position);
+/* Bytes of device scratch vr_cuda_sample needs for B rows of V. */
+size_t vr_cuda_sample_scratch(int B, int V);
+/* The next token of each row of logits (B, V), as vr_sample: tok (B) and the
+ * sampling policy's logp (B). Row b's seen ids (for the repetition penalty)
+ * are seen[seen_off[b] .. seen_off[b + 1]) (device arrays; NULL without a
+ * penalty); u (B) from vr_cuda_sample_uniform. The same token as the CPU up
+ * to ties within a few ulp (see sample.cu). */
+void vr_cuda_sample(int32_t *tok, float *logp, const float *logits, int B, int V, const struct vr_sampling *s,
+                    const int32_t *seen, const int *seen_off, const float *u, void *scratch);
 
 /* ---- optimizer ---- */
 

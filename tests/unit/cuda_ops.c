@@ -21,6 +21,7 @@
 #ifndef VR_CUDA
 int main(void)
 {
+    (void)ok;
     skip_all("built without nvcc: no CUDA backend");
     return 0;
 }
@@ -30,6 +31,7 @@ int main(void)
 #include "err.h"
 #include "optim.h"
 #include "rng.h"
+#include "sample.h"
 #include "tensor.h"
 #include "vr_cuda.h"
 
@@ -378,6 +380,58 @@ static void test_adamw(size_t n, double wd, int64_t step)
     vr_cuda_free(W), vr_cuda_free(G), vr_cuda_free(M), vr_cuda_free(Vv);
 }
 
+/* B rows of V logits through vr_sample and vr_cuda_sample: the same tokens
+ * (a different token needs u z within a few ulp of a boundary between two
+ * tokens: about 1e-12 a row for these sizes) and the same sampling log-prob
+ * up to the float32 sums over V. */
+static void test_sample(int B, int V, struct vr_sampling sp, const char *what)
+{
+    double *lg = dvec((size_t)B * V, -6, 6);
+    float *lf = f32(lg, (size_t)B * V);
+    for (int b = 0; b < B; b++) lf[(size_t)b * V + (b % V)] = lf[(size_t)b * V + ((b + 3) % V)]; /* a tie */
+    int nseen = 5;
+    int32_t *seen = vr_xmalloc((size_t)B * nseen * sizeof *seen);
+    int *off = vr_xmalloc(((size_t)B + 1) * sizeof *off);
+    uint64_t *task = vr_xmalloc((size_t)B * sizeof *task);
+    uint32_t *comp = vr_xmalloc((size_t)B * sizeof *comp), *pos = vr_xmalloc((size_t)B * sizeof *pos);
+    for (int b = 0; b <= B; b++) off[b] = b * nseen;
+    for (int i = 0; i < B * nseen; i++) seen[i] = (int32_t)vr_rng_below(&rng, (uint64_t)V);
+    if (B * nseen > 1) seen[1] = seen[0]; /* a repeat: penalised once */
+    for (int b = 0; b < B; b++) task[b] = vr_rng_u64(&rng), comp[b] = (uint32_t)b, pos[b] = (uint32_t)(b * 31);
+    float *LG = vr_cuda_alloc((size_t)B * V * 4), *Ud = vr_cuda_alloc((size_t)B * 4), *LP = vr_cuda_alloc((size_t)B * 4);
+    vr_cuda_to_device(LG, lf, (size_t)B * V * 4);
+    int32_t *SEEN = dev_bytes(seen, (size_t)B * nseen * sizeof *seen), *TOK = vr_cuda_alloc((size_t)B * 4);
+    int *OFF = dev_bytes(off, ((size_t)B + 1) * sizeof *off);
+    uint64_t *TASK = dev_bytes(task, (size_t)B * 8);
+    uint32_t *COMP = dev_bytes(comp, (size_t)B * 4), *POS = dev_bytes(pos, (size_t)B * 4);
+    void *scr = vr_cuda_alloc(vr_cuda_sample_scratch(B, V));
+    vr_cuda_sample_uniform(Ud, B, 1234, TASK, COMP, POS);
+    vr_cuda_sample(TOK, LP, LG, B, V, &sp, SEEN, OFF, Ud, scr);
+    float *ug = host(Ud, (size_t)B), *lpg = host(LP, (size_t)B);
+    int32_t *tg = vr_xmalloc((size_t)B * sizeof *tg);
+    vr_cuda_to_host(tg, TOK, (size_t)B * sizeof *tg);
+    struct vr_sample_ws sw;
+    vr_sample_ws_init(&sw, V);
+    int same_u = 1, same_t = 0;
+    double lperr = 0;
+    for (int b = 0; b < B; b++) {
+        float u = vr_sample_uniform(1234, task[b], comp[b], pos[b]), lp;
+        same_u &= !memcmp(&u, &ug[b], sizeof u);
+        int32_t t = vr_sample(lf + (size_t)b * V, &sp, seen + off[b], nseen, u, &lp, &sw);
+        same_t += t == tg[b];
+        if (t == tg[b] && fabs(lp - lpg[b]) > lperr) lperr = fabs(lp - lpg[b]);
+        if (t != tg[b]) diag("  row %d: CPU %d GPU %d (u %.9g)", b, t, tg[b], u);
+    }
+    ok(same_u, "sample_uniform: the CPU's Philox draws bit for bit (%s)", what);
+    ok(same_t == B, "sample %s: %d of %d tokens as the CPU's", what, same_t, B);
+    /* logp = x inv - mx - log z: z a sum of V float32 exps, as float32 */
+    ok(lperr <= 4 * (V + 16) * U * 8, "sample %s: logp within %.3g (%.3g)", what, 4 * (V + 16) * U * 8, lperr);
+    vr_sample_ws_free(&sw);
+    free(lg), free(lf), free(seen), free(off), free(task), free(comp), free(pos), free(ug), free(lpg), free(tg);
+    vr_cuda_free(LG), vr_cuda_free(Ud), vr_cuda_free(LP), vr_cuda_free(SEEN), vr_cuda_free(TOK), vr_cuda_free(OFF);
+    vr_cuda_free(TASK), vr_cuda_free(COMP), vr_cuda_free(POS), vr_cuda_free(scr);
+}
+
 int main(void)
 {
     if (vr_cuda_device_count() == 0) {
@@ -410,6 +464,23 @@ int main(void)
     test_softmax(17, 5003);
     test_adamw(1, 0, 1);
     test_adamw(100001, 0.1, 7);
+    struct vr_sampling plain = {.temperature = 1.0f, .top_p = 1.0f, .rep_penalty = 1.0f};
+    struct vr_sampling greedy = plain, hot = plain, pen = plain, trunc = plain, all = plain;
+    greedy.greedy = 1;
+    hot.temperature = 0.7f;
+    pen.rep_penalty = 1.3f;
+    trunc.top_k = 50, trunc.top_p = 0.9f, trunc.min_p = 0.05f, trunc.temperature = 0.8f;
+    all = trunc, all.rep_penalty = 1.2f;
+    struct vr_sampling pgreedy = greedy;
+    pgreedy.rep_penalty = 1.5f;
+    test_sample(7, 13, plain, "plain");
+    test_sample(33, 5003, plain, "plain");
+    test_sample(33, 5003, greedy, "greedy");
+    test_sample(33, 5003, pgreedy, "greedy with penalty");
+    test_sample(33, 5003, hot, "temperature 0.7");
+    test_sample(33, 5003, pen, "repetition penalty");
+    test_sample(33, 5003, trunc, "top-k, top-p, min-p");
+    test_sample(17, 151936, all, "everything, Qwen's vocabulary");
     vr_ws_free(&ws);
     return done_testing();
 }
