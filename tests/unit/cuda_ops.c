@@ -397,7 +397,7 @@ static void test_sample(int B, int V, struct vr_sampling sp, const char *what)
     for (int b = 0; b <= B; b++) off[b] = b * nseen;
     for (int i = 0; i < B * nseen; i++) seen[i] = (int32_t)vr_rng_below(&rng, (uint64_t)V);
     if (B * nseen > 1) seen[1] = seen[0]; /* a repeat: penalised once */
-    for (int b = 0; b < B; b++) task[b] = vr_rng_u64(&rng), comp[b] = (uint32_t)b, pos[b] = (uint32_t)(b * 31);
+    for (int b = 0; b < B; b++) task[b] = (uint64_t)vr_rng_u32(&rng) << 32 | vr_rng_u32(&rng), comp[b] = (uint32_t)b, pos[b] = (uint32_t)(b * 31);
     float *LG = vr_cuda_alloc((size_t)B * V * 4), *Ud = vr_cuda_alloc((size_t)B * 4), *LP = vr_cuda_alloc((size_t)B * 4);
     vr_cuda_to_device(LG, lf, (size_t)B * V * 4);
     int32_t *SEEN = dev_bytes(seen, (size_t)B * nseen * sizeof *seen), *TOK = vr_cuda_alloc((size_t)B * 4);
@@ -426,7 +426,7 @@ static void test_sample(int B, int V, struct vr_sampling sp, const char *what)
     ok(same_t == B, "sample %s: %d of %d tokens as the CPU's", what, same_t, B);
     /* logp = x inv - mx - log z: z a sum of V float32 exps, as float32 */
     ok(lperr <= 4 * (V + 16) * U * 8, "sample %s: logp within %.3g (%.3g)", what, 4 * (V + 16) * U * 8, lperr);
-    vr_sample_ws_free(&sw);
+    vr_sample_ws_release(&sw);
     free(lg), free(lf), free(seen), free(off), free(task), free(comp), free(pos), free(ug), free(lpg), free(tg);
     vr_cuda_free(LG), vr_cuda_free(Ud), vr_cuda_free(LP), vr_cuda_free(SEEN), vr_cuda_free(TOK), vr_cuda_free(OFF);
     vr_cuda_free(TASK), vr_cuda_free(COMP), vr_cuda_free(POS), vr_cuda_free(scr);

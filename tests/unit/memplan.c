@@ -19,7 +19,7 @@ static double find(const struct vr_memplan *p, const char *prefix)
 int main(void)
 {
     struct vr_model_config c;
-    ok(vr_model_preset("3b", &c) == 0, "the 3b preset");
+    ok(vr_init_preset("3b", &c) == 0, "the 3b preset");
     struct vr_memplan_opts o;
     vr_memplan_opts_init(&o);
     o.ref = 1;
@@ -27,7 +27,7 @@ int main(void)
     vr_memplan_make(&c, &o, &p);
     /* Qwen2.5-VL-3B: 3.75 B parameters (HF's count, lm_head tied) */
     ok(fabs(p.params / 1e9 - 3.754) < 0.01, "3b: %.4f B parameters", p.params / 1e9);
-    ok(p.params == vr_model_param_count(&c), "the count equals vr-init's (%lld)", (long long)vr_model_param_count(&c));
+    ok(p.params == vr_init_param_count(&c), "the count equals vr-init's (%lld)", (long long)vr_init_param_count(&c));
     ok(p.trainable == p.params, "full-parameter: every parameter trains");
     ok(find(&p, "weights") == 2.0 * p.params, "bf16 weights: 2 bytes each");
     ok(find(&p, "master") == 4.0 * p.params, "fp32 master: 4 bytes each");
