@@ -108,6 +108,12 @@ struct vr_backend {
     void (*gelu_bwd)(float *dx, const float *dy, const float *x, size_t n);
     /* y (n) += x */
     void (*add_fwd)(float *y, const float *x, size_t n);
+    /* Row gather: x[i] (D) = table[idx[i]] for rows with idx[i] >= 0 (the
+     * others untouched): token embeddings (table = embed, idx = ids) and image
+     * features into their rows (table = merged vision rows). Backward, the
+     * scatter-add: dtable[idx[i]] += dx[i], rows in increasing i. */
+    void (*embed_fwd)(float *x, const float *table, const int32_t *idx, int N, int D);
+    void (*embed_bwd)(float *dtable, const float *dx, const int32_t *idx, int N, int D);
     /* Attention of packed rows (d->cu set). out (N, H*K) dense; lse (N, H) saved. */
     void (*attn_fwd)(float *out, float *lse, const float *q, const float *k, const float *v,
                      const struct vr_attn_dims *d, struct vr_ws *ws);
@@ -133,6 +139,8 @@ struct vr_backend {
      * summed in one fixed order, so a row's numbers never depend on M (decode) */
     void (*gemv_infer)(float *out, const float *x, const struct vr_tensor *w, const struct vr_tensor *b, int M,
                        struct vr_ws *ws);
+    /* x (M, D) = rows ids of the stored embedding e (V, D), widened; ids in range */
+    void (*embed_infer)(float *x, const struct vr_tensor *e, const int32_t *ids, int M);
     /* y (n) = silu(g) * u with the ISA variant's exp; y may alias g */
     void (*swiglu_infer)(float *y, const float *g, const float *u, size_t n);
     /* out (N, H*K) from packed segments (non-causal, vision) or a KV cache (causal) */
@@ -189,6 +197,14 @@ static inline void vr_swiglu_bwd(float *dg, float *du, const float *dy, const fl
 static inline void vr_gelu_fwd(float *y, const float *x, size_t n) { VR_OP(gelu_fwd, y, x, n); }
 static inline void vr_gelu_bwd(float *dx, const float *dy, const float *x, size_t n) { VR_OP(gelu_bwd, dx, dy, x, n); }
 static inline void vr_add_fwd(float *y, const float *x, size_t n) { VR_OP(add_fwd, y, x, n); }
+static inline void vr_embed_fwd(float *x, const float *table, const int32_t *idx, int N, int D)
+{
+    VR_OP(embed_fwd, x, table, idx, N, D);
+}
+static inline void vr_embed_bwd(float *dtable, const float *dx, const int32_t *idx, int N, int D)
+{
+    VR_OP(embed_bwd, dtable, dx, idx, N, D);
+}
 static inline void vr_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
                                const struct vr_attn_dims *d, struct vr_ws *ws)
 {
@@ -219,6 +235,10 @@ static inline void vr_gemv_infer(float *out, const float *x, const struct vr_ten
                                  int M, struct vr_ws *ws)
 {
     VR_OP(gemv_infer, out, x, w, b, M, ws);
+}
+static inline void vr_embed_infer(float *x, const struct vr_tensor *e, const int32_t *ids, int M)
+{
+    VR_OP(embed_infer, x, e, ids, M);
 }
 static inline void vr_swiglu_infer(float *y, const float *g, const float *u, size_t n) { VR_OP(swiglu_infer, y, g, u, n); }
 static inline void vr_attn_infer(float *out, const float *q, const float *k, const float *v,
@@ -252,6 +272,8 @@ void vr_swiglu_bwd_f64(double *dg, double *du, const double *dy, const double *g
 void vr_gelu_fwd_f64(double *y, const double *x, size_t n);
 void vr_gelu_bwd_f64(double *dx, const double *dy, const double *x, size_t n);
 void vr_add_fwd_f64(double *y, const double *x, size_t n);
+void vr_embed_fwd_f64(double *x, const double *table, const int32_t *idx, int N, int D);
+void vr_embed_bwd_f64(double *dtable, const double *dx, const int32_t *idx, int N, int D);
 void vr_attn_fwd_f64(double *out, double *lse, const double *q, const double *k, const double *v,
                      const struct vr_attn_dims *d, struct vr_ws *ws);
 void vr_attn_bwd_f64(double *dq, double *dk, double *dv, const double *dout, const double *out,

@@ -332,15 +332,11 @@ static void decoder(const struct vr_model *m, struct vr_kvcache *kv, float *x, i
 /* x (M, D) = embed[ids]; fails on an id outside the vocabulary. */
 static int embed_rows(const struct vr_model *m, float *x, const int32_t *ids, int M, struct vr_err *err)
 {
-    int D = m->cfg.text.hidden;
-    const struct vr_tensor *e = m->embed;
-    size_t es = vr_dtype_size(e->dtype);
     for (int i = 0; i < M; i++)
         if (ids[i] < 0 || ids[i] >= m->cfg.text.vocab)
             return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "token id %d is outside the vocabulary (%d)", ids[i],
                               m->cfg.text.vocab);
-    for (int i = 0; i < M; i++)
-        vr_convert_to_f32(x + (size_t)i * D, (const char *)e->data + (size_t)ids[i] * D * es, e->dtype, (size_t)D);
+    vr_embed_infer(x, m->embed, ids, M);
     return 0;
 }
 

@@ -410,12 +410,8 @@ struct vr_train_act *FN(vr_train_fwd_)(const struct vr_layout *L, const R *w, co
     A->lb = (struct FN(blk) *)(void *)vr_ws_floats(ws, (size_t)t->layers * sizeof(struct FN(blk)) / 4 + 1);
     for (int l = 0; l < t->layers; l++) A->lb[l].x = FN(al)(ws, (size_t)N * D);
     A->xL = FN(al)(ws, (size_t)N * D);
-    const R *E = W_(L->embed);
-    for (int i = 0; i < N; i++) {
-        R *x = A->lb[0].x + (size_t)i * D;
-        if (p->img_row[i] >= 0) memcpy(x, A->vout + (size_t)p->img_row[i] * D, (size_t)D * sizeof(R));
-        else memcpy(x, E + (size_t)p->ids[i] * D, (size_t)D * sizeof(R));
-    }
+    OP(embed_fwd)(A->lb[0].x, W_(L->embed), p->ids, N, D); /* then image rows take their features */
+    if (p->nimg) OP(embed_fwd)(A->lb[0].x, A->vout, p->img_row, N, D);
     const struct vr_lora *lo = o->lora;
     if (lo) {
         int MX = D > I ? D : I;
@@ -507,12 +503,11 @@ void FN(vr_train_bwd_)(const struct vr_layout *L, const R *w, R *g, const struct
         dv = FN(al)(ws, (size_t)A->NM * D);
         memset(dv, 0, (size_t)A->NM * D * sizeof(R));
     }
-    for (int i = 0; i < N; i++) {
-        if (p->img_row[i] >= 0) {
-            if (vis) OP(add_fwd)(dv + (size_t)p->img_row[i] * D, dx + (size_t)i * D, (size_t)D);
-        } else if (gE) {
-            OP(add_fwd)(gE + (size_t)p->ids[i] * D, dx + (size_t)i * D, (size_t)D);
-        }
+    if (vis) OP(embed_bwd)(dv, dx, p->img_row, N, D);
+    if (gE) { /* text rows only: an image row's gradient went to the vision tower */
+        int32_t *tid = (int32_t *)(void *)vr_ws_floats(ws, (size_t)N);
+        for (int i = 0; i < N; i++) tid[i] = p->img_row[i] >= 0 ? -1 : p->ids[i];
+        OP(embed_bwd)(gE, dx, tid, N, D);
     }
     if (vis) FN(vision_bwd)(L, w, g, A, dv, ws);
 }

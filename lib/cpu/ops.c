@@ -99,6 +99,15 @@ const float *vr_weight_f32(const struct vr_tensor *w, int slot, struct vr_ws *ws
     return p;
 }
 
+void vr_embed_infer_cpu(float *x, const struct vr_tensor *e, const int32_t *ids, int M)
+{
+    /* x (M, D)  e (V, D) */
+    int D = (int)e->shape[1];
+    size_t es = vr_dtype_size(e->dtype);
+    for (int i = 0; i < M; i++)
+        vr_convert_to_f32(x + (size_t)i * D, (const char *)e->data + (size_t)ids[i] * D * es, e->dtype, (size_t)D);
+}
+
 #define LIN_TILES 8
 
 struct lin {

@@ -26,6 +26,7 @@ void vr_gemv_infer_cpu(float *out, const float *x, const struct vr_tensor *w, co
  * for M <= VR_GEMV_MAX_M. */
 #define VR_GEMV_MAX_M 16
 void vr_gemv_cpu(float *out, const float *x, const struct vr_tensor *w, const float *b, int M);
+void vr_embed_infer_cpu(float *x, const struct vr_tensor *e, const int32_t *ids, int M);
 void vr_swiglu_infer_cpu(float *y, const float *g, const float *u, size_t n);
 void vr_attn_infer_cpu(float *out, const float *q, const float *k, const float *v, const struct vr_attn_dims *d,
                        struct vr_ws *ws);
@@ -49,6 +50,8 @@ void vr_swiglu_bwd_cpu(float *dg, float *du, const float *dy, const float *g, co
 void vr_gelu_fwd_cpu(float *y, const float *x, size_t n);
 void vr_gelu_bwd_cpu(float *dx, const float *dy, const float *x, size_t n);
 void vr_add_fwd_cpu(float *y, const float *x, size_t n);
+void vr_embed_fwd_cpu(float *x, const float *table, const int32_t *idx, int N, int D);
+void vr_embed_bwd_cpu(float *dtable, const float *dx, const int32_t *idx, int N, int D);
 void vr_attn_fwd_cpu(float *out, float *lse, const float *q, const float *k, const float *v,
                      const struct vr_attn_dims *d, struct vr_ws *ws);
 void vr_attn_bwd_cpu(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,

@@ -152,6 +152,21 @@ void vr_add_fwd_ref(double *y, const double *x, size_t n)
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
+/* ---- embedding rows ----
+ * x_i = T[idx_i]; as a function of T, dL/dT[r] = sum over i with idx_i = r
+ * of dL/dx_i. */
+void vr_embed_fwd_ref(double *x, const double *table, const int32_t *idx, int N, int D)
+{
+    for (int i = 0; i < N; i++)
+        for (int d = 0; idx[i] >= 0 && d < D; d++) x[(size_t)i * D + d] = table[(size_t)idx[i] * D + d];
+}
+
+void vr_embed_bwd_ref(double *dtable, const double *dx, const int32_t *idx, int N, int D)
+{
+    for (int i = 0; i < N; i++)
+        for (int d = 0; idx[i] >= 0 && d < D; d++) dtable[(size_t)idx[i] * D + d] += dx[(size_t)i * D + d];
+}
+
 /* ---- attention ----
  * For query row i, head h (kv head h / (H/KVH)), over the keys j it sees:
  *   s_j = q_i . k_j / sqrt(K),  m = max s,  Z = sum e^(s_j - m),

@@ -9,9 +9,10 @@
  *
  * Arguments as the op's in ops.h, with two differences: backward refs
  * OVERWRITE every gradient they are given (the ops add into weight
- * gradients; a test adds the initial values itself), and _infer ops have no
+ * gradients; a test adds the initial values itself), except embed_bwd_ref, and _infer ops have no
  * refs of their own: linear_infer and gemv_infer are linear_fwd_ref on the
- * widened weights, swiglu_infer is swiglu_fwd_ref, attn_infer is
+ * widened weights, embed_infer is embed_fwd_ref on the widened table,
+ * swiglu_infer is swiglu_fwd_ref, attn_infer is
  * attn_fwd_ref (which also reads a KV cache). */
 #ifndef VR_CPU_REF_H
 #define VR_CPU_REF_H
@@ -35,6 +36,9 @@ void vr_swiglu_bwd_ref(double *dg, double *du, const double *dy, const double *g
 void vr_gelu_fwd_ref(double *y, const double *x, size_t n);
 void vr_gelu_bwd_ref(double *dx, const double *dy, const double *x, size_t n);
 void vr_add_fwd_ref(double *y, const double *x, size_t n);
+/* gather rows idx >= 0; the backward ADDS (dtable keeps what it had), as the op */
+void vr_embed_fwd_ref(double *x, const double *table, const int32_t *idx, int N, int D);
+void vr_embed_bwd_ref(double *dtable, const double *dx, const int32_t *idx, int N, int D);
 /* packed rows (d->cu) or a KV cache; lse may be NULL; a query that sees no
  * key gets zeros and lse -inf */
 void vr_attn_fwd_ref(double *out, double *lse, const double *q, const double *k, const double *v,

@@ -330,6 +330,26 @@ void API(add_fwd)(R *y, const R *x, size_t n)
     FN(ew_run)(FN(add_chunks), &e);
 }
 
+/* ---- row gather and scatter-add (embeddings, image features) ---- */
+
+void API(embed_fwd)(R *x, const R *table, const int32_t *idx, int N, int D)
+{
+    /* x (N,D)  table (., D)  idx (N) */
+    for (int i = 0; i < N; i++)
+        if (idx[i] >= 0) memcpy(x + (size_t)i * D, table + (size_t)idx[i] * D, (size_t)D * sizeof(R));
+}
+
+void API(embed_bwd)(R *dtable, const R *dx, const int32_t *idx, int N, int D)
+{
+    /* dtable (., D)  dx (N,D)  idx (N): rows in order, so a table row's sum has one order */
+    for (int i = 0; i < N; i++)
+        if (idx[i] >= 0) {
+            R *t = dtable + (size_t)idx[i] * D;
+            const R *g = dx + (size_t)i * D;
+            for (int d = 0; d < D; d++) t[d] += g[d];
+        }
+}
+
 /* ---- attention ---- */
 
 /* Tasks are (head, block of up to AROWS rows of one sequence); blocks are

@@ -281,6 +281,49 @@ static void elementwise(size_t n)
     free(b1), free(b2), free(b3), free(b4), free(b5), free(b6), free(b7);
 }
 
+/* ---- embedding rows ---- */
+
+/* Gathers are copies (exact); the scatter-add of c rows onto a table row is
+ * a (c + 1)-term sum with the initial value: (c + 1) u sum|terms|. */
+static void embed(int N, int D, int V)
+{
+    float *tab = fvec((size_t)V * D, -1, 1), *dx = fvec((size_t)N * D, -1, 1), *dt = fvec((size_t)V * D, -1, 1);
+    float *x = vr_xmalloc((size_t)N * D * 4), *xi = vr_xmalloc((size_t)N * D * 4);
+    int32_t *idx = vr_xmalloc((size_t)N * 4), *ids = vr_xmalloc((size_t)N * 4), *cnt = vr_xcalloc(V, 4);
+    for (int i = 0; i < N; i++) ids[i] = (int32_t)vr_rng_below(&rng, V), idx[i] = i % 3 ? ids[i] : -1;
+    for (size_t i = 0; i < (size_t)N * D; i++) x[i] = 7;
+    double *T = wide(tab, (size_t)V * D), *DX = wide(dx, (size_t)N * D), *DT = wide(dt, (size_t)V * D),
+           *X = dzero((size_t)N * D), *bt = dzero((size_t)V * D);
+    for (size_t i = 0; i < (size_t)N * D; i++) X[i] = 7;
+    uint16_t *tb = vr_xmalloc((size_t)V * D * 2);
+    for (size_t i = 0; i < (size_t)V * D; i++) tb[i] = vr_f32_to_bf16(tab[i]);
+    struct vr_tensor te;
+    int64_t shape[2] = {V, D};
+    vr_tensor_view(&te, VR_DTYPE_BF16, 2, shape, tb);
+    vr_embed_fwd(x, tab, idx, N, D);
+    vr_embed_bwd(dt, dx, idx, N, D);
+    vr_embed_infer(xi, &te, ids, N);
+    vr_embed_fwd_ref(X, T, idx, N, D);
+    for (int i = 0; i < N; i++)
+        for (int d = 0; idx[i] >= 0 && d < D; d++) bt[(size_t)idx[i] * D + d] += fabs(DX[(size_t)i * D + d]);
+    for (int i = 0; i < N; i++) cnt[idx[i] >= 0 ? idx[i] : 0] += idx[i] >= 0;
+    for (int r = 0; r < V; r++)
+        for (int d = 0; d < D; d++) {
+            size_t j = (size_t)r * D + d;
+            bt[j] = (cnt[r] + 1) * U * (bt[j] + fabs(DT[j]));
+        }
+    vr_embed_bwd_ref(DT, DX, idx, N, D);
+    int same = 1, same_i = 1;
+    for (size_t i = 0; i < (size_t)N * D; i++) same &= x[i] == X[i];
+    for (int i = 0; i < N; i++)
+        for (int d = 0; d < D; d++) same_i &= xi[(size_t)i * D + d] == vr_bf16_to_f32(tb[(size_t)ids[i] * D + d]);
+    double e = worst_of(dt, DT, bt, (size_t)V * D);
+    ok(same && same_i && e <= 1, "embed N=%d D=%d V=%d: gather %s, infer (bf16) %s, scatter-add %.2f of its bound", N,
+       D, V, same ? "exact" : "WRONG", same_i ? "exact" : "WRONG", e);
+    free(tab), free(dx), free(dt), free(x), free(xi), free(idx), free(ids), free(cnt), free(T), free(DX), free(DT);
+    free(X), free(bt), free(tb);
+}
+
 /* ---- sampling ---- */
 
 static void sampling(int n)
@@ -628,6 +671,8 @@ int main(void)
     elementwise(1);
     elementwise(37);
     elementwise(40000);
+    embed(1, 1, 1);
+    embed(50, 13, 7);
     sampling(1);
     sampling(17);
     sampling(4099);
