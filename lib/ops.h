@@ -17,7 +17,7 @@
  * entries only because rollouts and checkpoints must stay byte-identical to
  * what each computed before the seam; a backend may point both at one kernel.
  *
- * Conventions (as train_ops.h had them):
+ * Conventions:
  * - Shapes use the legend of tensor.h; N rows. Each op states its shapes.
  * - Backward writes input gradients (dx = ..., overwriting) and ADDS into
  *   weight gradients (dw += ...), so micro-batches accumulate. A gradient
