@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cpu/train_ops.h"
+#include "ops.h"
 #include "fs.h"
 #include "rng.h"
 #include "safetensors.h"
@@ -278,7 +278,7 @@ static void merge_one(float *out, const float *A, const float *B, int O, int I, 
     for (int o0 = 0; o0 < O; o0 += rows) {
         int n = O - o0 < rows ? O - o0 : rows;
         vr_ws_reset(&opws);
-        vr_train_linear_fwd_f32(y, B + (size_t)o0 * r, at, NULL, n, I, r, &opws);
+        vr_linear_fwd(y, B + (size_t)o0 * r, at, NULL, n, I, r, &opws);
         float *dst = out + (size_t)o0 * I;
         for (size_t e = 0; e < (size_t)n * I; e++) dst[e] += sc * y[e];
     }

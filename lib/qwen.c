@@ -1,6 +1,6 @@
-/* qwen.c: Qwen2.5-VL forward on the CPU (see qwen.h), mirroring transformers'
- * modeling_qwen2_5_vl.py op for op in fp32. Reference path; the CUDA backend
- * is tested against it. */
+/* qwen.c: Qwen2.5-VL forward (see qwen.h), mirroring transformers'
+ * modeling_qwen2_5_vl.py op for op in fp32. Every op goes through the seam
+ * (ops.h), so the same code runs on any backend. */
 #include "qwen.h"
 
 #include <math.h>
@@ -103,7 +103,7 @@ int vr_vision_fwd(const struct vr_model *m, float *out, const float *pixels, int
     pw.ndim = 2;
     pw.shape[1] = (int64_t)v->in_chans * v->temporal_patch * v->patch * v->patch;
     float *x0 = vr_ws_floats(ws, (size_t)N * D);
-    vr_linear_fwd_cpu(x0, pixels, &pw, NULL, N, ws);
+    vr_linear_infer(x0, pixels, &pw, NULL, N, ws);
 
     /* rotary tables per patch (merge-block order), then both go to window order */
     float *cos0 = vr_ws_floats(ws, (size_t)N * K), *sin0 = vr_ws_floats(ws, (size_t)N * K);
@@ -124,28 +124,29 @@ int vr_vision_fwd(const struct vr_model *m, float *out, const float *pixels, int
         struct vr_tensor *const *w = m->vblock[b];
         int full = 0;
         for (int i = 0; i < v->nfullatt; i++) full |= v->fullatt[i] == b;
-        vr_rmsnorm_fwd_cpu(x, h, w[VP_NORM1], N, D, 1e-6, ws);
-        vr_linear_fwd_cpu(qkv, x, w[VP_QKV_W], w[VP_QKV_B], N, ws);
-        vr_rope_fwd_cpu(qkv, cs, sn, N, H, K, 3 * D);     /* q */
-        vr_rope_fwd_cpu(qkv + D, cs, sn, N, H, K, 3 * D); /* k */
-        if (full) vr_attn_segments_fwd_cpu(att, qkv, N, H, K, cuf, ncuf, ws);
-        else vr_attn_segments_fwd_cpu(att, qkv, N, H, K, cuw, ncuw, ws);
-        vr_linear_fwd_cpu(x, att, w[VP_PROJ_W], w[VP_PROJ_B], N, ws);
-        vr_add_cpu(h, x, (size_t)N * D);
-        vr_rmsnorm_fwd_cpu(x, h, w[VP_NORM2], N, D, 1e-6, ws);
-        vr_linear_fwd_cpu(g, x, w[VP_GATE_W], w[VP_GATE_B], N, ws);
-        vr_linear_fwd_cpu(u, x, w[VP_UP_W], w[VP_UP_B], N, ws);
-        vr_swiglu_fwd_cpu(g, g, u, (size_t)N * v->intermediate);
-        vr_linear_fwd_cpu(x, g, w[VP_DOWN_W], w[VP_DOWN_B], N, ws);
-        vr_add_cpu(h, x, (size_t)N * D);
+        struct vr_attn_dims ad = {.N = N, .H = H, .KVH = H, .K = K, .q_stride = 3 * D, .kv_stride = 3 * D,
+                                  .cu = full ? cuf : cuw, .nseg = full ? ncuf : ncuw};
+        vr_rmsnorm_fwd(x, NULL, h, vr_weight_f32(w[VP_NORM1], 1, ws), N, D, 1e-6);
+        vr_linear_infer(qkv, x, w[VP_QKV_W], w[VP_QKV_B], N, ws);
+        vr_rope_fwd(qkv, cs, sn, N, H, K, 3 * D);     /* q */
+        vr_rope_fwd(qkv + D, cs, sn, N, H, K, 3 * D); /* k */
+        vr_attn_infer(att, qkv, qkv + D, qkv + 2 * D, &ad, ws);
+        vr_linear_infer(x, att, w[VP_PROJ_W], w[VP_PROJ_B], N, ws);
+        vr_add_fwd(h, x, (size_t)N * D);
+        vr_rmsnorm_fwd(x, NULL, h, vr_weight_f32(w[VP_NORM2], 1, ws), N, D, 1e-6);
+        vr_linear_infer(g, x, w[VP_GATE_W], w[VP_GATE_B], N, ws);
+        vr_linear_infer(u, x, w[VP_UP_W], w[VP_UP_B], N, ws);
+        vr_swiglu_infer(g, g, u, (size_t)N * v->intermediate);
+        vr_linear_infer(x, g, w[VP_DOWN_W], w[VP_DOWN_B], N, ws);
+        vr_add_fwd(h, x, (size_t)N * D);
     }
     /* merger: norm per patch, 4 patches side by side, MLP, back to raster order */
-    vr_rmsnorm_fwd_cpu(x, h, m->merger_ln, N, D, 1e-6, ws);
+    vr_rmsnorm_fwd(x, NULL, h, vr_weight_f32(m->merger_ln, 1, ws), N, D, 1e-6);
     int MD = D * unit, O = v->out_hidden;
     float *y0 = vr_ws_floats(ws, (size_t)NM * MD), *y = vr_ws_floats(ws, (size_t)NM * O);
-    vr_linear_fwd_cpu(y0, x, m->merger_w0, m->merger_b0, NM, ws);
-    vr_gelu_fwd_cpu(y0, (size_t)NM * MD);
-    vr_linear_fwd_cpu(y, y0, m->merger_w2, m->merger_b2, NM, ws);
+    vr_linear_infer(y0, x, m->merger_w0, m->merger_b0, NM, ws);
+    vr_gelu_fwd(y0, y0, (size_t)NM * MD);
+    vr_linear_infer(y, y0, m->merger_w2, m->merger_b2, NM, ws);
     for (int j = 0; j < NM; j++) memcpy(out + (size_t)widx[j] * O, y + (size_t)j * O, (size_t)O * sizeof *out);
     free(widx);
     free(cuw);
@@ -278,8 +279,8 @@ void vr_mrope_tables(float *cs, float *sn, const int32_t *pos, int M, int stride
 static void lin(float *out, const float *x, const struct vr_tensor *w, const struct vr_tensor *b, int M,
                 int decode, struct vr_ws *ws)
 {
-    if (decode) vr_gemv_fwd_cpu(out, x, w, b ? vr_weight_f32(b, 1, ws) : NULL, M);
-    else vr_linear_fwd_cpu(out, x, w, b, M, ws);
+    if (decode) vr_gemv_infer(out, x, w, b, M, ws);
+    else vr_linear_infer(out, x, w, b, M, ws);
 }
 
 /* The layers over M = B*T rows of hidden state x; element b's tokens go to
@@ -297,12 +298,12 @@ static void decoder(const struct vr_model *m, struct vr_kvcache *kv, float *x, i
           *u = vr_ws_floats(ws, (size_t)M * I);
     for (int l = 0; l < t->layers; l++) {
         struct vr_tensor *const *w = m->layer[l];
-        vr_rmsnorm_fwd_cpu(y, x, w[LP_IN_NORM], M, D, t->eps, ws);
+        vr_rmsnorm_fwd(y, NULL, x, vr_weight_f32(w[LP_IN_NORM], 1, ws), M, D, t->eps);
         lin(q, y, w[LP_Q_W], w[LP_Q_B], M, dec, ws);
         lin(kk, y, w[LP_K_W], w[LP_K_B], M, dec, ws);
         lin(vv, y, w[LP_V_W], w[LP_V_B], M, dec, ws);
-        vr_rope_fwd_cpu(q, cs, sn, M, H, K, H * K);
-        vr_rope_fwd_cpu(kk, cs, sn, M, KVH, K, KVH * K);
+        vr_rope_fwd(q, cs, sn, M, H, K, H * K);
+        vr_rope_fwd(kk, cs, sn, M, KVH, K, KVH * K);
         for (int b = 0; b < B; b++) {
             int r = rows ? rows[b] : b, s0 = start[b];
             for (int i = 0; i < T; i++)
@@ -311,33 +312,31 @@ static void decoder(const struct vr_model *m, struct vr_kvcache *kv, float *x, i
                     memcpy(kv_at(kv, kv->k, l, r, h) + (size_t)(s0 + i) * K, kk + row, (size_t)K * 4);
                     memcpy(kv_at(kv, kv->v, l, r, h) + (size_t)(s0 + i) * K, vv + row, (size_t)K * 4);
                 }
-            vr_attn_causal_fwd_cpu(att + (size_t)b * T * H * K, q + (size_t)b * T * H * K, T, H, KVH, K,
-                                   kv_at(kv, kv->k, l, r, 0), kv_at(kv, kv->v, l, r, 0), kv->cap,
-                                   s0 + T, s0, kv->valid + (size_t)r * kv->cap, ws);
+            struct vr_attn_dims ad = {.N = T, .H = H, .KVH = KVH, .K = K, .q_stride = H * K, .causal = 1,
+                                      .cap = kv->cap, .nkeys = s0 + T, .q0 = s0,
+                                      .valid = kv->valid + (size_t)r * kv->cap};
+            vr_attn_infer(att + (size_t)b * T * H * K, q + (size_t)b * T * H * K, kv_at(kv, kv->k, l, r, 0),
+                          kv_at(kv, kv->v, l, r, 0), &ad, ws);
         }
         lin(y, att, w[LP_O_W], NULL, M, dec, ws);
-        vr_add_cpu(x, y, (size_t)M * D);
-        vr_rmsnorm_fwd_cpu(y, x, w[LP_POST_NORM], M, D, t->eps, ws);
+        vr_add_fwd(x, y, (size_t)M * D);
+        vr_rmsnorm_fwd(y, NULL, x, vr_weight_f32(w[LP_POST_NORM], 1, ws), M, D, t->eps);
         lin(g, y, w[LP_GATE_W], NULL, M, dec, ws);
         lin(u, y, w[LP_UP_W], NULL, M, dec, ws);
-        vr_swiglu_fwd_cpu(g, g, u, (size_t)M * I);
+        vr_swiglu_infer(g, g, u, (size_t)M * I);
         lin(y, g, w[LP_DOWN_W], NULL, M, dec, ws);
-        vr_add_cpu(x, y, (size_t)M * D);
+        vr_add_fwd(x, y, (size_t)M * D);
     }
 }
 
 /* x (M, D) = embed[ids]; fails on an id outside the vocabulary. */
 static int embed_rows(const struct vr_model *m, float *x, const int32_t *ids, int M, struct vr_err *err)
 {
-    int D = m->cfg.text.hidden;
-    const struct vr_tensor *e = m->embed;
-    size_t es = vr_dtype_size(e->dtype);
     for (int i = 0; i < M; i++)
         if (ids[i] < 0 || ids[i] >= m->cfg.text.vocab)
             return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "token id %d is outside the vocabulary (%d)", ids[i],
                               m->cfg.text.vocab);
-    for (int i = 0; i < M; i++)
-        vr_convert_to_f32(x + (size_t)i * D, (const char *)e->data + (size_t)ids[i] * D * es, e->dtype, (size_t)D);
+    vr_embed_infer(x, m->embed, ids, M);
     return 0;
 }
 
@@ -346,7 +345,7 @@ static void head(const struct vr_model *m, float *logits, const float *x, int M,
 {
     const struct vr_text_config *t = &m->cfg.text;
     float *y = vr_ws_floats(ws, (size_t)M * t->hidden);
-    vr_rmsnorm_fwd_cpu(y, x, m->norm, M, t->hidden, t->eps, ws);
+    vr_rmsnorm_fwd(y, NULL, x, vr_weight_f32(m->norm, 1, ws), M, t->hidden, t->eps);
     lin(logits, y, m->lm_head, NULL, M, decode, ws);
 }
 

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "cpu/ops.h"
+#include "ops.h"
 #include "model.h"
 
 /* Vision tower. pixels (N, C*Tp*P*P) rows in merge-block order (vr-encode's

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/ops.h"
+#include "ops.h"
 #include "err.h"
 #include "rng.h"
 
@@ -108,8 +108,8 @@ int32_t vr_sample(const float *logits, const struct vr_sampling *s, const int32_
     float T = s->greedy ? 1.0f : s->temperature, inv = 1.0f / T;
     /* the sampling policy's log-probs: softmax of the raw logits / T; w->l
      * keeps exp(l_i / T - max) for the plain draw below */
-    float mx = vr_max_cpu(logits, V) * inv;
-    double z = vr_exp_shift_cpu(l, logits, V, inv, mx);
+    float mx = vr_max_infer(logits, V) * inv;
+    double z = vr_exp_infer(l, logits, V, inv, mx);
     int plain = s->rep_penalty == 1.0f && s->top_k <= 0 && s->top_p >= 1.0f && s->min_p <= 0;
     int32_t tok = 0;
     if (plain && s->greedy) {

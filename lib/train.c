@@ -139,12 +139,16 @@ void vr_pack_release(struct vr_pack *p)
 
 #define R float
 #define S f32
+#define OPSUF
 #include "train_impl.h"
 #undef R
 #undef S
+#undef OPSUF
 
 #define R double
 #define S f64
+#define OPSUF _f64
 #include "train_impl.h"
 #undef R
 #undef S
+#undef OPSUF

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cpu/train_ops.h"
+#include "ops.h"
 #include "lora.h"
 #include "model.h"
 

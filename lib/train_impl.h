@@ -1,12 +1,13 @@
 /* train_impl.h: the model-level training pass, type-generic. Included by
  * train.c with R = float, S = f32 (what vr-update runs) and R = double,
- * S = f64 (the gradient check). Mirrors qwen.c's forward op for op; every
+ * S = f64 (the gradient check). Mirrors qwen.c's forward op for op, every
+ * op through the seam (ops.h; the f64 pass calls the ops' _f64 twins); every
  * activation backward needs is kept in the workspace, or — with
  * opts->checkpoint — only each block's input, the block being recomputed
  * just before its backward. */
 
 #define FN(n) CAT(n, S)
-#define OP(n) CAT(CAT(vr_train_, n), CAT(_, S))
+#define OP(n) CAT(CAT(vr_, n), OPSUF) /* an op of the seam (ops.h), or its _f64 twin */
 
 /* Saved activations of one block (vision or decoder). */
 struct FN(blk) {
@@ -89,11 +90,6 @@ static void FN(lblk_alloc)(struct FN(blk) *a, int N, const struct vr_layout *L, 
     a->u = FN(al)(ws, (size_t)N * I);
 }
 
-static void FN(addv)(R *y, const R *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
-}
-
 /* A vision block: out (N, D) from a->x; out must not alias a->x. s (N, F) scratch. */
 static void FN(vblk_fwd)(const struct vr_layout *L, const R *w, int b, struct FN(blk) *a, R *out, R *s,
                          int N, const float *cs, const float *sn, const int *cu, int ncu, struct vr_ws *ws)
@@ -103,17 +99,20 @@ static void FN(vblk_fwd)(const struct vr_layout *L, const R *w, int b, struct FN
     const int *p = L->vb[b];
     OP(rmsnorm_fwd)(a->xn1, a->rstd1, a->x, W_(p[VP_NORM1]), N, D, 1e-6);
     OP(linear_fwd)(a->qkv, a->xn1, W_(p[VP_QKV_W]), W_(p[VP_QKV_B]), N, 3 * D, D, ws);
-    OP(rope)(a->qkv, cs, sn, N, H, K, 3 * D, 0);
-    OP(rope)(a->qkv + D, cs, sn, N, H, K, 3 * D, 0);
-    OP(attn_fwd)(a->att, a->lse, a->q, a->k, a->v, 3 * D, 3 * D, N, H, H, K, cu, ncu, 0, ws);
+    OP(rope_fwd)(a->qkv, cs, sn, N, H, K, 3 * D);
+    OP(rope_fwd)(a->qkv + D, cs, sn, N, H, K, 3 * D);
+    struct vr_attn_dims ad = {.N = N, .H = H, .KVH = H, .K = K, .q_stride = 3 * D, .kv_stride = 3 * D, .cu = cu,
+                              .nseg = ncu};
+    OP(attn_fwd)(a->att, a->lse, a->q, a->k, a->v, &ad, ws);
     OP(linear_fwd)(out, a->att, W_(p[VP_PROJ_W]), W_(p[VP_PROJ_B]), N, D, D, ws);
-    for (size_t i = 0; i < (size_t)N * D; i++) a->x2[i] = a->x[i] + out[i];
+    memcpy(a->x2, a->x, (size_t)N * D * sizeof(R));
+    OP(add_fwd)(a->x2, out, (size_t)N * D);
     OP(rmsnorm_fwd)(a->xn2, a->rstd2, a->x2, W_(p[VP_NORM2]), N, D, 1e-6);
     OP(linear_fwd)(a->g, a->xn2, W_(p[VP_GATE_W]), W_(p[VP_GATE_B]), N, F, D, ws);
     OP(linear_fwd)(a->u, a->xn2, W_(p[VP_UP_W]), W_(p[VP_UP_B]), N, F, D, ws);
     OP(swiglu_fwd)(s, a->g, a->u, (size_t)N * F);
     OP(linear_fwd)(out, s, W_(p[VP_DOWN_W]), W_(p[VP_DOWN_B]), N, D, F, ws);
-    FN(addv)(out, a->x2, (size_t)N * D);
+    OP(add_fwd)(out, a->x2, (size_t)N * D);
 }
 
 /* Scratch of one block's backward. */
@@ -149,18 +148,19 @@ static void FN(vblk_bwd)(const struct vr_layout *L, const R *w, R *g, int b, con
     OP(swiglu_bwd)(c->ds, c->du, c->ds, a->g, a->u, (size_t)N * F);
     OP(linear_bwd)(c->dxn, G_(p[VP_GATE_W]), G_(p[VP_GATE_B]), c->ds, a->xn2, W_(p[VP_GATE_W]), N, F, D, ws);
     OP(linear_bwd)(c->tmp, G_(p[VP_UP_W]), G_(p[VP_UP_B]), c->du, a->xn2, W_(p[VP_UP_W]), N, F, D, ws);
-    FN(addv)(c->dxn, c->tmp, ND);
+    OP(add_fwd)(c->dxn, c->tmp, ND);
     OP(rmsnorm_bwd)(c->dxn, G_(p[VP_NORM2]), c->dxn, a->x2, a->rstd2, W_(p[VP_NORM2]), N, D);
-    FN(addv)(dy, c->dxn, ND); /* dy is now d(x2) */
+    OP(add_fwd)(dy, c->dxn, ND); /* dy is now d(x2) */
     OP(linear_bwd)(c->datt, G_(p[VP_PROJ_W]), G_(p[VP_PROJ_B]), dy, a->att, W_(p[VP_PROJ_W]), N, D, D, ws);
     R *dqkv = c->dq;
-    OP(attn_bwd)(dqkv, dqkv + D, dqkv + 2 * D, c->datt, a->att, a->lse, a->q, a->k, a->v, 3 * D, 3 * D, N, H,
-                 H, K, cu, ncu, 0, ws);
-    OP(rope)(dqkv, cs, sn, N, H, K, 3 * D, 1);
-    OP(rope)(dqkv + D, cs, sn, N, H, K, 3 * D, 1);
+    struct vr_attn_dims ad = {.N = N, .H = H, .KVH = H, .K = K, .q_stride = 3 * D, .kv_stride = 3 * D, .cu = cu,
+                              .nseg = ncu};
+    OP(attn_bwd)(dqkv, dqkv + D, dqkv + 2 * D, c->datt, a->att, a->lse, a->q, a->k, a->v, &ad, ws);
+    OP(rope_bwd)(dqkv, cs, sn, N, H, K, 3 * D);
+    OP(rope_bwd)(dqkv + D, cs, sn, N, H, K, 3 * D);
     OP(linear_bwd)(c->dxn, G_(p[VP_QKV_W]), G_(p[VP_QKV_B]), dqkv, a->xn1, W_(p[VP_QKV_W]), N, 3 * D, D, ws);
     OP(rmsnorm_bwd)(c->dxn, G_(p[VP_NORM1]), c->dxn, a->x, a->rstd1, W_(p[VP_NORM1]), N, D);
-    FN(addv)(dy, c->dxn, ND);
+    OP(add_fwd)(dy, c->dxn, ND);
 }
 
 /* LoRA dropout in place of x (N, In) into out: each element kept with
@@ -228,7 +228,7 @@ static void FN(llin_bwd)(const struct vr_layout *L, const R *w, R *g, const stru
         FN(dropout)(A->lt, A->lt2, N, In, lo, t, o->row0);
         memcpy(A->lt2, A->lt, (size_t)N * In * sizeof(R));
     }
-    FN(addv)(dx, A->lt2, (size_t)N * In);
+    OP(add_fwd)(dx, A->lt2, (size_t)N * In);
 }
 
 /* A decoder layer over packed causal sequences. */
@@ -243,17 +243,20 @@ static void FN(lblk_fwd)(const struct vr_layout *L, const R *w, const struct vr_
     FN(llin_fwd)(L, w, o, A, p[LP_Q_W], p[LP_Q_B], a->q, a->xn1, N, H * K, D, a->lz[LP_Q_W], ws);
     FN(llin_fwd)(L, w, o, A, p[LP_K_W], p[LP_K_B], a->k, a->xn1, N, KVH * K, D, a->lz[LP_K_W], ws);
     FN(llin_fwd)(L, w, o, A, p[LP_V_W], p[LP_V_B], a->v, a->xn1, N, KVH * K, D, a->lz[LP_V_W], ws);
-    OP(rope)(a->q, cs, sn, N, H, K, H * K, 0);
-    OP(rope)(a->k, cs, sn, N, KVH, K, KVH * K, 0);
-    OP(attn_fwd)(a->att, a->lse, a->q, a->k, a->v, H * K, KVH * K, N, H, KVH, K, cu, nseq, 1, ws);
+    OP(rope_fwd)(a->q, cs, sn, N, H, K, H * K);
+    OP(rope_fwd)(a->k, cs, sn, N, KVH, K, KVH * K);
+    struct vr_attn_dims ad = {.N = N, .H = H, .KVH = KVH, .K = K, .q_stride = H * K, .kv_stride = KVH * K,
+                              .causal = 1, .cu = cu, .nseg = nseq};
+    OP(attn_fwd)(a->att, a->lse, a->q, a->k, a->v, &ad, ws);
     FN(llin_fwd)(L, w, o, A, p[LP_O_W], -1, out, a->att, N, D, H * K, a->lz[LP_O_W], ws);
-    for (size_t i = 0; i < (size_t)N * D; i++) a->x2[i] = a->x[i] + out[i];
+    memcpy(a->x2, a->x, (size_t)N * D * sizeof(R));
+    OP(add_fwd)(a->x2, out, (size_t)N * D);
     OP(rmsnorm_fwd)(a->xn2, a->rstd2, a->x2, W_(p[LP_POST_NORM]), N, D, t->eps);
     FN(llin_fwd)(L, w, o, A, p[LP_GATE_W], -1, a->g, a->xn2, N, I, D, a->lz[LP_GATE_W], ws);
     FN(llin_fwd)(L, w, o, A, p[LP_UP_W], -1, a->u, a->xn2, N, I, D, a->lz[LP_UP_W], ws);
     OP(swiglu_fwd)(s, a->g, a->u, (size_t)N * I);
     FN(llin_fwd)(L, w, o, A, p[LP_DOWN_W], -1, out, s, N, D, I, a->lz[LP_DOWN_W], ws);
-    FN(addv)(out, a->x2, (size_t)N * D);
+    OP(add_fwd)(out, a->x2, (size_t)N * D);
 }
 
 static void FN(lblk_bwd)(const struct vr_layout *L, const R *w, R *g, const struct vr_train_opts *o,
@@ -269,21 +272,22 @@ static void FN(lblk_bwd)(const struct vr_layout *L, const R *w, R *g, const stru
     OP(swiglu_bwd)(c->ds, c->du, c->ds, a->g, a->u, (size_t)N * I);
     FN(llin_bwd)(L, w, g, o, A, p[LP_GATE_W], -1, c->dxn, c->ds, a->xn2, N, I, D, a->lz[LP_GATE_W], ws);
     FN(llin_bwd)(L, w, g, o, A, p[LP_UP_W], -1, c->tmp, c->du, a->xn2, N, I, D, a->lz[LP_UP_W], ws);
-    FN(addv)(c->dxn, c->tmp, ND);
+    OP(add_fwd)(c->dxn, c->tmp, ND);
     OP(rmsnorm_bwd)(c->dxn, G_(p[LP_POST_NORM]), c->dxn, a->x2, a->rstd2, W_(p[LP_POST_NORM]), N, D);
-    FN(addv)(dy, c->dxn, ND);
+    OP(add_fwd)(dy, c->dxn, ND);
     FN(llin_bwd)(L, w, g, o, A, p[LP_O_W], -1, c->datt, dy, a->att, N, D, H * K, a->lz[LP_O_W], ws);
-    OP(attn_bwd)(c->dq, c->dk, c->dv, c->datt, a->att, a->lse, a->q, a->k, a->v, H * K, KVH * K, N, H, KVH, K,
-                 cu, nseq, 1, ws);
-    OP(rope)(c->dq, cs, sn, N, H, K, H * K, 1);
-    OP(rope)(c->dk, cs, sn, N, KVH, K, KVH * K, 1);
+    struct vr_attn_dims ad = {.N = N, .H = H, .KVH = KVH, .K = K, .q_stride = H * K, .kv_stride = KVH * K,
+                              .causal = 1, .cu = cu, .nseg = nseq};
+    OP(attn_bwd)(c->dq, c->dk, c->dv, c->datt, a->att, a->lse, a->q, a->k, a->v, &ad, ws);
+    OP(rope_bwd)(c->dq, cs, sn, N, H, K, H * K);
+    OP(rope_bwd)(c->dk, cs, sn, N, KVH, K, KVH * K);
     FN(llin_bwd)(L, w, g, o, A, p[LP_Q_W], p[LP_Q_B], c->dxn, c->dq, a->xn1, N, H * K, D, a->lz[LP_Q_W], ws);
     FN(llin_bwd)(L, w, g, o, A, p[LP_K_W], p[LP_K_B], c->tmp, c->dk, a->xn1, N, KVH * K, D, a->lz[LP_K_W], ws);
-    FN(addv)(c->dxn, c->tmp, ND);
+    OP(add_fwd)(c->dxn, c->tmp, ND);
     FN(llin_bwd)(L, w, g, o, A, p[LP_V_W], p[LP_V_B], c->tmp, c->dv, a->xn1, N, KVH * K, D, a->lz[LP_V_W], ws);
-    FN(addv)(c->dxn, c->tmp, ND);
+    OP(add_fwd)(c->dxn, c->tmp, ND);
     OP(rmsnorm_bwd)(c->dxn, G_(p[LP_IN_NORM]), c->dxn, a->x, a->rstd1, W_(p[LP_IN_NORM]), N, D);
-    FN(addv)(dy, c->dxn, ND);
+    OP(add_fwd)(dy, c->dxn, ND);
 }
 
 /* ---- vision tower ---- */
@@ -406,12 +410,8 @@ struct vr_train_act *FN(vr_train_fwd_)(const struct vr_layout *L, const R *w, co
     A->lb = (struct FN(blk) *)(void *)vr_ws_floats(ws, (size_t)t->layers * sizeof(struct FN(blk)) / 4 + 1);
     for (int l = 0; l < t->layers; l++) A->lb[l].x = FN(al)(ws, (size_t)N * D);
     A->xL = FN(al)(ws, (size_t)N * D);
-    const R *E = W_(L->embed);
-    for (int i = 0; i < N; i++) {
-        R *x = A->lb[0].x + (size_t)i * D;
-        if (p->img_row[i] >= 0) memcpy(x, A->vout + (size_t)p->img_row[i] * D, (size_t)D * sizeof(R));
-        else memcpy(x, E + (size_t)p->ids[i] * D, (size_t)D * sizeof(R));
-    }
+    OP(embed_fwd)(A->lb[0].x, W_(L->embed), p->ids, N, D); /* then image rows take their features */
+    if (p->nimg) OP(embed_fwd)(A->lb[0].x, A->vout, p->img_row, N, D);
     const struct vr_lora *lo = o->lora;
     if (lo) {
         int MX = D > I ? D : I;
@@ -475,7 +475,7 @@ void FN(vr_train_bwd_)(const struct vr_layout *L, const R *w, R *g, const struct
         R *dwe = FN(al)(ws, (size_t)V * D);
         memset(dwe, 0, (size_t)V * D * sizeof(R));
         OP(logp_bwd)(dh, dwe, dlogp, A->hn, A->weff, p->tgt, n, D, V, o->temperature, ws);
-        if (G_(L->head)) FN(addv)(G_(L->head), dwe, (size_t)V * D);
+        if (G_(L->head)) OP(add_fwd)(G_(L->head), dwe, (size_t)V * D);
         if (lg) {
             R *tb = FN(al)(ws, (size_t)V * lo->r), *ta = FN(al)(ws, (size_t)lo->r * D);
             OP(linear_fwd)(tb, dwe, lw + ad->a, NULL, V, lo->r, D, ws);      /* dW A^T */
@@ -489,7 +489,7 @@ void FN(vr_train_bwd_)(const struct vr_layout *L, const R *w, R *g, const struct
     }
     OP(rmsnorm_bwd)(dh, G_(L->norm), dh, A->hrow, A->hrstd, W_(L->norm), n, D);
     memset(dx, 0, (size_t)N * D * sizeof(R));
-    for (int i = 0; i < n; i++) FN(addv)(dx + (size_t)p->out_row[i] * D, dh + (size_t)i * D, (size_t)D);
+    for (int i = 0; i < n; i++) OP(add_fwd)(dx + (size_t)p->out_row[i] * D, dh + (size_t)i * D, (size_t)D);
     struct FN(bsc) c;
     FN(bsc_alloc)(&c, N, D, HK, KK, t->intermediate, ws);
     for (int l = t->layers - 1; l >= 0; l--) {
@@ -503,12 +503,11 @@ void FN(vr_train_bwd_)(const struct vr_layout *L, const R *w, R *g, const struct
         dv = FN(al)(ws, (size_t)A->NM * D);
         memset(dv, 0, (size_t)A->NM * D * sizeof(R));
     }
-    for (int i = 0; i < N; i++) {
-        if (p->img_row[i] >= 0) {
-            if (vis) FN(addv)(dv + (size_t)p->img_row[i] * D, dx + (size_t)i * D, (size_t)D);
-        } else if (gE) {
-            FN(addv)(gE + (size_t)p->ids[i] * D, dx + (size_t)i * D, (size_t)D);
-        }
+    if (vis) OP(embed_bwd)(dv, dx, p->img_row, N, D);
+    if (gE) { /* text rows only: an image row's gradient went to the vision tower */
+        int32_t *tid = (int32_t *)(void *)vr_ws_floats(ws, (size_t)N);
+        for (int i = 0; i < N; i++) tid[i] = p->img_row[i] >= 0 ? -1 : p->ids[i];
+        OP(embed_bwd)(gE, dx, tid, N, D);
     }
     if (vis) FN(vision_bwd)(L, w, g, A, dv, ws);
 }

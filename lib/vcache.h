@@ -19,7 +19,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "cpu/ops.h"
+#include "ops.h"
 #include "err.h"
 #include "model.h"
 #include "pixcache.h"

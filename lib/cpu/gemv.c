@@ -3,8 +3,9 @@
  * of f32; it is widened in registers and the math stays fp32). Rows of w are
  * split across the thread pool, so a row's result never depends on the
  * thread count. AVX-512, AVX2+FMA or NEON when the CPU has it (VR_ISA), else plain
- * C. Fast path of vr_linear_fwd_cpu; every variant is tested against the
- * float64 reference (tests/unit/qwen.c). */
+ * C. The gemv_infer op of the seam (../ops.h) and the few-row path of
+ * vr_linear_infer_cpu; every variant is tested against the plain-loop
+ * reference (ref.c, tests/unit/ops_ref.c). */
 #if defined(__x86_64__)
 #include <immintrin.h>
 #elif defined(__aarch64__)
@@ -250,8 +251,9 @@ static void rows_neon(void *vctx, int n0, int n1)
 }
 #endif
 
-void vr_gemv_fwd_cpu(float *out, const float *x, const struct vr_tensor *w, const float *b, int M)
+void vr_gemv_cpu(float *out, const float *x, const struct vr_tensor *w, const float *b, int M)
 {
+    /* out (M,N)  x (M,K)  w (N,K)  b (N) */
     struct gemv g = {out, x, b, w->data, w->dtype, M, (int)w->shape[0], (int)w->shape[1]};
     vr_range_fn fn = rows_c;
 #if defined(__x86_64__)
@@ -261,4 +263,10 @@ void vr_gemv_fwd_cpu(float *out, const float *x, const struct vr_tensor *w, cons
     if (vr_isa() == VR_ISA_NEON) fn = rows_neon;
 #endif
     vr_parallel_for(g.N, fn, &g);
+}
+
+void vr_gemv_infer_cpu(float *out, const float *x, const struct vr_tensor *w, const struct vr_tensor *b, int M,
+                       struct vr_ws *ws)
+{
+    vr_gemv_cpu(out, x, w, b ? vr_weight_f32(b, 1, ws) : NULL, M);
 }

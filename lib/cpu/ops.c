@@ -1,4 +1,8 @@
-/* ops.c: CPU reference ops (see ops.h). Plain loops around OpenBLAS sgemm. */
+/* ops.c: the CPU backend's generation-path ops (cpu/ops.h, ../ops.h): the
+ * workspace, the GEMM over stored-dtype weights, and the vector variants
+ * (AVX-512, AVX2+FMA, NEON, C; cpu/isa.h) of SwiGLU, softmax and the
+ * samplers' max and exp, and attention over vision segments or a KV cache.
+ * Their references are in ref.c. */
 #include "cpu/ops.h"
 
 #include <cblas.h>
@@ -95,6 +99,15 @@ const float *vr_weight_f32(const struct vr_tensor *w, int slot, struct vr_ws *ws
     return p;
 }
 
+void vr_embed_infer_cpu(float *x, const struct vr_tensor *e, const int32_t *ids, int M)
+{
+    /* x (M, D)  e (V, D) */
+    int D = (int)e->shape[1];
+    size_t es = vr_dtype_size(e->dtype);
+    for (int i = 0; i < M; i++)
+        vr_convert_to_f32(x + (size_t)i * D, (const char *)e->data + (size_t)ids[i] * D * es, e->dtype, (size_t)D);
+}
+
 #define LIN_TILES 8
 
 struct lin {
@@ -135,14 +148,14 @@ static void widen_rows(void *vctx, int r0, int r1)
                       c->w->dtype, (size_t)(r1 - r0) * c->rowlen);
 }
 
-void vr_linear_fwd_cpu(float *out, const float *x, const struct vr_tensor *w,
-                       const struct vr_tensor *b, int M, struct vr_ws *ws)
+void vr_linear_infer_cpu(float *out, const float *x, const struct vr_tensor *w, const struct vr_tensor *b, int M,
+                         struct vr_ws *ws)
 {
     /* out (M,N)  x (M,K)  w (N,K)  b (N) */
     int N = (int)w->shape[0], K = (int)w->shape[1];
     const float *B = b ? vr_weight_f32(b, 1, ws) : NULL;
     if (M <= VR_GEMV_MAX_M) {
-        vr_gemv_fwd_cpu(out, x, w, B, M);
+        vr_gemv_cpu(out, x, w, B, M);
         return;
     }
     BLAS_INIT();
@@ -377,7 +390,7 @@ static int have_avx2(void) { return vr_isa() == VR_ISA_AVX2; }
 static int have_neon(void) { return vr_isa() == VR_ISA_NEON; }
 #endif
 
-float vr_max_cpu(const float *x, int n)
+float vr_max_infer_cpu(const float *x, int n)
 {
     float m = -INFINITY;
     int i = 0;
@@ -400,7 +413,7 @@ float vr_max_cpu(const float *x, int n)
     return m;
 }
 
-double vr_exp_shift_cpu(float *out, const float *x, int n, float scale, float shift)
+double vr_exp_infer_cpu(float *out, const float *x, int n, float scale, float shift)
 {
     double z = 0;
     int i = 0;
@@ -424,36 +437,6 @@ double vr_exp_shift_cpu(float *out, const float *x, int n, float scale, float sh
 
 /* Elementwise ops split their rows over the pool when there are enough. */
 #define PAR_MIN (1 << 15) /* elements below which threading costs more than it saves */
-
-struct rms {
-    float *out;
-    const float *x, *W;
-    int D;
-    float eps;
-};
-
-static void rms_rows(void *vctx, int r0, int r1)
-{
-    const struct rms *c = vctx;
-    int D = c->D;
-    for (int i = r0; i < r1; i++) {
-        const float *xi = c->x + (size_t)i * D;
-        float *oi = c->out + (size_t)i * D;
-        float ss = 0;
-        for (int d = 0; d < D; d++) ss += xi[d] * xi[d];
-        float r = 1.0f / sqrtf(ss / (float)D + c->eps);
-        for (int d = 0; d < D; d++) oi[d] = c->W[d] * (xi[d] * r);
-    }
-}
-
-void vr_rmsnorm_fwd_cpu(float *out, const float *x, const struct vr_tensor *w, int M, int D,
-                        double eps, struct vr_ws *ws)
-{
-    /* out (M,D)  x (M,D)  w (D) */
-    struct rms c = {out, x, vr_weight_f32(w, 1, ws), D, (float)eps};
-    if ((size_t)M * D < PAR_MIN) rms_rows(&c, 0, M);
-    else vr_parallel_for(M, rms_rows, &c);
-}
 
 struct swi {
     float *out;
@@ -510,39 +493,12 @@ static void swi_chunks(void *vctx, int c0, int c1)
     for (size_t i = a; i < b; i++) c->out[i] = c->g[i] / (1.0f + expf(-c->g[i])) * c->u[i];
 }
 
-void vr_swiglu_fwd_cpu(float *out, const float *gate, const float *up, size_t n)
+void vr_swiglu_infer_cpu(float *out, const float *gate, const float *up, size_t n)
 {
     struct swi c = {out, gate, up, n};
     int chunks = (int)((n + 1023) / 1024);
     if (n < PAR_MIN) swi_chunks(&c, 0, chunks);
     else vr_parallel_for(chunks, swi_chunks, &c);
-}
-
-void vr_gelu_fwd_cpu(float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
-}
-
-void vr_add_cpu(float *x, const float *y, size_t n)
-{
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
-}
-
-void vr_rope_fwd_cpu(float *x, const float *cos, const float *sin, int M, int H, int K, int row_stride)
-{
-    /* x (M, H, K) with rows row_stride floats apart; cos, sin (M, K) */
-    int h2 = K / 2;
-    for (int i = 0; i < M; i++) {
-        const float *c = cos + (size_t)i * K, *s = sin + (size_t)i * K;
-        for (int h = 0; h < H; h++) {
-            float *v = x + (size_t)i * row_stride + (size_t)h * K;
-            for (int d = 0; d < h2; d++) {
-                float a = v[d], b = v[d + h2];
-                v[d] = a * c[d] - b * s[d];
-                v[d + h2] = b * c[d + h2] + a * s[d + h2];
-            }
-        }
-    }
 }
 
 #if defined(__x86_64__)
@@ -597,7 +553,7 @@ __attribute__((target("avx2,fma"))) static void softmax_avx2(float *x, int n)
 }
 #endif
 
-void vr_softmax_row_cpu(float *x, int n)
+void vr_softmax_infer_cpu(float *x, int n)
 {
 #if defined(__x86_64__)
     if (have_avx512()) {
@@ -683,48 +639,55 @@ static void attn_tasks(void *vctx, int t0, int t1)
                     for (int j = 0; j <= last && j < L; j++)
                         if (!a->valid[j]) row[j] = -INFINITY;
             }
-            vr_softmax_row_cpu(row, L);
+            vr_softmax_infer_cpu(row, L);
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, a->K, L, 1.0f, S, L, v, a->ldk, 0.0f,
                     a->out + (size_t)r0 * a->ldo + (size_t)h * a->K, a->ldo);
     }
 }
 
-void vr_attn_segments_fwd_cpu(float *out, const float *qkv, int N, int H, int K, const int *cu,
-                              int nseg, struct vr_ws *ws)
+/* Vision segments (non-causal): blocks of ROWS query rows inside each segment. */
+static void attn_segments(float *out, const float *q, const float *k, const float *v, const struct vr_attn_dims *d,
+                          struct vr_ws *ws)
 {
-    /* out (N, H*K)  qkv (N, 3*H*K) */
-    BLAS_INIT();
-    int D = H * K, maxlen = 0, nblk = 0;
-    for (int s = 0; s < nseg; s++) {
-        int L = cu[s + 1] - cu[s];
+    int maxlen = 0, nblk = 0;
+    for (int s = 0; s < d->nseg; s++) {
+        int L = d->cu[s + 1] - d->cu[s];
         if (L > maxlen) maxlen = L;
         nblk += (L + ROWS - 1) / ROWS;
     }
-    (void)N;
     int *bs = (int *)vr_ws_floats(ws, (size_t)nblk + 1), *br = (int *)vr_ws_floats(ws, (size_t)nblk + 1);
-    for (int s = 0, b = 0; s < nseg; s++)
-        for (int r = cu[s]; r < cu[s + 1]; r += ROWS) bs[b] = s, br[b++] = r;
+    for (int s = 0, b = 0; s < d->nseg; s++)
+        for (int r = d->cu[s]; r < d->cu[s + 1]; r += ROWS) bs[b] = s, br[b++] = r;
     size_t per = (size_t)ROWS * maxlen;
-    struct attn a = {.out = out, .q = qkv, .k = qkv + D, .v = qkv + 2 * D, .ldq = 3 * D, .ldk = 3 * D,
-                     .ldo = D, .H = H, .G = 1, .K = K, .cu = cu, .nseg = nseg, .nblk_total = nblk,
-                     .blk_seg = bs, .blk_row = br, .kvstride = K, .Sper = per,
-                     .S = vr_ws_floats(ws, per * (size_t)vr_threads()), .scale = 1.0f / sqrtf((float)K)};
-    /* the kv head offset is h*K inside a row, so kvstride = K with ldk = 3D */
-    vr_parallel_for(H * nblk, attn_tasks, &a);
+    /* the kv head offset is h*K inside a row, so kvstride = K with ldk = kv_stride */
+    struct attn a = {.out = out, .q = q, .k = k, .v = v, .ldq = d->q_stride, .ldk = d->kv_stride,
+                     .ldo = d->H * d->K, .H = d->H, .G = d->H / d->KVH, .K = d->K, .cu = d->cu, .nseg = d->nseg,
+                     .nblk_total = nblk, .blk_seg = bs, .blk_row = br, .kvstride = d->K, .Sper = per,
+                     .S = vr_ws_floats(ws, per * (size_t)vr_threads()), .scale = 1.0f / sqrtf((float)d->K)};
+    vr_parallel_for(d->H * nblk, attn_tasks, &a);
 }
 
-void vr_attn_causal_fwd_cpu(float *out, const float *q, int Tq, int H, int KVH, int K,
-                            const float *kc, const float *vc, int cap, int n, int q0,
-                            const unsigned char *valid, struct vr_ws *ws)
+/* Causal attention of N queries against a KV cache of one sequence. */
+static void attn_cache(float *out, const float *q, const float *kc, const float *vc, const struct vr_attn_dims *d,
+                       struct vr_ws *ws)
 {
-    /* out (Tq, H*K)  q (Tq, H, K)  kc, vc (KVH, cap, K) */
+    int nblk = (d->N + ROWS - 1) / ROWS;
+    size_t per = (size_t)ROWS * d->nkeys;
+    struct attn a = {.out = out, .q = q, .k = kc, .v = vc, .ldq = d->q_stride, .ldk = d->K, .ldo = d->H * d->K,
+                     .H = d->H, .G = d->H / d->KVH, .K = d->K, .cu = NULL, .nblk_total = nblk, .Tq = d->N,
+                     .n = d->nkeys, .q0 = d->q0, .kvstride = d->cap * d->K, .valid = d->valid, .Sper = per,
+                     .S = vr_ws_floats(ws, per * (size_t)vr_threads()), .scale = 1.0f / sqrtf((float)d->K)};
+    vr_parallel_for(d->H * nblk, attn_tasks, &a);
+}
+
+void vr_attn_infer_cpu(float *out, const float *q, const float *k, const float *v, const struct vr_attn_dims *d,
+                       struct vr_ws *ws)
+{
+    /* out (N, H*K)  q (N, H, K) rows q_stride apart  k, v: packed rows kv_stride apart, or (KVH, cap, K) */
+    VR_ASSERT(d->KVH > 0 && d->H % d->KVH == 0);
+    VR_ASSERT(d->cu ? !d->causal : d->causal); /* the two kernels this path has */
     BLAS_INIT();
-    int nblk = (Tq + ROWS - 1) / ROWS;
-    size_t per = (size_t)ROWS * n;
-    struct attn a = {.out = out, .q = q, .k = kc, .v = vc, .ldq = H * K, .ldk = K, .ldo = H * K, .H = H,
-                     .G = H / KVH, .K = K, .cu = NULL, .nblk_total = nblk, .Tq = Tq, .n = n, .q0 = q0,
-                     .kvstride = cap * K, .valid = valid, .Sper = per,
-                     .S = vr_ws_floats(ws, per * (size_t)vr_threads()), .scale = 1.0f / sqrtf((float)K)};
-    vr_parallel_for(H * nblk, attn_tasks, &a);
+    if (d->cu) attn_segments(out, q, k, v, d, ws);
+    else attn_cache(out, q, k, v, d, ws);
 }

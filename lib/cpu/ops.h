@@ -1,76 +1,65 @@
-/* ops.h: the CPU reference ops (DESIGN.md §7). fp32 math; weights may be
- * stored as f32, bf16 or f16 and are widened into a workspace per call.
- * GEMMs go through OpenBLAS cblas_sgemm. The CUDA twins (kernels/) are
- * checked against these. Shapes: see the legend in tensor.h. */
+/* ops.h: the CPU backend's ops (DESIGN.md §7), the entries of
+ * vr_backend_cpu (backend.c) behind the seam of ../ops.h, where each is
+ * documented. The model never calls these directly; tests do, to reach a
+ * variant. fp32 math; inference weights may be stored as f32, bf16 or f16
+ * and are widened per call (or in registers, by the GEMV). GEMMs go through
+ * single-threaded OpenBLAS calls on tiles fixed by the shape. The _infer ops
+ * have vector variants (AVX-512, AVX2+FMA, NEON, C) chosen by cpu/isa.h;
+ * the _fwd/_bwd ops are train_ops_impl.h compiled for float (here) and for
+ * double (the _f64 twins of ../ops.h). Every one is tested against its
+ * plain-loop reference (cpu/ref.h, tests/unit/ops_ref.c). */
 #ifndef VR_CPU_OPS_H
 #define VR_CPU_OPS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-#include "tensor.h"
+#include "../ops.h"
 
-/* A bump allocator for activations: chunks are kept across resets, so after
- * the first call of a given size nothing is allocated. */
-struct vr_ws {
-    struct vr_ws_chunk *head;
-    struct vr_ws_chunk *cur;
-    /* widened weights: one reused buffer per slot (an op's weight lives only
-     * for the op), so a bf16 model never holds more than one f32 copy of a
-     * weight at a time */
-    float *wslot[2];
-    size_t wcap[2];
-};
-void vr_ws_reset(struct vr_ws *ws);
-/* n floats, 64-byte aligned, uninitialised; valid until the next reset. */
-float *vr_ws_floats(struct vr_ws *ws, size_t n);
-void vr_ws_free(struct vr_ws *ws);
+/* ---- the generation path (ops.c, gemv.c) ---- */
 
-/* The weight as f32: the data itself when stored as F32, else widened into
- * ws's buffer for slot (0: matrices, 1: vectors), valid until that slot's next
- * use. */
-const float *vr_weight_f32(const struct vr_tensor *w, int slot, struct vr_ws *ws);
-
-/* out (M,N) = x (M,K) . w (N,K)^T + b (N); b may be NULL. */
-void vr_linear_fwd_cpu(float *out, const float *x, const struct vr_tensor *w,
-                       const struct vr_tensor *b, int M, struct vr_ws *ws);
-/* The same for few rows (M <= VR_GEMV_MAX_M): streams w once in its stored
- * dtype, threads over N. b (N, f32) may be NULL. */
+void vr_linear_infer_cpu(float *out, const float *x, const struct vr_tensor *w, const struct vr_tensor *b, int M,
+                         struct vr_ws *ws);
+void vr_gemv_infer_cpu(float *out, const float *x, const struct vr_tensor *w, const struct vr_tensor *b, int M,
+                       struct vr_ws *ws);
+/* The GEMV kernel: b (N) already f32 (may be NULL). linear_infer takes it
+ * for M <= VR_GEMV_MAX_M. */
 #define VR_GEMV_MAX_M 16
-void vr_gemv_fwd_cpu(float *out, const float *x, const struct vr_tensor *w, const float *b, int M);
+void vr_gemv_cpu(float *out, const float *x, const struct vr_tensor *w, const float *b, int M);
+void vr_embed_infer_cpu(float *x, const struct vr_tensor *e, const int32_t *ids, int M);
+void vr_swiglu_infer_cpu(float *y, const float *g, const float *u, size_t n);
+void vr_attn_infer_cpu(float *out, const float *q, const float *k, const float *v, const struct vr_attn_dims *d,
+                       struct vr_ws *ws);
+void vr_softmax_infer_cpu(float *x, int n);
+float vr_max_infer_cpu(const float *x, int n);
+double vr_exp_infer_cpu(float *out, const float *x, int n, float scale, float shift);
 
-/* out (M,D) = x * rsqrt(mean(x^2) + eps) * w; out may alias x. */
-void vr_rmsnorm_fwd_cpu(float *out, const float *x, const struct vr_tensor *w, int M, int D,
-                        double eps, struct vr_ws *ws);
-/* out (n) = silu(gate) * up; out may alias gate. */
-void vr_swiglu_fwd_cpu(float *out, const float *gate, const float *up, size_t n);
-/* x (n) = gelu(x), the exact erf form (nn.GELU()). */
-void vr_gelu_fwd_cpu(float *x, size_t n);
-/* x (n) += y. */
-void vr_add_cpu(float *x, const float *y, size_t n);
+/* ---- the differentiable ops in float32 (train_ops.c) ---- */
 
-/* Rotate-half RoPE in place on rows of heads: x (M, H, K) with per-row cos,
- * sin (M, K). */
-void vr_rope_fwd_cpu(float *x, const float *cos, const float *sin, int M, int H, int K, int row_stride);
-
-/* Non-causal attention inside segments (the vision tower). qkv (N, 3*H*K) as
- * the qkv projection writes it; out (N, H*K); segments cu[0..nseg]. */
-void vr_attn_segments_fwd_cpu(float *out, const float *qkv, int N, int H, int K, const int *cu,
-                              int nseg, struct vr_ws *ws);
-
-/* Causal GQA attention of Tq queries against a cache of n keys (one sequence,
- * one layer). q (Tq, H, K); kc, vc (KVH, cap, K); query i sees keys j <= q0 + i
- * whose valid[j] is set (valid NULL: all). A query that sees no key gets
- * zeros (left padding). out (Tq, H*K). */
-void vr_attn_causal_fwd_cpu(float *out, const float *q, int Tq, int H, int KVH, int K,
-                            const float *kc, const float *vc, int cap, int n, int q0,
-                            const unsigned char *valid, struct vr_ws *ws);
-
-/* max of x (n >= 1). */
-float vr_max_cpu(const float *x, int n);
-/* out[i] = exp(x[i] * scale - shift); returns the sum (the samplers' softmax). */
-double vr_exp_shift_cpu(float *out, const float *x, int n, float scale, float shift);
-
-/* Numerically safe in-place softmax of a row of n floats. */
-void vr_softmax_row_cpu(float *x, int n);
+void vr_linear_fwd_cpu(float *y, const float *x, const float *w, const float *b, int N, int O, int I,
+                       struct vr_ws *ws);
+void vr_linear_bwd_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int N,
+                       int O, int I, struct vr_ws *ws);
+void vr_rmsnorm_fwd_cpu(float *y, float *rstd, const float *x, const float *w, int N, int D, double eps);
+void vr_rmsnorm_bwd_cpu(float *dx, float *dw, const float *dy, const float *x, const float *rstd, const float *w,
+                        int N, int D);
+void vr_rope_fwd_cpu(float *x, const float *cos, const float *sin, int N, int H, int K, int stride);
+void vr_rope_bwd_cpu(float *dx, const float *cos, const float *sin, int N, int H, int K, int stride);
+void vr_swiglu_fwd_cpu(float *y, const float *g, const float *u, size_t n);
+void vr_swiglu_bwd_cpu(float *dg, float *du, const float *dy, const float *g, const float *u, size_t n);
+void vr_gelu_fwd_cpu(float *y, const float *x, size_t n);
+void vr_gelu_bwd_cpu(float *dx, const float *dy, const float *x, size_t n);
+void vr_add_fwd_cpu(float *y, const float *x, size_t n);
+void vr_embed_fwd_cpu(float *x, const float *table, const int32_t *idx, int N, int D);
+void vr_embed_bwd_cpu(float *dtable, const float *dx, const int32_t *idx, int N, int D);
+void vr_attn_fwd_cpu(float *out, float *lse, const float *q, const float *k, const float *v,
+                     const struct vr_attn_dims *d, struct vr_ws *ws);
+void vr_attn_bwd_cpu(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                     const float *q, const float *k, const float *v, const struct vr_attn_dims *d,
+                     struct vr_ws *ws);
+void vr_logp_fwd_cpu(float *logp, float *ent, const float *h, const float *w, const int32_t *target, int N, int D,
+                     int V, double temp, struct vr_ws *ws);
+void vr_logp_bwd_cpu(float *dh, float *dw, const float *dlogp, const float *h, const float *w,
+                     const int32_t *target, int N, int D, int V, double temp, struct vr_ws *ws);
 
 #endif

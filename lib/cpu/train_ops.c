@@ -1,10 +1,11 @@
-/* train_ops.c: the training ops of vr-update (train_ops.h): forwards that
- * save what backward needs, and backwards. The reference CPU path: plain
+/* train_ops.c: the CPU backend's differentiable ops (the _fwd/_bwd entries
+ * of ../ops.h): forwards that save what backward needs, and backwards. Plain
  * loops for the elementwise ops and row reductions, single-threaded OpenBLAS
  * GEMMs on fixed tiles spread over the pool. The code is train_ops_impl.h,
- * compiled here for float (_f32, training) and double (_f64, the gradient
- * check of tests/unit/train_ops.c). */
-#include "cpu/train_ops.h"
+ * compiled here for float (vr_<op>_<fwd|bwd>_cpu, the table's entries) and
+ * double (the _f64 twins, for the gradient checks). The generation path
+ * shares the float rmsnorm, rope, gelu and add. */
+#include "cpu/ops.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -68,10 +69,11 @@ static int attn_blocks(const int *cu, int nseg, int *seg, int *row, int *maxlen)
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 #define FN(n) CAT(n, CAT(_, S))               /* a static helper of type S */
-#define API(n) CAT(CAT(vr_train_, n), CAT(_, S)) /* a public op of type S */
+#define API(n) CAT(CAT(vr_, n), CAT(_, SUF)) /* a public op of type S */
 
 #define R float
 #define S f32
+#define SUF cpu
 #define GEMM cblas_sgemm
 #define EXP expf
 #define LOG logf
@@ -80,6 +82,7 @@ static int attn_blocks(const int *cu, int nseg, int *seg, int *row, int *maxlen)
 #include "cpu/train_ops_impl.h"
 #undef R
 #undef S
+#undef SUF
 #undef GEMM
 #undef EXP
 #undef LOG
@@ -88,6 +91,7 @@ static int attn_blocks(const int *cu, int nseg, int *seg, int *row, int *maxlen)
 
 #define R double
 #define S f64
+#define SUF f64
 #define GEMM cblas_dgemm
 #define EXP exp
 #define LOG log

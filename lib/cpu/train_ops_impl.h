@@ -1,7 +1,8 @@
-/* train_ops_impl.h: the body of the training ops (train_ops.h), written once
- * for a real type. train_ops.c includes it twice: R = float, S = f32 (what
- * vr-update runs) and R = double, S = f64 (what the gradient check runs). The
- * includer defines R, S, GEMM (cblas_sgemm / cblas_dgemm) and EXP, LOG, SQRT,
+/* train_ops_impl.h: the body of the differentiable ops (../ops.h), written
+ * once for a real type. train_ops.c includes it twice: R = float, S = f32 (the
+ * CPU backend's entries, what vr-update runs) and R = double, S = f64 (what the
+ * gradient check runs). The includer defines R, S, SUF (the public names'
+ * suffix), GEMM (cblas_sgemm / cblas_dgemm) and EXP, LOG, SQRT,
  * ERF for R, and the type-free helpers (imin, gemm_tiling, zigzag,
  * attn_blocks, AROWS, LOGP_ROWS, PAR_MIN). No include guard on purpose.
  *
@@ -34,7 +35,7 @@ static void FN(gemm_tasks)(void *vctx, int t0, int t1)
         int m = imin(g->tm, g->M - m0), n = imin(g->tn, g->N - n0);
         R *C = g->C + (size_t)m0 * g->ldc + n0;
         R beta = g->beta;
-        if (g->bias) { /* bias first, then += the product: the order of vr_linear_fwd_cpu */
+        if (g->bias) { /* bias first, then += the product: the order of vr_linear_infer_cpu */
             for (int i = 0; i < m; i++) memcpy(C + (size_t)i * g->ldc, g->bias + n0, (size_t)n * sizeof(R));
             beta = 1;
         }
@@ -121,15 +122,15 @@ static void FN(rms_fwd_rows)(void *vctx, int r0, int r1)
         const R *x = c->x + (size_t)i * D;
         R *y = c->y + (size_t)i * D, ss = 0;
         for (int d = 0; d < D; d++) ss += x[d] * x[d];
-        R r = 1 / SQRT(ss / (R)D + c->eps); /* as vr_rmsnorm_fwd_cpu */
-        c->rstd[i] = r;
+        R r = 1 / SQRT(ss / (R)D + c->eps);
+        if (c->rstd) c->rstd[i] = r;
         for (int d = 0; d < D; d++) y[d] = c->w[d] * (x[d] * r);
     }
 }
 
 void API(rmsnorm_fwd)(R *y, R *rstd, const R *x, const R *w, int N, int D, double eps)
 {
-    /* y (N,D)  rstd (N)  x (N,D)  w (D) */
+    /* y (N,D)  rstd (N) or NULL  x (N,D)  w (D); y may alias x (a row's sum comes first) */
     struct FN(rms) c = {.y = y, .rstd = rstd, .x = x, .w = w, .N = N, .D = D, .eps = (R)eps};
     if ((size_t)N * D < PAR_MIN) FN(rms_fwd_rows)(&c, 0, N);
     else vr_parallel_for(N, FN(rms_fwd_rows), &c);
@@ -233,7 +234,7 @@ static void FN(gelu_fwd_chunks)(void *vctx, int c0, int c1)
 {
     const struct FN(ew) *e = vctx;
     size_t i1 = (size_t)c1 * 4096 < e->n ? (size_t)c1 * 4096 : e->n;
-    for (size_t i = (size_t)c0 * 4096; i < i1; i++) /* as vr_gelu_fwd_cpu */
+    for (size_t i = (size_t)c0 * 4096; i < i1; i++) /* y may alias x */
         e->y[i] = (R)0.5 * e->a[i] * (1 + ERF(e->a[i] * (R)M_SQRT1_2));
 }
 
@@ -279,7 +280,7 @@ static void FN(rope_rows)(void *vctx, int r0, int r1)
         const float *c = p->cos + (size_t)i * K, *s = p->sin + (size_t)i * K;
         for (int h = 0; h < p->H; h++) {
             R *v = p->x + (size_t)i * p->stride + (size_t)h * K;
-            if (!p->inverse) /* [c1 -s1; s2 c2] on (x1, x2), as vr_rope_fwd_cpu */
+            if (!p->inverse) /* [c1 -s1; s2 c2] on (x1, x2) */
                 for (int d = 0; d < h2; d++) {
                     R a = v[d], b = v[d + h2];
                     v[d] = a * c[d] - b * s[d];
@@ -295,12 +296,58 @@ static void FN(rope_rows)(void *vctx, int r0, int r1)
     }
 }
 
-void API(rope)(R *x, const float *cos, const float *sin, int N, int H, int K, int stride, int inverse)
+static void FN(rope)(R *x, const float *cos, const float *sin, int N, int H, int K, int stride, int inverse)
 {
     /* x (N, H, K) rows `stride` apart, in place  cos, sin (N, K) */
     struct FN(rope) p = {x, cos, sin, H, K, stride, inverse};
     if ((size_t)N * H * K < PAR_MIN) FN(rope_rows)(&p, 0, N);
     else vr_parallel_for(N, FN(rope_rows), &p);
+}
+
+void API(rope_fwd)(R *x, const float *cos, const float *sin, int N, int H, int K, int stride)
+{
+    FN(rope)(x, cos, sin, N, H, K, stride, 0);
+}
+
+void API(rope_bwd)(R *dx, const float *cos, const float *sin, int N, int H, int K, int stride)
+{
+    FN(rope)(dx, cos, sin, N, H, K, stride, 1);
+}
+
+/* ---- residual add ---- */
+
+static void FN(add_chunks)(void *vctx, int c0, int c1)
+{
+    const struct FN(ew) *e = vctx;
+    size_t i1 = (size_t)c1 * 4096 < e->n ? (size_t)c1 * 4096 : e->n;
+    for (size_t i = (size_t)c0 * 4096; i < i1; i++) e->y[i] += e->a[i];
+}
+
+void API(add_fwd)(R *y, const R *x, size_t n)
+{
+    /* y (n) += x (n) */
+    struct FN(ew) e = {.y = y, .a = x, .n = n};
+    FN(ew_run)(FN(add_chunks), &e);
+}
+
+/* ---- row gather and scatter-add (embeddings, image features) ---- */
+
+void API(embed_fwd)(R *x, const R *table, const int32_t *idx, int N, int D)
+{
+    /* x (N,D)  table (., D)  idx (N) */
+    for (int i = 0; i < N; i++)
+        if (idx[i] >= 0) memcpy(x + (size_t)i * D, table + (size_t)idx[i] * D, (size_t)D * sizeof(R));
+}
+
+void API(embed_bwd)(R *dtable, const R *dx, const int32_t *idx, int N, int D)
+{
+    /* dtable (., D)  dx (N,D)  idx (N): rows in order, so a table row's sum has one order */
+    for (int i = 0; i < N; i++)
+        if (idx[i] >= 0) {
+            R *t = dtable + (size_t)idx[i] * D;
+            const R *g = dx + (size_t)i * D;
+            for (int d = 0; d < D; d++) t[d] += g[d];
+        }
 }
 
 /* ---- attention ---- */
@@ -363,15 +410,15 @@ static int FN(attn_setup)(struct FN(att) *a, int N, int nseg, int rows, struct v
     return a->nblk;
 }
 
-void API(attn_fwd)(R *out, R *lse, const R *q, const R *k, const R *v, int qs, int ks, int N, int H, int KVH,
-                   int K, const int *cu, int nseg, int causal, struct vr_ws *ws)
+void API(attn_fwd)(R *out, R *lse, const R *q, const R *k, const R *v, const struct vr_attn_dims *d,
+                   struct vr_ws *ws)
 {
-    /* out (N, H*K)  lse (N, H)  q (N, H, K) rows qs apart  k, v (N, KVH, K) rows ks apart */
-    VR_ASSERT(KVH > 0 && H % KVH == 0);
-    struct FN(att) a = {.out = out, .lse = lse, .q = q, .k = k, .v = v, .qs = qs, .ks = ks, .H = H,
-                        .G = H / KVH, .K = K, .causal = causal, .cu = cu};
-    int nblk = FN(attn_setup)(&a, N, nseg, AROWS, ws); /* scores */
-    vr_parallel_for(H * nblk, FN(attn_fwd_tasks), &a);
+    /* out (N, H*K)  lse (N, H)  q (N, H, K) rows q_stride apart  k, v (N, KVH, K) rows kv_stride apart */
+    VR_ASSERT(d->KVH > 0 && d->H % d->KVH == 0 && d->cu);
+    struct FN(att) a = {.out = out, .lse = lse, .q = q, .k = k, .v = v, .qs = d->q_stride, .ks = d->kv_stride,
+                        .H = d->H, .G = d->H / d->KVH, .K = d->K, .causal = d->causal, .cu = d->cu};
+    int nblk = FN(attn_setup)(&a, d->N, d->nseg, AROWS, ws); /* scores */
+    vr_parallel_for(d->H * nblk, FN(attn_fwd_tasks), &a);
 }
 
 struct FN(drow) {
@@ -464,14 +511,15 @@ static void FN(attn_dkv_tasks)(void *vctx, int t0, int t1)
 }
 
 void API(attn_bwd)(R *dq, R *dk, R *dv, const R *dout, const R *out, const R *lse, const R *q, const R *k,
-                   const R *v, int qs, int ks, int N, int H, int KVH, int K, const int *cu, int nseg, int causal,
-                   struct vr_ws *ws)
+                   const R *v, const struct vr_attn_dims *d, struct vr_ws *ws)
 {
-    /* dq (N, H, K) rows qs apart  dk, dv (N, KVH, K) rows ks apart  dout, out (N, H*K)  lse (N, H) */
-    VR_ASSERT(KVH > 0 && H % KVH == 0);
+    /* dq (N, H, K) rows q_stride apart  dk, dv (N, KVH, K) rows kv_stride apart  dout, out (N, H*K)  lse (N, H) */
+    VR_ASSERT(d->KVH > 0 && d->H % d->KVH == 0 && d->cu);
+    int N = d->N, H = d->H, K = d->K, KVH = d->KVH;
     struct FN(att) a = {.dq = dq, .dk = dk, .dv = dv, .q = q, .k = k, .v = v, .dout = dout, .lsein = lse,
-                        .qs = qs, .ks = ks, .H = H, .G = H / KVH, .K = K, .causal = causal, .cu = cu};
-    int nblk = FN(attn_setup)(&a, N, nseg, 2 * AROWS + 2, ws); /* P, dP, lse, D */
+                        .qs = d->q_stride, .ks = d->kv_stride, .H = H, .G = H / KVH, .K = K, .causal = d->causal,
+                        .cu = d->cu};
+    int nblk = FN(attn_setup)(&a, N, d->nseg, 2 * AROWS + 2, ws); /* P, dP, lse, D */
     struct FN(drow) c = {FN(al)(ws, (size_t)N * H), dout, out, H, K};
     a.Dd = c.Dd;
     if ((size_t)N * H * K < PAR_MIN) FN(attn_drows)(&c, 0, N);

@@ -53,7 +53,7 @@ static void gemv(enum vr_dtype dt, int M, int N, int K)
     struct vr_tensor tw;
     int64_t shape[2] = {N, K};
     vr_tensor_view(&tw, dt, 2, shape, w);
-    vr_gemv_fwd_cpu(out, x, &tw, b, M);
+    vr_gemv_cpu(out, x, &tw, b, M);
     double worst = 0;
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
@@ -69,7 +69,7 @@ static void gemv(enum vr_dtype dt, int M, int N, int K)
     /* a row's result does not depend on the rows beside it */
     if (M > 1) {
         float *one = vr_xmalloc((size_t)N * 4);
-        vr_gemv_fwd_cpu(one, x + (size_t)(M - 1) * K, &tw, b, 1);
+        vr_gemv_cpu(one, x + (size_t)(M - 1) * K, &tw, b, 1);
         ok(memcmp(one, out + (size_t)(M - 1) * N, (size_t)N * 4) == 0, "gemv %s: row %d alone = in a batch of %d",
            vr_dtype_name(dt), M - 1, M);
         free(one);
@@ -83,12 +83,12 @@ static void exps(int n)
     for (int i = 0; i < n; i++) x[i] = frand(-30, 30);
     x[n / 2] = 40; /* the largest, so exp(x * scale - shift) <= 1 */
     float scale = 1.0f / 0.7f;
-    float mx = vr_max_cpu(x, n);
+    float mx = vr_max_infer_cpu(x, n);
     double m = -INFINITY;
     for (int i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
     ok(mx == (float)m, "max n=%d exact", n);
     float shift = mx * scale;
-    double z = vr_exp_shift_cpu(out, x, n, scale, shift), zr = 0, worst = 0, e_max = 0;
+    double z = vr_exp_infer_cpu(out, x, n, scale, shift), zr = 0, worst = 0, e_max = 0;
     for (int i = 0; i < n; i++) {
         double a = (double)x[i] * scale - shift, r = exp(a), e = (fabs((double)x[i] * scale) + fabs(a) + 4) * U;
         zr += r;
@@ -101,7 +101,7 @@ static void exps(int n)
 
     for (int i = 0; i < n; i++) x[i] = frand(-20, 20);
     memcpy(out, x, (size_t)n * 4);
-    vr_softmax_row_cpu(out, n);
+    vr_softmax_infer_cpu(out, n);
     double mm = -INFINITY, s = 0;
     for (int i = 0; i < n; i++) mm = x[i] > mm ? x[i] : mm;
     for (int i = 0; i < n; i++) s += exp((double)x[i] - mm);
@@ -115,7 +115,7 @@ static void exps(int n)
 
     float *u = vr_xmalloc((size_t)n * 4 + 4);
     for (int i = 0; i < n; i++) x[i] = frand(-20, 20), u[i] = frand(-2, 2);
-    vr_swiglu_fwd_cpu(out, x, u, (size_t)n);
+    vr_swiglu_infer_cpu(out, x, u, (size_t)n);
     worst = 0;
     for (int i = 0; i < n; i++) {
         /* g / (1 + exp(-g)) * u: exp within (|g| + 4) u, then an add, a divide, a multiply */

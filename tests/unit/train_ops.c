@@ -1,14 +1,15 @@
-/* train_ops.c: the training ops (lib/cpu/train_ops.h). Every float64
+/* train_ops.c: the differentiable ops of the seam (lib/ops.h). Every float64
  * backward against central differences of the float64 forward; float32
- * against float64; the float32 forwards against the production forwards of
- * ops.h (so the forward we differentiate is the one the model runs); results
+ * against float64; the float32 forwards against the generation path's _infer
+ * ops (so the forward we differentiate is the one the model runs); results
  * bit-identical with 1 and 3 threads (child processes, since the pool reads
  * VR_THREADS once); weight gradients accumulate. */
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cpu/ops.h" /* VR_GEMV_MAX_M */
 #include "cpu/pool.h"
-#include "cpu/train_ops.h"
+#include "ops.h"
 #include "err.h"
 #include "rng.h"
 
@@ -16,9 +17,28 @@
 
 #define TOL_FD 1e-6   /* analytic vs finite differences, float64 */
 #define TOL_F32 1e-5  /* float32 vs float64 */
-#define TOL_PROD 1e-6 /* our float32 forward vs ops.h */
+#define TOL_PROD 1e-6 /* our float32 forward vs the _infer ops */
 
 static struct vr_ws ws;
+
+/* RoPE forward, or its transpose (the backward) when inverse */
+static void rope64(double *x, const float *cs, const float *sn, int N, int H, int K, int stride, int inverse)
+{
+    if (inverse) vr_rope_bwd_f64(x, cs, sn, N, H, K, stride);
+    else vr_rope_fwd_f64(x, cs, sn, N, H, K, stride);
+}
+
+static void rope32(float *x, const float *cs, const float *sn, int N, int H, int K, int stride, int inverse)
+{
+    if (inverse) vr_rope_bwd(x, cs, sn, N, H, K, stride);
+    else vr_rope_fwd(x, cs, sn, N, H, K, stride);
+}
+
+static struct vr_attn_dims adims(int N, int H, int KVH, int K, int qs, int ks, const int *cu, int nseg, int causal)
+{
+    return (struct vr_attn_dims){.N = N, .H = H, .KVH = KVH, .K = K, .q_stride = qs, .kv_stride = ks,
+                                 .causal = causal, .cu = cu, .nseg = nseg};
+}
 static struct vr_rng rng;
 
 static double *dvec(size_t n, double lo, double hi)
@@ -136,7 +156,7 @@ struct lin {
 static double lin_loss(void *p)
 {
     struct lin *t = p;
-    vr_train_linear_fwd_f64(t->y, t->x, t->w, t->b, t->N, t->O, t->I, &ws);
+    vr_linear_fwd_f64(t->y, t->x, t->w, t->b, t->N, t->O, t->I, &ws);
     vr_ws_reset(&ws);
     return dot(t->c, t->y, (size_t)t->N * t->O);
 }
@@ -155,7 +175,7 @@ static void grad_linear(int N, int O, int I, int bias)
     lin_loss(&t);
     double ey = rel_err(t.y, ref, (size_t)N * O);
     double *dx = dzero((size_t)N * I), *dw = dzero((size_t)O * I), *db = bias ? dzero(O) : NULL;
-    vr_train_linear_bwd_f64(dx, dw, db, t.c, t.x, t.w, N, O, I, &ws);
+    vr_linear_bwd_f64(dx, dw, db, t.c, t.x, t.w, N, O, I, &ws);
     vr_ws_reset(&ws);
     double ex = fd_err(lin_loss, &t, t.x, (size_t)N * I, dx, 1), ew = fd_err(lin_loss, &t, t.w, (size_t)O * I, dw, 1);
     double eb = bias ? fd_err(lin_loss, &t, t.b, O, db, 1) : 0;
@@ -173,7 +193,7 @@ struct rms {
 static double rms_loss(void *p)
 {
     struct rms *t = p;
-    vr_train_rmsnorm_fwd_f64(t->y, t->rstd, t->x, t->w, t->N, t->D, 1e-6);
+    vr_rmsnorm_fwd_f64(t->y, t->rstd, t->x, t->w, t->N, t->D, 1e-6);
     return dot(t->c, t->y, (size_t)t->N * t->D);
 }
 
@@ -183,12 +203,12 @@ static void grad_rmsnorm(int N, int D)
     struct rms t = {N, D, dvec(n, -2, 2), dvec(D, 0.5, 1.5), dvec(n, -1, 1), dzero(n), dzero(N)};
     rms_loss(&t);
     double *dx = dzero(n), *dw = dzero(D);
-    vr_train_rmsnorm_bwd_f64(dx, dw, t.c, t.x, t.rstd, t.w, N, D);
+    vr_rmsnorm_bwd_f64(dx, dw, t.c, t.x, t.rstd, t.w, N, D);
     double ex = fd_err(rms_loss, &t, t.x, n, dx, 1), ew = fd_err(rms_loss, &t, t.w, D, dw, 1);
     /* dx may alias dy */
     double *dy = dzero(n);
     memcpy(dy, t.c, n * sizeof *dy);
-    vr_train_rmsnorm_bwd_f64(dy, NULL, dy, t.x, t.rstd, t.w, N, D);
+    vr_rmsnorm_bwd_f64(dy, NULL, dy, t.x, t.rstd, t.w, N, D);
     ok(ex <= TOL_FD && ew <= TOL_FD && memcmp(dy, dx, n * sizeof *dx) == 0,
        "rmsnorm N=%d D=%d: rel err dx %.1e dw %.1e; dx in place of dy the same", N, D, ex, ew);
     free(t.x), free(t.w), free(t.c), free(t.y), free(t.rstd), free(dx), free(dw), free(dy);
@@ -202,14 +222,14 @@ struct ew {
 static double swiglu_loss(void *p)
 {
     struct ew *t = p;
-    vr_train_swiglu_fwd_f64(t->y, t->a, t->b, t->n);
+    vr_swiglu_fwd_f64(t->y, t->a, t->b, t->n);
     return dot(t->c, t->y, t->n);
 }
 
 static double gelu_loss(void *p)
 {
     struct ew *t = p;
-    vr_train_gelu_fwd_f64(t->y, t->a, t->n);
+    vr_gelu_fwd_f64(t->y, t->a, t->n);
     return dot(t->c, t->y, t->n);
 }
 
@@ -217,16 +237,16 @@ static void grad_elementwise(size_t n)
 {
     struct ew t = {n, dvec(n, -5, 5), dvec(n, -2, 2), dvec(n, -1, 1), dzero(n)};
     double *dg = dzero(n), *du = dzero(n), *dy = dzero(n);
-    vr_train_swiglu_bwd_f64(dg, du, t.c, t.a, t.b, n);
+    vr_swiglu_bwd_f64(dg, du, t.c, t.a, t.b, n);
     double eg = fd_err(swiglu_loss, &t, t.a, n, dg, 1), eu = fd_err(swiglu_loss, &t, t.b, n, du, 1);
     memcpy(dy, t.c, n * sizeof *dy);
-    vr_train_swiglu_bwd_f64(dy, NULL, dy, t.a, t.b, n);
+    vr_swiglu_bwd_f64(dy, NULL, dy, t.a, t.b, n);
     ok(eg <= TOL_FD && eu <= TOL_FD && memcmp(dy, dg, n * sizeof *dy) == 0,
        "swiglu n=%zu: rel err dg %.1e du %.1e; dg in place of dy the same", n, eg, eu);
-    vr_train_gelu_bwd_f64(dg, t.c, t.a, n);
+    vr_gelu_bwd_f64(dg, t.c, t.a, n);
     double ex = fd_err(gelu_loss, &t, t.a, n, dg, 1);
     memcpy(dy, t.c, n * sizeof *dy);
-    vr_train_gelu_bwd_f64(dy, dy, t.a, n);
+    vr_gelu_bwd_f64(dy, dy, t.a, n);
     ok(ex <= TOL_FD && memcmp(dy, dg, n * sizeof *dy) == 0, "gelu n=%zu: rel err dx %.1e; in place the same", n, ex);
     free(t.a), free(t.b), free(t.c), free(t.y), free(dg), free(du), free(dy);
 }
@@ -242,7 +262,7 @@ static double rope_loss(void *p)
     struct rope *t = p;
     size_t n = (size_t)t->N * t->stride;
     memcpy(t->buf, t->x, n * sizeof *t->buf);
-    vr_train_rope_f64(t->buf, t->cs, t->sn, t->N, t->H, t->K, t->stride, t->inverse);
+    rope64(t->buf, t->cs, t->sn, t->N, t->H, t->K, t->stride, t->inverse);
     return dot(t->c, t->buf, n);
 }
 
@@ -257,7 +277,7 @@ static void grad_rope(int N, int H, int K, int inverse)
     struct rope t = {N, H, K, stride, inverse, cs, sn, dvec(n, -1, 1), dzero(n), dvec(n, -1, 1)};
     double *g = dzero(n);
     memcpy(g, t.c, n * sizeof *g);
-    vr_train_rope_f64(g, cs, sn, N, H, K, stride, !inverse);
+    rope64(g, cs, sn, N, H, K, stride, !inverse);
     double e = fd_err(rope_loss, &t, t.x, n, g, 1);
     ok(e <= TOL_FD, "rope%s N=%d H=%d K=%d stride %d: rel err dx %.1e (the %s is the backward)",
        inverse ? " inverse" : "", N, H, K, stride, e, inverse ? "forward" : "inverse");
@@ -277,8 +297,8 @@ struct att {
 static double att_loss(void *p)
 {
     struct att *t = p;
-    vr_train_attn_fwd_f64(t->out, t->lse, t->q, t->k, t->v, t->qs, t->ks, t->N, t->H, t->KVH, t->K, t->cu, t->nseg,
-                          t->causal, &ws);
+    struct vr_attn_dims d = adims(t->N, t->H, t->KVH, t->K, t->qs, t->ks, t->cu, t->nseg, t->causal);
+    vr_attn_fwd_f64(t->out, t->lse, t->q, t->k, t->v, &d, &ws);
     vr_ws_reset(&ws);
     return dot(t->c, t->out, (size_t)t->N * t->H * t->K);
 }
@@ -319,8 +339,8 @@ static int att_grad(struct att *t, double **g)
     att_loss(t);
     const int H = t->H, K = t->K, KVH = t->KVH;
     double *dq = g[0], *dk = t->packed ? g[0] + H * K : g[1], *dv = t->packed ? g[0] + (H + KVH) * K : g[2];
-    vr_train_attn_bwd_f64(dq, dk, dv, t->c, t->out, t->lse, t->q, t->k, t->v, t->qs, t->ks, t->N, H, KVH, K, t->cu,
-                          t->nseg, t->causal, &ws);
+    struct vr_attn_dims d = adims(t->N, H, KVH, K, t->qs, t->ks, t->cu, t->nseg, t->causal);
+    vr_attn_bwd_f64(dq, dk, dv, t->c, t->out, t->lse, t->q, t->k, t->v, &d, &ws);
     vr_ws_reset(&ws);
     int pad_ok = 1;
     if (t->packed)
@@ -365,7 +385,7 @@ struct lp {
 static double lp_loss(void *p)
 {
     struct lp *t = p;
-    vr_train_logp_fwd_f64(t->logp, t->ent, t->h, t->w, t->tg, t->N, t->D, t->V, t->temp, &ws);
+    vr_logp_fwd_f64(t->logp, t->ent, t->h, t->w, t->tg, t->N, t->D, t->V, t->temp, &ws);
     vr_ws_reset(&ws);
     return dot(t->c, t->logp, t->N);
 }
@@ -408,7 +428,7 @@ static void grad_logp(int N, int D, int V, size_t hstep, size_t wstep)
     }
     double elp = rel_err(t.logp, rl, N), eent = rel_err(t.ent, re, N);
     double *dh = dfill((size_t)N * D, 9), *dw = dzero((size_t)V * D);
-    vr_train_logp_bwd_f64(dh, dw, t.c, t.h, t.w, t.tg, N, D, V, t.temp, &ws);
+    vr_logp_bwd_f64(dh, dw, t.c, t.h, t.w, t.tg, N, D, V, t.temp, &ws);
     vr_ws_reset(&ws);
     double eh = fd_err(lp_loss, &t, t.h, (size_t)N * D, dh, hstep), ew = fd_err(lp_loss, &t, t.w, (size_t)V * D, dw, wstep);
     int zero_ok = 1;
@@ -430,10 +450,10 @@ static void f32_linear(int N, int O, int I)
     float *xf = to_f32(x, nx), *wf = to_f32(w, nw), *bf = to_f32(b, O), *dyf = to_f32(dy, ny);
     double *y = dzero(ny), *dx = dzero(nx), *dw = dzero(nw), *db = dzero(O);
     float *yf = vr_xcalloc(ny, 4), *dxf = vr_xcalloc(nx, 4), *dwf = vr_xcalloc(nw, 4), *dbf = vr_xcalloc(O, 4);
-    vr_train_linear_fwd_f64(y, x, w, b, N, O, I, &ws);
-    vr_train_linear_fwd_f32(yf, xf, wf, bf, N, O, I, &ws);
-    vr_train_linear_bwd_f64(dx, dw, db, dy, x, w, N, O, I, &ws);
-    vr_train_linear_bwd_f32(dxf, dwf, dbf, dyf, xf, wf, N, O, I, &ws);
+    vr_linear_fwd_f64(y, x, w, b, N, O, I, &ws);
+    vr_linear_fwd(yf, xf, wf, bf, N, O, I, &ws);
+    vr_linear_bwd_f64(dx, dw, db, dy, x, w, N, O, I, &ws);
+    vr_linear_bwd(dxf, dwf, dbf, dyf, xf, wf, N, O, I, &ws);
     vr_ws_reset(&ws);
     double e[4] = {rel_err_f(yf, y, ny), rel_err_f(dxf, dx, nx), rel_err_f(dwf, dw, nw), rel_err_f(dbf, db, O)};
     ok(e[0] <= TOL_F32 && e[1] <= TOL_F32 && e[2] <= TOL_F32 && e[3] <= TOL_F32,
@@ -451,26 +471,26 @@ static void f32_small_ops(int N, int D)
     float *yf = vr_xcalloc(n, 4), *rf = vr_xcalloc(N, 4), *dxf = vr_xcalloc(n, 4), *dwf = vr_xcalloc(D, 4),
           *duf = vr_xcalloc(n, 4);
 
-    vr_train_rmsnorm_fwd_f64(y, r, x, w, N, D, 1e-6);
-    vr_train_rmsnorm_fwd_f32(yf, rf, xf, wf, N, D, 1e-6);
-    vr_train_rmsnorm_bwd_f64(dx, dw, dy, x, r, w, N, D);
-    vr_train_rmsnorm_bwd_f32(dxf, dwf, dyf, xf, rf, wf, N, D);
+    vr_rmsnorm_fwd_f64(y, r, x, w, N, D, 1e-6);
+    vr_rmsnorm_fwd(yf, rf, xf, wf, N, D, 1e-6);
+    vr_rmsnorm_bwd_f64(dx, dw, dy, x, r, w, N, D);
+    vr_rmsnorm_bwd(dxf, dwf, dyf, xf, rf, wf, N, D);
     double e1[4] = {rel_err_f(yf, y, n), rel_err_f(rf, r, N), rel_err_f(dxf, dx, n), rel_err_f(dwf, dw, D)};
     ok(e1[0] <= TOL_F32 && e1[1] <= TOL_F32 && e1[2] <= TOL_F32 && e1[3] <= TOL_F32,
        "f32 = f64: rmsnorm N=%d D=%d: y %.1e rstd %.1e dx %.1e dw %.1e", N, D, e1[0], e1[1], e1[2], e1[3]);
 
-    vr_train_swiglu_fwd_f64(y, x, u, n);
-    vr_train_swiglu_fwd_f32(yf, xf, uf, n);
-    vr_train_swiglu_bwd_f64(dx, du, dy, x, u, n);
-    vr_train_swiglu_bwd_f32(dxf, duf, dyf, xf, uf, n);
+    vr_swiglu_fwd_f64(y, x, u, n);
+    vr_swiglu_fwd(yf, xf, uf, n);
+    vr_swiglu_bwd_f64(dx, du, dy, x, u, n);
+    vr_swiglu_bwd(dxf, duf, dyf, xf, uf, n);
     double e2[3] = {rel_err_f(yf, y, n), rel_err_f(dxf, dx, n), rel_err_f(duf, du, n)};
     ok(e2[0] <= TOL_F32 && e2[1] <= TOL_F32 && e2[2] <= TOL_F32, "f32 = f64: swiglu n=%zu: y %.1e dg %.1e du %.1e", n,
        e2[0], e2[1], e2[2]);
 
-    vr_train_gelu_fwd_f64(y, x, n);
-    vr_train_gelu_fwd_f32(yf, xf, n);
-    vr_train_gelu_bwd_f64(dx, dy, x, n);
-    vr_train_gelu_bwd_f32(dxf, dyf, xf, n);
+    vr_gelu_fwd_f64(y, x, n);
+    vr_gelu_fwd(yf, xf, n);
+    vr_gelu_bwd_f64(dx, dy, x, n);
+    vr_gelu_bwd(dxf, dyf, xf, n);
     double e3[2] = {rel_err_f(yf, y, n), rel_err_f(dxf, dx, n)};
     ok(e3[0] <= TOL_F32 && e3[1] <= TOL_F32, "f32 = f64: gelu n=%zu: y %.1e dx %.1e", n, e3[0], e3[1]);
 
@@ -481,8 +501,8 @@ static void f32_small_ops(int N, int D)
     for (int inv = 0; inv < 2; inv++) {
         memcpy(y, x, n * sizeof *y);
         memcpy(yf, xf, n * sizeof *yf);
-        vr_train_rope_f64(y, cs, sn, N, H, K, D, inv);
-        vr_train_rope_f32(yf, cs, sn, N, H, K, D, inv);
+        rope64(y, cs, sn, N, H, K, D, inv);
+        rope32(yf, cs, sn, N, H, K, D, inv);
         e4[inv] = rel_err_f(yf, y, n);
     }
     ok(e4[0] <= TOL_F32 && e4[1] <= TOL_F32, "f32 = f64: rope N=%d H=%d K=%d: forward %.1e inverse %.1e", N, H, K,
@@ -507,10 +527,10 @@ static void f32_attn(int H, int KVH, int K, const int *cu, int nseg, int causal,
     int kk = packed ? H * K : 0, vv = packed ? (H + KVH) * K : 0;
     const float *q = bf[0], *k = packed ? bf[0] + kk : bf[1], *v = packed ? bf[0] + vv : bf[2];
     float *c = to_f32(t.c, no), *out = vr_xcalloc(no, 4), *lse = vr_xcalloc((size_t)N * H, 4);
-    vr_train_attn_fwd_f32(out, lse, q, k, v, t.qs, t.ks, N, H, KVH, K, cu, nseg, causal, &ws);
+    struct vr_attn_dims d = adims(N, H, KVH, K, t.qs, t.ks, cu, nseg, causal);
+    vr_attn_fwd(out, lse, q, k, v, &d, &ws);
     vr_ws_reset(&ws);
-    vr_train_attn_bwd_f32(gf[0], packed ? gf[0] + kk : gf[1], packed ? gf[0] + vv : gf[2], c, out, lse, q, k, v, t.qs,
-                          t.ks, N, H, KVH, K, cu, nseg, causal, &ws);
+    vr_attn_bwd(gf[0], packed ? gf[0] + kk : gf[1], packed ? gf[0] + vv : gf[2], c, out, lse, q, k, v, &d, &ws);
     vr_ws_reset(&ws);
     if (packed) /* padding columns of the gradient are 0 in g */
         for (int n = 0; n < N; n++)
@@ -537,13 +557,13 @@ static void f32_logp(int N, int D, int V)
     double *lp = dzero(N), *ent = dzero(N), *dh = dzero((size_t)N * D), *dw = dzero((size_t)V * D);
     float *lpf = vr_xcalloc(N, 4), *entf = vr_xcalloc(N, 4), *dhf = vr_xcalloc((size_t)N * D, 4),
           *dwf = vr_xcalloc((size_t)V * D, 4);
-    vr_train_logp_fwd_f64(lp, ent, h, w, tg, N, D, V, 0.9, &ws);
+    vr_logp_fwd_f64(lp, ent, h, w, tg, N, D, V, 0.9, &ws);
     vr_ws_reset(&ws);
-    vr_train_logp_fwd_f32(lpf, entf, hf, wf, tg, N, D, V, 0.9, &ws);
+    vr_logp_fwd(lpf, entf, hf, wf, tg, N, D, V, 0.9, &ws);
     vr_ws_reset(&ws);
-    vr_train_logp_bwd_f64(dh, dw, c, h, w, tg, N, D, V, 0.9, &ws);
+    vr_logp_bwd_f64(dh, dw, c, h, w, tg, N, D, V, 0.9, &ws);
     vr_ws_reset(&ws);
-    vr_train_logp_bwd_f32(dhf, dwf, cf, hf, wf, tg, N, D, V, 0.9, &ws);
+    vr_logp_bwd(dhf, dwf, cf, hf, wf, tg, N, D, V, 0.9, &ws);
     vr_ws_reset(&ws);
     double e[4] = {rel_err_f(lpf, lp, N), rel_err_f(entf, ent, N), rel_err_f(dhf, dh, (size_t)N * D),
                    rel_err_f(dwf, dw, (size_t)V * D)};
@@ -569,51 +589,25 @@ static void prod_linear(int N, int O, int I)
     tensor2(&tw, w, O, I);
     int64_t sb[1] = {O};
     vr_tensor_view(&tb, VR_DTYPE_F32, 1, sb, b);
-    vr_train_linear_fwd_f32(y, x, w, b, N, O, I, &ws);
-    vr_linear_fwd_cpu(ref, x, &tw, &tb, N, &ws);
+    vr_linear_fwd(y, x, w, b, N, O, I, &ws);
+    vr_linear_infer(ref, x, &tw, &tb, N, &ws);
     vr_ws_reset(&ws);
     double e = rel_err_ff(y, ref, (size_t)N * O);
-    ok(e <= TOL_PROD, "linear N=%d O=%d I=%d equals vr_linear_fwd_cpu (%s path): rel err %.1e", N, O, I,
+    ok(e <= TOL_PROD, "linear N=%d O=%d I=%d equals vr_linear_infer (%s path): rel err %.1e", N, O, I,
        N <= VR_GEMV_MAX_M ? "gemv" : "sgemm", e);
     free(x), free(w), free(b), free(y), free(ref);
 }
 
+/* rmsnorm, rope, gelu and add are one op for both paths; SwiGLU is not */
 static void prod_small_ops(int N, int D)
 {
     size_t n = (size_t)N * D;
-    float *x = fvec(n, -3, 3), *u = fvec(n, -2, 2), *w = fvec(D, 0.5, 1.5), *y = vr_xcalloc(n, 4),
-          *ref = vr_xcalloc(n, 4), *r = vr_xcalloc(N, 4);
-    struct vr_tensor tw;
-    int64_t sw[1] = {D};
-    vr_tensor_view(&tw, VR_DTYPE_F32, 1, sw, w);
-    vr_train_rmsnorm_fwd_f32(y, r, x, w, N, D, 1e-6);
-    vr_rmsnorm_fwd_cpu(ref, x, &tw, N, D, 1e-6, &ws);
-    vr_ws_reset(&ws);
+    float *x = fvec(n, -3, 3), *u = fvec(n, -2, 2), *y = vr_xcalloc(n, 4), *ref = vr_xcalloc(n, 4);
+    vr_swiglu_fwd(y, x, u, n);
+    vr_swiglu_infer(ref, x, u, n);
     double e = rel_err_ff(y, ref, n);
-    ok(e <= TOL_PROD, "rmsnorm N=%d D=%d equals vr_rmsnorm_fwd_cpu: rel err %.1e", N, D, e);
-
-    vr_train_swiglu_fwd_f32(y, x, u, n);
-    vr_swiglu_fwd_cpu(ref, x, u, n);
-    e = rel_err_ff(y, ref, n);
-    ok(e <= TOL_PROD, "swiglu n=%zu equals vr_swiglu_fwd_cpu: rel err %.1e", n, e);
-
-    vr_train_gelu_fwd_f32(y, x, n);
-    memcpy(ref, x, n * 4);
-    vr_gelu_fwd_cpu(ref, n);
-    e = rel_err_ff(y, ref, n);
-    ok(e <= TOL_PROD, "gelu n=%zu equals vr_gelu_fwd_cpu: rel err %.1e", n, e);
-
-    /* rope on the k part of rows of [q (4 heads) | k (2 heads) | 1 more], stride D + 8 */
-    int K = 8, stride = 6 * K + 1, M = N;
-    size_t nr = (size_t)M * stride;
-    float *a = fvec(nr, -1, 1), *b = vr_xmalloc(nr * 4), *cs = fvec((size_t)M * K, -1, 1),
-          *sn = fvec((size_t)M * K, -1, 1);
-    memcpy(b, a, nr * 4);
-    vr_train_rope_f32(a + 4 * K, cs, sn, M, 2, K, stride, 0);
-    vr_rope_fwd_cpu(b + 4 * K, cs, sn, M, 2, K, stride);
-    e = rel_err_ff(a, b, nr);
-    ok(e <= TOL_PROD, "rope M=%d H=2 K=%d stride %d equals vr_rope_fwd_cpu: rel err %.1e", M, K, stride, e);
-    free(x), free(u), free(w), free(y), free(ref), free(r), free(a), free(b), free(cs), free(sn);
+    ok(e <= TOL_PROD, "swiglu n=%zu equals vr_swiglu_infer: rel err %.1e", n, e);
+    free(x), free(u), free(y), free(ref);
 }
 
 static void prod_attn(void)
@@ -622,12 +616,13 @@ static void prod_attn(void)
     int H = 4, K = 16, D = H * K, cu[4] = {0, 100, 101, 138}, N = cu[3];
     float *qkv = fvec((size_t)N * 3 * D, -1.5, 1.5), *out = vr_xcalloc((size_t)N * D, 4),
           *ref = vr_xcalloc((size_t)N * D, 4), *lse = vr_xcalloc((size_t)N * H, 4);
-    vr_train_attn_fwd_f32(out, lse, qkv, qkv + D, qkv + 2 * D, 3 * D, 3 * D, N, H, H, K, cu, 3, 0, &ws);
+    struct vr_attn_dims d = adims(N, H, H, K, 3 * D, 3 * D, cu, 3, 0);
+    vr_attn_fwd(out, lse, qkv, qkv + D, qkv + 2 * D, &d, &ws);
     vr_ws_reset(&ws);
-    vr_attn_segments_fwd_cpu(ref, qkv, N, H, K, cu, 3, &ws);
+    vr_attn_infer(ref, qkv, qkv + D, qkv + 2 * D, &d, &ws);
     vr_ws_reset(&ws);
     double e = rel_err_ff(out, ref, (size_t)N * D);
-    ok(e <= TOL_PROD, "attention full, lengths 100,1,37 equals vr_attn_segments_fwd_cpu: rel err %.1e", e);
+    ok(e <= TOL_PROD, "attention full, lengths 100,1,37 equals vr_attn_infer: rel err %.1e", e);
     free(qkv), free(out), free(ref), free(lse);
 
     /* the decoder: causal GQA over one sequence, k and v as a cache (KVH, cap, K) */
@@ -641,12 +636,14 @@ static void prod_attn(void)
             memcpy(vc + ((size_t)g * T + j) * K, v + ((size_t)j * KVH + g) * K, (size_t)K * 4);
         }
     out = vr_xcalloc((size_t)T * H * K, 4), ref = vr_xcalloc((size_t)T * H * K, 4), lse = vr_xcalloc((size_t)T * H, 4);
-    vr_train_attn_fwd_f32(out, lse, q, k, v, H * K, KVH * K, T, H, KVH, K, cu1, 1, 1, &ws);
+    d = adims(T, H, KVH, K, H * K, KVH * K, cu1, 1, 1);
+    vr_attn_fwd(out, lse, q, k, v, &d, &ws);
     vr_ws_reset(&ws);
-    vr_attn_causal_fwd_cpu(ref, q, T, H, KVH, K, kc, vc, T, T, 0, NULL, &ws);
+    d = (struct vr_attn_dims){.N = T, .H = H, .KVH = KVH, .K = K, .q_stride = H * K, .causal = 1, .cap = T, .nkeys = T};
+    vr_attn_infer(ref, q, kc, vc, &d, &ws);
     vr_ws_reset(&ws);
     e = rel_err_ff(out, ref, (size_t)T * H * K);
-    ok(e <= TOL_PROD, "attention causal GQA H=%d KVH=%d T=%d equals vr_attn_causal_fwd_cpu: rel err %.1e", H, KVH, T, e);
+    ok(e <= TOL_PROD, "attention causal GQA H=%d KVH=%d T=%d equals vr_attn_infer: rel err %.1e", H, KVH, T, e);
     free(q), free(k), free(v), free(kc), free(vc), free(out), free(ref), free(lse);
 }
 
@@ -677,8 +674,8 @@ static void det_compute(struct fbuf *b)
         float *x = fvec((size_t)N * I, -1, 1), *w = fvec((size_t)O * I, -1, 1), *bias = fvec(O, -1, 1),
               *dy = fvec((size_t)N * O, -1, 1), *y = vr_xcalloc((size_t)N * O, 4), *dx = vr_xcalloc((size_t)N * I, 4),
               *dw = vr_xcalloc((size_t)O * I, 4), *db = vr_xcalloc(O, 4);
-        vr_train_linear_fwd_f32(y, x, w, bias, N, O, I, &ws);
-        vr_train_linear_bwd_f32(dx, dw, db, dy, x, w, N, O, I, &ws);
+        vr_linear_fwd(y, x, w, bias, N, O, I, &ws);
+        vr_linear_bwd(dx, dw, db, dy, x, w, N, O, I, &ws);
         vr_ws_reset(&ws);
         put(b, y, (size_t)N * O), put(b, dx, (size_t)N * I), put(b, dw, (size_t)O * I), put(b, db, O);
         free(x), free(w), free(bias), free(dy), free(y), free(dx), free(dw), free(db);
@@ -689,10 +686,10 @@ static void det_compute(struct fbuf *b)
         float *qkv = fvec((size_t)N * W, -1.5, 1.5), *dout = fvec((size_t)N * H * K, -1, 1),
               *out = vr_xcalloc((size_t)N * H * K, 4), *lse = vr_xcalloc((size_t)N * H, 4),
               *g = vr_xcalloc((size_t)N * W, 4);
-        vr_train_attn_fwd_f32(out, lse, qkv, qkv + H * K, qkv + (H + KVH) * K, W, W, N, H, KVH, K, cu, 3, causal, &ws);
+        struct vr_attn_dims d = adims(N, H, KVH, K, W, W, cu, 3, causal);
+        vr_attn_fwd(out, lse, qkv, qkv + H * K, qkv + (H + KVH) * K, &d, &ws);
         vr_ws_reset(&ws);
-        vr_train_attn_bwd_f32(g, g + H * K, g + (H + KVH) * K, dout, out, lse, qkv, qkv + H * K, qkv + (H + KVH) * K, W,
-                              W, N, H, KVH, K, cu, 3, causal, &ws);
+        vr_attn_bwd(g, g + H * K, g + (H + KVH) * K, dout, out, lse, qkv, qkv + H * K, qkv + (H + KVH) * K, &d, &ws);
         vr_ws_reset(&ws);
         put(b, out, (size_t)N * H * K), put(b, lse, (size_t)N * H), put(b, g, (size_t)N * W);
         free(qkv), free(dout), free(out), free(lse), free(g);
@@ -704,9 +701,9 @@ static void det_compute(struct fbuf *b)
               *lp = vr_xcalloc(N, 4), *ent = vr_xcalloc(N, 4), *dh = vr_xcalloc((size_t)N * D, 4),
               *dw = vr_xcalloc((size_t)V * D, 4);
         for (int n = 0; n < N; n += 5) c[n] = 0;
-        vr_train_logp_fwd_f32(lp, ent, h, w, tg, N, D, V, 0.9, &ws);
+        vr_logp_fwd(lp, ent, h, w, tg, N, D, V, 0.9, &ws);
         vr_ws_reset(&ws);
-        vr_train_logp_bwd_f32(dh, dw, c, h, w, tg, N, D, V, 0.9, &ws);
+        vr_logp_bwd(dh, dw, c, h, w, tg, N, D, V, 0.9, &ws);
         vr_ws_reset(&ws);
         put(b, lp, N), put(b, ent, N), put(b, dh, (size_t)N * D), put(b, dw, (size_t)V * D);
         free(tg), free(h), free(w), free(c), free(lp), free(ent), free(dh), free(dw);
@@ -772,10 +769,10 @@ static void accumulate(void)
           *dx = vr_xcalloc((size_t)N * I, 4), *dx1 = vr_xcalloc((size_t)N * I, 4), *dw = vr_xcalloc((size_t)O * I, 4),
           *dw1 = vr_xcalloc((size_t)O * I, 4), *dw0 = vr_xcalloc((size_t)O * I, 4), *db = vr_xcalloc(O, 4),
           *db1 = vr_xcalloc(O, 4);
-    vr_train_linear_bwd_f32(dx, dw, db, dy, x, w, N, O, I, &ws);
+    vr_linear_bwd(dx, dw, db, dy, x, w, N, O, I, &ws);
     memcpy(dx1, dx, (size_t)N * I * 4), memcpy(dw1, dw, (size_t)O * I * 4), memcpy(db1, db, (size_t)O * 4);
-    vr_train_linear_bwd_f32(dx, dw, db, dy, x, w, N, O, I, &ws);
-    vr_train_linear_bwd_f32(NULL, dw0, NULL, dy, x, w, N, O, I, &ws); /* no dx, no db */
+    vr_linear_bwd(dx, dw, db, dy, x, w, N, O, I, &ws);
+    vr_linear_bwd(NULL, dw0, NULL, dy, x, w, N, O, I, &ws); /* no dx, no db */
     vr_ws_reset(&ws);
     int acc = memcmp(dx, dx1, (size_t)N * I * 4) == 0 && memcmp(dw0, dw1, (size_t)O * I * 4) == 0;
     for (int i = 0; i < O * I; i++) acc &= dw[i] == 2 * dw1[i];
@@ -786,9 +783,9 @@ static void accumulate(void)
     int32_t *tg = targets(M, V);
     float *h = fvec((size_t)M * D, -1, 1), *lw = fvec((size_t)V * D, -1, 1), *c = fvec(M, -1, 1),
           *dh = vr_xcalloc((size_t)M * D, 4), *ldw = vr_xcalloc((size_t)V * D, 4), *ldw1 = vr_xcalloc((size_t)V * D, 4);
-    vr_train_logp_bwd_f32(dh, ldw, c, h, lw, tg, M, D, V, 1.0, &ws);
+    vr_logp_bwd(dh, ldw, c, h, lw, tg, M, D, V, 1.0, &ws);
     memcpy(ldw1, ldw, (size_t)V * D * 4);
-    vr_train_logp_bwd_f32(NULL, ldw, c, h, lw, tg, M, D, V, 1.0, &ws);
+    vr_logp_bwd(NULL, ldw, c, h, lw, tg, M, D, V, 1.0, &ws);
     vr_ws_reset(&ws);
     acc = 1;
     for (int i = 0; i < V * D; i++) acc &= ldw[i] == 2 * ldw1[i];
