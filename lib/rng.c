@@ -50,26 +50,26 @@ uint32_t vr_rng_u32(struct vr_rng *r)
     return r->buf[4 - r->left--];
 }
 
-static uint64_t rng_u64(struct vr_rng *r)
+uint64_t vr_rng_u64(struct vr_rng *r)
 {
     uint64_t hi = vr_rng_u32(r);
     return hi << 32 | vr_rng_u32(r);
 }
 
-double vr_rng_double(struct vr_rng *r) { return (double)(rng_u64(r) >> 11) * 0x1p-53; }
+double vr_rng_double(struct vr_rng *r) { return (double)(vr_rng_u64(r) >> 11) * 0x1p-53; }
 
 float vr_rng_float(struct vr_rng *r) { return vr_u32_to_unit_float(vr_rng_u32(r)); }
 
 uint64_t vr_rng_below(struct vr_rng *r, uint64_t n)
 {
     /* Lemire 2019 with 64-bit draws */
-    uint64_t x = rng_u64(r);
+    uint64_t x = vr_rng_u64(r);
     __uint128_t m = (__uint128_t)x * n;
     uint64_t l = (uint64_t)m;
     if (l < n) {
         uint64_t t = -n % n;
         while (l < t) {
-            x = rng_u64(r);
+            x = vr_rng_u64(r);
             m = (__uint128_t)x * n;
             l = (uint64_t)m;
         }

@@ -23,6 +23,7 @@ struct vr_rng {
 
 void vr_rng_init(struct vr_rng *r, uint64_t seed, uint64_t stream);
 uint32_t vr_rng_u32(struct vr_rng *r);
+uint64_t vr_rng_u64(struct vr_rng *r);
 /* Uniform in [0, 1) with 53 (double) or 24 (float) random bits. */
 double vr_rng_double(struct vr_rng *r);
 float vr_rng_float(struct vr_rng *r);

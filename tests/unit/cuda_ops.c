@@ -1,5 +1,5 @@
 /* cuda_ops.c: every CUDA op (kernels/vr_cuda.h) against its CPU twin: the
- * float64 training ops of lib/cpu/train_ops.h (the same code as the float32
+ * float64 twins of the seam's ops (lib/ops.h: the same code as the float32
  * ones vr-update runs, in double) or a plain loop written here, on random
  * shapes including odd sizes; AdamW against lib/optim.c bit for bit; two
  * runs of every reducing op bit for bit (no atomics, fixed trees).
@@ -27,7 +27,7 @@ int main(void)
 }
 #else
 
-#include "cpu/train_ops.h"
+#include "ops.h"
 #include "err.h"
 #include "optim.h"
 #include "rng.h"
@@ -121,18 +121,18 @@ static void test_elementwise(size_t n)
     double *y = vr_xmalloc(n * sizeof *y), *dg = vr_xmalloc(n * sizeof *dg), *du = vr_xmalloc(n * sizeof *du);
     float *G = dev(g, n), *Uu = dev(u, n), *DY = dev(dy, n), *Y = dev(NULL, n), *DG = dev(NULL, n), *DU = dev(NULL, n);
     /* one exp (2 ulp), a division, two products: a few ulp each element */
-    vr_train_swiglu_fwd_f64(y, g, u, n);
+    vr_swiglu_fwd_f64(y, g, u, n);
     vr_cuda_swiglu_fwd(Y, G, Uu, n);
     close_to("swiglu_fwd", Y, y, n, 16 * U);
-    vr_train_swiglu_bwd_f64(dg, du, dy, g, u, n);
+    vr_swiglu_bwd_f64(dg, du, dy, g, u, n);
     vr_cuda_swiglu_bwd(DG, DU, DY, G, Uu, n);
     close_to("swiglu_bwd dg", DG, dg, n, 32 * U);
     close_to("swiglu_bwd du", DU, du, n, 16 * U);
     /* erff and expf within 2 ulp, a few products */
-    vr_train_gelu_fwd_f64(y, g, n);
+    vr_gelu_fwd_f64(y, g, n);
     vr_cuda_gelu_fwd(Y, G, n);
     close_to("gelu_fwd", Y, y, n, 16 * U);
-    vr_train_gelu_bwd_f64(dg, dy, g, n);
+    vr_gelu_bwd_f64(dg, dy, g, n);
     vr_cuda_gelu_bwd(DG, DY, G, n);
     close_to("gelu_bwd", DG, dg, n, 32 * U);
     /* one rounded addition */
@@ -150,12 +150,12 @@ static void test_rmsnorm(int N, int D)
     double *y = vr_xmalloc(n * 8), *rs = vr_xmalloc((size_t)N * 8), *dx = vr_xmalloc(n * 8), *dw = vr_xcalloc(D, 8);
     float *X = dev(x, n), *W = dev(w, D), *DYd = dev(dy, n), *Y = dev(NULL, n), *RS = dev(NULL, N), *DX = dev(NULL, n),
           *DW = dev(NULL, D), *DW2 = dev(NULL, D);
-    vr_train_rmsnorm_fwd_f64(y, rs, x, w, N, D, 1e-6);
+    vr_rmsnorm_fwd_f64(y, rs, x, w, N, D, 1e-6);
     vr_cuda_rmsnorm_fwd(Y, RS, X, W, N, D, 1e-6);
     /* a sum of D squares, then rsqrt and two products */
     close_to("rmsnorm_fwd y", Y, y, n, 4 * (D + 8) * U);
     close_to("rmsnorm_fwd rstd", RS, rs, N, 4 * (D + 8) * U);
-    vr_train_rmsnorm_bwd_f64(dx, dw, dy, x, rs, w, N, D);
+    vr_rmsnorm_bwd_f64(dx, dw, dy, x, rs, w, N, D);
     vr_cuda_rmsnorm_bwd(DX, DW, DYd, X, RS, W, N, D);
     vr_cuda_rmsnorm_bwd(NULL, DW2, DYd, X, RS, W, N, D);
     /* dx: a dot of D terms on top of rstd's error; dw: a sum over N rows */
@@ -177,11 +177,11 @@ static void test_rope(int N, int H, int K, int stride)
     }
     float *cf = f32(c, (size_t)N * K), *sf = f32(s, (size_t)N * K);
     float *X = dev(x, n), *C = dev(c, (size_t)N * K), *S = dev(s, (size_t)N * K);
-    vr_train_rope_f64(x, cf, sf, N, H, K, stride, 0);
+    vr_rope_fwd_f64(x, cf, sf, N, H, K, stride);
     vr_cuda_rope(X, C, S, N, H, K, stride, 0);
     /* two products and a sum each element */
     close_to("rope", X, x, n, 8 * U);
-    vr_train_rope_f64(x, cf, sf, N, H, K, stride, 1);
+    vr_rope_bwd_f64(x, cf, sf, N, H, K, stride);
     vr_cuda_rope(X, C, S, N, H, K, stride, 1);
     close_to("rope inverse", X, x, n, 16 * U);
     free(x), free(c), free(s), free(cf), free(sf);
@@ -196,11 +196,11 @@ static void test_linear(int N, int O, int In, int bias)
     float *X = dev(x, (size_t)N * In), *W = dev(w, (size_t)O * In), *B = bias ? dev(b, O) : NULL;
     float *DY = dev(dy, (size_t)N * O), *Y = dev(NULL, (size_t)N * O), *DX = dev(NULL, (size_t)N * In);
     float *DW = dev(dw, (size_t)O * In), *DB = bias ? dev(db, O) : NULL;
-    vr_train_linear_fwd_f64(y, x, w, b, N, O, In, &ws);
+    vr_linear_fwd_f64(y, x, w, b, N, O, In, &ws);
     vr_cuda_linear_fwd(Y, X, W, B, N, O, In);
     /* dots of In terms of size <= 1 against outputs of size ~sqrt(In): bound In u sum|terms| / max|y| */
     close_to("linear_fwd", Y, y, (size_t)N * O, 4 * (In + 1) * U * sqrt(In));
-    vr_train_linear_bwd_f64(dx, dw, db, dy, x, w, N, O, In, &ws);
+    vr_linear_bwd_f64(dx, dw, db, dy, x, w, N, O, In, &ws);
     vr_cuda_linear_bwd(DX, DW, DB, DY, X, W, N, O, In);
     close_to("linear_bwd dx", DX, dx, (size_t)N * In, 4 * (O + 1) * U * sqrt(O));
     close_to("linear_bwd dw (accumulated)", DW, dw, (size_t)O * In, 4 * (N + 2) * U * sqrt(N + 1));
@@ -210,7 +210,7 @@ static void test_linear(int N, int O, int In, int bias)
     double *xr = vr_xmalloc((size_t)N * In * 8), *wr = vr_xmalloc((size_t)O * In * 8);
     for (size_t i = 0; i < (size_t)O * In; i++) wr[i] = vr_bf16_to_f32(wb[i] = vr_f32_to_bf16((float)w[i]));
     for (size_t i = 0; i < (size_t)N * In; i++) xr[i] = vr_bf16_to_f32(vr_f32_to_bf16((float)x[i]));
-    vr_train_linear_fwd_f64(y, xr, wr, b, N, O, In, &ws);
+    vr_linear_fwd_f64(y, xr, wr, b, N, O, In, &ws);
     uint16_t *WB = dev_bytes(wb, (size_t)O * In * 2), *XB = vr_cuda_alloc((size_t)N * In * 2 + 2);
     vr_cuda_linear_fwd_bf16(Y, X, WB, B, N, O, In, XB);
     close_to("linear_fwd_bf16", Y, y, (size_t)N * O, 4 * (In + 1) * U * sqrt(In));
@@ -242,7 +242,9 @@ static void test_attn(int N, int H, int KVH, int K, int nseg, int causal)
     float *LSE = dev(NULL, (size_t)N * H), *DQKV = dev(NULL, nq), *DQKV2 = dev(NULL, nq), *SCR = dev(NULL, (size_t)N * H);
     int *CU = dev_bytes(cu, (size_t)(nseg + 1) * sizeof *cu);
     struct vr_cuda_attn a = {N, H, KVH, K, qs, ks, nseg, causal, CU};
-    vr_train_attn_fwd_f64(out, lse, q, k, v, qs, ks, N, H, KVH, K, cu, nseg, causal, &ws);
+    struct vr_attn_dims dims = {.N = N, .H = H, .KVH = KVH, .K = K, .q_stride = qs, .kv_stride = ks, .causal = causal,
+                                 .cu = cu, .nseg = nseg};
+    vr_attn_fwd_f64(out, lse, q, k, v, &dims, &ws);
     vr_cuda_attn_fwd(OUT, LSE, QKV, QKV + H * K, QKV + H * K + KVH * K, &a);
     char what[96];
     /* dots of K terms, softmax sums over at most N keys, expf's 2 ulp */
@@ -250,8 +252,7 @@ static void test_attn(int N, int H, int KVH, int K, int nseg, int causal)
     snprintf(what, sizeof what, "attn_fwd N=%d H=%d KVH=%d K=%d nseg=%d causal=%d", N, H, KVH, K, nseg, causal);
     close_to(what, OUT, out, (size_t)N * H * K, tol);
     close_to("attn_fwd lse", LSE, lse, (size_t)N * H, tol);
-    vr_train_attn_bwd_f64(dqkv, dqkv + H * K, dqkv + H * K + KVH * K, dout, out, lse, q, k, v, qs, ks, N, H, KVH, K,
-                          cu, nseg, causal, &ws);
+    vr_attn_bwd_f64(dqkv, dqkv + H * K, dqkv + H * K + KVH * K, dout, out, lse, q, k, v, &dims, &ws);
     for (int rep = 0; rep < 2; rep++)
         vr_cuda_attn_bwd(rep ? DQKV2 : DQKV, (rep ? DQKV2 : DQKV) + H * K, (rep ? DQKV2 : DQKV) + H * K + KVH * K, DOUT,
                          OUT, LSE, QKV, QKV + H * K, QKV + H * K + KVH * K, &a, SCR);
@@ -275,13 +276,13 @@ static void test_logp(int N, int D, int V, double temp, int chunk)
     float *ENT = dev(NULL, N), *DH = dev(NULL, (size_t)N * D), *DW = dev(NULL, (size_t)V * D);
     float *SCR = dev(NULL, (size_t)chunk * V);
     int32_t *T = dev_bytes(t, (size_t)N * sizeof *t);
-    vr_train_logp_fwd_f64(lp, ent, h, w, t, N, D, V, temp, &ws);
+    vr_logp_fwd_f64(lp, ent, h, w, t, N, D, V, temp, &ws);
     vr_cuda_logp_fwd(LP, ENT, Hd, W, T, N, D, V, temp, SCR, chunk);
     /* logits: dots of D terms; then sums over V in double */
     double tol = 4 * (D + 16) * U * sqrt(D);
     close_to("logp_fwd logp", LP, lp, N, tol);
     close_to("logp_fwd entropy", ENT, ent, N, tol);
-    vr_train_logp_bwd_f64(dh, dw, dl, h, w, t, N, D, V, temp, &ws);
+    vr_logp_bwd_f64(dh, dw, dl, h, w, t, N, D, V, temp, &ws);
     vr_cuda_logp_bwd(DH, DW, DL, Hd, W, T, N, D, V, temp, SCR, chunk);
     close_to("logp_bwd dh", DH, dh, (size_t)N * D, 4 * (V + D + 16) * U);
     close_to("logp_bwd dw", DW, dw, (size_t)V * D, 4 * (N + D + 16) * U);
