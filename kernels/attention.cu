@@ -7,6 +7,7 @@
  *   dS_ij = p_ij (dout_i . v_j - D_i)
  *   dq_i = scale sum_j dS_ij k_j,  dk_j = scale sum_i dS_ij q_i,  dv_j = sum_i p_ij dout_i
  * with dk, dv summed over the query heads that share the kv head (GQA).
+ * The forward also reads a KV cache (generation); the backward packed rows.
  * Every sum runs in a fixed order (keys, then heads, in increasing index), so
  * two runs give the same bits. Simple rather than fast: a first version to
  * check against the CPU; tensor-core tiles come once it has run on a GPU. */
@@ -44,21 +45,38 @@ __device__ __forceinline__ float dot(const float a[KP], const float *p, int K)
     return vr_warp_sum(s);
 }
 
+/* The keys of query row i: [j0, j1) of its segment (packed rows), or of the
+ * cache [0, min(nkeys, q0 + i + 1)) with the valid mask. */
+__device__ void key_range(const struct vr_attn_dims &a, int i, int *j0, int *j1)
+{
+    if (a.cu) {
+        int s = seg_of(a.cu, a.nseg, i);
+        *j0 = a.cu[s];
+        *j1 = a.causal ? i + 1 : a.cu[s + 1];
+    } else {
+        *j0 = 0;
+        *j1 = min(a.nkeys, a.q0 + i + 1);
+    }
+}
+
 __global__ void k_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
-                           struct vr_cuda_attn a, float scale)
+                           struct vr_attn_dims a, float scale)
 {
     int w = blockIdx.x * WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (w >= a.N * a.H) return;
-    int i = w / a.H, h = w % a.H, kvh = h / (a.H / a.KVH), K = a.K;
-    int s = seg_of(a.cu, a.nseg, i), j0 = a.cu[s], j1 = a.causal ? i + 1 : a.cu[s + 1];
+    int i = w / a.H, h = w % a.H, kvh = h / (a.H / a.KVH), K = a.K, j0, j1;
+    key_range(a, i, &j0, &j1);
+    /* packed: row j of head kvh at j * kv_stride + kvh * K; cache: (KVH, cap, K) */
+    size_t kbase = a.cu ? (size_t)kvh * K : (size_t)kvh * a.cap * K;
+    size_t kstep = a.cu ? (size_t)a.kv_stride : (size_t)K;
     float qr[KP], acc[KP];
     load(qr, q + (size_t)i * a.q_stride + (size_t)h * K, K);
 #pragma unroll
     for (int t = 0; t < KP; t++) acc[t] = 0;
     float m = -INFINITY, l = 0;
     for (int j = j0; j < j1; j++) {
-        const float *kj = k + (size_t)j * a.kv_stride + (size_t)kvh * K;
-        const float *vj = v + (size_t)j * a.kv_stride + (size_t)kvh * K;
+        if (!a.cu && a.valid && !a.valid[j]) continue;
+        const float *kj = k + kbase + (size_t)j * kstep, *vj = v + kbase + (size_t)j * kstep;
         float sc = dot(qr, kj, K) * scale;
         float mn = fmaxf(m, sc), c = expf(m - mn), p = expf(sc - mn);
         l = l * c + p;
@@ -67,18 +85,18 @@ __global__ void k_attn_fwd(float *out, float *lse, const float *q, const float *
             if (lane + 32 * t < K) acc[t] = acc[t] * c + p * vj[lane + 32 * t];
         m = mn;
     }
-    float inv = 1.0f / l;
+    float inv = l > 0 ? 1.0f / l : 0.0f; /* no key seen: zeros */
     float *o = out + (size_t)i * a.H * K + (size_t)h * K;
 #pragma unroll
     for (int t = 0; t < KP; t++)
         if (lane + 32 * t < K) o[lane + 32 * t] = acc[t] * inv;
-    if (lane == 0) lse[(size_t)i * a.H + h] = m + logf(l);
+    if (lane == 0 && lse) lse[(size_t)i * a.H + h] = l > 0 ? m + logf(l) : -INFINITY;
 }
 
 static unsigned warps_grid(size_t n) { return (unsigned)((n + WARPS - 1) / WARPS); }
 
 extern "C" void vr_cuda_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
-                                 const struct vr_cuda_attn *a)
+                                 const struct vr_attn_dims *a)
 {
     if (a->N <= 0 || a->H <= 0) return;
     k_attn_fwd<<<warps_grid((size_t)a->N * a->H), 32 * WARPS>>>(out, lse, q, k, v, *a, 1.0f / sqrtf((float)a->K));
@@ -86,7 +104,7 @@ extern "C" void vr_cuda_attn_fwd(float *out, float *lse, const float *q, const f
 }
 
 /* D (N, H) = rowwise dout . out */
-__global__ void k_attn_dd(float *D, const float *dout, const float *out, struct vr_cuda_attn a)
+__global__ void k_attn_dd(float *D, const float *dout, const float *out, struct vr_attn_dims a)
 {
     int w = blockIdx.x * WARPS + (threadIdx.x >> 5);
     if (w >= a.N * a.H) return;
@@ -98,7 +116,7 @@ __global__ void k_attn_dd(float *D, const float *dout, const float *out, struct 
 }
 
 __global__ void k_attn_dq(float *dq, const float *dout, const float *lse, const float *D, const float *q,
-                          const float *k, const float *v, struct vr_cuda_attn a, float scale)
+                          const float *k, const float *v, struct vr_attn_dims a, float scale)
 {
     int w = blockIdx.x * WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (w >= a.N * a.H) return;
@@ -128,7 +146,7 @@ __global__ void k_attn_dq(float *dq, const float *dout, const float *lse, const 
 /* one warp a (key row j, kv head): the query heads of the group, then the
  * rows that see j, in increasing order */
 __global__ void k_attn_dkv(float *dk, float *dv, const float *dout, const float *lse, const float *D,
-                           const float *q, const float *k, const float *v, struct vr_cuda_attn a, float scale)
+                           const float *q, const float *k, const float *v, struct vr_attn_dims a, float scale)
 {
     int w = blockIdx.x * WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (w >= a.N * a.KVH) return;
@@ -163,7 +181,7 @@ __global__ void k_attn_dkv(float *dk, float *dv, const float *dout, const float 
 
 extern "C" void vr_cuda_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *out,
                                  const float *lse, const float *q, const float *k, const float *v,
-                                 const struct vr_cuda_attn *a, float *scratch)
+                                 const struct vr_attn_dims *a, float *scratch)
 {
     if (a->N <= 0 || a->H <= 0) return;
     float scale = 1.0f / sqrtf((float)a->K);

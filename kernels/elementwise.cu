@@ -119,7 +119,7 @@ template <typename T> __global__ void k_embed_fwd(float *out, const T *table, co
     size_t total = (size_t)N * D;
     for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < total; t += (size_t)gridDim.x * blockDim.x) {
         size_t n = t / D, d = t % D;
-        out[t] = widen<T>(table[(size_t)ids[n] * D + d]);
+        if (ids[n] >= 0) out[t] = widen<T>(table[(size_t)ids[n] * D + d]);
     }
 }
 
@@ -143,43 +143,15 @@ extern "C" void vr_cuda_embed_fwd_bf16(float *out, const uint16_t *table, const 
 __global__ void k_embed_bwd(float *dtable, const float *dout, const int32_t *ids, int N, int D)
 {
     for (int d = blockIdx.x * blockDim.x + threadIdx.x; d < D; d += gridDim.x * blockDim.x)
-        for (int n = 0; n < N; n++) dtable[(size_t)ids[n] * D + d] += dout[(size_t)n * D + d];
+        for (int n = 0; n < N; n++)
+            if (ids[n] >= 0) dtable[(size_t)ids[n] * D + d] += dout[(size_t)n * D + d];
 }
 
-extern "C" void vr_cuda_embed_bwd(float *dtable, const float *dout, const int32_t *ids, int N, int D, int V)
+extern "C" void vr_cuda_embed_bwd(float *dtable, const float *dout, const int32_t *ids, int N, int D)
 {
-    (void)V;
     if (!N || !D) return;
     k_embed_bwd<<<(D + 127) / 128, 128>>>(dtable, dout, ids, N, D);
     VR_CU_LAUNCHED("embed_bwd");
-}
-
-__global__ void k_rows_scatter(float *x, const float *src, const int32_t *pos, int n, int D, int bwd, float *dsrc)
-{
-    size_t total = (size_t)n * D;
-    for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < total; t += (size_t)gridDim.x * blockDim.x) {
-        size_t i = t / D, d = t % D;
-        float *row = x + (size_t)pos[i] * D + d;
-        if (!bwd) *row = src[t];
-        else {
-            dsrc[t] = *row;
-            *row = 0;
-        }
-    }
-}
-
-extern "C" void vr_cuda_rows_scatter(float *x, const float *src, const int32_t *pos, int n, int D)
-{
-    if (!n || !D) return;
-    k_rows_scatter<<<GRID((size_t)n * D)>>>(x, src, pos, n, D, 0, NULL);
-    VR_CU_LAUNCHED("rows_scatter");
-}
-
-extern "C" void vr_cuda_rows_scatter_bwd(float *dsrc, float *dx, const int32_t *pos, int n, int D)
-{
-    if (!n || !D) return;
-    k_rows_scatter<<<GRID((size_t)n * D)>>>(dx, NULL, pos, n, D, 1, dsrc);
-    VR_CU_LAUNCHED("rows_scatter_bwd");
 }
 
 /* lib/optim.c's adamw_range, element for element: explicit _rn intrinsics

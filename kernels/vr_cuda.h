@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ops.h"
 #include "optim.h"
 #include "sample.h"
 
@@ -80,37 +81,31 @@ void vr_cuda_softmax(float *x, int M, int N);
 
 /* ---- embedding ---- */
 
-/* out (N, D) = table[ids[n]]; table (V, D) f32 or bf16. ids must be < V. */
+/* Row gather, the seam's embed_fwd: out[n] (D) = table[ids[n]] for rows with
+ * ids[n] >= 0, the others untouched (token embeddings; image features into
+ * their rows); table (V, D) f32 or bf16. */
 void vr_cuda_embed_fwd(float *out, const float *table, const int32_t *ids, int N, int D);
 void vr_cuda_embed_fwd_bf16(float *out, const uint16_t *table, const int32_t *ids, int N, int D);
-/* dtable (V, D) += dout rows at ids, each row of dtable summed in the order
- * of n (deterministic: no atomics). */
-void vr_cuda_embed_bwd(float *dtable, const float *dout, const int32_t *ids, int N, int D, int V);
-/* x (rows, D): x[pos[i]] = src[i] for i < n (image features into the
- * positions of their <|image_pad|> tokens); the backward gathers dsrc[i] =
- * dx[pos[i]] and zeroes those rows of dx. */
-void vr_cuda_rows_scatter(float *x, const float *src, const int32_t *pos, int n, int D);
-void vr_cuda_rows_scatter_bwd(float *dsrc, float *dx, const int32_t *pos, int n, int D);
+/* dtable[ids[n]] += dout[n] for ids[n] >= 0, each row of dtable summed in
+ * increasing n (deterministic: no atomics). */
+void vr_cuda_embed_bwd(float *dtable, const float *dout, const int32_t *ids, int N, int D);
 
 /* ---- attention ---- */
 
-/* The dimensions of one attention call (the same for forward and backward).
- * Packed sequences: rows [cu[s], cu[s+1]) form sequence s (nseg of them; cu
- * is a DEVICE array of nseg + 1 ints). q (N, H, K) rows q_stride floats
- * apart; k, v (N, KVH, K) rows kv_stride apart; H % KVH == 0 (head h reads kv
- * head h / (H / KVH)). causal: row i sees the rows <= i of its sequence, else
- * all of them. scale 1/sqrt(K). K <= 256. */
-struct vr_cuda_attn {
-    int N, H, KVH, K, q_stride, kv_stride, nseg, causal;
-    const int *cu;
-};
-/* out (N, H*K) dense; lse (N, H) saved for backward. */
+/* The dimensions are the seam's (lib/ops.h, struct vr_attn_dims) with its
+ * arrays in DEVICE memory: cu (nseg + 1 ints) for packed rows, valid (cap
+ * bytes, or NULL) for a KV cache. K <= 256.
+ * Packed rows (cu != NULL): out (N, H*K) dense, lse (N, H) saved (may be
+ * NULL at inference). A KV cache (cu == NULL, causal): k, v are
+ * (KVH, cap, K); query i sees keys j <= q0 + i, j < nkeys, with valid[j] set;
+ * a query that sees no key gets zeros (and lse -inf). */
 void vr_cuda_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
-                      const struct vr_cuda_attn *a);
-/* dq, dk, dv (layouts of q, k, v; overwritten) from dout (N, H*K) and the
- * forward's out and lse. scratch: N*H floats of device memory. */
+                      const struct vr_attn_dims *d);
+/* Packed rows only: dq, dk, dv (layouts and strides of q, k, v; overwritten)
+ * from dout (N, H*K) and the forward's out and lse. scratch: N*H floats of
+ * device memory. */
 void vr_cuda_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
-                      const float *q, const float *k, const float *v, const struct vr_cuda_attn *a,
+                      const float *q, const float *k, const float *v, const struct vr_attn_dims *d,
                       float *scratch);
 
 /* ---- log-probabilities through the LM head ---- */

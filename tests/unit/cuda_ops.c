@@ -27,6 +27,7 @@ int main(void)
 }
 #else
 
+#include "cpu/ref.h"
 #include "ops.h"
 #include "err.h"
 #include "optim.h"
@@ -241,10 +242,11 @@ static void test_attn(int N, int H, int KVH, int K, int nseg, int causal)
     float *QKV = dev(qkv, nq), *DOUT = dev(dout, (size_t)N * H * K), *OUT = dev(NULL, (size_t)N * H * K);
     float *LSE = dev(NULL, (size_t)N * H), *DQKV = dev(NULL, nq), *DQKV2 = dev(NULL, nq), *SCR = dev(NULL, (size_t)N * H);
     int *CU = dev_bytes(cu, (size_t)(nseg + 1) * sizeof *cu);
-    struct vr_cuda_attn a = {N, H, KVH, K, qs, ks, nseg, causal, CU};
     struct vr_attn_dims dims = {.N = N, .H = H, .KVH = KVH, .K = K, .q_stride = qs, .kv_stride = ks, .causal = causal,
                                  .cu = cu, .nseg = nseg};
     vr_attn_fwd_f64(out, lse, q, k, v, &dims, &ws);
+    struct vr_attn_dims a = dims;
+    a.cu = CU; /* the kernels read it on the device */
     vr_cuda_attn_fwd(OUT, LSE, QKV, QKV + H * K, QKV + H * K + KVH * K, &a);
     char what[96];
     /* dots of K terms, softmax sums over at most N keys, expf's 2 ulp */
@@ -291,51 +293,64 @@ static void test_logp(int N, int D, int V, double temp, int chunk)
     vr_cuda_free(DW), vr_cuda_free(SCR), vr_cuda_free(T);
 }
 
+/* the seam's gather and scatter-add: rows whose id is -1 (text rows, when the
+ * table holds image features) are left alone */
 static void test_embed(int N, int D, int V)
 {
-    double *tab = dvec((size_t)V * D, -1, 1), *dout = dvec((size_t)N * D, -1, 1);
+    double *tab = dvec((size_t)V * D, -1, 1), *dout = dvec((size_t)N * D, -1, 1), *x0 = dvec((size_t)N * D, -1, 1);
     int32_t *ids = vr_xmalloc((size_t)N * sizeof *ids);
-    for (int i = 0; i < N; i++) ids[i] = (int32_t)vr_rng_below(&rng, (uint64_t)(V / 2 + 1)); /* repeats */
+    for (int i = 0; i < N; i++) ids[i] = i % 5 == 4 ? -1 : (int32_t)vr_rng_below(&rng, (uint64_t)(V / 2 + 1)); /* repeats */
     double *out = vr_xmalloc((size_t)N * D * 8), *dtab = vr_xcalloc((size_t)V * D, 8);
     float *dtabf = vr_xcalloc((size_t)V * D, 4);
+    memcpy(out, x0, (size_t)N * D * 8);
     for (int i = 0; i < N; i++)
-        for (int d = 0; d < D; d++) {
+        for (int d = 0; d < D && ids[i] >= 0; d++) {
             out[(size_t)i * D + d] = tab[(size_t)ids[i] * D + d];
             /* the float32 sum in the order of n: what the kernel must give bit for bit */
             dtabf[(size_t)ids[i] * D + d] += (float)dout[(size_t)i * D + d];
         }
     for (size_t i = 0; i < (size_t)V * D; i++) dtab[i] = dtabf[i];
-    float *TAB = dev(tab, (size_t)V * D), *OUT = dev(NULL, (size_t)N * D), *DOUT = dev(dout, (size_t)N * D);
+    float *TAB = dev(tab, (size_t)V * D), *OUT = dev(x0, (size_t)N * D), *DOUT = dev(dout, (size_t)N * D);
     float *DTAB = dev(NULL, (size_t)V * D);
     int32_t *IDS = dev_bytes(ids, (size_t)N * sizeof *ids);
     vr_cuda_embed_fwd(OUT, TAB, IDS, N, D);
-    close_to("embed_fwd (a copy)", OUT, out, (size_t)N * D, 0);
+    close_to("embed_fwd (a copy; rows of id -1 kept)", OUT, out, (size_t)N * D, 0);
     uint16_t *tb = vr_xmalloc((size_t)V * D * 2);
     for (size_t i = 0; i < (size_t)V * D; i++) tb[i] = vr_f32_to_bf16((float)tab[i]);
     for (int i = 0; i < N; i++)
-        for (int d = 0; d < D; d++) out[(size_t)i * D + d] = vr_bf16_to_f32(tb[(size_t)ids[i] * D + d]);
+        for (int d = 0; d < D && ids[i] >= 0; d++) out[(size_t)i * D + d] = vr_bf16_to_f32(tb[(size_t)ids[i] * D + d]);
     uint16_t *TB = dev_bytes(tb, (size_t)V * D * 2);
     vr_cuda_embed_fwd_bf16(OUT, TB, IDS, N, D);
     close_to("embed_fwd_bf16 (a copy)", OUT, out, (size_t)N * D, 0);
-    vr_cuda_embed_bwd(DTAB, DOUT, IDS, N, D, V);
+    vr_cuda_embed_bwd(DTAB, DOUT, IDS, N, D);
     close_to("embed_bwd (the CPU's float32 sums, bit for bit)", DTAB, dtab, (size_t)V * D, 0);
-    /* rows scatter: distinct positions */
-    int n = N < V ? N : V;
-    int32_t *pos = vr_xmalloc((size_t)n * sizeof *pos);
-    for (int i = 0; i < n; i++) pos[i] = (int32_t)((size_t)i * 7 % (size_t)V) ; /* distinct when gcd(7, V) = 1 */
-    double *x = vr_xmalloc((size_t)V * D * 8);
-    memcpy(x, tab, (size_t)V * D * 8);
-    for (int i = 0; i < n; i++) memcpy(x + (size_t)pos[i] * D, dout + (size_t)i * D, (size_t)D * 8);
-    int32_t *POS = dev_bytes(pos, (size_t)n * sizeof *pos);
-    vr_cuda_rows_scatter(TAB, DOUT, POS, n, D);
-    close_to("rows_scatter (a copy)", TAB, x, (size_t)V * D, 0);
-    vr_cuda_rows_scatter_bwd(OUT, TAB, POS, n, D);
-    for (int i = 0; i < n; i++) memset(x + (size_t)pos[i] * D, 0, (size_t)D * 8);
-    close_to("rows_scatter_bwd gathers", OUT, dout, (size_t)n * D, 0);
-    close_to("rows_scatter_bwd zeroes", TAB, x, (size_t)V * D, 0);
-    free(tab), free(dout), free(ids), free(out), free(dtab), free(dtabf), free(tb), free(pos), free(x);
-    vr_cuda_free(TAB), vr_cuda_free(OUT), vr_cuda_free(DOUT), vr_cuda_free(DTAB), vr_cuda_free(IDS);
-    vr_cuda_free(TB), vr_cuda_free(POS);
+    free(tab), free(dout), free(x0), free(ids), free(out), free(dtab), free(dtabf), free(tb);
+    vr_cuda_free(TAB), vr_cuda_free(OUT), vr_cuda_free(DOUT), vr_cuda_free(DTAB), vr_cuda_free(IDS), vr_cuda_free(TB);
+}
+
+/* Decode against a KV cache (KVH, cap, K) with holes in the valid mask (the
+ * left padding of batched prefill) against the reference attention. */
+static void test_attn_cache(int Tq, int H, int KVH, int K, int cap, int nkeys)
+{
+    int q0 = nkeys - Tq;
+    double *q = dvec((size_t)Tq * H * K, -1, 1), *k = dvec((size_t)KVH * cap * K, -1, 1);
+    double *v = dvec((size_t)KVH * cap * K, -1, 1), *out = vr_xmalloc((size_t)Tq * H * K * 8);
+    unsigned char *valid = vr_xmalloc((size_t)cap);
+    for (int j = 0; j < cap; j++) valid[j] = j % 7 != 3;
+    struct vr_attn_dims d = {.N = Tq, .H = H, .KVH = KVH, .K = K, .q_stride = H * K, .causal = 1, .cap = cap,
+                             .nkeys = nkeys, .q0 = q0, .valid = valid};
+    vr_attn_fwd_ref(out, NULL, q, k, v, &d);
+    float *Q = dev(q, (size_t)Tq * H * K), *Kd = dev(k, (size_t)KVH * cap * K), *Vd = dev(v, (size_t)KVH * cap * K);
+    float *OUT = dev(NULL, (size_t)Tq * H * K);
+    unsigned char *VALID = dev_bytes(valid, (size_t)cap);
+    struct vr_attn_dims dd = d;
+    dd.valid = VALID;
+    vr_cuda_attn_fwd(OUT, NULL, Q, Kd, Vd, &dd);
+    char what[96];
+    snprintf(what, sizeof what, "attn_fwd on a KV cache Tq=%d H=%d KVH=%d K=%d nkeys=%d", Tq, H, KVH, K, nkeys);
+    close_to(what, OUT, out, (size_t)Tq * H * K, 4 * (K + nkeys + 8) * U);
+    free(q), free(k), free(v), free(out), free(valid);
+    vr_cuda_free(Q), vr_cuda_free(Kd), vr_cuda_free(Vd), vr_cuda_free(OUT), vr_cuda_free(VALID);
 }
 
 static void test_softmax(int M, int N)
@@ -457,6 +472,8 @@ int main(void)
     test_attn(40, 6, 2, 40, 2, 1);
     test_attn(33, 3, 3, 80, 4, 0); /* the vision tower's windows: no mask inside a segment */
     test_attn(20, 2, 1, 128, 1, 1);
+    test_attn_cache(1, 4, 2, 64, 50, 37);
+    test_attn_cache(5, 16, 2, 128, 300, 260);
     test_logp(1, 8, 11, 1.0, 4);
     test_logp(19, 64, 1001, 0.7, 8);
     test_embed(9, 5, 11);
