@@ -41,7 +41,9 @@ test_expect_success 'killed at random moments, --resume ends bit-identical to th
 			vr-inspect -m "$newest" >/dev/null || { echo "newest checkpoint $newest does not load"; exit 1; }
 		fi
 		[ $rc = 0 ] && break
-		[ $rc = 137 ] || { cat err; exit 1; }
+		# anything else is a failure: say what ran (a lock still held after
+		# timeout reaped its holder would show the holder here)
+		[ $rc = 137 ] || { echo "rc $rc after $kills kills, ${d} ms"; tail -3 err; ps -eo pid,ppid,stat,etime,args | grep "[v]r-"; exit 1; }
 		kills=$((kills + 1))
 		[ $kills -lt 200 ] || exit 1
 	done &&
