@@ -21,9 +21,9 @@ struct vr_trainer_impl {
     struct vr_update u;
     int have_u;
     struct vr_ptab tab;           /* the model's weights ... */
-    struct vr_ptab ttab;          /* ... and what trains: the same, or the adapters */
-    float *tw, *tg;               /* what trains: weights and gradients */
-    struct vr_range *rg;          /* the trainable tensors of ttab */
+    struct vr_ptab train_tab;     /* ... and what trains: the same, or the adapters */
+    float *train_w, *train_g;     /* what trains: weights and gradients */
+    struct vr_range *rg;          /* the trainable tensors of train_tab */
     int nr;
     struct vr_optstate os;
     float *g0;                    /* --dump: the gradients before clipping */
@@ -92,7 +92,7 @@ static int write_dump(const char *path, const struct vr_ptab *T, const struct vr
 /* --grads: a step's gradients from a file instead of the batch (replaying a
  * step, e.g. to check the optimizer on PyTorch's gradients). */
 static int read_grads(const char *path, const struct vr_ptab *T, const struct vr_range *rg, int nr, float *g,
-                      struct vr_ustats *st, struct vr_err *err)
+                      struct vr_update_stats *st, struct vr_err *err)
 {
     struct vr_safetensors f;
     if (vr_safetensors_open(&f, path, err)) return -1;
@@ -146,7 +146,7 @@ static int untie_config(void *ctx, const char *dir, struct vr_err *err)
 static int write_adapter(void *ctx, const char *dir, struct vr_err *err)
 {
     const struct vr_trainer_impl *r = ctx;
-    return vr_lora_write(&r->u.lo, r->tw, dir, r->o.model, err);
+    return vr_lora_write(&r->u.lo, r->train_w, dir, r->o.model, err);
 }
 
 /* LoRA's optimizer state goes into optimizer.safetensors as extras named
@@ -155,18 +155,18 @@ static int write_adapter(void *ctx, const char *dir, struct vr_err *err)
 static void adapter_extras(const struct vr_trainer_impl *r, char (**names)[200], const char ***np,
                            struct vr_tensor **t)
 {
-    int n = r->ttab.np;
+    int n = r->train_tab.np;
     *names = vr_xmalloc(3 * (size_t)n * sizeof **names);
     *np = vr_xmalloc(3 * (size_t)n * sizeof **np);
     *t = vr_xcalloc(3 * (size_t)n, sizeof **t);
     static const char *const pre[3] = {"master", "exp_avg", "exp_avg_sq"};
-    float *src[3] = {r->tw, r->os.m, r->os.v};
+    float *src[3] = {r->train_w, r->os.m, r->os.v};
     for (int k = 0; k < 3; k++)
         for (int i = 0; i < n; i++) {
-            const struct vr_param *p = &r->ttab.p[i];
+            const struct vr_param *p = &r->train_tab.p[i];
             snprintf((*names)[k * n + i], sizeof **names, "%s.%s", pre[k], p->name);
             (*np)[k * n + i] = (*names)[k * n + i];
-            vr_tensor_view(&(*t)[k * n + i], VR_DTYPE_F32, p->ndim, p->shape, src[k] + r->ttab.off[i]);
+            vr_tensor_view(&(*t)[k * n + i], VR_DTYPE_F32, p->ndim, p->shape, src[k] + r->train_tab.off[i]);
         }
 }
 
@@ -198,7 +198,7 @@ static float *merged_weights(const struct vr_trainer_impl *r, struct vr_ptab *mt
         mtab->off = off;
         mtab->total = tab->total + extra;
     }
-    vr_lora_merge_flat(&r->u.lo, r->tw, merged, mtab->off);
+    vr_lora_merge_flat(&r->u.lo, r->train_w, merged, mtab->off);
     *untied = untie;
     return merged;
 }
@@ -228,7 +228,7 @@ static int save_at(const struct vr_trainer_impl *r, int64_t step, int64_t lines,
         if (untied) c.more = untie_config;
     } else if (r->u.lora) {
         adapter_extras(r, &names, &np, &t);
-        c.nextra = 3 * r->ttab.np;
+        c.nextra = 3 * r->train_tab.np;
         c.extra_names = np;
         c.extra = t;
         c.more = write_adapter;
@@ -281,7 +281,7 @@ static int load_optim(struct vr_trainer_impl *r, const char *dir, struct vr_err 
     adapter_extras(r, &names, &np, &t);
     /* no model tensor trains: only the extras are read, into views of the live arrays */
     struct vr_optstate none = {0};
-    int rc = vr_ckpt_load_optim(dir, &r->tab, NULL, &none, 3 * r->ttab.np, np, t, err);
+    int rc = vr_ckpt_load_optim(dir, &r->tab, NULL, &none, 3 * r->train_tab.np, np, t, err);
     free(names);
     free(np);
     free(t);
@@ -295,7 +295,7 @@ static int publish_gen(struct vr_trainer_impl *r, int64_t gen, struct vr_err *er
     struct vr_publish *p = &r->pub;
     if ((!r->u.lora || p->gen < 0) && vr_publish_weights(p, gen, r->o.model, &r->tab, r->u.w, r->dt, err))
         return -1;
-    if (r->u.lora && vr_lora_write(&r->u.lo, r->tw, p->dir, r->o.model, err)) return -1;
+    if (r->u.lora && vr_lora_write(&r->u.lo, r->train_w, p->dir, r->o.model, err)) return -1;
     return vr_publish_mark(p, gen, err);
 }
 
@@ -327,16 +327,16 @@ static int trainable(struct vr_trainer_impl *r, struct vr_err *err)
     }
     if (L->p[L->head].tied) L->train[L->head] = L->train[L->embed];
     r->tab = (struct vr_ptab){L->np, L->p, L->off, L->train, L->total};
-    r->ttab = r->tab;
-    r->tw = r->u.w;
-    r->tg = r->u.g;
+    r->train_tab = r->tab;
+    r->train_w = r->u.w;
+    r->train_g = r->u.g;
     if (r->u.lora) {
-        r->ttab = (struct vr_ptab){2 * r->u.lo.n, r->u.lo.tab, r->u.lo.off, NULL, r->u.lo.total};
-        r->tw = r->u.aw;
-        r->tg = r->u.ag;
+        r->train_tab = (struct vr_ptab){2 * r->u.lo.n, r->u.lo.tab, r->u.lo.off, NULL, r->u.lo.total};
+        r->train_w = r->u.aw;
+        r->train_g = r->u.ag;
     }
-    r->rg = vr_xmalloc(((size_t)r->ttab.np + 1) * sizeof *r->rg);
-    r->nr = vr_ptab_ranges(&r->ttab, r->rg);
+    r->rg = vr_xmalloc(((size_t)r->train_tab.np + 1) * sizeof *r->rg);
+    r->nr = vr_ptab_ranges(&r->train_tab, r->rg);
     if (!r->nr) return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "every parameter is frozen");
     return 0;
 }
@@ -397,8 +397,8 @@ int vr_trainer_open(struct vr_trainer *t, const struct vr_trainer_opts *o, struc
     if (vr_update_init(&r->u, r->from ? r->from : o->model, o->ref, uo, err)) goto fail;
     r->have_u = 1;
     r->dt = o->dtype_set ? o->dtype : r->u.m.params[r->u.L.embed].t.dtype;
-    if (trainable(r, err) || vr_optstate_init(&r->os, r->ttab.total, err)) goto fail;
-    if (o->dump) r->g0 = vr_xmalloc(r->ttab.total * sizeof *r->g0);
+    if (trainable(r, err) || vr_optstate_init(&r->os, r->train_tab.total, err)) goto fail;
+    if (o->dump) r->g0 = vr_xmalloc(r->train_tab.total * sizeof *r->g0);
     if (start_state(t, err)) goto fail;
     /* generation 0: the starting weights (after --resume, the batches done) */
     if (o->publish && publish_gen(r, t->lines / o->prompts_per_step, err)) goto fail;
@@ -425,7 +425,7 @@ int vr_trainer_feed(struct vr_trainer *t, const json_t *line, const char *file, 
 }
 
 /* The metrics line of a step (DESIGN.md §3.5) into r->line. */
-static void metrics_line(struct vr_trainer_impl *r, int64_t step, const struct vr_ustats *st, double gnorm,
+static void metrics_line(struct vr_trainer_impl *r, int64_t step, const struct vr_update_stats *st, double gnorm,
                          double lr, double sec)
 {
     struct vr_buf *l = &r->line;
@@ -455,23 +455,23 @@ static int one_step(struct vr_trainer *t, struct vr_err *err)
 {
     struct vr_trainer_impl *r = t->impl;
     double t0 = now();
-    struct vr_ustats st;
+    struct vr_update_stats st;
     if (r->u.lora) r->u.lo.step = (uint64_t)t->step; /* dropout masks */
-    if (r->o.grads ? read_grads(r->o.grads, &r->ttab, r->rg, r->nr, r->tg, &st, err)
+    if (r->o.grads ? read_grads(r->o.grads, &r->train_tab, r->rg, r->nr, r->train_g, &st, err)
                    : vr_update_grads(&r->u, &r->b, &st, err))
         return -1;
-    int bad = isfinite(st.loss) ? vr_first_nonfinite(r->rg, r->nr, r->tg) : -2;
+    int bad = isfinite(st.loss) ? vr_first_nonfinite(r->rg, r->nr, r->train_g) : -2;
     if (bad != -1) {
         warn(r, "step %lld: %s is not finite; the step is skipped and the weights are unchanged",
-             (long long)t->step + 1, bad == -2 ? "the loss" : r->ttab.p[r->rg[bad].id].name);
+             (long long)t->step + 1, bad == -2 ? "the loss" : r->train_tab.p[r->rg[bad].id].name);
         t->refused = 1;
         return 0;
     }
-    if (r->g0) memcpy(r->g0, r->tg, r->ttab.total * sizeof *r->g0);
-    double gnorm = vr_clip_grad_norm(r->rg, r->nr, r->tg, r->o.max_grad_norm);
+    if (r->g0) memcpy(r->g0, r->train_g, r->train_tab.total * sizeof *r->g0);
+    double gnorm = vr_clip_grad_norm(r->rg, r->nr, r->train_g, r->o.max_grad_norm);
     double lr = vr_lr_at(r->o.schedule, r->o.adamw.lr, t->step, r->o.warmup_steps, r->o.total_steps);
-    vr_adamw_step(&r->o.adamw, lr, t->step + 1, r->rg, r->nr, r->tw, r->tg, &r->os);
-    if (r->o.dump && write_dump(r->o.dump, &r->ttab, r->rg, r->nr, r->g0, r->tw, st.loss, gnorm, err)) return -1;
+    vr_adamw_step(&r->o.adamw, lr, t->step + 1, r->rg, r->nr, r->train_w, r->train_g, &r->os);
+    if (r->o.dump && write_dump(r->o.dump, &r->train_tab, r->rg, r->nr, r->g0, r->train_w, st.loss, gnorm, err)) return -1;
     t->step++;
     t->taken++;
     double sec = now() - t0;

@@ -123,13 +123,13 @@ void vr_batch_release(struct vr_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-static struct vr_useq *new_seq(struct vr_batch *b)
+static struct vr_update_seq *new_seq(struct vr_batch *b)
 {
     if (b->nseq == b->cap_s) {
         b->cap_s = b->cap_s ? 2 * b->cap_s : 16;
         b->s = vr_xrealloc(b->s, (size_t)b->cap_s * sizeof *b->s);
     }
-    struct vr_useq *s = &b->s[b->nseq++];
+    struct vr_update_seq *s = &b->s[b->nseq++];
     memset(s, 0, sizeof *s);
     return s;
 }
@@ -167,13 +167,90 @@ static void add_terms(struct vr_batch *b, const json_t *rewards)
     }
 }
 
+/* The prompt's image slots against its images, and its M-RoPE positions
+ * (*pos, (3, P), the caller's to free; *delta), once per line: every
+ * completion of the group shares them. */
+static int prompt_positions(const struct vr_model_config *c, const struct vr_ids *ids, int nimg, int (*grid)[3],
+                            int np, const char *file, long lineno, int32_t **pos, int *delta, struct vr_err *err)
+{
+    int P = (int)ids->n, unit = c->vision.merge * c->vision.merge, have = 0, nused;
+    for (int j = 0; j < P; j++) have += ids->v[j] == c->image_token_id;
+    if (have * unit != np)
+        return vr_err_set(err, VR_ERR_INPUT, file, lineno, "the prompt has %d <|image_pad|> tokens; its images need %d",
+                          have, np / unit);
+    *pos = vr_xmalloc(((size_t)3 * P + 1) * sizeof **pos);
+    if (vr_rope_index(*pos, delta, &nused, ids->v, NULL, P, c, nimg, (const int(*)[3])grid, err)) {
+        vr_err_locate(err, file, lineno);
+        return -1;
+    }
+    return 0;
+}
+
+/* SFT: one sequence, the prompt (P tokens) and the answer with its
+ * <|im_end|>; the "\n" after it is not a target. */
+static int add_answer(struct vr_update *u, struct vr_batch *b, const struct vr_task *t, const struct vr_ids *ids,
+                      const char *file, long lineno, struct vr_err *err)
+{
+    struct vr_chat_task_opts co = u->o.chat;
+    struct vr_ids full = {0};
+    co.assistant = 1;
+    if (vr_chat_task(u->tok, t, &co, file, lineno, NULL, &full, err)) return -1;
+    VR_ASSERT(full.n >= ids->n + 2 && memcmp(full.v, ids->v, ids->n * sizeof *ids->v) == 0);
+    struct vr_update_seq *s = new_seq(b);
+    s->g = b->ng;
+    s->n = (int)full.n - 1;
+    s->ids = vr_xmalloc((size_t)s->n * sizeof *s->ids);
+    memcpy(s->ids, full.v, (size_t)s->n * sizeof *s->ids);
+    s->first = (int)ids->n;
+    s->len = s->n - s->first;
+    b->tokens += s->len;
+    vr_ids_release(&full);
+    return 0;
+}
+
+/* GRPO: one sequence per completion, the prompt's ids and the completion's
+ * tokens through the first end-of-sequence token. */
+static int add_completions(struct vr_update *u, struct vr_batch *b, const struct vr_task *t,
+                           const struct vr_ids *ids, const char *file, long lineno, struct vr_err *err)
+{
+    int P = (int)ids->n;
+    if (t->prompt_tokens > 0 && t->prompt_tokens != P) {
+        vr_err_set(err, VR_ERR_INPUT, file, lineno, "the prompt renders to %d tokens, but the rollout had %d", P,
+                   t->prompt_tokens);
+        vr_err_hint(err, "give vr-update the --template and --system that vr-rollout had");
+        return -1;
+    }
+    for (int k = 0; k < t->ncompl; k++) {
+        const struct vr_task_completion *cp = &t->c[k];
+        if (cp->rewards) add_terms(b, cp->rewards);
+        int n = cp->n, len = n;
+        for (int j = 0; j < n && len == n; j++)
+            for (int e = 0; e < u->neos; e++)
+                if (cp->tokens[j] == u->eos[e]) len = j + 1;
+        struct vr_update_seq *s = new_seq(b);
+        s->g = b->ng;
+        s->n = P + len;
+        s->ids = vr_xmalloc(((size_t)s->n + 1) * sizeof *s->ids);
+        memcpy(s->ids, ids->v, (size_t)P * sizeof *s->ids);
+        memcpy(s->ids + P, cp->tokens, (size_t)len * sizeof *s->ids);
+        s->old = vr_xmalloc(((size_t)len + 1) * sizeof *s->old);
+        memcpy(s->old, cp->logp, (size_t)len * sizeof *s->old);
+        s->first = P;
+        s->len = len;
+        s->adv = cp->advantage;
+        s->reward = cp->has_reward ? cp->reward : 0;
+        b->tokens += len;
+    }
+    return 0;
+}
+
 int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, const char *file, long lineno,
                  struct vr_err *err)
 {
     const struct vr_model_config *c = &u->m.cfg;
     struct vr_chat_task_opts co = u->o.chat;
-    struct vr_ids ids = {0}, full = {0};
-    int (*grid)[3] = NULL, nimg = 0, rc = -1, s0 = b->nseq;
+    struct vr_ids ids = {0};
+    int (*grid)[3] = NULL, nimg = 0, rc = -1, s0 = b->nseq, delta = 0;
     float *pix = NULL;
     int32_t *pos = NULL;
     struct vr_task_limits lim;
@@ -191,77 +268,15 @@ int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, co
         vr_err_locate(err, file, lineno);
         goto out;
     }
-    int P = (int)ids.n;
-    /* the prompt's image slots against its images, and its M-RoPE positions,
-     * once per line (every completion of the group shares them) */
-    int unit = c->vision.merge * c->vision.merge, have = 0, delta, nused;
-    for (int j = 0; j < P; j++) have += ids.v[j] == c->image_token_id;
-    if (have * unit != np) {
-        vr_err_set(err, VR_ERR_INPUT, file, lineno, "the prompt has %d <|image_pad|> tokens; its images need %d", have,
-                   np / unit);
+    if (prompt_positions(c, &ids, nimg, grid, np, file, lineno, &pos, &delta, err)) goto out;
+    if (u->o.sft ? add_answer(u, b, &t, &ids, file, lineno, err) : add_completions(u, b, &t, &ids, file, lineno, err))
         goto out;
-    }
-    pos = vr_xmalloc(((size_t)3 * P + 1) * sizeof *pos);
-    if (vr_rope_index(pos, &delta, &nused, ids.v, NULL, P, c, nimg, (const int(*)[3])grid, err)) {
-        vr_err_locate(err, file, lineno);
-        goto out;
-    }
-    if (u->o.sft) {
-        co.assistant = 1;
-        if (vr_chat_task(u->tok, &t, &co, file, lineno, NULL, &full, err)) goto out;
-        /* the answer and its <|im_end|>; the "\n" after it is not a target */
-        VR_ASSERT(full.n >= ids.n + 2 && memcmp(full.v, ids.v, ids.n * sizeof *ids.v) == 0);
-        struct vr_useq *s = new_seq(b);
-        s->g = b->ng;
-        s->n = (int)full.n - 1;
-        s->ids = vr_xmalloc((size_t)s->n * sizeof *s->ids);
-        memcpy(s->ids, full.v, (size_t)s->n * sizeof *s->ids);
-        s->first = P;
-        s->len = s->n - P;
-        b->tokens += s->len;
-    } else {
-        if (t.prompt_tokens > 0 && t.prompt_tokens != P) {
-            vr_err_set(err, VR_ERR_INPUT, file, lineno, "the prompt renders to %d tokens, but the rollout had %d", P,
-                       t.prompt_tokens);
-            vr_err_hint(err, "give vr-update the --template and --system that vr-rollout had");
-            goto out;
-        }
-        for (int k = 0; k < t.ncompl; k++) {
-            const struct vr_task_completion *cp = &t.c[k];
-            if (cp->rewards) add_terms(b, cp->rewards);
-            int n = cp->n, len = n;
-            for (int j = 0; j < n && len == n; j++) /* through the first end-of-sequence token */
-                for (int e = 0; e < u->neos; e++)
-                    if (cp->tokens[j] == u->eos[e]) len = j + 1;
-            struct vr_useq *s = new_seq(b);
-            s->g = b->ng;
-            s->n = P + len;
-            s->ids = vr_xmalloc(((size_t)s->n + 1) * sizeof *s->ids);
-            memcpy(s->ids, ids.v, (size_t)P * sizeof *s->ids);
-            memcpy(s->ids + P, cp->tokens, (size_t)len * sizeof *s->ids);
-            s->old = vr_xmalloc(((size_t)len + 1) * sizeof *s->old);
-            memcpy(s->old, cp->logp, (size_t)len * sizeof *s->old);
-            s->first = P;
-            s->len = len;
-            s->adv = cp->advantage;
-            s->reward = cp->has_reward ? cp->reward : 0;
-            b->tokens += len;
-        }
-    }
     if (b->ng == b->cap_g) {
         b->cap_g = b->cap_g ? 2 * b->cap_g : 8;
         b->g = vr_xrealloc(b->g, (size_t)b->cap_g * sizeof *b->g);
     }
-    struct vr_ugroup *g = &b->g[b->ng++];
-    g->nimg = nimg;
-    g->npatch = np;
-    g->grid = grid;
-    g->pix = pix;
-    g->seq0 = s0;
-    g->nseq = b->nseq - s0;
-    g->P = P;
-    g->pos = pos;
-    g->delta = delta;
+    b->g[b->ng++] = (struct vr_update_group){.nimg = nimg, .npatch = np, .grid = grid, .pix = pix, .seq0 = s0,
+                                             .nseq = b->nseq - s0, .P = (int)ids.n, .pos = pos, .delta = delta};
     grid = NULL;
     pix = NULL;
     pos = NULL;
@@ -279,7 +294,6 @@ out:
     free(pix);
     free(pos);
     vr_ids_release(&ids);
-    vr_ids_release(&full);
     return rc;
 }
 
@@ -326,8 +340,8 @@ static void pack_build(struct vr_update *u, const struct vr_batch *b, int s0, in
     }
     int o = 0;
     for (int i = s0; i < s1; i++) {
-        const struct vr_useq *s = &b->s[i];
-        const struct vr_ugroup *g = &b->g[s->g];
+        const struct vr_update_seq *s = &b->s[i];
+        const struct vr_update_group *g = &b->g[s->g];
         int at = p->cu[i - s0], k = 0;
         VR_ASSERT(s->first == g->P);
         memcpy(p->ids + at, s->ids, (size_t)s->n * sizeof *s->ids);
@@ -383,7 +397,7 @@ static void weights(const struct vr_update *u, struct vr_batch *b)
             if (b->s[i].len > Lmax) Lmax = b->s[i].len;
         }
     for (int i = 0; i < b->nseq; i++) {
-        struct vr_useq *s = &b->s[i];
+        struct vr_update_seq *s = &b->s[i];
         if (!s->len) continue;
         if (u->o.sft) s->weight = 1.0 / (double)b->tokens;
         else if (u->o.loss == VR_LOSS_GRPO) s->weight = 1.0 / ((double)S * s->len);
@@ -424,7 +438,7 @@ static void forward_each(struct vr_update *u, const struct vr_batch *b, const st
 
 static void keep_ref(void *ctx, int seq, const float *lp, int len)
 {
-    struct vr_useq *s = &((struct vr_batch *)ctx)->s[seq];
+    struct vr_update_seq *s = &((struct vr_batch *)ctx)->s[seq];
     s->ref = vr_xmalloc(((size_t)len + 1) * sizeof *s->ref);
     memcpy(s->ref, lp, (size_t)len * sizeof *lp);
 }
@@ -456,7 +470,7 @@ int vr_update_logp(struct vr_update *u, const struct vr_batch *b, double *seq_lo
     return 0;
 }
 
-int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *st, struct vr_err *err)
+int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_update_stats *st, struct vr_err *err)
 {
     memset(st, 0, sizeof *st);
     VR_ASSERT(u->g); /* not a forward_only update */
@@ -487,7 +501,7 @@ int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *s
         struct vr_train_act *act = vr_train_fwd_f32(&u->L, u->w, pk, &to, lp, NULL, &u->ws);
         int o = 0;
         for (int i = s0; i < s1; i++) {
-            const struct vr_useq *s = &b->s[i];
+            const struct vr_update_seq *s = &b->s[i];
             double kls = 0;
             for (int j = 0; j < s->len; j++, o++) {
                 double d, kl, tl;
