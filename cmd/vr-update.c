@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "jsonl.h"
 #include "trainer.h"
 
@@ -200,6 +201,7 @@ int main(int argc, char **argv)
      * either: the write fails with EFBIG, and the save with a message */
     signal(SIGXFSZ, SIG_IGN);
     int ind = parse(&o, &tmpl_text);
+    if (vr_dist_init(&err)) vr_die(&err); /* under mpirun or srun: one rank of a data-parallel job */
     o.warn = warn;
     o.metrics = metrics;
     if (vr_trainer_open(&t, &o, &err)) vr_die(&err);
@@ -208,8 +210,10 @@ int main(int argc, char **argv)
     vr_jsonl_files_init(&in, argv + ind, argc - ind);
     for (int rc = 1; rc > 0;) {
         json_t *line = NULL;
-        if ((rc = vr_jsonl_files_next(&in, &line, &err)) < 0) fail(&t, &err);
-        int more = vr_trainer_feed(&t, line, in.in.path, in.in.line, &err);
+        const char *file;
+        long lineno;
+        if ((rc = vr_dist_jsonl_next(&in, &line, &file, &lineno, &err)) < 0) fail(&t, &err); /* rank 0 reads */
+        int more = vr_trainer_feed(&t, line, file, lineno, &err);
         json_decref(line);
         if (more < 0 && t.taken) { /* keep the steps taken: the run folder at the last finished batch */
             struct vr_err e2;

@@ -11,7 +11,9 @@
 
 #include "buf.h"
 #include "ckpt.h"
+#include "dist.h"
 #include "fs.h"
+#include "hash.h"
 #include "lora.h"
 #include "publish.h"
 #include "safetensors.h"
@@ -38,6 +40,8 @@ struct vr_trainer_impl {
     int last_iter, it, nl, full;
     struct vr_batch b;
     struct vr_buf line;           /* the metrics line */
+    int writer;                   /* rank 0 of the job: the one that writes files and metrics */
+    double comm0;                 /* vr_dist_seconds() when the step began */
 };
 
 static double now(void)
@@ -49,7 +53,7 @@ static double now(void)
 
 __attribute__((format(printf, 2, 3))) static void warn(const struct vr_trainer_impl *r, const char *fmt, ...)
 {
-    if (!r->o.warn) return;
+    if (!r->o.warn || !r->writer) return; /* every rank would say the same */
     char msg[2048];
     va_list ap;
     va_start(ap, fmt);
@@ -247,12 +251,21 @@ static int save_at(const struct vr_trainer_impl *r, int64_t step, int64_t lines,
     return rc;
 }
 
-int vr_trainer_save(struct vr_trainer *t, enum vr_trainer_where where, struct vr_err *err)
+/* vr_trainer_save on this rank alone: rank 0 writes, the others only count. */
+static int save(struct vr_trainer *t, enum vr_trainer_where where, struct vr_err *err)
 {
     struct vr_trainer_impl *r = t->impl;
-    if (save_at(r, t->step, r->last_lines, r->last_iter, where == VR_TRAINER_ROOT, err)) return -1;
+    if (r->writer && save_at(r, t->step, r->last_lines, r->last_iter, where == VR_TRAINER_ROOT, err)) return -1;
     if (where == VR_TRAINER_CHECKPOINT) r->saved_step = t->step;
     return 0;
+}
+
+int vr_trainer_save(struct vr_trainer *t, enum vr_trainer_where where, struct vr_err *err)
+{
+    int rc = save(t, where, err);
+    struct vr_err e2;
+    vr_dist_barrier(&e2); /* no rank goes on (or ends the job) before rank 0's save is done */
+    return rc;
 }
 
 /* Whether the run folder's root holds the save of step: a run killed after
@@ -293,6 +306,7 @@ static int load_optim(struct vr_trainer_impl *r, const char *dir, struct vr_err 
 static int publish_gen(struct vr_trainer_impl *r, int64_t gen, struct vr_err *err)
 {
     struct vr_publish *p = &r->pub;
+    if (!r->writer) return 0;
     if ((!r->u.lora || p->gen < 0) && vr_publish_weights(p, gen, r->o.model, &r->tab, r->u.w, r->dt, err))
         return -1;
     if (r->u.lora && vr_lora_write(&r->u.lo, r->train_w, p->dir, r->o.model, err)) return -1;
@@ -305,14 +319,51 @@ static int open_run(struct vr_trainer *t, struct vr_err *err)
 {
     struct vr_trainer_impl *r = t->impl;
     const struct vr_trainer_opts *o = &r->o;
-    r->lock = vr_ckpt_run_lock(o->out, &t->made, err);
-    if (r->lock < 0) return -1;
-    int recovered = vr_ckpt_recover(o->out, err);
-    if (recovered < 0) return -1;
-    if (recovered) warn(r, "%s: finished the save that a killed vr-update had committed but not put in place", o->out);
-    if (o->resume && vr_ckpt_newest(o->out, &r->from, NULL, err) < 0) return -1;
-    if (o->resume && !r->from) warn(r, "%s has no complete checkpoint; starting from %s", o->out, o->model);
-    return 0;
+    if (r->writer) {
+        r->lock = vr_ckpt_run_lock(o->out, &t->made, err);
+        if (r->lock < 0) return -1;
+        int recovered = vr_ckpt_recover(o->out, err);
+        if (recovered < 0) return -1;
+        if (recovered)
+            warn(r, "%s: finished the save that a killed vr-update had committed but not put in place", o->out);
+        if (o->resume && vr_ckpt_newest(o->out, &r->from, NULL, err) < 0) return -1;
+        if (o->resume && !r->from) warn(r, "%s has no complete checkpoint; starting from %s", o->out, o->model);
+    }
+    if (vr_dist_size() == 1) return 0;
+    /* the other ranks start from the checkpoint rank 0 chose, after its
+     * recovery (they read the same paths: one machine or a shared filesystem) */
+    uint64_t n = r->from ? strlen(r->from) + 1 : 0;
+    if (vr_dist_bcast(&n, sizeof n, err)) return -1;
+    if (!r->writer && n) r->from = vr_xmalloc(n);
+    return n ? vr_dist_bcast(r->from, n, err) : 0;
+}
+
+/* With several ranks: every rank must start from the same weights and
+ * optimizer state (the same files), or their steps would drift apart
+ * silently. Each rank's hash, summed into a table of all of them. */
+static int same_start(const struct vr_trainer_impl *r, struct vr_err *err)
+{
+    int N = vr_dist_size();
+    if (N == 1) return 0;
+    struct vr_hasher h;
+    vr_hasher_init64(&h);
+    vr_hasher_update(&h, r->u.w, r->tab.total * sizeof *r->u.w);
+    if (r->u.lora) vr_hasher_update(&h, r->train_w, r->train_tab.total * sizeof *r->train_w);
+    vr_hasher_update(&h, r->os.m, r->train_tab.total * sizeof *r->os.m);
+    vr_hasher_update(&h, r->os.v, r->train_tab.total * sizeof *r->os.v);
+    uint64_t mine = vr_hasher_final64(&h);
+    double *all = vr_xcalloc(2 * (size_t)N, sizeof *all); /* two exact 32-bit halves each */
+    all[2 * vr_dist_rank()] = (double)(mine >> 32);
+    all[2 * vr_dist_rank() + 1] = (double)(mine & 0xffffffffu);
+    int rc = vr_dist_sum_f64(all, 2 * (size_t)N, err), bad = -1;
+    for (int k = 1; !rc && k < N && bad < 0; k++)
+        if (all[2 * k] != all[0] || all[2 * k + 1] != all[1]) bad = k;
+    free(all);
+    if (rc || bad < 0) return rc;
+    vr_err_set(err, VR_ERR_INPUT, NULL, 0, "rank %d of %d starts from other weights or optimizer state than rank 0",
+               bad, N);
+    return vr_err_hint(err, "every rank reads --model, --ref and --out at the same paths: run on one machine or on "
+                            "a shared filesystem");
 }
 
 /* What trains: the weights but the frozen ones (--freeze, --freeze-vision),
@@ -391,17 +442,19 @@ int vr_trainer_open(struct vr_trainer *t, const struct vr_trainer_opts *o, struc
     r->lock = -1;
     r->pub.fd = -1;
     r->saved_step = -1;
+    r->writer = vr_dist_rank() == 0;
+    if (!r->writer) r->o.publish = r->o.dump = NULL;
     /* --publish first, so that a vr-rollout --follow sees a writer at once */
-    if (o->publish && vr_publish_open(&r->pub, o->publish, o->model, o->prompts_per_step, err)) goto fail;
+    if (r->o.publish && vr_publish_open(&r->pub, o->publish, o->model, o->prompts_per_step, err)) goto fail;
     if (open_run(t, err)) goto fail;
     if (vr_update_init(&r->u, r->from ? r->from : o->model, o->ref, uo, err)) goto fail;
     r->have_u = 1;
     r->dt = o->dtype_set ? o->dtype : r->u.m.params[r->u.L.embed].t.dtype;
     if (trainable(r, err) || vr_optstate_init(&r->os, r->train_tab.total, err)) goto fail;
-    if (o->dump) r->g0 = vr_xmalloc(r->train_tab.total * sizeof *r->g0);
-    if (start_state(t, err)) goto fail;
+    if (r->o.dump) r->g0 = vr_xmalloc(r->train_tab.total * sizeof *r->g0);
+    if (start_state(t, err) || same_start(r, err)) goto fail;
     /* generation 0: the starting weights (after --resume, the batches done) */
-    if (o->publish && publish_gen(r, t->lines / o->prompts_per_step, err)) goto fail;
+    if (r->o.publish && publish_gen(r, t->lines / o->prompts_per_step, err)) goto fail;
     return 0;
 fail:
     vr_trainer_release(t);
@@ -409,6 +462,29 @@ fail:
 }
 
 /* ---- batches and steps ---- */
+
+/* A line every rank took, or one that some rank could not (the pixels it
+ * names are missing on its machine, say): then every rank fails together,
+ * those without a message of their own naming the first rank that has one,
+ * so that the caller's save of the run (vr_trainer_save, collective) is
+ * made by all of them. */
+static int agree(int rc, const char *file, long lineno, struct vr_err *err)
+{
+    int N = vr_dist_size(), first = rc ? vr_dist_rank() : N;
+    if (N > 1) { /* the lowest failing rank, through an exact sum */
+        double *v = vr_xcalloc((size_t)N, sizeof *v);
+        v[vr_dist_rank()] = rc ? 1 : 0;
+        struct vr_err e2;
+        if (vr_dist_sum_f64(v, (size_t)N, &e2)) vr_dist_abort(1);
+        for (first = 0; first < N && v[first] == 0; first++) {}
+        free(v);
+    }
+    if (first == N) return 0;
+    if (!rc)
+        vr_err_set(err, VR_ERR_INPUT, file, lineno, "rank %d of %d could not take this line (its message says why)",
+                   first, N);
+    return -1;
+}
 
 int vr_trainer_feed(struct vr_trainer *t, const json_t *line, const char *file, long lineno, struct vr_err *err)
 {
@@ -419,7 +495,7 @@ int vr_trainer_feed(struct vr_trainer *t, const json_t *line, const char *file, 
         r->skip--;
         return 0;
     }
-    if (vr_batch_add(&r->u, &r->b, line, file, lineno, err)) return -1;
+    if (agree(vr_batch_add(&r->u, &r->b, line, file, lineno, err), file, lineno, err)) return -1;
     r->nl++;
     return r->full = r->o.prompts_per_step && r->nl == r->o.prompts_per_step;
 }
@@ -436,6 +512,8 @@ static void metrics_line(struct vr_trainer_impl *r, int64_t step, const struct v
                   (long long)step, st->loss, st->pg_loss, st->kl, st->clip_ratio, st->reward, st->reward_std,
                   st->completion_len, gnorm, lr, (long long)st->tokens, st->seq_tokens / sec, sec);
     vr_batch_terms_json(&r->b, l);
+    if (vr_dist_size() > 1) /* the seconds this rank spent in collectives, waiting for the others included */
+        vr_buf_printf(l, ",\"ranks\":%d,\"comm_seconds\":%.6g", vr_dist_size(), vr_dist_seconds() - r->comm0);
     vr_buf_puts(l, "}\n");
 }
 
@@ -445,7 +523,7 @@ static int metrics_lost(struct vr_trainer *t)
 {
     struct vr_trainer_impl *r = t->impl;
     struct vr_err e2;
-    if (vr_trainer_save(t, VR_TRAINER_ROOT, &e2)) warn(r, "%s", e2.msg);
+    if (save(t, VR_TRAINER_ROOT, &e2)) warn(r, "%s", e2.msg); /* rank 0 alone: the others do not know */
     else warn(r, "%s holds step %lld; --resume goes on from there", r->o.out, (long long)t->step);
     return -1;
 }
@@ -455,6 +533,7 @@ static int one_step(struct vr_trainer *t, struct vr_err *err)
 {
     struct vr_trainer_impl *r = t->impl;
     double t0 = now();
+    r->comm0 = vr_dist_seconds();
     struct vr_update_stats st;
     if (r->u.lora) r->u.lo.step = (uint64_t)t->step; /* dropout masks */
     if (r->o.grads ? read_grads(r->o.grads, &r->train_tab, r->rg, r->nr, r->train_g, &st, err)
@@ -471,7 +550,8 @@ static int one_step(struct vr_trainer *t, struct vr_err *err)
     double gnorm = vr_clip_grad_norm(r->rg, r->nr, r->train_g, r->o.max_grad_norm);
     double lr = vr_lr_at(r->o.schedule, r->o.adamw.lr, t->step, r->o.warmup_steps, r->o.total_steps);
     vr_adamw_step(&r->o.adamw, lr, t->step + 1, r->rg, r->nr, r->train_w, r->train_g, &r->os);
-    if (r->o.dump && write_dump(r->o.dump, &r->train_tab, r->rg, r->nr, r->g0, r->train_w, st.loss, gnorm, err)) return -1;
+    if (r->o.dump && write_dump(r->o.dump, &r->train_tab, r->rg, r->nr, r->g0, r->train_w, st.loss, gnorm, err))
+        return -1;
     t->step++;
     t->taken++;
     double sec = now() - t0;
@@ -479,7 +559,7 @@ static int one_step(struct vr_trainer *t, struct vr_err *err)
     int last = r->it + 1 >= r->o.iterations;
     r->last_lines = last ? t->lines + r->nl : t->lines;
     r->last_iter = last ? 0 : r->it + 1;
-    if (r->o.metrics) {
+    if (r->o.metrics && r->writer) {
         metrics_line(r, t->step, &st, gnorm, lr, sec);
         if (r->o.metrics(r->o.ctx, r->line.p, err)) return metrics_lost(t);
     }
@@ -514,9 +594,12 @@ int vr_trainer_close(struct vr_trainer *t, struct vr_err *err)
      * saving every N steps, and always the run folder itself, which
      * vr-rollout and the next vr-update read */
     int rc = 0;
-    if (t->taken && r->o.save_every && r->saved_step != t->step) rc = vr_trainer_save(t, VR_TRAINER_CHECKPOINT, err);
-    if (!rc && (t->taken || (r->o.merge && r->u.lora) || (r->from && !root_holds(r->o.out, t->step))))
-        rc = vr_trainer_save(t, VR_TRAINER_ROOT, err);
+    /* the same on every rank (the saves are collective): rank 0 reads the run folder */
+    int64_t root = t->taken || (r->o.merge && r->u.lora) || (r->from && r->writer && !root_holds(r->o.out, t->step));
+    if (vr_dist_bcast(&root, sizeof root, err)) rc = -1;
+    if (!rc && t->taken && r->o.save_every && r->saved_step != t->step)
+        rc = vr_trainer_save(t, VR_TRAINER_CHECKPOINT, err);
+    if (!rc && root) rc = vr_trainer_save(t, VR_TRAINER_ROOT, err);
     vr_trainer_release(t);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "fs.h"
 #include "jsonl.h"
 #include "pixcache.h"
@@ -406,26 +407,27 @@ static void weights(const struct vr_update *u, struct vr_batch *b)
     }
 }
 
-/* The next micro-batch [s0, *s1): whole sequences within the token budget,
- * at least one. */
-static int next_micro(const struct vr_update *u, const struct vr_batch *b, int s0)
+/* The next micro-batch [s0, s1) of sequences before hi: whole sequences
+ * within the token budget, at least one. */
+static int next_micro(const struct vr_update *u, const struct vr_batch *b, int s0, int hi)
 {
     int64_t t = 0;
     int s1 = s0;
-    while (s1 < b->nseq && (s1 == s0 || t + b->s[s1].n <= u->o.max_batch_tokens)) t += b->s[s1++].n;
+    while (s1 < hi && (s1 == s0 || t + b->s[s1].n <= u->o.max_batch_tokens)) t += b->s[s1++].n;
     return s1;
 }
 
-/* Forward only over b's micro-batches with weights w of layout L: fn gets
+/* Forward only over the micro-batches of b's sequences [lo, hi) with
+ * weights w of layout L: fn gets
  * each sequence's target log-probabilities (len of them, valid during the
  * call). The reference log-probs and the image-swap check both read them. */
-static void forward_each(struct vr_update *u, const struct vr_batch *b, const struct vr_layout *L, const float *w,
-                         const struct vr_train_opts *to,
+static void forward_each(struct vr_update *u, const struct vr_batch *b, int lo, int hi, const struct vr_layout *L,
+                         const float *w, const struct vr_train_opts *to,
                          void (*fn)(void *ctx, int seq, const float *lp, int len), void *ctx)
 {
     scratch(u, b);
-    for (int s0 = 0; s0 < b->nseq;) {
-        int s1 = next_micro(u, b, s0);
+    for (int s0 = lo; s0 < hi;) {
+        int s1 = next_micro(u, b, s0, hi);
         struct vr_pack *pk = &u->pk;
         pack_build(u, b, s0, s1, pk);
         vr_ws_reset(&u->ws);
@@ -443,11 +445,12 @@ static void keep_ref(void *ctx, int seq, const float *lp, int len)
     memcpy(s->ref, lp, (size_t)len * sizeof *lp);
 }
 
-static void ref_logps(struct vr_update *u, struct vr_batch *b)
+/* The reference log-probs of sequences [lo, hi), this rank's share. */
+static void ref_logps(struct vr_update *u, struct vr_batch *b, int lo, int hi)
 {
     struct vr_train_opts to = {.temperature = u->o.temperature, .checkpoint = 1, .no_vision_grad = 1};
-    if (u->wref) forward_each(u, b, &u->Lref, u->wref, &to, keep_ref, b);
-    else forward_each(u, b, &u->L, u->w, &to, keep_ref, b); /* LoRA: the base */
+    if (u->wref) forward_each(u, b, lo, hi, &u->Lref, u->wref, &to, keep_ref, b);
+    else forward_each(u, b, lo, hi, &u->L, u->w, &to, keep_ref, b); /* LoRA: the base */
     b->have_ref = 1;
 }
 
@@ -466,8 +469,114 @@ int vr_update_logp(struct vr_update *u, const struct vr_batch *b, double *seq_lo
         to.lora = &u->lo;
         to.lw = u->aw;
     }
-    forward_each(u, b, &u->L, u->w, &to, sum_logp, seq_logp);
+    forward_each(u, b, 0, b->nseq, &u->L, u->w, &to, sum_logp, seq_logp);
     return 0;
+}
+
+void vr_update_share(const struct vr_update *u, const struct vr_batch *b, int rank, int ranks, int *lo, int *hi)
+{
+    int64_t total = 0, before = 0;
+    for (int i = 0; i < b->nseq; i++) total += b->s[i].n;
+    *lo = *hi = b->nseq;
+    int first = 1;
+    for (int s0 = 0, s1; s0 < b->nseq; s0 = s1) {
+        s1 = next_micro(u, b, s0, b->nseq); /* the micro-batches of one process */
+        int64_t n = 0;
+        for (int i = s0; i < s1; i++) n += b->s[i].n;
+        /* the rank whose part of the tokens holds the micro-batch's middle */
+        int64_t r = (2 * before + n) * ranks / (2 * total);
+        before += n;
+        if (r == rank && first) *lo = s0, first = 0;
+        if (r > rank) {
+            *hi = s0;
+            break;
+        }
+    }
+    if (first) *lo = *hi;
+}
+
+/* Sum the gradients of every rank (lib/dist.h, a fixed order): the adapters'
+ * or the trainable tensors', runs of adjacent ones in one call. */
+static int sum_grads(struct vr_update *u, struct vr_err *err)
+{
+    if (vr_dist_size() == 1) return 0;
+    if (u->lora) return vr_dist_sum(u->ag, u->lo.total, err);
+    const struct vr_layout *L = &u->L;
+    size_t at = 0, n = 0;
+    for (int i = 0; i <= L->np; i++) {
+        size_t k = 0;
+        if (i < L->np && L->train[i] && !L->p[i].tied) {
+            k = 1;
+            for (int d = 0; d < L->p[i].ndim; d++) k *= (size_t)L->p[i].shape[d];
+        }
+        if (k && n && L->off[i] == at + n) { /* extends the run */
+            n += k;
+            continue;
+        }
+        if (n && vr_dist_sum(u->g + at, n, err)) return -1;
+        at = k ? L->off[i] : 0;
+        n = k;
+    }
+    return 0;
+}
+
+/* The step's numbers from each sequence's (SEQ_STATS per sequence, summed
+ * over ranks: each sequence is one rank's, so the sum is exact and the
+ * totals, added in sequence order, do not depend on the ranks). */
+enum { SEQ_LOSS, SEQ_PG, SEQ_KL, SEQ_CLIP, SEQ_STATS };
+
+static int step_stats(const struct vr_batch *b, double *per, struct vr_update_stats *st, struct vr_err *err)
+{
+    if (vr_dist_sum_f64(per, (size_t)b->nseq * SEQ_STATS, err)) return -1;
+    double kl_seq = 0, clip = 0, rsum = 0, rsq = 0, lsum = 0;
+    int nscored = 0;
+    for (int i = 0; i < b->nseq; i++) {
+        const struct vr_update_seq *s = &b->s[i];
+        const double *q = per + (size_t)i * SEQ_STATS;
+        st->loss += q[SEQ_LOSS];
+        st->pg_loss += q[SEQ_PG];
+        clip += q[SEQ_CLIP];
+        if (s->len) {
+            kl_seq += q[SEQ_KL];
+            nscored++;
+        }
+        rsum += s->reward;
+        rsq += s->reward * s->reward;
+        lsum += s->len;
+        st->seq_tokens += s->n;
+    }
+    st->tokens = b->tokens;
+    st->kl = nscored ? kl_seq / nscored : 0;
+    st->clip_ratio = b->tokens ? clip / (double)b->tokens : 0;
+    st->reward = rsum / b->nseq;
+    st->reward_std = b->nseq > 1 ? sqrt(fmax(0, (rsq - rsum * rsum / b->nseq) / (b->nseq - 1))) : 0;
+    st->completion_len = lsum / b->nseq;
+    return 0;
+}
+
+/* The loss of sequences [lo, hi) (a micro-batch) from their log-probs lp:
+ * per-sequence numbers into per, d loss / d logp into dl. */
+static void seq_losses(const struct vr_update *u, const struct vr_batch *b, int lo, int hi, double beta,
+                       const float *lp, float *dl, double *per)
+{
+    int grpo = !u->o.sft, o = 0;
+    for (int i = lo; i < hi; i++) {
+        const struct vr_update_seq *s = &b->s[i];
+        double *q = per + (size_t)i * SEQ_STATS, kls = 0;
+        for (int j = 0; j < s->len; j++, o++) {
+            double d, kl, tl;
+            int cl = 0;
+            if (grpo) tl = vr_grpo_token(lp[o], s->old[j], beta != 0 ? s->ref[j] : 0, s->adv, u->o.epsilon,
+                                         u->o.epsilon_high, beta, &d, &kl, &cl);
+            else tl = -lp[o], d = -1, kl = 0;
+            q[SEQ_LOSS] += s->weight * tl;
+            q[SEQ_PG] += s->weight * (tl - beta * kl);
+            dl[o] = (float)(s->weight * d);
+            kls += kl;
+            q[SEQ_CLIP] += cl;
+        }
+        if (s->len) q[SEQ_KL] = kls / s->len;
+    }
 }
 
 int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_update_stats *st, struct vr_err *err)
@@ -479,9 +588,10 @@ int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_update_st
     if (b->nseq == 0) return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "an empty batch");
     weights(u, b);
     scratch(u, b);
-    int grpo = !u->o.sft;
+    int grpo = !u->o.sft, lo, hi;
+    vr_update_share(u, b, vr_dist_rank(), vr_dist_size(), &lo, &hi);
     double beta = grpo && u->has_ref ? u->o.beta : 0;
-    if (beta != 0 && !b->have_ref) ref_logps(u, b);
+    if (beta != 0 && !b->have_ref) ref_logps(u, b, lo, hi);
     struct vr_train_opts to = {.temperature = grpo ? u->o.temperature : 1.0, .checkpoint = u->o.checkpoint,
                                .no_vision_grad = u->o.freeze_vision || u->lora};
     if (u->lora) {
@@ -489,50 +599,22 @@ int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_update_st
         to.lw = u->aw;
         to.lg = u->ag;
     }
-    double kl_seq = 0, clip = 0, rsum = 0, rsq = 0, lsum = 0;
-    int nscored = 0;
-    to.row0 = 0;
-    for (int s0 = 0; s0 < b->nseq;) {
-        int s1 = next_micro(u, b, s0);
+    double *per = vr_xcalloc((size_t)b->nseq * SEQ_STATS, sizeof *per);
+    to.row0 = 0; /* the row of the step: dropout masks do not depend on the share */
+    for (int i = 0; i < lo; i++) to.row0 += b->s[i].n;
+    for (int s0 = lo; s0 < hi;) {
+        int s1 = next_micro(u, b, s0, hi);
         struct vr_pack *pk = &u->pk;
         pack_build(u, b, s0, s1, pk);
         vr_ws_reset(&u->ws);
         float *lp = vr_ws_floats(&u->ws, (size_t)pk->nout + 1), *dl = vr_ws_floats(&u->ws, (size_t)pk->nout + 1);
         struct vr_train_act *act = vr_train_fwd_f32(&u->L, u->w, pk, &to, lp, NULL, &u->ws);
-        int o = 0;
-        for (int i = s0; i < s1; i++) {
-            const struct vr_update_seq *s = &b->s[i];
-            double kls = 0;
-            for (int j = 0; j < s->len; j++, o++) {
-                double d, kl, tl;
-                int cl = 0;
-                if (grpo) tl = vr_grpo_token(lp[o], s->old[j], beta != 0 ? s->ref[j] : 0, s->adv, u->o.epsilon,
-                                             u->o.epsilon_high, beta, &d, &kl, &cl);
-                else tl = -lp[o], d = -1, kl = 0;
-                st->loss += s->weight * tl;
-                st->pg_loss += s->weight * (tl - beta * kl);
-                dl[o] = (float)(s->weight * d);
-                kls += kl;
-                clip += cl;
-            }
-            if (s->len) {
-                kl_seq += kls / s->len;
-                nscored++;
-            }
-            rsum += s->reward;
-            rsq += s->reward * s->reward;
-            lsum += s->len;
-        }
-        st->seq_tokens += pk->N;
+        seq_losses(u, b, s0, s1, beta, lp, dl, per);
         vr_train_bwd_f32(&u->L, u->w, u->g, pk, &to, act, dl, &u->ws);
         to.row0 += pk->N;
         s0 = s1;
     }
-    st->tokens = b->tokens;
-    st->kl = nscored ? kl_seq / nscored : 0;
-    st->clip_ratio = b->tokens ? clip / (double)b->tokens : 0;
-    st->reward = rsum / b->nseq;
-    st->reward_std = b->nseq > 1 ? sqrt(fmax(0, (rsq - rsum * rsum / b->nseq) / (b->nseq - 1))) : 0;
-    st->completion_len = lsum / b->nseq;
-    return 0;
+    int rc = sum_grads(u, err) || step_stats(b, per, st, err) ? -1 : 0;
+    free(per);
+    return rc;
 }

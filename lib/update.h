@@ -127,8 +127,27 @@ void vr_batch_terms_json(const struct vr_batch *b, struct vr_buf *out);
 
 /* Zero u->g (and u->ag) and accumulate the gradient of the step's loss over the batch;
  * on the first call for a batch with beta > 0, the reference log-probs are
- * computed and kept in it. Fills st. */
+ * computed and kept in it. Fills st.
+ * Data parallel (lib/dist.h, more than one rank): every rank holds the whole
+ * batch (the loss weights count its tokens and sequences, as one process
+ * does) and runs its share of the sequences (vr_update_share); the
+ * gradients of the trainable tensors (or adapters) are then summed over the
+ * ranks in rank order and st's numbers over the sequences, so every rank
+ * ends with the same bits, and they equal one process's up to the float
+ * rounding of that sum (the loss and st exactly). */
 int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_update_stats *st, struct vr_err *err);
+
+/* The share of rank (of ranks) in b: sequences [*lo, *hi), whole
+ * micro-batches of the packing one process makes (sequences in order, up to
+ * max_batch_tokens each), contiguous, in rank order: a micro-batch goes to
+ * the rank whose 1/ranks of the batch's tokens (prompt + completion, what
+ * goes through the model) holds its middle token. So every micro-batch is
+ * run exactly as one process runs it: the log-probs, the loss and the
+ * metrics are bit-identical to one process's, and the gradients differ only
+ * in the order their micro-batch sums are added. A rank gets no work when
+ * the batch has fewer micro-batches than ranks: give --max-batch-tokens at
+ * most the batch's tokens / ranks. */
+void vr_update_share(const struct vr_update *u, const struct vr_batch *b, int rank, int ranks, int *lo, int *hi);
 
 /* Forward only: seq_logp[i] = the sum of the log-probabilities of sequence
  * i's targets under the policy (with its adapters), for every sequence of b
