@@ -6,6 +6,7 @@
 #   test_must_fail cmd...   (exit 1 expected; a crash or success fails)
 #   test_cmp expected actual
 #   test_have_prereq PYTHON || skip_all "no python3"
+#   vr_mpirun N cmd...   (cmd as N ranks of one MPI job on this machine)
 # Each script runs in a fresh trash directory; $VR_BIN holds the programs.
 set -u
 TEST_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -82,8 +83,20 @@ test_have_prereq() {
     case "$1" in
     PYTHON) command -v python3 >/dev/null 2>&1 ;;
     JQ) command -v jq >/dev/null 2>&1 ;;
+    MPIRUN) command -v mpirun >/dev/null 2>&1 ;;
     *) return 1 ;;
     esac
+}
+
+# vr_mpirun N cmd...: N ranks of cmd on this machine with Open MPI's mpirun:
+# more ranks than cores, as root (a container), shared memory without
+# ptrace (which containers forbid), under a timeout (a hang fails the test)
+vr_mpirun() {
+    local n=$1
+    shift
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader \
+        OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1 \
+        timeout 300 mpirun --oversubscribe -np "$n" "$@"
 }
 
 test_done() {
