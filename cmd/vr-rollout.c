@@ -7,12 +7,13 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "jsonl.h"
 #include "progress.h"
 #include "rollout.h"
 
 enum { O_TOKENIZER = 256, O_GREEDY, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_MAXTOK, O_STOPANS, O_SEED,
-       O_TEMPLATE, O_SYSTEM, O_BUDGET, O_MAXPROMPT, O_FOLLOW, O_STALE, O_PPS };
+       O_TEMPLATE, O_SYSTEM, O_BUDGET, O_MAXPROMPT, O_FOLLOW, O_STALE, O_PPS, O_SHARD };
 
 static const struct vr_opt opts[] = {
     {"model", 'm', "DIR", "the policy checkpoint (required without --follow)"},
@@ -34,6 +35,7 @@ static const struct vr_opt opts[] = {
     {"follow", O_FOLLOW, "DIR", "sample from the weights a long-lived vr-update publishes in DIR (instead of --model)"},
     {"max-staleness", O_STALE, "S", "with --follow: sample from weights at most S batches behind (default 0: on-policy)"},
     {"prompts-per-step", O_PPS, "N", "with --follow: lines per batch, as vr-update's (default: the publisher's)"},
+    {"shard", O_SHARD, "K/N", "roll out only input lines K, K+N, K+2N, ... (K = 1..N): one of N jobs"},
     {0},
 };
 
@@ -86,13 +88,21 @@ int main(int argc, char **argv)
         case O_FOLLOW: follow = arg; break;
         case O_STALE: stale = (int)vr_cli_int("max-staleness", arg, 0, 1 << 20), have_stale = 1; break;
         case O_PPS: pps = (int)vr_cli_int("prompts-per-step", arg, 1, 1 << 30); break;
+        case O_SHARD:
+            if (sscanf(arg, "%d/%d%n", &o.shard, &o.shards, &c) != 2 || arg[c] || o.shards < 1 || o.shard < 1 ||
+                o.shard > o.shards)
+                vr_die_usage("--shard: '%s' is not K/N with 1 <= K <= N", arg);
+            o.shard--;
+            break;
         }
     }
     if (model && follow)
         vr_die_usage("--model and --follow exclude each other: with --follow the policy is what DIR holds");
     if (!model && !follow) vr_die_usage("--model DIR (or --follow DIR) is required");
     if (!follow && (have_stale || pps)) vr_die_usage("--max-staleness and --prompts-per-step need --follow DIR");
+    if (follow && o.shards) vr_die_usage("--shard and --follow exclude each other: a follower takes every batch");
     if (vr_chat_template_arg(tmpl, &o.chat.tmpl, &tmpl_text, &err)) vr_die(&err);
+    if (vr_dist_init(&err)) vr_die(&err); /* under mpirun or srun: the lines are split across the ranks */
     struct vr_rollout_follow f;
     if (follow && vr_rollout_follow_open(&f, follow, stale, pps, &err)) vr_die(&err);
     struct vr_rollout r;
