@@ -17,13 +17,6 @@
 static int my_rank, nranks = 1, inited;
 static double spent; /* seconds in collectives */
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* An environment variable as a number, -1 when unset or not a number. */
 static long env_long(const char *name)
 {
@@ -54,6 +47,13 @@ double vr_dist_seconds(void) { return spent; }
 #ifdef VR_MPI
 
 const char *vr_dist_impl(void) { return "mpi"; }
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 /* exit() ends the job: 0 finalizes, anything else aborts every rank, so a
  * rank that fails (bad input, a full disk) never leaves the others blocked
