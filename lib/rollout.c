@@ -329,6 +329,8 @@ int vr_rollout_reload(struct vr_rollout *r, const char *dir, struct vr_err *err)
 int vr_rollout_follow_open(struct vr_rollout_follow *f, const char *dir, int stale, int pps, struct vr_err *err)
 {
     memset(f, 0, sizeof *f);
+    if (vr_dist_size() > 1) /* the writer's lock ties it to one process on one host */
+        return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "--follow runs as one process, not under mpirun or srun");
     f->loaded = -1;
     f->stale = stale;
     vr_publish_reader_init(&f->rd, dir);

@@ -41,6 +41,7 @@ struct vr_trainer_impl {
     struct vr_batch b;
     struct vr_buf line;           /* the metrics line */
     int writer;                   /* rank 0 of the job: the one that writes files and metrics */
+    int idle_warned;              /* a rank had no micro-batch (said once) */
     double comm0;                 /* vr_dist_seconds() when the step began */
 };
 
@@ -528,6 +529,23 @@ static int metrics_lost(struct vr_trainer *t)
     return -1;
 }
 
+/* Ranks without a micro-batch of their own in this batch wait for the
+ * others: said once per run. */
+static void idle_ranks(struct vr_trainer_impl *r)
+{
+    int N = vr_dist_size(), idle = 0, lo, hi;
+    for (int k = 0; k < N; k++) {
+        vr_update_share(&r->u, &r->b, k, N, &lo, &hi);
+        idle += lo == hi;
+    }
+    if (!idle) return;
+    int64_t tokens = 0;
+    for (int i = 0; i < r->b.nseq; i++) tokens += r->b.s[i].n;
+    warn(r, "%d of %d ranks have no micro-batch of this batch to run; --max-batch-tokens %lld or less gives each one",
+         idle, N, (long long)(tokens / N > 0 ? tokens / N : 1));
+    r->idle_warned = 1;
+}
+
 /* Iteration r->it on the batch: one optimizer step, or a refused one. */
 static int one_step(struct vr_trainer *t, struct vr_err *err)
 {
@@ -539,6 +557,7 @@ static int one_step(struct vr_trainer *t, struct vr_err *err)
     if (r->o.grads ? read_grads(r->o.grads, &r->train_tab, r->rg, r->nr, r->train_g, &st, err)
                    : vr_update_grads(&r->u, &r->b, &st, err))
         return -1;
+    if (!r->o.grads && !r->idle_warned) idle_ranks(r);
     int bad = isfinite(st.loss) ? vr_first_nonfinite(r->rg, r->nr, r->train_g) : -2;
     if (bad != -1) {
         warn(r, "step %lld: %s is not finite; the step is skipped and the weights are unchanged",
