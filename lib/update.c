@@ -195,7 +195,10 @@ static int add_answer(struct vr_update *u, struct vr_batch *b, const struct vr_t
     struct vr_chat_task_opts co = u->o.chat;
     struct vr_ids full = {0};
     co.assistant = 1;
-    if (vr_chat_task(u->tok, t, &co, file, lineno, NULL, &full, err)) return -1;
+    if (vr_chat_task(u->tok, t, &co, file, lineno, NULL, &full, err)) {
+        vr_ids_release(&full);
+        return -1;
+    }
     VR_ASSERT(full.n >= ids->n + 2 && memcmp(full.v, ids->v, ids->n * sizeof *ids->v) == 0);
     struct vr_update_seq *s = new_seq(b);
     s->g = b->ng;
@@ -225,7 +228,7 @@ static int add_completions(struct vr_update *u, struct vr_batch *b, const struct
         const struct vr_task_completion *cp = &t->c[k];
         if (cp->rewards) add_terms(b, cp->rewards);
         int n = cp->n, len = n;
-        for (int j = 0; j < n && len == n; j++)
+        for (int j = 0; j < n && len == n; j++) /* through the first end-of-sequence token */
             for (int e = 0; e < u->neos; e++)
                 if (cp->tokens[j] == u->eos[e]) len = j + 1;
         struct vr_update_seq *s = new_seq(b);
