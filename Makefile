@@ -65,7 +65,7 @@ $(BUILD)/%.o: %.cu
 	@mkdir -p $(@D)
 	$(NVCC) -O2 -Ilib -c -o $@ $<
 
-$(BUILD)/lib/dist.o: CFLAGS += $(MPI_CFLAGS)
+$(BUILD)/lib/dist.o $(BUILD)/bench/dist_sum.o: CFLAGS += $(MPI_CFLAGS)
 
 $(BUILD)/libvr.a: $(LIB_OBJ)
 	@rm -f $@

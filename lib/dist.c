@@ -99,7 +99,7 @@ void vr_dist_abort(int code)
     exit(code);
 }
 
-#define SLICE ((size_t)1 << 20) /* elements each rank sums per round: the scratch is N of these */
+#define SLICE ((size_t)1 << 22) /* elements each rank sums per round: the scratch is N of these */
 
 /* The fixed-order sum (dist.h): in rounds of N slices, slice r of every
  * rank goes to rank r (MPI_Alltoallv), which sums the N copies in rank order,
@@ -111,9 +111,20 @@ static int sum(void *x, size_t n, int dbl)
     size_t N = (size_t)nranks, esz = dbl ? sizeof(double) : sizeof(float);
     size_t S = (n + N - 1) / N < SLICE ? (n + N - 1) / N : SLICE;
     MPI_Datatype ty = dbl ? MPI_DOUBLE : MPI_FLOAT;
-    char *recv = vr_xmalloc(N * S * esz);
-    int *cnt = vr_xmalloc(N * sizeof *cnt), *dsp = vr_xmalloc(N * sizeof *dsp);
-    int *rcnt = vr_xmalloc(N * sizeof *rcnt), *rdsp = vr_xmalloc(N * sizeof *rdsp);
+    /* scratch kept from call to call: no allocation (and no page faults)
+     * in the steps after the first */
+    static char *recv;
+    static size_t cap;
+    static int *cnt, *dsp, *rcnt, *rdsp;
+    if (N * S * esz > cap) {
+        free(recv);
+        cap = N * S * esz;
+        recv = vr_xmalloc_big(cap, 0);
+    }
+    if (!cnt) {
+        cnt = vr_xmalloc(N * sizeof *cnt), dsp = vr_xmalloc(N * sizeof *dsp);
+        rcnt = vr_xmalloc(N * sizeof *rcnt), rdsp = vr_xmalloc(N * sizeof *rdsp);
+    }
     for (size_t at = 0; at < n; at += N * S) {
         size_t len = n - at < N * S ? n - at : N * S, s = (len + N - 1) / N;
         for (size_t r = 0; r < N; r++) {
@@ -147,7 +158,6 @@ static int sum(void *x, size_t n, int dbl)
         }
         MPI_Allgatherv(MPI_IN_PLACE, 0, ty, blk, cnt, dsp, ty, MPI_COMM_WORLD);
     }
-    free(recv), free(cnt), free(dsp), free(rcnt), free(rdsp);
     spent += now() - t0;
     return 0;
 }
