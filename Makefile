@@ -21,6 +21,14 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || \
                 echo -ljansson -lxxhash -lyaml -lturbojpeg -lspng -lopenblas -lpcre2-8 -lutf8proc -lcairo -lfontconfig)
 CFLAGS   += $(CFLAGS_BASE) $(PKG_CFLAGS)
 LDLIBS   += $(PKG_LIBS) -lm -pthread $(SAN)
+# MPI (lib/dist.c, DESIGN.md §8) when mpicc is there: Open MPI's flags for
+# our compiler; `make MPICC=` builds the single-process version.
+MPICC    ?= $(shell command -v mpicc 2>/dev/null)
+ifneq ($(MPICC),)
+MPI_CFLAGS := -DVR_MPI $(shell $(MPICC) --showme:compile 2>/dev/null || $(MPICC) -show 2>/dev/null | sed 's/^[^ ]* //')
+MPI_LIBS   := $(shell $(MPICC) --showme:link 2>/dev/null || $(MPICC) -show 2>/dev/null | sed 's/^[^ ]* //')
+LDLIBS   += $(MPI_LIBS)
+endif
 
 LIB_SRC  := $(sort $(wildcard lib/*.c lib/cpu/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -71,6 +79,8 @@ $(BUILD)/tests/unit/cuda_ops.o: CFLAGS += -DVR_CUDA -Ikernels
 $(BUILD)/tests/cuda_ops.t: $(CU_OBJ)
 $(BUILD)/tests/cuda_ops.t: LDLIBS += $(CU_LIBS)
 endif
+
+$(BUILD)/lib/dist.o $(BUILD)/bench/dist_sum.o: CFLAGS += $(MPI_CFLAGS)
 
 $(BUILD)/libvr.a: $(LIB_OBJ)
 	@rm -f $@
@@ -126,7 +136,7 @@ ARM64_CC  ?= aarch64-linux-gnu-gcc
 ARM64_RUN ?= env OPENBLAS_NUM_THREADS=1 VR_THREADS=1 qemu-aarch64 -L /usr/aarch64-linux-gnu
 test-arm64:
 	PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig \
-	  $(MAKE) CC=$(ARM64_CC) BUILD=build/arm64 BIN=build/arm64/bin NVCC= units
+	  $(MAKE) CC=$(ARM64_CC) BUILD=build/arm64 BIN=build/arm64/bin NVCC= MPICC= units
 	prove $(PROVE_FLAGS) --exec '$(ARM64_RUN)' $(filter-out $(ARM64_SLOW),$(sort $(wildcard build/arm64/tests/*.t)))
 # what runs for many minutes under emulation: fsync-heavy crash-safety tests and
 # cairo drawing (no arm64 code of their own), and the training pass's float64

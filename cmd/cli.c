@@ -245,6 +245,21 @@ void vr_warn(const char *fmt, ...)
     va_end(ap);
 }
 
+void vr_cli_warn(void *ctx, const char *msg)
+{
+    (void)ctx;
+    vr_warn("%s", msg);
+}
+
+int vr_cli_put_line(void *ctx, const char *line, struct vr_err *err)
+{
+    fputs(line, stdout);
+    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    int e = errno;
+    return vr_err_set(err, VR_ERR_SYS, "<stdout>", 0, "cannot write %s: %s", ctx ? (const char *)ctx : "the output",
+                      strerror(e));
+}
+
 void vr_die(const struct vr_err *err)
 {
     fprintf(stderr, "%s: %s\n", vr_prog, err->msg);

@@ -98,6 +98,12 @@ void vr_cli_help(const struct vr_cli *cli, FILE *out);
 
 /* Messages: "prog: ..." on stderr. */
 void vr_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The library's callbacks: a warning as vr_warn; a finished line ("...\n")
+ * on stdout, flushed at once, and a closed or full stdout (| head, a full
+ * disk) an error naming what ctx (a string, or NULL) says the lines are, so
+ * that the caller can save its work before it stops. */
+void vr_cli_warn(void *ctx, const char *msg);
+int vr_cli_put_line(void *ctx, const char *line, struct vr_err *err);
 /* Print err (and its hint) and exit: 2 for VR_ERR_USAGE, else 1. */
 __attribute__((noreturn)) void vr_die(const struct vr_err *err);
 __attribute__((noreturn, format(printf, 1, 2))) void vr_die_msg(const char *fmt, ...);

@@ -7,9 +7,22 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "jsonl.h"
 #include "progress.h"
 #include "rollout.h"
+
+/* --shard K/N: this job's lines of N (o->shard counts from 0). */
+static int shard_arg(const struct vr_opt *opt, const char *arg, struct vr_err *err)
+{
+    struct vr_rollout_opts *ro = opt->dst;
+    int n = 0;
+    if (sscanf(arg, "%d/%d%n", &ro->shard, &ro->shards, &n) != 2 || arg[n] || ro->shards < 1 || ro->shard < 1 ||
+        ro->shard > ro->shards)
+        return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "--shard: '%s' is not K/N with 1 <= K <= N", arg);
+    ro->shard--;
+    return 0;
+}
 
 static struct vr_rollout_opts o = {.G = 8, .max_tokens = 512,
                                    .sampling = {.temperature = 1.0f, .top_p = 1.0f, .rep_penalty = 1.0f}};
@@ -37,6 +50,7 @@ static const struct vr_opt opts[] = {
     VR_OPT_STRING("follow", 0, "DIR", &follow, "sample from the weights a long-lived vr-update publishes in DIR (instead of --model)"),
     VR_OPT_INT("max-staleness", 0, "S", &stale, 0, 1 << 20, "with --follow: sample from weights at most S batches behind (default 0: on-policy)"),
     VR_OPT_INT("prompts-per-step", 0, "N", &pps, 1, 1 << 30, "with --follow: lines per batch, as vr-update's (default: the publisher's)"),
+    VR_OPT_CALL("shard", 0, "K/N", shard_arg, &o, "roll out only input lines K, K+N, K+2N, ... (K = 1..N): one of N jobs"),
     VR_OPT_END,
 };
 
@@ -65,7 +79,9 @@ int main(int argc, char **argv)
         vr_die_usage("--model and --follow exclude each other: with --follow the policy is what DIR holds");
     if (!model && !follow) vr_die_usage("--model DIR (or --follow DIR) is required");
     if (!follow && (stale >= 0 || pps)) vr_die_usage("--max-staleness and --prompts-per-step need --follow DIR");
+    if (follow && o.shards) vr_die_usage("--shard and --follow exclude each other: a follower takes every batch");
     if (vr_chat_template_arg(tmpl, &o.chat.tmpl, &tmpl_text, &err)) vr_die(&err);
+    if (vr_dist_init(&err)) vr_die(&err); /* under mpirun or srun: the lines are split across the ranks */
     struct vr_rollout_follow f;
     if (follow && vr_rollout_follow_open(&f, follow, stale < 0 ? 0 : stale, pps, &err)) vr_die(&err);
     struct vr_rollout r;

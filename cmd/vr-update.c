@@ -2,18 +2,21 @@
  * the next checkpoint; one metrics line per optimizer step on stdout
  * (DESIGN.md §2, §3.5, §6). The run itself is lib/trainer.h: this main reads
  * the options and the lines, prints, and turns errors into exit codes. */
-#include <errno.h>
 #include <regex.h>
 #include <signal.h>
 #include <string.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "jsonl.h"
+#include "memplan.h"
 #include "trainer.h"
 
 static struct vr_trainer_opts o; /* vr_trainer_opts_init's defaults, then the flags */
 static const char *tmpl = "r1";
 static int dtype = -1; /* the index in --dtype's list; -1: the policy's */
+static double dry_gib; /* --dry-run: the GPU's memory in GiB */
+static int64_t patches;
 static vr_opt_fn freeze_arg, dropout_arg;
 
 static const struct vr_opt opts[] = {
@@ -59,6 +62,8 @@ static const struct vr_opt opts[] = {
     VR_OPT_U64("seed", 0, "N", &o.update.seed, "seed of the adapters' initialisation and dropout (default 0)"),
     VR_OPT_STRING("dump", 0, "FILE", &o.dump, "after each step write its loss, gradients and new weights to FILE (safetensors)"),
     VR_OPT_STRING("grads", 0, "FILE", &o.grads, "take each step's gradients from FILE (grad.NAME, as --dump writes) instead of computing them"),
+    VR_OPT_DOUBLE("dry-run", 0, "GIB", &dry_gib, 1, 1e6, "print the GPU memory plan of this run on a GIB GiB GPU and stop (--model may name a preset)"),
+    VR_OPT_I64("image-patches", 0, "N", &patches, 0, INT64_MAX / 2, "with --dry-run: vision patches per micro-batch (default 0)"),
     VR_OPT_END,
 };
 
@@ -97,33 +102,12 @@ static void check(char **tmpl_text)
 {
     static const enum vr_dtype dtype_of[] = {VR_DTYPE_BF16, VR_DTYPE_F16, VR_DTYPE_F32};
     struct vr_err err;
-    if (!o.model) vr_die_usage("--model DIR is required");
-    if (!o.out) vr_die_usage("--out DIR is required");
-    if (o.publish && !o.prompts_per_step) vr_die_usage("--publish needs --prompts-per-step N (a generation per batch of N lines)");
-    if ((o.schedule == VR_SCHED_LINEAR || o.schedule == VR_SCHED_COSINE) && !o.total_steps)
-        vr_die_usage("--lr-schedule %s needs --steps N (the run's total optimizer steps)", vr_schedule_name(o.schedule));
+    if (vr_trainer_opts_check(&o, dry_gib > 0, &err) || vr_chat_template_arg(tmpl, &o.update.chat.tmpl, tmpl_text, &err))
+        vr_die(&err);
     if (dtype >= 0) {
         o.dtype = dtype_of[dtype];
         o.dtype_set = 1;
     }
-    if (vr_chat_template_arg(tmpl, &o.update.chat.tmpl, tmpl_text, &err)) vr_die(&err);
-}
-
-static void warn(void *ctx, const char *msg)
-{
-    (void)ctx;
-    vr_warn("%s", msg);
-}
-
-/* Each metrics line is flushed at once; a closed or full stdout (| head, a
- * full disk) ends the run, which the trainer first saves. */
-static int metrics(void *ctx, const char *line, struct vr_err *err)
-{
-    (void)ctx;
-    fputs(line, stdout);
-    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
-    int e = errno;
-    return vr_err_set(err, VR_ERR_SYS, "<stdout>", 0, "cannot write the metrics: %s", strerror(e));
 }
 
 int main(int argc, char **argv)
@@ -134,14 +118,22 @@ int main(int argc, char **argv)
     vr_trainer_opts_init(&o);
     int ind = vr_cli_parse(&cli, argc, argv);
     check(&tmpl_text);
+    if (dry_gib > 0) {
+        struct vr_memplan plan;
+        if (vr_trainer_plan(&o, patches, &plan, &err)) vr_die(&err);
+        vr_memplan_print(&plan, dry_gib * (1 << 30), stdout);
+        return 0;
+    }
     /* a closed stdout must not kill a step in the middle: writes fail with
      * EPIPE instead, and the metrics writer saves the run before it stops */
     signal(SIGPIPE, SIG_IGN);
     /* a file-size limit (ulimit -f) must not kill a save in the middle
      * either: the write fails with EFBIG, and the save with a message */
     signal(SIGXFSZ, SIG_IGN);
-    o.warn = warn;
-    o.metrics = metrics;
+    if (vr_dist_init(&err)) vr_die(&err); /* under mpirun or srun: one rank of a data-parallel job */
+    o.warn = vr_cli_warn;
+    o.metrics = vr_cli_put_line; /* each step's line; a closed stdout ends the run, saved first */
+    o.ctx = "the metrics";
     if (vr_trainer_open(&t, &o, &err)) vr_die(&err);
     struct vr_jsonl_files in;
     vr_jsonl_files_init(&in, argv + ind, argc - ind);

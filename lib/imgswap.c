@@ -38,7 +38,7 @@ static struct vr_imgswap_summary *summary_of(struct vr_imgswap_report *rep, cons
 /* Same group and the same images' grids: a line may take the other's images. */
 static int same_key(const struct block *k, int i, int j)
 {
-    const struct vr_ugroup *a = &k->b.g[i], *b = &k->b.g[j];
+    const struct vr_update_group *a = &k->b.g[i], *b = &k->b.g[j];
     return a->nimg == b->nimg && a->nimg > 0 && !strcmp(k->group[i], k->group[j]) &&
            !memcmp(a->grid, b->grid, (size_t)a->nimg * sizeof *a->grid);
 }
@@ -77,7 +77,7 @@ static int block_score(struct vr_update *u, struct block *k, vr_imgswap_fn fn, v
     for (int i = 0; i < n; i++) b->g[i].pix = pix[i]; /* back to their owners */
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
-        const struct vr_useq *s = &b->s[i];
+        const struct vr_update_seq *s = &b->s[i];
         struct vr_imgswap_line l = {.id = k->id[i], .group = k->group[i], .paired = partner[i] >= 0,
                                     .tokens = s->len};
         l.nll = s->len ? -own[i] / s->len : 0;

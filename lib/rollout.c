@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "dist.h"
 #include "fs.h"
 #include "hash.h"
 #include "lora.h"
@@ -328,6 +329,8 @@ int vr_rollout_reload(struct vr_rollout *r, const char *dir, struct vr_err *err)
 int vr_rollout_follow_open(struct vr_rollout_follow *f, const char *dir, int stale, int pps, struct vr_err *err)
 {
     memset(f, 0, sizeof *f);
+    if (vr_dist_size() > 1) /* the writer's lock ties it to one process on one host */
+        return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "--follow runs as one process, not under mpirun or srun");
     f->loaded = -1;
     f->stale = stale;
     vr_publish_reader_init(&f->rd, dir);
@@ -362,13 +365,37 @@ static int follow_switch(struct vr_rollout *r, struct vr_rollout_follow *f, int6
     return 0;
 }
 
-/* Where vr_rollout_run is in its input. */
+/* Where vr_rollout_run is in its input: the lines come from next (the
+ * files, this shard's lines of them, or this rank's lines of a chunk). */
 struct feed {
+    int (*next_fn)(struct feed *fd, json_t **line, struct vr_err *err); /* 1, 0 at the end, -1 */
     struct vr_jsonl_files *in;
-    json_t *next;   /* read, not yet admitted */
+    int shard, shards;    /* --shard: line i of the input is taken when i % shards == shard */
+    int64_t index;        /* lines of the input read */
+    const char *file;     /* where the line in next is */
+    long lineno;
+    json_t **lines;       /* a chunk's lines (run_ranks), file names and numbers */
+    char **files;
+    long *linenos;
+    int nlines, at;
+    json_t *next;         /* read, not yet admitted */
     int eof;
-    int64_t nread;  /* lines admitted */
+    int64_t nread;        /* lines admitted */
 };
+
+/* The next line of the files that is this shard's. */
+static int next_of_files(struct feed *fd, json_t **line, struct vr_err *err)
+{
+    for (;;) {
+        int rc = vr_jsonl_files_next(fd->in, line, err);
+        if (rc <= 0) return rc;
+        fd->file = fd->in->in.path;
+        fd->lineno = fd->in->in.line;
+        if (fd->shards <= 1 || fd->index++ % fd->shards == fd->shard) return 1;
+        json_decref(*line);
+        *line = NULL;
+    }
+}
 
 /* Admit lines while a group's rows are free, up to the first line of a
  * batch whose weights must wait for the running tasks to drain. */
@@ -376,7 +403,7 @@ static int admit(struct vr_rollout *r, struct feed *fd, struct vr_rollout_follow
 {
     while (vr_rollout_room(r)) {
         if (!fd->next && !fd->eof) {
-            int rc = vr_jsonl_files_next(fd->in, &fd->next, err);
+            int rc = fd->next_fn(fd, &fd->next, err);
             if (rc < 0) return -1;
             if (rc == 0) {
                 fd->eof = 1;
@@ -392,7 +419,7 @@ static int admit(struct vr_rollout *r, struct feed *fd, struct vr_rollout_follow
                 return -1;
             }
         }
-        if (vr_rollout_add(r, fd->next, fd->in->in.path, fd->in->in.line, err)) return -1;
+        if (vr_rollout_add(r, fd->next, fd->file, fd->lineno, err)) return -1;
         json_decref(fd->next);
         fd->next = NULL;
         fd->nread++;
@@ -400,29 +427,220 @@ static int admit(struct vr_rollout *r, struct feed *fd, struct vr_rollout_follow
     return 0;
 }
 
-int vr_rollout_run(struct vr_rollout *r, struct vr_jsonl_files *in, struct vr_rollout_follow *f,
-                   vr_rollout_sink_fn sink, void *ctx, struct vr_progress *prog, struct vr_err *err)
+/* Continuous batching over fd's lines until they are done and nothing is
+ * in flight (vr_rollout_run). */
+static int roll(struct vr_rollout *r, struct feed *fd, struct vr_rollout_follow *f, vr_rollout_sink_fn sink,
+                void *ctx, struct vr_progress *prog, struct vr_err *err)
 {
-    struct feed fd = {.in = in};
-    int rc = -1;
-    if (f) {
-        int64_t got = vr_publish_generation_of(&r->m.st);
-        if (got > f->loaded) f->loaded = got;
-    }
     for (;;) {
-        if (admit(r, &fd, f, err)) goto out;
-        if (!vr_rollout_busy(r) && !fd.next && fd.eof) break;
-        if (vr_rollout_step(r, err)) goto out;
+        if (admit(r, fd, f, err)) return -1;
+        if (!vr_rollout_busy(r) && !fd->next && fd->eof) return 0;
+        if (vr_rollout_step(r, err)) return -1;
         json_t *t;
         while ((t = vr_rollout_pop(r))) {
             int bad = sink(ctx, t, err);
             json_decref(t);
-            if (bad) goto out;
+            if (bad) return -1;
         }
         if (prog) vr_progress_update(prog, r->tokens_out);
     }
-    rc = 0;
-out:
+}
+
+/* ---- several ranks (lib/dist.h) ---- */
+
+/* This rank's lines of the chunk: j with j % N == rank. */
+static int next_of_chunk(struct feed *fd, json_t **line, struct vr_err *err)
+{
+    (void)err;
+    fd->at = fd->at < 0 ? vr_dist_rank() : fd->at + vr_dist_size();
+    if (fd->at >= fd->nlines) return 0;
+    *line = fd->lines[fd->at];
+    fd->lines[fd->at] = NULL;
+    fd->file = fd->files[fd->at];
+    fd->lineno = fd->linenos[fd->at];
+    return 1;
+}
+
+/* A finished task of this rank, as the text rank 0 will write. */
+static int keep_text(void *ctx, json_t *task, struct vr_err *err)
+{
+    (void)err;
+    vr_json_dump(ctx, task);
+    vr_buf_putc(ctx, '\n');
+    return 0;
+}
+
+/* Rank 0 reads up to max lines of this shard into the wire form: per line
+ * its number, its file, its text (u64 lengths first). *status: 1 lines,
+ * 0 at the end, -1 a bad line (the wire holds err's message and hint). */
+static void read_chunk(struct feed *fd, int max, struct vr_buf *w, int64_t *status, struct vr_err *err)
+{
+    vr_buf_reset(w);
+    *status = 0;
+    for (int n = 0; n < max; n++) {
+        json_t *line;
+        int rc = next_of_files(fd, &line, err);
+        if (rc <= 0) {
+            if (rc < 0) {
+                vr_buf_reset(w);
+                vr_buf_put(w, err->msg, strlen(err->msg) + 1);
+                vr_buf_put(w, err->hint, strlen(err->hint) + 1);
+                *status = -1 - (int64_t)err->kind;
+            }
+            return;
+        }
+        *status = 1;
+        const char *text = fd->in->in.buf; /* the raw text, parsed alike on every rank */
+        uint64_t h[3] = {(uint64_t)fd->lineno, strlen(fd->file), strcspn(text, "\r\n")};
+        vr_buf_put(w, h, sizeof h);
+        vr_buf_put(w, fd->file, h[1]);
+        vr_buf_put(w, text, h[2]);
+        json_decref(line);
+    }
+}
+
+/* The chunk's lines from the wire form. */
+static void parse_chunk(struct feed *fd, const char *p, const char *end)
+{
+    fd->nlines = 0;
+    fd->at = -1;
+    while (p < end) {
+        uint64_t h[3];
+        memcpy(h, p, sizeof h);
+        p += sizeof h;
+        int j = fd->nlines++;
+        fd->lines = vr_xrealloc(fd->lines, (size_t)fd->nlines * sizeof *fd->lines);
+        fd->files = vr_xrealloc(fd->files, (size_t)fd->nlines * sizeof *fd->files);
+        fd->linenos = vr_xrealloc(fd->linenos, (size_t)fd->nlines * sizeof *fd->linenos);
+        fd->files[j] = vr_xmalloc(h[1] + 1);
+        memcpy(fd->files[j], p, h[1]);
+        fd->files[j][h[1]] = 0;
+        p += h[1];
+        fd->linenos[j] = (long)h[0];
+        json_error_t je; /* as vr_jsonl_next reads it (rank 0 checked it) */
+        fd->lines[j] = (int)(j % vr_dist_size()) == vr_dist_rank() ?
+                       json_loadb(p, h[2], JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je) : NULL;
+        VR_ASSERT(fd->lines[j] || j % vr_dist_size() != vr_dist_rank());
+        p += h[2];
+    }
+}
+
+static void chunk_release(struct feed *fd)
+{
+    for (int j = 0; j < fd->nlines; j++) {
+        json_decref(fd->lines[j]);
+        free(fd->files[j]);
+    }
+    fd->nlines = 0;
+}
+
+/* Rank 0: the chunk's rollout lines in input order, from every rank's
+ * text (line j is line j / N of rank j % N), to sink. */
+static int write_chunk(const struct vr_buf *all, const size_t *counts, int nlines, vr_rollout_sink_fn sink,
+                       void *ctx, struct vr_err *err)
+{
+    int N = vr_dist_size();
+    size_t *at = vr_xmalloc((size_t)N * sizeof *at);
+    for (int q = 0, off = 0; q < N; off += (int)counts[q], q++) at[q] = (size_t)off;
+    int rc = 0;
+    for (int j = 0; j < nlines && !rc; j++) {
+        int q = j % N;
+        const char *p = all->p + at[q], *nl = memchr(p, '\n', all->p + all->len - p);
+        VR_ASSERT(nl);
+        json_error_t je;
+        json_t *t = json_loadb(p, (size_t)(nl - p), JSON_ALLOW_NUL, &je);
+        VR_ASSERT(t);
+        at[q] = (size_t)(nl + 1 - all->p);
+        rc = sink(ctx, t, err);
+        json_decref(t);
+    }
+    free(at);
+    return rc;
+}
+
+/* Some rank failed on its lines: every rank fails (after the lines rank 0
+ * could write: none of this chunk), those without a message of their own
+ * naming the first that has one. */
+static int agree(int rc, struct vr_err *err)
+{
+    int N = vr_dist_size();
+    double *v = vr_xcalloc((size_t)N, sizeof *v);
+    v[vr_dist_rank()] = rc ? 1 : 0;
+    struct vr_err e2;
+    if (vr_dist_sum_f64(v, (size_t)N, &e2)) vr_dist_abort(1);
+    int first = 0;
+    while (first < N && v[first] == 0) first++;
+    free(v);
+    if (first == N) return 0;
+    if (!rc) vr_err_set(err, VR_ERR_INPUT, NULL, 0, "rank %d of %d failed on its lines (its message says why)", first, N);
+    return -1;
+}
+
+/* vr_rollout_run on N ranks: rank 0 reads chunks of lines (4 x what fits in
+ * every rank's KV cache at once), every rank gets the chunk and rolls out
+ * line j of it when j % N is its rank, and rank 0 hands the rollouts to sink
+ * in input order. Sampling is keyed by (seed, task id, completion,
+ * position), so the lines are those of one process, byte for byte. */
+static int run_ranks(struct vr_rollout *r, struct feed *fd, vr_rollout_sink_fn sink, void *ctx,
+                     struct vr_progress *prog, struct vr_err *err)
+{
+    int N = vr_dist_size(), me = vr_dist_rank(), max = 4 * N * (r->rows / r->o.G), rc = 0;
+    struct vr_buf wire = {0}, mine = {0}, all = {0};
+    size_t *counts = vr_xmalloc((size_t)N * sizeof *counts);
+    fd->next_fn = next_of_chunk;
+    for (;;) {
+        int64_t h[2] = {0, 0}; /* status, bytes */
+        if (me == 0) {
+            read_chunk(fd, max, &wire, &h[0], err);
+            h[1] = (int64_t)wire.len;
+        }
+        if (vr_dist_bcast(h, sizeof h, err)) break;
+        if (me != 0) { /* room for what comes */
+            wire.p = vr_xrealloc(wire.p, (size_t)h[1] + 1);
+            wire.cap = (size_t)h[1] + 1;
+            wire.len = (size_t)h[1];
+        }
+        if (vr_dist_bcast(wire.p, (size_t)h[1], err)) break;
+        wire.p[h[1]] = 0;
+        if (h[0] < 0) { /* rank 0's bad line, on every rank */
+            if (me != 0) {
+                vr_err_set(err, (enum vr_errkind)(-1 - h[0]), NULL, 0, "%s", wire.p);
+                if (wire.p[strlen(wire.p) + 1]) vr_err_hint(err, "%s", wire.p + strlen(wire.p) + 1);
+            }
+            rc = -1;
+            break;
+        }
+        if (h[0] == 0) break;
+        parse_chunk(fd, wire.p, wire.p + wire.len);
+        int nlines = fd->nlines;
+        fd->eof = 0;
+        vr_buf_reset(&mine);
+        rc = agree(roll(r, fd, NULL, keep_text, &mine, me == 0 ? prog : NULL, err), err);
+        chunk_release(fd);
+        if (rc || vr_dist_gather(mine.p, mine.len, me == 0 ? &all : NULL, me == 0 ? counts : NULL, err) ||
+            (me == 0 && write_chunk(&all, counts, nlines, sink, ctx, err))) {
+            rc = -1;
+            break;
+        }
+    }
+    free(fd->lines), free(fd->files), free(fd->linenos), free(counts);
+    vr_buf_release(&wire), vr_buf_release(&mine), vr_buf_release(&all);
+    return rc;
+}
+
+int vr_rollout_run(struct vr_rollout *r, struct vr_jsonl_files *in, struct vr_rollout_follow *f,
+                   vr_rollout_sink_fn sink, void *ctx, struct vr_progress *prog, struct vr_err *err)
+{
+    struct feed fd = {.next_fn = next_of_files, .in = in, .shard = r->o.shard, .shards = r->o.shards};
+    if (vr_dist_size() > 1) {
+        if (f) return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "--follow runs as one process, not under mpirun");
+        return run_ranks(r, &fd, sink, ctx, prog, err);
+    }
+    if (f) {
+        int64_t got = vr_publish_generation_of(&r->m.st);
+        if (got > f->loaded) f->loaded = got;
+    }
+    int rc = roll(r, &fd, f, sink, ctx, prog, err);
     json_decref(fd.next);
     return rc;
 }

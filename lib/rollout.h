@@ -22,6 +22,7 @@ struct vr_rollout_opts {
     int max_tokens;
     int stop_after_answer;    /* stop a completion once its text ends with </answer> */
     uint64_t seed;
+    int shard, shards;        /* --shard K/N: only input lines i with i % shards == shard (0-based); shards 0: all */
     struct vr_sampling sampling;
     struct vr_chat_task_opts chat;
 };
@@ -101,7 +102,8 @@ void vr_rollout_follow_release(struct vr_rollout_follow *f);
  * keep (json_incref) or leave; 0, or -1 with err filled, which ends the run. */
 typedef int (*vr_rollout_sink_fn)(void *ctx, json_t *task, struct vr_err *err);
 
-/* Roll out every line of in (vr_rollout_start first): admit tasks while a
+/* Roll out every line of in (vr_rollout_start first; with o.shards > 1,
+ * the lines of o.shard): admit tasks while a
  * group's rows are free, step the running batch, hand finished tasks to sink
  * in input order, until in is done and nothing is in flight. With f, batch k
  * (lines k*pps on) is sampled from generation k - S or newer: its first line
@@ -110,7 +112,14 @@ typedef int (*vr_rollout_sink_fn)(void *ctx, json_t *task, struct vr_err *err);
  * writer needs them to make the generation). prog (NULL: none) counts
  * completion tokens. Fails on the first bad line (naming file:line), a
  * failed reload or wait, or a failed sink; tasks still in flight are then
- * dropped. */
+ * dropped.
+ * Under mpirun (lib/dist.h, N ranks; every rank calls it, and f must be
+ * NULL): rank 0 reads chunks of lines (4 x the groups that fit in the N KV
+ * caches), every rank rolls out the chunk's lines j with j % N == its rank,
+ * and rank 0's sink gets all of them in input order: the same lines, byte
+ * for byte, as one process (sampling is keyed by task id, not by batch or
+ * rank). Only rank 0's sink is called. A bad line fails every rank; the
+ * chunks before it have been written. */
 int vr_rollout_run(struct vr_rollout *r, struct vr_jsonl_files *in, struct vr_rollout_follow *f,
                    vr_rollout_sink_fn sink, void *ctx, struct vr_progress *prog, struct vr_err *err);
 

@@ -5,13 +5,19 @@
 #include "trainer.h"
 
 #include <math.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
 
 #include "buf.h"
 #include "ckpt.h"
+#include "dist.h"
 #include "fs.h"
+#include "hash.h"
+#include "init.h"
+#include "memplan.h"
+#include "model.h"
 #include "lora.h"
 #include "publish.h"
 #include "safetensors.h"
@@ -21,9 +27,9 @@ struct vr_trainer_impl {
     struct vr_update u;
     int have_u;
     struct vr_ptab tab;           /* the model's weights ... */
-    struct vr_ptab ttab;          /* ... and what trains: the same, or the adapters */
-    float *tw, *tg;               /* what trains: weights and gradients */
-    struct vr_range *rg;          /* the trainable tensors of ttab */
+    struct vr_ptab train_tab;     /* ... and what trains: the same, or the adapters */
+    float *train_w, *train_g;     /* what trains: weights and gradients */
+    struct vr_range *rg;          /* the trainable tensors of train_tab */
     int nr;
     struct vr_optstate os;
     float *g0;                    /* --dump: the gradients before clipping */
@@ -38,6 +44,9 @@ struct vr_trainer_impl {
     int last_iter, it, nl, full;
     struct vr_batch b;
     struct vr_buf line;           /* the metrics line */
+    int writer;                   /* rank 0 of the job: the one that writes files and metrics */
+    int idle_warned;              /* a rank had no micro-batch (said once) */
+    double comm0;                 /* vr_dist_seconds() when the step began */
 };
 
 static double now(void)
@@ -49,7 +58,7 @@ static double now(void)
 
 __attribute__((format(printf, 2, 3))) static void warn(const struct vr_trainer_impl *r, const char *fmt, ...)
 {
-    if (!r->o.warn) return;
+    if (!r->o.warn || !r->writer) return; /* every rank would say the same */
     char msg[2048];
     va_list ap;
     va_start(ap, fmt);
@@ -92,7 +101,7 @@ static int write_dump(const char *path, const struct vr_ptab *T, const struct vr
 /* --grads: a step's gradients from a file instead of the batch (replaying a
  * step, e.g. to check the optimizer on PyTorch's gradients). */
 static int read_grads(const char *path, const struct vr_ptab *T, const struct vr_range *rg, int nr, float *g,
-                      struct vr_ustats *st, struct vr_err *err)
+                      struct vr_update_stats *st, struct vr_err *err)
 {
     struct vr_safetensors f;
     if (vr_safetensors_open(&f, path, err)) return -1;
@@ -146,7 +155,7 @@ static int untie_config(void *ctx, const char *dir, struct vr_err *err)
 static int write_adapter(void *ctx, const char *dir, struct vr_err *err)
 {
     const struct vr_trainer_impl *r = ctx;
-    return vr_lora_write(&r->u.lo, r->tw, dir, r->o.model, err);
+    return vr_lora_write(&r->u.lo, r->train_w, dir, r->o.model, err);
 }
 
 /* LoRA's optimizer state goes into optimizer.safetensors as extras named
@@ -155,18 +164,18 @@ static int write_adapter(void *ctx, const char *dir, struct vr_err *err)
 static void adapter_extras(const struct vr_trainer_impl *r, char (**names)[200], const char ***np,
                            struct vr_tensor **t)
 {
-    int n = r->ttab.np;
+    int n = r->train_tab.np;
     *names = vr_xmalloc(3 * (size_t)n * sizeof **names);
     *np = vr_xmalloc(3 * (size_t)n * sizeof **np);
     *t = vr_xcalloc(3 * (size_t)n, sizeof **t);
     static const char *const pre[3] = {"master", "exp_avg", "exp_avg_sq"};
-    float *src[3] = {r->tw, r->os.m, r->os.v};
+    float *src[3] = {r->train_w, r->os.m, r->os.v};
     for (int k = 0; k < 3; k++)
         for (int i = 0; i < n; i++) {
-            const struct vr_param *p = &r->ttab.p[i];
+            const struct vr_param *p = &r->train_tab.p[i];
             snprintf((*names)[k * n + i], sizeof **names, "%s.%s", pre[k], p->name);
             (*np)[k * n + i] = (*names)[k * n + i];
-            vr_tensor_view(&(*t)[k * n + i], VR_DTYPE_F32, p->ndim, p->shape, src[k] + r->ttab.off[i]);
+            vr_tensor_view(&(*t)[k * n + i], VR_DTYPE_F32, p->ndim, p->shape, src[k] + r->train_tab.off[i]);
         }
 }
 
@@ -198,7 +207,7 @@ static float *merged_weights(const struct vr_trainer_impl *r, struct vr_ptab *mt
         mtab->off = off;
         mtab->total = tab->total + extra;
     }
-    vr_lora_merge_flat(&r->u.lo, r->tw, merged, mtab->off);
+    vr_lora_merge_flat(&r->u.lo, r->train_w, merged, mtab->off);
     *untied = untie;
     return merged;
 }
@@ -228,7 +237,7 @@ static int save_at(const struct vr_trainer_impl *r, int64_t step, int64_t lines,
         if (untied) c.more = untie_config;
     } else if (r->u.lora) {
         adapter_extras(r, &names, &np, &t);
-        c.nextra = 3 * r->ttab.np;
+        c.nextra = 3 * r->train_tab.np;
         c.extra_names = np;
         c.extra = t;
         c.more = write_adapter;
@@ -247,12 +256,21 @@ static int save_at(const struct vr_trainer_impl *r, int64_t step, int64_t lines,
     return rc;
 }
 
-int vr_trainer_save(struct vr_trainer *t, enum vr_trainer_where where, struct vr_err *err)
+/* vr_trainer_save on this rank alone: rank 0 writes, the others only count. */
+static int save(struct vr_trainer *t, enum vr_trainer_where where, struct vr_err *err)
 {
     struct vr_trainer_impl *r = t->impl;
-    if (save_at(r, t->step, r->last_lines, r->last_iter, where == VR_TRAINER_ROOT, err)) return -1;
+    if (r->writer && save_at(r, t->step, r->last_lines, r->last_iter, where == VR_TRAINER_ROOT, err)) return -1;
     if (where == VR_TRAINER_CHECKPOINT) r->saved_step = t->step;
     return 0;
+}
+
+int vr_trainer_save(struct vr_trainer *t, enum vr_trainer_where where, struct vr_err *err)
+{
+    int rc = save(t, where, err);
+    struct vr_err e2;
+    vr_dist_barrier(&e2); /* no rank goes on (or ends the job) before rank 0's save is done */
+    return rc;
 }
 
 /* Whether the run folder's root holds the save of step: a run killed after
@@ -281,7 +299,7 @@ static int load_optim(struct vr_trainer_impl *r, const char *dir, struct vr_err 
     adapter_extras(r, &names, &np, &t);
     /* no model tensor trains: only the extras are read, into views of the live arrays */
     struct vr_optstate none = {0};
-    int rc = vr_ckpt_load_optim(dir, &r->tab, NULL, &none, 3 * r->ttab.np, np, t, err);
+    int rc = vr_ckpt_load_optim(dir, &r->tab, NULL, &none, 3 * r->train_tab.np, np, t, err);
     free(names);
     free(np);
     free(t);
@@ -293,9 +311,10 @@ static int load_optim(struct vr_trainer_impl *r, const char *dir, struct vr_err 
 static int publish_gen(struct vr_trainer_impl *r, int64_t gen, struct vr_err *err)
 {
     struct vr_publish *p = &r->pub;
+    if (!r->writer) return 0;
     if ((!r->u.lora || p->gen < 0) && vr_publish_weights(p, gen, r->o.model, &r->tab, r->u.w, r->dt, err))
         return -1;
-    if (r->u.lora && vr_lora_write(&r->u.lo, r->tw, p->dir, r->o.model, err)) return -1;
+    if (r->u.lora && vr_lora_write(&r->u.lo, r->train_w, p->dir, r->o.model, err)) return -1;
     return vr_publish_mark(p, gen, err);
 }
 
@@ -305,14 +324,51 @@ static int open_run(struct vr_trainer *t, struct vr_err *err)
 {
     struct vr_trainer_impl *r = t->impl;
     const struct vr_trainer_opts *o = &r->o;
-    r->lock = vr_ckpt_run_lock(o->out, &t->made, err);
-    if (r->lock < 0) return -1;
-    int recovered = vr_ckpt_recover(o->out, err);
-    if (recovered < 0) return -1;
-    if (recovered) warn(r, "%s: finished the save that a killed vr-update had committed but not put in place", o->out);
-    if (o->resume && vr_ckpt_newest(o->out, &r->from, NULL, err) < 0) return -1;
-    if (o->resume && !r->from) warn(r, "%s has no complete checkpoint; starting from %s", o->out, o->model);
-    return 0;
+    if (r->writer) {
+        r->lock = vr_ckpt_run_lock(o->out, &t->made, err);
+        if (r->lock < 0) return -1;
+        int recovered = vr_ckpt_recover(o->out, err);
+        if (recovered < 0) return -1;
+        if (recovered)
+            warn(r, "%s: finished the save that a killed vr-update had committed but not put in place", o->out);
+        if (o->resume && vr_ckpt_newest(o->out, &r->from, NULL, err) < 0) return -1;
+        if (o->resume && !r->from) warn(r, "%s has no complete checkpoint; starting from %s", o->out, o->model);
+    }
+    if (vr_dist_size() == 1) return 0;
+    /* the other ranks start from the checkpoint rank 0 chose, after its
+     * recovery (they read the same paths: one machine or a shared filesystem) */
+    uint64_t n = r->from ? strlen(r->from) + 1 : 0;
+    if (vr_dist_bcast(&n, sizeof n, err)) return -1;
+    if (!r->writer && n) r->from = vr_xmalloc(n);
+    return n ? vr_dist_bcast(r->from, n, err) : 0;
+}
+
+/* With several ranks: every rank must start from the same weights and
+ * optimizer state (the same files), or their steps would drift apart
+ * silently. Each rank's hash, summed into a table of all of them. */
+static int same_start(const struct vr_trainer_impl *r, struct vr_err *err)
+{
+    int N = vr_dist_size();
+    if (N == 1) return 0;
+    struct vr_hasher h;
+    vr_hasher_init64(&h);
+    vr_hasher_update(&h, r->u.w, r->tab.total * sizeof *r->u.w);
+    if (r->u.lora) vr_hasher_update(&h, r->train_w, r->train_tab.total * sizeof *r->train_w);
+    vr_hasher_update(&h, r->os.m, r->train_tab.total * sizeof *r->os.m);
+    vr_hasher_update(&h, r->os.v, r->train_tab.total * sizeof *r->os.v);
+    uint64_t mine = vr_hasher_final64(&h);
+    double *all = vr_xcalloc(2 * (size_t)N, sizeof *all); /* two exact 32-bit halves each */
+    all[2 * vr_dist_rank()] = (double)(mine >> 32);
+    all[2 * vr_dist_rank() + 1] = (double)(mine & 0xffffffffu);
+    int rc = vr_dist_sum_f64(all, 2 * (size_t)N, err), bad = -1;
+    for (int k = 1; !rc && k < N && bad < 0; k++)
+        if (all[2 * k] != all[0] || all[2 * k + 1] != all[1]) bad = k;
+    free(all);
+    if (rc || bad < 0) return rc;
+    vr_err_set(err, VR_ERR_INPUT, NULL, 0, "rank %d of %d starts from other weights or optimizer state than rank 0",
+               bad, N);
+    return vr_err_hint(err, "every rank reads --model, --ref and --out at the same paths: run on one machine or on "
+                            "a shared filesystem");
 }
 
 /* What trains: the weights but the frozen ones (--freeze, --freeze-vision),
@@ -327,16 +383,16 @@ static int trainable(struct vr_trainer_impl *r, struct vr_err *err)
     }
     if (L->p[L->head].tied) L->train[L->head] = L->train[L->embed];
     r->tab = (struct vr_ptab){L->np, L->p, L->off, L->train, L->total};
-    r->ttab = r->tab;
-    r->tw = r->u.w;
-    r->tg = r->u.g;
+    r->train_tab = r->tab;
+    r->train_w = r->u.w;
+    r->train_g = r->u.g;
     if (r->u.lora) {
-        r->ttab = (struct vr_ptab){2 * r->u.lo.n, r->u.lo.tab, r->u.lo.off, NULL, r->u.lo.total};
-        r->tw = r->u.aw;
-        r->tg = r->u.ag;
+        r->train_tab = (struct vr_ptab){2 * r->u.lo.n, r->u.lo.tab, r->u.lo.off, NULL, r->u.lo.total};
+        r->train_w = r->u.aw;
+        r->train_g = r->u.ag;
     }
-    r->rg = vr_xmalloc(((size_t)r->ttab.np + 1) * sizeof *r->rg);
-    r->nr = vr_ptab_ranges(&r->ttab, r->rg);
+    r->rg = vr_xmalloc(((size_t)r->train_tab.np + 1) * sizeof *r->rg);
+    r->nr = vr_ptab_ranges(&r->train_tab, r->rg);
     if (!r->nr) return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "every parameter is frozen");
     return 0;
 }
@@ -379,6 +435,43 @@ void vr_trainer_opts_init(struct vr_trainer_opts *o)
     o->keep = 2;
 }
 
+int vr_trainer_opts_check(const struct vr_trainer_opts *o, int dry_run, struct vr_err *err)
+{
+    if (!o->model) return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "--model DIR is required");
+    if (!o->out && !dry_run) return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "--out DIR is required");
+    if (o->publish && !o->prompts_per_step)
+        return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "--publish needs --prompts-per-step N (a generation per batch of N lines)");
+    if ((o->schedule == VR_SCHED_LINEAR || o->schedule == VR_SCHED_COSINE) && !o->total_steps)
+        return vr_err_set(err, VR_ERR_USAGE, NULL, 0, "--lr-schedule %s needs --steps N (the run's total optimizer steps)",
+                          vr_schedule_name(o->schedule));
+    return 0;
+}
+
+int vr_trainer_plan(const struct vr_trainer_opts *o, int64_t image_patches, struct vr_memplan *p, struct vr_err *err)
+{
+    struct vr_model_config c;
+    struct stat st;
+    /* a folder's config, else a preset's when there is no folder of that name */
+    if (stat(o->model, &st) != 0 && vr_init_preset(o->model, &c) != 0)
+        return vr_err_set(err, VR_ERR_INPUT, o->model, 0, "no such folder, and not a preset (tiny, demo, small, 3b, 7b)");
+    if (stat(o->model, &st) == 0) {
+        char *path = vr_path_join(o->model, "config.json");
+        int rc = vr_model_config_load(&c, path, err);
+        free(path);
+        if (rc) return -1;
+    }
+    struct vr_memplan_opts mo;
+    vr_memplan_opts_init(&mo);
+    mo.lora_r = o->update.lora_r;
+    mo.freeze_vision = o->update.freeze_vision;
+    mo.ref = o->update.beta > 0 && !o->update.sft;
+    mo.checkpoint = o->update.checkpoint;
+    mo.batch_tokens = o->update.max_batch_tokens;
+    mo.image_patches = image_patches;
+    vr_memplan_make(&c, &mo, p);
+    return 0;
+}
+
 int vr_trainer_open(struct vr_trainer *t, const struct vr_trainer_opts *o, struct vr_err *err)
 {
     VR_ASSERT(o->model && o->out && o->iterations >= 1 && (!o->publish || o->prompts_per_step > 0));
@@ -391,17 +484,19 @@ int vr_trainer_open(struct vr_trainer *t, const struct vr_trainer_opts *o, struc
     r->lock = -1;
     r->pub.fd = -1;
     r->saved_step = -1;
+    r->writer = vr_dist_rank() == 0;
+    if (!r->writer) r->o.publish = r->o.dump = NULL;
     /* --publish first, so that a vr-rollout --follow sees a writer at once */
-    if (o->publish && vr_publish_open(&r->pub, o->publish, o->model, o->prompts_per_step, err)) goto fail;
+    if (r->o.publish && vr_publish_open(&r->pub, o->publish, o->model, o->prompts_per_step, err)) goto fail;
     if (open_run(t, err)) goto fail;
     if (vr_update_init(&r->u, r->from ? r->from : o->model, o->ref, uo, err)) goto fail;
     r->have_u = 1;
     r->dt = o->dtype_set ? o->dtype : r->u.m.params[r->u.L.embed].t.dtype;
-    if (trainable(r, err) || vr_optstate_init(&r->os, r->ttab.total, err)) goto fail;
-    if (o->dump) r->g0 = vr_xmalloc(r->ttab.total * sizeof *r->g0);
-    if (start_state(t, err)) goto fail;
+    if (trainable(r, err) || vr_optstate_init(&r->os, r->train_tab.total, err)) goto fail;
+    if (r->o.dump) r->g0 = vr_xmalloc(r->train_tab.total * sizeof *r->g0);
+    if (start_state(t, err) || same_start(r, err)) goto fail;
     /* generation 0: the starting weights (after --resume, the batches done) */
-    if (o->publish && publish_gen(r, t->lines / o->prompts_per_step, err)) goto fail;
+    if (r->o.publish && publish_gen(r, t->lines / o->prompts_per_step, err)) goto fail;
     return 0;
 fail:
     vr_trainer_release(t);
@@ -409,6 +504,29 @@ fail:
 }
 
 /* ---- batches and steps ---- */
+
+/* A line every rank took, or one that some rank could not (the pixels it
+ * names are missing on its machine, say): then every rank fails together,
+ * those without a message of their own naming the first rank that has one,
+ * so that the caller's save of the run (vr_trainer_save, collective) is
+ * made by all of them. */
+static int agree(int rc, const char *file, long lineno, struct vr_err *err)
+{
+    int N = vr_dist_size(), first = rc ? vr_dist_rank() : N;
+    if (N > 1) { /* the lowest failing rank, through an exact sum */
+        double *v = vr_xcalloc((size_t)N, sizeof *v);
+        v[vr_dist_rank()] = rc ? 1 : 0;
+        struct vr_err e2;
+        if (vr_dist_sum_f64(v, (size_t)N, &e2)) vr_dist_abort(1);
+        for (first = 0; first < N && v[first] == 0; first++) {}
+        free(v);
+    }
+    if (first == N) return 0;
+    if (!rc)
+        vr_err_set(err, VR_ERR_INPUT, file, lineno, "rank %d of %d could not take this line (its message says why)",
+                   first, N);
+    return -1;
+}
 
 int vr_trainer_feed(struct vr_trainer *t, const json_t *line, const char *file, long lineno, struct vr_err *err)
 {
@@ -419,13 +537,13 @@ int vr_trainer_feed(struct vr_trainer *t, const json_t *line, const char *file, 
         r->skip--;
         return 0;
     }
-    if (vr_batch_add(&r->u, &r->b, line, file, lineno, err)) return -1;
+    if (agree(vr_batch_add(&r->u, &r->b, line, file, lineno, err), file, lineno, err)) return -1;
     r->nl++;
     return r->full = r->o.prompts_per_step && r->nl == r->o.prompts_per_step;
 }
 
 /* The metrics line of a step (DESIGN.md §3.5) into r->line. */
-static void metrics_line(struct vr_trainer_impl *r, int64_t step, const struct vr_ustats *st, double gnorm,
+static void metrics_line(struct vr_trainer_impl *r, int64_t step, const struct vr_update_stats *st, double gnorm,
                          double lr, double sec)
 {
     struct vr_buf *l = &r->line;
@@ -436,6 +554,8 @@ static void metrics_line(struct vr_trainer_impl *r, int64_t step, const struct v
                   (long long)step, st->loss, st->pg_loss, st->kl, st->clip_ratio, st->reward, st->reward_std,
                   st->completion_len, gnorm, lr, (long long)st->tokens, st->seq_tokens / sec, sec);
     vr_batch_terms_json(&r->b, l);
+    if (vr_dist_size() > 1) /* the seconds this rank spent in collectives, waiting for the others included */
+        vr_buf_printf(l, ",\"ranks\":%d,\"comm_seconds\":%.6g", vr_dist_size(), vr_dist_seconds() - r->comm0);
     vr_buf_puts(l, "}\n");
 }
 
@@ -445,9 +565,26 @@ static int metrics_lost(struct vr_trainer *t)
 {
     struct vr_trainer_impl *r = t->impl;
     struct vr_err e2;
-    if (vr_trainer_save(t, VR_TRAINER_ROOT, &e2)) warn(r, "%s", e2.msg);
+    if (save(t, VR_TRAINER_ROOT, &e2)) warn(r, "%s", e2.msg); /* rank 0 alone: the others do not know */
     else warn(r, "%s holds step %lld; --resume goes on from there", r->o.out, (long long)t->step);
     return -1;
+}
+
+/* Ranks without a micro-batch of their own in this batch wait for the
+ * others: said once per run. */
+static void idle_ranks(struct vr_trainer_impl *r)
+{
+    int N = vr_dist_size(), idle = 0, lo, hi;
+    for (int k = 0; k < N; k++) {
+        vr_update_share(&r->u, &r->b, k, N, &lo, &hi);
+        idle += lo == hi;
+    }
+    if (!idle) return;
+    int64_t tokens = 0;
+    for (int i = 0; i < r->b.nseq; i++) tokens += r->b.s[i].n;
+    warn(r, "%d of %d ranks have no micro-batch of this batch to run; --max-batch-tokens %lld or less gives each one",
+         idle, N, (long long)(tokens / N > 0 ? tokens / N : 1));
+    r->idle_warned = 1;
 }
 
 /* Iteration r->it on the batch: one optimizer step, or a refused one. */
@@ -455,23 +592,26 @@ static int one_step(struct vr_trainer *t, struct vr_err *err)
 {
     struct vr_trainer_impl *r = t->impl;
     double t0 = now();
-    struct vr_ustats st;
+    r->comm0 = vr_dist_seconds();
+    struct vr_update_stats st;
     if (r->u.lora) r->u.lo.step = (uint64_t)t->step; /* dropout masks */
-    if (r->o.grads ? read_grads(r->o.grads, &r->ttab, r->rg, r->nr, r->tg, &st, err)
+    if (r->o.grads ? read_grads(r->o.grads, &r->train_tab, r->rg, r->nr, r->train_g, &st, err)
                    : vr_update_grads(&r->u, &r->b, &st, err))
         return -1;
-    int bad = isfinite(st.loss) ? vr_first_nonfinite(r->rg, r->nr, r->tg) : -2;
+    if (!r->o.grads && !r->idle_warned) idle_ranks(r);
+    int bad = isfinite(st.loss) ? vr_first_nonfinite(r->rg, r->nr, r->train_g) : -2;
     if (bad != -1) {
         warn(r, "step %lld: %s is not finite; the step is skipped and the weights are unchanged",
-             (long long)t->step + 1, bad == -2 ? "the loss" : r->ttab.p[r->rg[bad].id].name);
+             (long long)t->step + 1, bad == -2 ? "the loss" : r->train_tab.p[r->rg[bad].id].name);
         t->refused = 1;
         return 0;
     }
-    if (r->g0) memcpy(r->g0, r->tg, r->ttab.total * sizeof *r->g0);
-    double gnorm = vr_clip_grad_norm(r->rg, r->nr, r->tg, r->o.max_grad_norm);
+    if (r->g0) memcpy(r->g0, r->train_g, r->train_tab.total * sizeof *r->g0);
+    double gnorm = vr_clip_grad_norm(r->rg, r->nr, r->train_g, r->o.max_grad_norm);
     double lr = vr_lr_at(r->o.schedule, r->o.adamw.lr, t->step, r->o.warmup_steps, r->o.total_steps);
-    vr_adamw_step(&r->o.adamw, lr, t->step + 1, r->rg, r->nr, r->tw, r->tg, &r->os);
-    if (r->o.dump && write_dump(r->o.dump, &r->ttab, r->rg, r->nr, r->g0, r->tw, st.loss, gnorm, err)) return -1;
+    vr_adamw_step(&r->o.adamw, lr, t->step + 1, r->rg, r->nr, r->train_w, r->train_g, &r->os);
+    if (r->o.dump && write_dump(r->o.dump, &r->train_tab, r->rg, r->nr, r->g0, r->train_w, st.loss, gnorm, err))
+        return -1;
     t->step++;
     t->taken++;
     double sec = now() - t0;
@@ -479,7 +619,7 @@ static int one_step(struct vr_trainer *t, struct vr_err *err)
     int last = r->it + 1 >= r->o.iterations;
     r->last_lines = last ? t->lines + r->nl : t->lines;
     r->last_iter = last ? 0 : r->it + 1;
-    if (r->o.metrics) {
+    if (r->o.metrics && r->writer) {
         metrics_line(r, t->step, &st, gnorm, lr, sec);
         if (r->o.metrics(r->o.ctx, r->line.p, err)) return metrics_lost(t);
     }
@@ -514,9 +654,12 @@ int vr_trainer_close(struct vr_trainer *t, struct vr_err *err)
      * saving every N steps, and always the run folder itself, which
      * vr-rollout and the next vr-update read */
     int rc = 0;
-    if (t->taken && r->o.save_every && r->saved_step != t->step) rc = vr_trainer_save(t, VR_TRAINER_CHECKPOINT, err);
-    if (!rc && (t->taken || (r->o.merge && r->u.lora) || (r->from && !root_holds(r->o.out, t->step))))
-        rc = vr_trainer_save(t, VR_TRAINER_ROOT, err);
+    /* the same on every rank (the saves are collective): rank 0 reads the run folder */
+    int64_t root = t->taken || (r->o.merge && r->u.lora) || (r->from && r->writer && !root_holds(r->o.out, t->step));
+    if (vr_dist_bcast(&root, sizeof root, err)) rc = -1;
+    if (!rc && t->taken && r->o.save_every && r->saved_step != t->step)
+        rc = vr_trainer_save(t, VR_TRAINER_CHECKPOINT, err);
+    if (!rc && root) rc = vr_trainer_save(t, VR_TRAINER_ROOT, err);
     vr_trainer_release(t);
     return rc;
 }
@@ -544,8 +687,11 @@ int vr_trainer_run(struct vr_trainer *t, struct vr_jsonl_files *in, struct vr_er
 {
     for (int rc = 1; rc > 0;) {
         json_t *line = NULL;
-        if ((rc = vr_jsonl_files_next(in, &line, err)) < 0) return -1;
-        int more = vr_trainer_feed(t, line, in->in.path, in->in.line, err);
+        const char *file;
+        long lineno;
+        /* rank 0 reads; every rank of a data-parallel job gets the line */
+        if ((rc = vr_dist_jsonl_next(in, &line, &file, &lineno, err)) < 0) return -1;
+        int more = vr_trainer_feed(t, line, file, lineno, err);
         json_decref(line);
         if (more < 0 && t->taken) { /* keep the steps taken: the run folder at the last finished batch */
             struct vr_err e2;

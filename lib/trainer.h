@@ -17,7 +17,17 @@
  *
  * Nothing here prints: warnings (a recovered save, a --resume without a
  * checkpoint, a refused step, the save made when the metrics cannot be
- * written) go to o.warn and each step's metrics line to o.metrics. */
+ * written) go to o.warn and each step's metrics line to o.metrics.
+ *
+ * Data parallel (lib/dist.h, several ranks): every rank opens the run and
+ * is fed every line, in the same order (vr_dist_jsonl_next), and calls
+ * every function here as the others do: the gradients are summed across
+ * the ranks (vr_update_grads) and every rank takes the same step. Rank 0
+ * alone locks and writes the run folder, the metrics, the warnings,
+ * --publish and --dump; the others start from the checkpoint it chose and
+ * must read the same files (checked: open fails when their weights or
+ * optimizer state differ from rank 0's). The metrics line adds "ranks" and
+ * "comm_seconds" (this rank's seconds in collectives during the step). */
 #ifndef VR_TRAINER_H
 #define VR_TRAINER_H
 
@@ -78,6 +88,20 @@ struct vr_trainer {
  * schedule, 16384 tokens per micro-batch. Pointers NULL. */
 void vr_trainer_opts_init(struct vr_trainer_opts *o);
 
+/* The rules between options (vr-update's usage errors): model and out set,
+ * --publish with prompts_per_step, a linear or cosine schedule with
+ * total_steps. 0, or -1 with a VR_ERR_USAGE err. A dry run needs no out. */
+int vr_trainer_opts_check(const struct vr_trainer_opts *o, int dry_run, struct vr_err *err);
+
+/* The GPU memory plan of the run o describes (vr-update --dry-run; memplan.h
+ * for the rows): the config.json of o->model, or of the vr-init preset that
+ * o->model names when no such folder exists ("3b", ...); the batch from
+ * o->update (max_batch_tokens, checkpoint, lora_r, freeze_vision, beta > 0
+ * for a reference model) and image_patches vision patches per micro-batch. */
+struct vr_memplan;
+int vr_trainer_plan(const struct vr_trainer_opts *o, int64_t image_patches, struct vr_memplan *p,
+                    struct vr_err *err);
+
 /* Start the run: take o->publish, lock o->out for this process (a second
  * writer is refused), finish a save that a killed writer committed, load the
  * model (with --resume, out's newest complete checkpoint; its data cursor
@@ -93,7 +117,9 @@ int vr_trainer_open(struct vr_trainer *t, const struct vr_trainer_opts *o, struc
  * when a batch is complete (prompts_per_step lines, or what is left at the
  * end): call vr_trainer_step until it returns 0 before feeding more; 0 when
  * not (a line that a resumed checkpoint had used is skipped); -1 on a bad
- * line, with err "FILE:LINE: ...", the batch and the run as they were. */
+ * line, with err "FILE:LINE: ...", the batch and the run as they were.
+ * Ranks agree: when one rank cannot take the line (its message says why),
+ * every rank returns -1, the others naming the rank. */
 int vr_trainer_feed(struct vr_trainer *t, const json_t *line, const char *file, long lineno,
                     struct vr_err *err);
 
@@ -114,7 +140,9 @@ enum vr_trainer_where { VR_TRAINER_ROOT, VR_TRAINER_CHECKPOINT };
  * started): the run folder itself (what vr-rollout and a next vr-update
  * read), or out/checkpoint-STEP, atomically, pruned to the newest keep
  * (what --resume reads). The state files record the step, the input lines
- * of finished batches and the steps done in the current one. */
+ * of finished batches and the steps done in the current one. Collective:
+ * every rank calls it, rank 0 writes, and no rank returns before it has
+ * (so none can end the job in the middle of the save). */
 int vr_trainer_save(struct vr_trainer *t, enum vr_trainer_where where, struct vr_err *err);
 
 /* End the run: a checkpoint of the last step when saving every N steps

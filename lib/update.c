@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "fs.h"
 #include "jsonl.h"
 #include "pixcache.h"
@@ -123,13 +124,13 @@ void vr_batch_release(struct vr_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-static struct vr_useq *new_seq(struct vr_batch *b)
+static struct vr_update_seq *new_seq(struct vr_batch *b)
 {
     if (b->nseq == b->cap_s) {
         b->cap_s = b->cap_s ? 2 * b->cap_s : 16;
         b->s = vr_xrealloc(b->s, (size_t)b->cap_s * sizeof *b->s);
     }
-    struct vr_useq *s = &b->s[b->nseq++];
+    struct vr_update_seq *s = &b->s[b->nseq++];
     memset(s, 0, sizeof *s);
     return s;
 }
@@ -167,13 +168,93 @@ static void add_terms(struct vr_batch *b, const json_t *rewards)
     }
 }
 
+/* The prompt's image slots against its images, and its M-RoPE positions
+ * (*pos, (3, P), the caller's to free; *delta), once per line: every
+ * completion of the group shares them. */
+static int prompt_positions(const struct vr_model_config *c, const struct vr_ids *ids, int nimg, int (*grid)[3],
+                            int np, const char *file, long lineno, int32_t **pos, int *delta, struct vr_err *err)
+{
+    int P = (int)ids->n, unit = c->vision.merge * c->vision.merge, have = 0, nused;
+    for (int j = 0; j < P; j++) have += ids->v[j] == c->image_token_id;
+    if (have * unit != np)
+        return vr_err_set(err, VR_ERR_INPUT, file, lineno, "the prompt has %d <|image_pad|> tokens; its images need %d",
+                          have, np / unit);
+    *pos = vr_xmalloc(((size_t)3 * P + 1) * sizeof **pos);
+    if (vr_rope_index(*pos, delta, &nused, ids->v, NULL, P, c, nimg, (const int(*)[3])grid, err)) {
+        vr_err_locate(err, file, lineno);
+        return -1;
+    }
+    return 0;
+}
+
+/* SFT: one sequence, the prompt (P tokens) and the answer with its
+ * <|im_end|>; the "\n" after it is not a target. */
+static int add_answer(struct vr_update *u, struct vr_batch *b, const struct vr_task *t, const struct vr_ids *ids,
+                      const char *file, long lineno, struct vr_err *err)
+{
+    struct vr_chat_task_opts co = u->o.chat;
+    struct vr_ids full = {0};
+    co.assistant = 1;
+    if (vr_chat_task(u->tok, t, &co, file, lineno, NULL, &full, err)) {
+        vr_ids_release(&full);
+        return -1;
+    }
+    VR_ASSERT(full.n >= ids->n + 2 && memcmp(full.v, ids->v, ids->n * sizeof *ids->v) == 0);
+    struct vr_update_seq *s = new_seq(b);
+    s->g = b->ng;
+    s->n = (int)full.n - 1;
+    s->ids = vr_xmalloc((size_t)s->n * sizeof *s->ids);
+    memcpy(s->ids, full.v, (size_t)s->n * sizeof *s->ids);
+    s->first = (int)ids->n;
+    s->len = s->n - s->first;
+    b->tokens += s->len;
+    vr_ids_release(&full);
+    return 0;
+}
+
+/* GRPO: one sequence per completion, the prompt's ids and the completion's
+ * tokens through the first end-of-sequence token. */
+static int add_completions(struct vr_update *u, struct vr_batch *b, const struct vr_task *t,
+                           const struct vr_ids *ids, const char *file, long lineno, struct vr_err *err)
+{
+    int P = (int)ids->n;
+    if (t->prompt_tokens > 0 && t->prompt_tokens != P) {
+        vr_err_set(err, VR_ERR_INPUT, file, lineno, "the prompt renders to %d tokens, but the rollout had %d", P,
+                   t->prompt_tokens);
+        vr_err_hint(err, "give vr-update the --template and --system that vr-rollout had");
+        return -1;
+    }
+    for (int k = 0; k < t->ncompl; k++) {
+        const struct vr_task_completion *cp = &t->c[k];
+        if (cp->rewards) add_terms(b, cp->rewards);
+        int n = cp->n, len = n;
+        for (int j = 0; j < n && len == n; j++) /* through the first end-of-sequence token */
+            for (int e = 0; e < u->neos; e++)
+                if (cp->tokens[j] == u->eos[e]) len = j + 1;
+        struct vr_update_seq *s = new_seq(b);
+        s->g = b->ng;
+        s->n = P + len;
+        s->ids = vr_xmalloc(((size_t)s->n + 1) * sizeof *s->ids);
+        memcpy(s->ids, ids->v, (size_t)P * sizeof *s->ids);
+        memcpy(s->ids + P, cp->tokens, (size_t)len * sizeof *s->ids);
+        s->old = vr_xmalloc(((size_t)len + 1) * sizeof *s->old);
+        memcpy(s->old, cp->logp, (size_t)len * sizeof *s->old);
+        s->first = P;
+        s->len = len;
+        s->adv = cp->advantage;
+        s->reward = cp->has_reward ? cp->reward : 0;
+        b->tokens += len;
+    }
+    return 0;
+}
+
 int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, const char *file, long lineno,
                  struct vr_err *err)
 {
     const struct vr_model_config *c = &u->m.cfg;
     struct vr_chat_task_opts co = u->o.chat;
-    struct vr_ids ids = {0}, full = {0};
-    int (*grid)[3] = NULL, nimg = 0, rc = -1, s0 = b->nseq;
+    struct vr_ids ids = {0};
+    int (*grid)[3] = NULL, nimg = 0, rc = -1, s0 = b->nseq, delta = 0;
     float *pix = NULL;
     int32_t *pos = NULL;
     struct vr_task_limits lim;
@@ -191,77 +272,15 @@ int vr_batch_add(struct vr_update *u, struct vr_batch *b, const json_t *line, co
         vr_err_locate(err, file, lineno);
         goto out;
     }
-    int P = (int)ids.n;
-    /* the prompt's image slots against its images, and its M-RoPE positions,
-     * once per line (every completion of the group shares them) */
-    int unit = c->vision.merge * c->vision.merge, have = 0, delta, nused;
-    for (int j = 0; j < P; j++) have += ids.v[j] == c->image_token_id;
-    if (have * unit != np) {
-        vr_err_set(err, VR_ERR_INPUT, file, lineno, "the prompt has %d <|image_pad|> tokens; its images need %d", have,
-                   np / unit);
+    if (prompt_positions(c, &ids, nimg, grid, np, file, lineno, &pos, &delta, err)) goto out;
+    if (u->o.sft ? add_answer(u, b, &t, &ids, file, lineno, err) : add_completions(u, b, &t, &ids, file, lineno, err))
         goto out;
-    }
-    pos = vr_xmalloc(((size_t)3 * P + 1) * sizeof *pos);
-    if (vr_rope_index(pos, &delta, &nused, ids.v, NULL, P, c, nimg, (const int(*)[3])grid, err)) {
-        vr_err_locate(err, file, lineno);
-        goto out;
-    }
-    if (u->o.sft) {
-        co.assistant = 1;
-        if (vr_chat_task(u->tok, &t, &co, file, lineno, NULL, &full, err)) goto out;
-        /* the answer and its <|im_end|>; the "\n" after it is not a target */
-        VR_ASSERT(full.n >= ids.n + 2 && memcmp(full.v, ids.v, ids.n * sizeof *ids.v) == 0);
-        struct vr_useq *s = new_seq(b);
-        s->g = b->ng;
-        s->n = (int)full.n - 1;
-        s->ids = vr_xmalloc((size_t)s->n * sizeof *s->ids);
-        memcpy(s->ids, full.v, (size_t)s->n * sizeof *s->ids);
-        s->first = P;
-        s->len = s->n - P;
-        b->tokens += s->len;
-    } else {
-        if (t.prompt_tokens > 0 && t.prompt_tokens != P) {
-            vr_err_set(err, VR_ERR_INPUT, file, lineno, "the prompt renders to %d tokens, but the rollout had %d", P,
-                       t.prompt_tokens);
-            vr_err_hint(err, "give vr-update the --template and --system that vr-rollout had");
-            goto out;
-        }
-        for (int k = 0; k < t.ncompl; k++) {
-            const struct vr_task_completion *cp = &t.c[k];
-            if (cp->rewards) add_terms(b, cp->rewards);
-            int n = cp->n, len = n;
-            for (int j = 0; j < n && len == n; j++) /* through the first end-of-sequence token */
-                for (int e = 0; e < u->neos; e++)
-                    if (cp->tokens[j] == u->eos[e]) len = j + 1;
-            struct vr_useq *s = new_seq(b);
-            s->g = b->ng;
-            s->n = P + len;
-            s->ids = vr_xmalloc(((size_t)s->n + 1) * sizeof *s->ids);
-            memcpy(s->ids, ids.v, (size_t)P * sizeof *s->ids);
-            memcpy(s->ids + P, cp->tokens, (size_t)len * sizeof *s->ids);
-            s->old = vr_xmalloc(((size_t)len + 1) * sizeof *s->old);
-            memcpy(s->old, cp->logp, (size_t)len * sizeof *s->old);
-            s->first = P;
-            s->len = len;
-            s->adv = cp->advantage;
-            s->reward = cp->has_reward ? cp->reward : 0;
-            b->tokens += len;
-        }
-    }
     if (b->ng == b->cap_g) {
         b->cap_g = b->cap_g ? 2 * b->cap_g : 8;
         b->g = vr_xrealloc(b->g, (size_t)b->cap_g * sizeof *b->g);
     }
-    struct vr_ugroup *g = &b->g[b->ng++];
-    g->nimg = nimg;
-    g->npatch = np;
-    g->grid = grid;
-    g->pix = pix;
-    g->seq0 = s0;
-    g->nseq = b->nseq - s0;
-    g->P = P;
-    g->pos = pos;
-    g->delta = delta;
+    b->g[b->ng++] = (struct vr_update_group){.nimg = nimg, .npatch = np, .grid = grid, .pix = pix, .seq0 = s0,
+                                             .nseq = b->nseq - s0, .P = (int)ids.n, .pos = pos, .delta = delta};
     grid = NULL;
     pix = NULL;
     pos = NULL;
@@ -279,7 +298,6 @@ out:
     free(pix);
     free(pos);
     vr_ids_release(&ids);
-    vr_ids_release(&full);
     return rc;
 }
 
@@ -326,8 +344,8 @@ static void pack_build(struct vr_update *u, const struct vr_batch *b, int s0, in
     }
     int o = 0;
     for (int i = s0; i < s1; i++) {
-        const struct vr_useq *s = &b->s[i];
-        const struct vr_ugroup *g = &b->g[s->g];
+        const struct vr_update_seq *s = &b->s[i];
+        const struct vr_update_group *g = &b->g[s->g];
         int at = p->cu[i - s0], k = 0;
         VR_ASSERT(s->first == g->P);
         memcpy(p->ids + at, s->ids, (size_t)s->n * sizeof *s->ids);
@@ -383,7 +401,7 @@ static void weights(const struct vr_update *u, struct vr_batch *b)
             if (b->s[i].len > Lmax) Lmax = b->s[i].len;
         }
     for (int i = 0; i < b->nseq; i++) {
-        struct vr_useq *s = &b->s[i];
+        struct vr_update_seq *s = &b->s[i];
         if (!s->len) continue;
         if (u->o.sft) s->weight = 1.0 / (double)b->tokens;
         else if (u->o.loss == VR_LOSS_GRPO) s->weight = 1.0 / ((double)S * s->len);
@@ -392,26 +410,27 @@ static void weights(const struct vr_update *u, struct vr_batch *b)
     }
 }
 
-/* The next micro-batch [s0, *s1): whole sequences within the token budget,
- * at least one. */
-static int next_micro(const struct vr_update *u, const struct vr_batch *b, int s0)
+/* The next micro-batch [s0, s1) of sequences before hi: whole sequences
+ * within the token budget, at least one. */
+static int next_micro(const struct vr_update *u, const struct vr_batch *b, int s0, int hi)
 {
     int64_t t = 0;
     int s1 = s0;
-    while (s1 < b->nseq && (s1 == s0 || t + b->s[s1].n <= u->o.max_batch_tokens)) t += b->s[s1++].n;
+    while (s1 < hi && (s1 == s0 || t + b->s[s1].n <= u->o.max_batch_tokens)) t += b->s[s1++].n;
     return s1;
 }
 
-/* Forward only over b's micro-batches with weights w of layout L: fn gets
+/* Forward only over the micro-batches of b's sequences [lo, hi) with
+ * weights w of layout L: fn gets
  * each sequence's target log-probabilities (len of them, valid during the
  * call). The reference log-probs and the image-swap check both read them. */
-static void forward_each(struct vr_update *u, const struct vr_batch *b, const struct vr_layout *L, const float *w,
-                         const struct vr_train_opts *to,
+static void forward_each(struct vr_update *u, const struct vr_batch *b, int lo, int hi, const struct vr_layout *L,
+                         const float *w, const struct vr_train_opts *to,
                          void (*fn)(void *ctx, int seq, const float *lp, int len), void *ctx)
 {
     scratch(u, b);
-    for (int s0 = 0; s0 < b->nseq;) {
-        int s1 = next_micro(u, b, s0);
+    for (int s0 = lo; s0 < hi;) {
+        int s1 = next_micro(u, b, s0, hi);
         struct vr_pack *pk = &u->pk;
         pack_build(u, b, s0, s1, pk);
         vr_ws_reset(&u->ws);
@@ -424,16 +443,17 @@ static void forward_each(struct vr_update *u, const struct vr_batch *b, const st
 
 static void keep_ref(void *ctx, int seq, const float *lp, int len)
 {
-    struct vr_useq *s = &((struct vr_batch *)ctx)->s[seq];
+    struct vr_update_seq *s = &((struct vr_batch *)ctx)->s[seq];
     s->ref = vr_xmalloc(((size_t)len + 1) * sizeof *s->ref);
     memcpy(s->ref, lp, (size_t)len * sizeof *lp);
 }
 
-static void ref_logps(struct vr_update *u, struct vr_batch *b)
+/* The reference log-probs of sequences [lo, hi), this rank's share. */
+static void ref_logps(struct vr_update *u, struct vr_batch *b, int lo, int hi)
 {
     struct vr_train_opts to = {.temperature = u->o.temperature, .checkpoint = 1, .no_vision_grad = 1};
-    if (u->wref) forward_each(u, b, &u->Lref, u->wref, &to, keep_ref, b);
-    else forward_each(u, b, &u->L, u->w, &to, keep_ref, b); /* LoRA: the base */
+    if (u->wref) forward_each(u, b, lo, hi, &u->Lref, u->wref, &to, keep_ref, b);
+    else forward_each(u, b, lo, hi, &u->L, u->w, &to, keep_ref, b); /* LoRA: the base */
     b->have_ref = 1;
 }
 
@@ -452,67 +472,81 @@ int vr_update_logp(struct vr_update *u, const struct vr_batch *b, double *seq_lo
         to.lora = &u->lo;
         to.lw = u->aw;
     }
-    forward_each(u, b, &u->L, u->w, &to, sum_logp, seq_logp);
+    forward_each(u, b, 0, b->nseq, &u->L, u->w, &to, sum_logp, seq_logp);
     return 0;
 }
 
-int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *st, struct vr_err *err)
+void vr_update_share(const struct vr_update *u, const struct vr_batch *b, int rank, int ranks, int *lo, int *hi)
 {
-    memset(st, 0, sizeof *st);
-    VR_ASSERT(u->g); /* not a forward_only update */
-    memset(u->g, 0, u->L.total * sizeof *u->g);
-    if (u->lora) memset(u->ag, 0, u->lo.total * sizeof *u->ag);
-    if (b->nseq == 0) return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "an empty batch");
-    weights(u, b);
-    scratch(u, b);
-    int grpo = !u->o.sft;
-    double beta = grpo && u->has_ref ? u->o.beta : 0;
-    if (beta != 0 && !b->have_ref) ref_logps(u, b);
-    struct vr_train_opts to = {.temperature = grpo ? u->o.temperature : 1.0, .checkpoint = u->o.checkpoint,
-                               .no_vision_grad = u->o.freeze_vision || u->lora};
-    if (u->lora) {
-        to.lora = &u->lo;
-        to.lw = u->aw;
-        to.lg = u->ag;
+    int64_t total = 0, before = 0;
+    for (int i = 0; i < b->nseq; i++) total += b->s[i].n;
+    *lo = *hi = b->nseq;
+    int first = 1;
+    for (int s0 = 0, s1; s0 < b->nseq; s0 = s1) {
+        s1 = next_micro(u, b, s0, b->nseq); /* the micro-batches of one process */
+        int64_t n = 0;
+        for (int i = s0; i < s1; i++) n += b->s[i].n;
+        /* the rank whose part of the tokens holds the micro-batch's middle */
+        int64_t r = (2 * before + n) * ranks / (2 * total);
+        before += n;
+        if (r == rank && first) *lo = s0, first = 0;
+        if (r > rank) {
+            *hi = s0;
+            break;
+        }
     }
+    if (first) *lo = *hi;
+}
+
+/* Sum the gradients of every rank (lib/dist.h, a fixed order): the adapters'
+ * or the trainable tensors', runs of adjacent ones in one call. */
+static int sum_grads(struct vr_update *u, struct vr_err *err)
+{
+    if (vr_dist_size() == 1) return 0;
+    if (u->lora) return vr_dist_sum(u->ag, u->lo.total, err);
+    const struct vr_layout *L = &u->L;
+    size_t at = 0, n = 0;
+    for (int i = 0; i <= L->np; i++) {
+        size_t k = 0;
+        if (i < L->np && L->train[i] && !L->p[i].tied) {
+            k = 1;
+            for (int d = 0; d < L->p[i].ndim; d++) k *= (size_t)L->p[i].shape[d];
+        }
+        if (k && n && L->off[i] == at + n) { /* extends the run */
+            n += k;
+            continue;
+        }
+        if (n && vr_dist_sum(u->g + at, n, err)) return -1;
+        at = k ? L->off[i] : 0;
+        n = k;
+    }
+    return 0;
+}
+
+/* The step's numbers from each sequence's (SEQ_STATS per sequence, summed
+ * over ranks: each sequence is one rank's, so the sum is exact and the
+ * totals, added in sequence order, do not depend on the ranks). */
+enum { SEQ_LOSS, SEQ_PG, SEQ_KL, SEQ_CLIP, SEQ_STATS };
+
+static int step_stats(const struct vr_batch *b, double *per, struct vr_update_stats *st, struct vr_err *err)
+{
+    if (vr_dist_sum_f64(per, (size_t)b->nseq * SEQ_STATS, err)) return -1;
     double kl_seq = 0, clip = 0, rsum = 0, rsq = 0, lsum = 0;
     int nscored = 0;
-    to.row0 = 0;
-    for (int s0 = 0; s0 < b->nseq;) {
-        int s1 = next_micro(u, b, s0);
-        struct vr_pack *pk = &u->pk;
-        pack_build(u, b, s0, s1, pk);
-        vr_ws_reset(&u->ws);
-        float *lp = vr_ws_floats(&u->ws, (size_t)pk->nout + 1), *dl = vr_ws_floats(&u->ws, (size_t)pk->nout + 1);
-        struct vr_train_act *act = vr_train_fwd_f32(&u->L, u->w, pk, &to, lp, NULL, &u->ws);
-        int o = 0;
-        for (int i = s0; i < s1; i++) {
-            const struct vr_useq *s = &b->s[i];
-            double kls = 0;
-            for (int j = 0; j < s->len; j++, o++) {
-                double d, kl, tl;
-                int cl = 0;
-                if (grpo) tl = vr_grpo_token(lp[o], s->old[j], beta != 0 ? s->ref[j] : 0, s->adv, u->o.epsilon,
-                                             u->o.epsilon_high, beta, &d, &kl, &cl);
-                else tl = -lp[o], d = -1, kl = 0;
-                st->loss += s->weight * tl;
-                st->pg_loss += s->weight * (tl - beta * kl);
-                dl[o] = (float)(s->weight * d);
-                kls += kl;
-                clip += cl;
-            }
-            if (s->len) {
-                kl_seq += kls / s->len;
-                nscored++;
-            }
-            rsum += s->reward;
-            rsq += s->reward * s->reward;
-            lsum += s->len;
+    for (int i = 0; i < b->nseq; i++) {
+        const struct vr_update_seq *s = &b->s[i];
+        const double *q = per + (size_t)i * SEQ_STATS;
+        st->loss += q[SEQ_LOSS];
+        st->pg_loss += q[SEQ_PG];
+        clip += q[SEQ_CLIP];
+        if (s->len) {
+            kl_seq += q[SEQ_KL];
+            nscored++;
         }
-        st->seq_tokens += pk->N;
-        vr_train_bwd_f32(&u->L, u->w, u->g, pk, &to, act, dl, &u->ws);
-        to.row0 += pk->N;
-        s0 = s1;
+        rsum += s->reward;
+        rsq += s->reward * s->reward;
+        lsum += s->len;
+        st->seq_tokens += s->n;
     }
     st->tokens = b->tokens;
     st->kl = nscored ? kl_seq / nscored : 0;
@@ -521,4 +555,69 @@ int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *s
     st->reward_std = b->nseq > 1 ? sqrt(fmax(0, (rsq - rsum * rsum / b->nseq) / (b->nseq - 1))) : 0;
     st->completion_len = lsum / b->nseq;
     return 0;
+}
+
+/* The loss of sequences [lo, hi) (a micro-batch) from their log-probs lp:
+ * per-sequence numbers into per, d loss / d logp into dl. */
+static void seq_losses(const struct vr_update *u, const struct vr_batch *b, int lo, int hi, double beta,
+                       const float *lp, float *dl, double *per)
+{
+    int grpo = !u->o.sft, o = 0;
+    for (int i = lo; i < hi; i++) {
+        const struct vr_update_seq *s = &b->s[i];
+        double *q = per + (size_t)i * SEQ_STATS, kls = 0;
+        for (int j = 0; j < s->len; j++, o++) {
+            double d, kl, tl;
+            int cl = 0;
+            if (grpo) tl = vr_grpo_token(lp[o], s->old[j], beta != 0 ? s->ref[j] : 0, s->adv, u->o.epsilon,
+                                         u->o.epsilon_high, beta, &d, &kl, &cl);
+            else tl = -lp[o], d = -1, kl = 0;
+            q[SEQ_LOSS] += s->weight * tl;
+            q[SEQ_PG] += s->weight * (tl - beta * kl);
+            dl[o] = (float)(s->weight * d);
+            kls += kl;
+            q[SEQ_CLIP] += cl;
+        }
+        if (s->len) q[SEQ_KL] = kls / s->len;
+    }
+}
+
+int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_update_stats *st, struct vr_err *err)
+{
+    memset(st, 0, sizeof *st);
+    VR_ASSERT(u->g); /* not a forward_only update */
+    memset(u->g, 0, u->L.total * sizeof *u->g);
+    if (u->lora) memset(u->ag, 0, u->lo.total * sizeof *u->ag);
+    if (b->nseq == 0) return vr_err_set(err, VR_ERR_INPUT, NULL, 0, "an empty batch");
+    weights(u, b);
+    scratch(u, b);
+    int grpo = !u->o.sft, lo, hi;
+    vr_update_share(u, b, vr_dist_rank(), vr_dist_size(), &lo, &hi);
+    double beta = grpo && u->has_ref ? u->o.beta : 0;
+    if (beta != 0 && !b->have_ref) ref_logps(u, b, lo, hi);
+    struct vr_train_opts to = {.temperature = grpo ? u->o.temperature : 1.0, .checkpoint = u->o.checkpoint,
+                               .no_vision_grad = u->o.freeze_vision || u->lora};
+    if (u->lora) {
+        to.lora = &u->lo;
+        to.lw = u->aw;
+        to.lg = u->ag;
+    }
+    double *per = vr_xcalloc((size_t)b->nseq * SEQ_STATS, sizeof *per);
+    to.row0 = 0; /* the row of the step: dropout masks do not depend on the share */
+    for (int i = 0; i < lo; i++) to.row0 += b->s[i].n;
+    for (int s0 = lo; s0 < hi;) {
+        int s1 = next_micro(u, b, s0, hi);
+        struct vr_pack *pk = &u->pk;
+        pack_build(u, b, s0, s1, pk);
+        vr_ws_reset(&u->ws);
+        float *lp = vr_ws_floats(&u->ws, (size_t)pk->nout + 1), *dl = vr_ws_floats(&u->ws, (size_t)pk->nout + 1);
+        struct vr_train_act *act = vr_train_fwd_f32(&u->L, u->w, pk, &to, lp, NULL, &u->ws);
+        seq_losses(u, b, s0, s1, beta, lp, dl, per);
+        vr_train_bwd_f32(&u->L, u->w, u->g, pk, &to, act, dl, &u->ws);
+        to.row0 += pk->N;
+        s0 = s1;
+    }
+    int rc = sum_grads(u, err) || step_stats(b, per, st, err) ? -1 : 0;
+    free(per);
+    return rc;
 }

@@ -40,7 +40,7 @@ struct vr_update_opts {
     int forward_only;         /* no gradient arrays: vr_update_logp only (the image-swap check) */
 };
 
-struct vr_useq {
+struct vr_update_seq {
     int g;                    /* its group */
     int32_t *ids;             /* prompt + completion (owned) */
     int n;                    /* ids */
@@ -50,7 +50,7 @@ struct vr_useq {
     double adv, reward, weight; /* advantage, reward, loss weight per token */
 };
 
-struct vr_ugroup {
+struct vr_update_group {
     int nimg, npatch;
     int (*grid)[3];
     float *pix;               /* (npatch, cols) */
@@ -64,8 +64,8 @@ struct vr_ugroup {
 
 struct vr_batch {
     int ng, nseq, cap_g, cap_s;
-    struct vr_ugroup *g;
-    struct vr_useq *s;
+    struct vr_update_group *g;
+    struct vr_update_seq *s;
     int64_t tokens;           /* scored tokens */
     int have_ref;
     /* the reward terms of the completions ("rewards": {"format": 1, "iou": 0.7}),
@@ -77,7 +77,7 @@ struct vr_batch {
 };
 
 /* What a step measured (DESIGN.md §3.5). */
-struct vr_ustats {
+struct vr_update_stats {
     double loss, pg_loss, kl, clip_ratio, reward, reward_std, completion_len;
     int64_t tokens;           /* scored tokens */
     int64_t seq_tokens;       /* tokens through the model */
@@ -127,8 +127,27 @@ void vr_batch_terms_json(const struct vr_batch *b, struct vr_buf *out);
 
 /* Zero u->g (and u->ag) and accumulate the gradient of the step's loss over the batch;
  * on the first call for a batch with beta > 0, the reference log-probs are
- * computed and kept in it. Fills st. */
-int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_ustats *st, struct vr_err *err);
+ * computed and kept in it. Fills st.
+ * Data parallel (lib/dist.h, more than one rank): every rank holds the whole
+ * batch (the loss weights count its tokens and sequences, as one process
+ * does) and runs its share of the sequences (vr_update_share); the
+ * gradients of the trainable tensors (or adapters) are then summed over the
+ * ranks in rank order and st's numbers over the sequences, so every rank
+ * ends with the same bits, and they equal one process's up to the float
+ * rounding of that sum (the loss and st exactly). */
+int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_update_stats *st, struct vr_err *err);
+
+/* The share of rank (of ranks) in b: sequences [*lo, *hi), whole
+ * micro-batches of the packing one process makes (sequences in order, up to
+ * max_batch_tokens each), contiguous, in rank order: a micro-batch goes to
+ * the rank whose 1/ranks of the batch's tokens (prompt + completion, what
+ * goes through the model) holds its middle token. So every micro-batch is
+ * run exactly as one process runs it: the log-probs, the loss and the
+ * metrics are bit-identical to one process's, and the gradients differ only
+ * in the order their micro-batch sums are added. A rank gets no work when
+ * the batch has fewer micro-batches than ranks: give --max-batch-tokens at
+ * most the batch's tokens / ranks. */
+void vr_update_share(const struct vr_update *u, const struct vr_batch *b, int rank, int ranks, int *lo, int *hi);
 
 /* Forward only: seq_logp[i] = the sum of the log-probabilities of sequence
  * i's targets under the policy (with its adapters), for every sequence of b

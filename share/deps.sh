@@ -9,7 +9,7 @@ set -eu
 PKGS="build-essential pkg-config perl
 libjansson-dev libxxhash-dev zlib1g-dev libturbojpeg0-dev libspng-dev
 libpcre2-dev libutf8proc-dev libopenblas-dev libyaml-dev libcairo2-dev libfontconfig-dev jq
-bsdextrautils gnuplot-nox"
+bsdextrautils gnuplot-nox openmpi-bin libopenmpi-dev"
 if [ "${1:-}" = "--arm64" ]; then
     dpkg --print-foreign-architectures | grep -qx arm64 || { dpkg --add-architecture arm64 && apt-get update -qq; }
     PKGS="$PKGS gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"

@@ -5,7 +5,8 @@
 #   test_skip 'reason'   (one skipped case)
 #   test_must_fail cmd...   (exit 1 expected; a crash or success fails)
 #   test_cmp expected actual
-#   test_have_prereq PYTHON || skip_all "no python3"   (prerequisites: PYTHON, JQ)
+#   test_have_prereq PYTHON || skip_all "no python3"   (prerequisites: PYTHON, JQ, MPIRUN)
+#   vr_mpirun N cmd...   (cmd as N ranks of one MPI job on this machine)
 #   test_done   (the plan line; the script's exit status is the verdict)
 # Each script runs in a fresh trash directory; $VR_BIN holds the programs,
 # $SRC_DIR the source tree and $TEST_DIR tests/.
@@ -84,8 +85,20 @@ test_have_prereq() {
     case "$1" in
     PYTHON) command -v python3 >/dev/null 2>&1 ;;
     JQ) command -v jq >/dev/null 2>&1 ;;
+    MPIRUN) command -v mpirun >/dev/null 2>&1 ;;
     *) return 1 ;;
     esac
+}
+
+# vr_mpirun N cmd...: N ranks of cmd on this machine with Open MPI's mpirun:
+# more ranks than cores, as root (a container), shared memory without
+# ptrace (which containers forbid), under a timeout (a hang fails the test)
+vr_mpirun() {
+    local n=$1
+    shift
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader \
+        OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1 \
+        timeout 300 mpirun --oversubscribe -np "$n" "$@"
 }
 
 test_done() {

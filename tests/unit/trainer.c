@@ -185,7 +185,7 @@ static void test_sft(const char *policy)
     /* the first step on its own: the batch's loss and tokens under the policy */
     struct vr_update u;
     struct vr_batch b = {0};
-    struct vr_ustats st;
+    struct vr_update_stats st;
     if (vr_update_init(&u, policy, NULL, &o.update, &err) || vr_batch_add(&u, &b, lines[0], "in.jsonl", 1, &err) ||
         vr_update_grads(&u, &b, &st, &err))
         bail(&err);
