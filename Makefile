@@ -48,18 +48,21 @@ CU_SRC   := $(sort $(wildcard kernels/*.cu))
 # a GPU. NVCC= leaves it out.
 NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 NVFLAGS  := -O2 -std=c++17 -Ilib -Ikernels -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
-            -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror,-fno-strict-aliasing
+            -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror,-fno-strict-aliasing,-fPIC
 ifneq ($(NVCC),)
 ifneq ($(CU_SRC),)
 CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
 CUDA_LIB ?= $(abspath $(dir $(NVCC))../lib64)
 CU_LIBS  := -L$(CUDA_LIB) -Wl,-rpath,$(CUDA_LIB) -lcublasLt -lcudart_static -ldl -lrt -lstdc++
+# VR_DEVICE=cuda: the seam's table on the GPU (kernels/backend.c) as a
+# library the programs load on demand (lib/backend.c), beside them in $(BIN)
+CUDA_SO  := $(BIN)/libvr_cuda.so
 endif
 endif
 
 .PHONY: all deps test test-numbers test-arm64 units check install clean bench demo fuzz
 .SECONDARY:
-all: $(PROGS) $(UNITS) $(BENCHES) $(REPLAYS) $(CU_OBJ)
+all: $(PROGS) $(UNITS) $(BENCHES) $(REPLAYS) $(CU_OBJ) $(CUDA_SO)
 
 deps:
 	sh share/deps.sh
@@ -76,9 +79,14 @@ $(BUILD)/%.o: %.cu
 # time without a GPU); without, it is built to say so and skip.
 ifneq ($(CU_OBJ),)
 $(BUILD)/tests/unit/cuda_ops.o: CFLAGS += -DVR_CUDA -Ikernels
-$(BUILD)/tests/cuda_ops.t: $(CU_OBJ)
+$(BUILD)/tests/cuda_ops.t: $(CU_OBJ) $(BUILD)/kernels/backend.o
 $(BUILD)/tests/cuda_ops.t: LDLIBS += $(CU_LIBS)
 endif
+
+$(BUILD)/kernels/backend.o: CFLAGS += -fPIC -Ikernels
+$(CUDA_SO): $(BUILD)/kernels/backend.o $(CU_OBJ)
+	@mkdir -p $(@D)
+	$(CC) -shared -o $@ $^ $(CU_LIBS) -pthread
 
 $(BUILD)/lib/dist.o $(BUILD)/bench/dist_sum.o: CFLAGS += $(MPI_CFLAGS)
 
@@ -197,9 +205,10 @@ DEMO ?= demo
 demo: all
 	$(MAKE) -f examples/demo/Makefile VR=$(abspath $(BIN)) OUT=$(DEMO)
 
-install: $(PROGS)
+install: $(PROGS) $(CUDA_SO)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin
+	$(if $(CUDA_SO),install -d $(DESTDIR)$(PREFIX)/lib/vr && install -m 755 $(CUDA_SO) $(DESTDIR)$(PREFIX)/lib/vr)
 	install -m 644 man/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1
 
 clean:

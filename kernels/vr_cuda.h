@@ -1,8 +1,9 @@
 /* vr_cuda.h: the CUDA backend's ops (the .cu files of kernels/), callable from C, on
  * device pointers (DESIGN.md §7). Each op is the GPU twin of a CPU op and
- * keeps its contract: the training ops of lib/cpu/train_ops.h (f32 arrays,
- * backward writes dx and ADDS into weight gradients, any gradient pointer may
- * be NULL), the inference ops of lib/cpu/ops.h. tests/unit/cuda_ops.c checks
+ * keeps the contract of its entry in the seam's table (lib/ops.h, struct
+ * vr_backend: f32 arrays, backward writes dx and ADDS into weight gradients,
+ * any gradient pointer may be NULL). kernels/backend.c fills that table from
+ * these ops (VR_DEVICE=cuda). tests/unit/cuda_ops.c checks
  * every one against the float64 CPU reference.
  *
  * Numbers: fp32 math and accumulation; weights may be stored as bf16 (the
@@ -56,6 +57,13 @@ void vr_cuda_linear_bwd(float *dx, float *dw, float *db, const float *dy, const 
  * device scratch of N*In bf16 for x's rounded copy. */
 void vr_cuda_linear_fwd_bf16(float *y, const float *x, const uint16_t *w, const float *b, int N, int O,
                              int In, uint16_t *xb);
+
+/* The generation path's product, gemv_infer's twin: y (M,O) = x (M,In) .
+ * w (O,In)^T + b (O) with w in its stored dtype (f32, bf16, f16), one warp
+ * per output in a fixed order: an output's bits never depend on M. */
+void vr_cuda_gemv(float *y, const float *x, const void *w, enum vr_dtype dt, const float *b, int M, int O, int In);
+/* y (n) f32 = x (n) in dtype dt (f32, bf16, f16), exactly. */
+void vr_cuda_widen(float *y, const void *x, enum vr_dtype dt, size_t n);
 
 /* ---- elementwise, norms, rope ---- */
 
@@ -144,6 +152,12 @@ void vr_cuda_sample(int32_t *tok, float *logp, const float *logits, int B, int V
  * the scalars vr_adamw_consts rounded on the host: the same bits as
  * vr_adamw_step. */
 void vr_cuda_adamw(float *w, const float *g, float *m, float *v, size_t n, const struct vr_adamw_consts *k);
+
+/* ---- the seam's table (kernels/backend.c) ---- */
+
+/* The staging table for VR_DEVICE=cuda (ops.h: struct vr_cuda_host), or NULL
+ * with the reason in msg. */
+const struct vr_backend *vr_cuda_backend_open(const struct vr_cuda_host *h, char *msg, size_t n);
 
 #ifdef __cplusplus
 }

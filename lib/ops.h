@@ -153,10 +153,27 @@ struct vr_backend {
     double (*exp_infer)(float *out, const float *x, int n, float scale, float shift);
 };
 
-/* The backend of this process, chosen on first use (only the CPU one exists:
- * lib/cpu/backend.c). */
+/* The backend of this process, chosen on first use by VR_DEVICE (lib/backend.c):
+ *   cpu   lib/cpu/backend.c, the default without a GPU;
+ *   cuda  kernels/backend.c, loaded from libvr_cuda.so (beside the program,
+ *         in ../lib/vr/, or VR_CUDA_LIB), the default when /dev/nvidiactl
+ *         exists and the library finds a GPU.
+ * Asking for cuda where it cannot run, or for another name, ends the process
+ * with a message (exit 1, or 2 for an unknown name): a user who asked for
+ * the GPU must not get the CPU's speed silently. */
 const struct vr_backend *vr_backend(void);
 extern const struct vr_backend vr_backend_cpu;
+
+/* What the CUDA backend's library takes from the program that loads it: the
+ * CPU table (the ops it leaves on the CPU) and the widening of small
+ * weights. Its entry point, found with dlsym:
+ *   const struct vr_backend *vr_cuda_backend_open(const struct vr_cuda_host *,
+ *                                                 char *msg, size_t n);
+ * the table, or NULL with the reason in msg. */
+struct vr_cuda_host {
+    const struct vr_backend *cpu;
+    const float *(*weight_f32)(const struct vr_tensor *w, int slot, struct vr_ws *ws);
+};
 
 /* ---- the ops: one call each through the table ---- */
 

@@ -18,6 +18,11 @@ PATH="$VR_BIN:$PATH"
 export PATH VR_BIN TEST_DIR SRC_DIR
 LC_ALL=C
 export LC_ALL
+# The CPU backend unless the caller names one: fixtures and byte comparisons
+# are the CPU's, and a GPU machine would otherwise pick cuda by default
+# (tests/gpu/check.sh runs chosen tests with VR_DEVICE=cuda).
+VR_DEVICE=${VR_DEVICE:-cpu}
+export VR_DEVICE
 test_count=0
 test_failed=0
 TRASH="${TMPDIR:-/tmp}/vr-test.$(basename "$0" .sh).$$"

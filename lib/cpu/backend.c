@@ -1,6 +1,7 @@
 /* backend.c: the CPU backend's table (../ops.h): the generation path's
  * vector ops of ops.c and gemv.c, and the differentiable ops of
- * train_ops.c. The only backend so far; a CUDA one fills the same struct. */
+ * train_ops.c. kernels/backend.c fills the same struct for the GPU; lib/backend.c
+ * chooses. */
 #include "cpu/ops.h"
 
 const struct vr_backend vr_backend_cpu = {
@@ -31,6 +32,3 @@ const struct vr_backend vr_backend_cpu = {
     .max_infer = vr_max_infer_cpu,
     .exp_infer = vr_exp_infer_cpu,
 };
-
-/* One backend today; VR_DEVICE (issue 15) will choose here, once. */
-const struct vr_backend *vr_backend(void) { return &vr_backend_cpu; }

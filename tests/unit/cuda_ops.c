@@ -90,10 +90,9 @@ static float *host(const float *d, size_t n)
     return h;
 }
 
-/* max|got - want| / max(max|want|, tiny) <= tol */
-static int close_to(const char *what, const float *dgot, const double *want, size_t n, double tol)
+/* max|got - want| / max(max|want|, tiny) <= tol, got in host memory */
+static int hclose(const char *what, const float *got, const double *want, size_t n, double tol)
 {
-    float *got = host(dgot, n);
     double e = 0, m = 0;
     size_t at = 0;
     for (size_t i = 0; i < n; i++) {
@@ -104,6 +103,14 @@ static int close_to(const char *what, const float *dgot, const double *want, siz
     double rel = e / (m > 1e-30 ? m : 1e-30);
     int r = ok(rel <= tol, "%s: error %.3g <= %.3g", what, rel, tol);
     if (!r && n) diag("  at %zu: got %.9g want %.9g", at, got[at], want[at]);
+    return r;
+}
+
+/* the same for got in device memory */
+static int close_to(const char *what, const float *dgot, const double *want, size_t n, double tol)
+{
+    float *got = host(dgot, n);
+    int r = hclose(what, got, want, n, tol);
     free(got);
     return r;
 }
@@ -448,6 +455,164 @@ static void test_sample(int B, int V, struct vr_sampling sp, const char *what)
     vr_cuda_free(TASK), vr_cuda_free(COMP), vr_cuda_free(POS), vr_cuda_free(scr);
 }
 
+
+/* y (M,O) = x . w^T + b in double, w given as floats (widened weights) */
+static void gemv_ref(double *y, const double *x, const float *w, const double *b, int M, int O, int In)
+{
+    for (int m = 0; m < M; m++)
+        for (int o = 0; o < O; o++) {
+            double s = b ? b[o] : 0;
+            for (int k = 0; k < In; k++) s += x[(size_t)m * In + k] * w[(size_t)o * In + k];
+            y[(size_t)m * O + o] = s;
+        }
+}
+
+/* a weight tensor of dtype dt from doubles, and its exact float values */
+static struct vr_tensor weight(enum vr_dtype dt, const double *w, int O, int In, float *wf)
+{
+    struct vr_tensor t = {.dtype = dt, .ndim = 2, .shape = {O, In}};
+    size_t n = (size_t)O * In;
+    t.data = vr_xmalloc(n * 4);
+    for (size_t i = 0; i < n; i++) {
+        if (dt == VR_DTYPE_F32) wf[i] = ((float *)t.data)[i] = (float)w[i];
+        else if (dt == VR_DTYPE_BF16) wf[i] = vr_bf16_to_f32(((uint16_t *)t.data)[i] = vr_f32_to_bf16((float)w[i]));
+        else wf[i] = vr_f16_to_f32(((uint16_t *)t.data)[i] = vr_f32_to_f16((float)w[i]));
+    }
+    return t;
+}
+
+/* vr_cuda_gemv: every dtype against the double loop; an output's bits do not
+ * depend on M (row 2 of M rows equals the same row alone); and widening */
+static void test_gemv(int M, int O, int In, enum vr_dtype dt)
+{
+    double *x = dvec((size_t)M * In, -1, 1), *w = dvec((size_t)O * In, -1, 1), *b = dvec(O, -1, 1);
+    double *y = vr_xmalloc((size_t)M * O * 8);
+    float *wf = vr_xmalloc((size_t)O * In * 4);
+    struct vr_tensor t = weight(dt, w, O, In, wf);
+    size_t wb = dt == VR_DTYPE_F32 ? 4 : 2;
+    gemv_ref(y, x, wf, b, M, O, In);
+    float *X = dev(x, (size_t)M * In), *B = dev(b, O), *Y = dev(NULL, (size_t)M * O), *Y1 = dev(NULL, O);
+    void *W = dev_bytes(t.data, (size_t)O * In * wb);
+    vr_cuda_gemv(Y, X, W, dt, B, M, O, In);
+    char what[64];
+    snprintf(what, sizeof what, "gemv %s M=%d O=%d In=%d", vr_dtype_name(dt), M, O, In);
+    /* a dot of In terms of size <= 1 plus the bias, outputs ~sqrt(In) */
+    close_to(what, Y, y, (size_t)M * O, 4 * (In + 1) * U * sqrt(In));
+    int r = M > 2 ? 2 : M - 1;
+    vr_cuda_gemv(Y1, X + (size_t)r * In, W, dt, B, 1, O, In);
+    float *all = host(Y, (size_t)M * O), *one = host(Y1, O);
+    ok(!memcmp(all + (size_t)r * O, one, (size_t)O * 4), "%s: row %d alone gives the same bits", what, r);
+    float *WF = dev(NULL, (size_t)O * In);
+    vr_cuda_widen(WF, W, dt, (size_t)O * In);
+    float *wback = host(WF, (size_t)O * In);
+    ok(!memcmp(wback, wf, (size_t)O * In * 4), "widen %s: exact", vr_dtype_name(dt));
+    free(x), free(w), free(b), free(y), free(wf), free(t.data), free(all), free(one), free(wback);
+    vr_cuda_free(X), vr_cuda_free(B), vr_cuda_free(Y), vr_cuda_free(Y1), vr_cuda_free(W), vr_cuda_free(WF);
+}
+
+/* ---- the table of kernels/backend.c (VR_DEVICE=cuda) on host memory ---- */
+
+static const struct vr_backend *table(void)
+{
+    static const struct vr_backend *t;
+    if (!t) {
+        const struct vr_cuda_host h = {&vr_backend_cpu, vr_weight_f32};
+        char msg[256];
+        t = vr_cuda_backend_open(&h, msg, sizeof msg);
+        if (!t) diag("vr_cuda_backend_open: %s", msg);
+    }
+    return t;
+}
+
+static float *hf(const double *x, size_t n) { return f32(x, n); }
+
+/* Through the table: aliasing (y = x), q, k, v and dq, dk, dv as column slices
+ * of one padded buffer (the padding, a sentinel, must survive), rope in place
+ * on strided rows, the gather leaving rows with id -1, and the generation
+ * path on bf16 tensors, all against the float64 twins. */
+static void test_table(int N, int H, int KVH, int K)
+{
+    const struct vr_backend *t = table();
+    if (!ok(t != NULL, "the CUDA table opens")) return;
+    ok(!strcmp(t->name, "cuda"), "its name is cuda");
+    int D = H * K, I = 3 * D + 1;
+    /* rmsnorm in place */
+    double *x = dvec((size_t)N * D, -1, 1), *w = dvec(D, 0.5, 1.5), *y = vr_xmalloc((size_t)N * D * 8);
+    double *r = vr_xmalloc((size_t)N * 8);
+    float *X = hf(x, (size_t)N * D), *R = vr_xmalloc((size_t)N * 4), *W = hf(w, D);
+    vr_rmsnorm_fwd_f64(y, r, x, w, N, D, 1e-6);
+    t->rmsnorm_fwd(X, R, X, W, N, D, 1e-6);
+    /* mean of D squares, a sqrt, a product: D u plus a few ulp */
+    hclose("table rmsnorm_fwd, y = x", X, y, (size_t)N * D, 4 * (D + 8) * U);
+    /* linear with a bias */
+    double *wl = dvec((size_t)I * D, -1, 1), *bl = dvec(I, -1, 1), *yl = vr_xmalloc((size_t)N * I * 8);
+    float *WL = hf(wl, (size_t)I * D), *BL = hf(bl, I), *YL = vr_xmalloc((size_t)N * I * 4), *XL = hf(x, (size_t)N * D);
+    vr_linear_fwd_f64(yl, x, wl, bl, N, I, D, &ws);
+    t->linear_fwd(YL, XL, WL, BL, N, I, D, &ws);
+    hclose("table linear_fwd", YL, yl, (size_t)N * I, 4 * (D + 1) * U * sqrt(D));
+    /* attention on a padded qkv buffer */
+    int qs = (H + 2 * KVH) * K + 3;
+    size_t nq = (size_t)N * qs;
+    double *qkv = dvec(nq, -1, 1), *dout = dvec((size_t)N * D, -1, 1), *out = vr_xmalloc((size_t)N * D * 8);
+    double *lse = vr_xmalloc((size_t)N * H * 8), *dqkv = vr_xcalloc(nq, 8);
+    int cu[3] = {0, N / 2, N};
+    struct vr_attn_dims d = {.N = N, .H = H, .KVH = KVH, .K = K, .q_stride = qs, .kv_stride = qs, .causal = 1,
+                             .cu = cu, .nseg = 2};
+    const double *q = qkv, *k = qkv + D, *v = qkv + D + KVH * K;
+    vr_attn_fwd_f64(out, lse, q, k, v, &d, &ws);
+    vr_attn_bwd_f64(dqkv, dqkv + D, dqkv + D + KVH * K, dout, out, lse, q, k, v, &d, &ws);
+    float *QKV = hf(qkv, nq), *DOUT = hf(dout, (size_t)N * D), *OUT = vr_xmalloc((size_t)N * D * 4);
+    float *LSE = vr_xmalloc((size_t)N * H * 4), *DQKV = vr_xmalloc(nq * 4);
+    for (size_t i = 0; i < nq; i++) DQKV[i] = 7.0f; /* the padding keeps it */
+    t->attn_fwd(OUT, LSE, QKV, QKV + D, QKV + D + KVH * K, &d, &ws);
+    t->attn_bwd(DQKV, DQKV + D, DQKV + D + KVH * K, DOUT, OUT, LSE, QKV, QKV + D, QKV + D + KVH * K, &d, &ws);
+    hclose("table attn_fwd", OUT, out, (size_t)N * D, 4 * (K + N + 8) * U);
+    int pad = 1;
+    for (int i = 0; i < N; i++)
+        for (int j = qs - 3; j < qs; j++) {
+            pad &= DQKV[(size_t)i * qs + j] == 7.0f;
+            DQKV[(size_t)i * qs + j] = 0; /* the reference's padding is 0 */
+        }
+    ok(pad, "table attn_bwd: the padding between rows is left alone");
+    hclose("table attn_bwd dq dk dv (column slices of one buffer)", DQKV, dqkv, nq, 8 * (K + N * (H / KVH) + 8) * U);
+    /* rope in place on the q slice of the padded rows */
+    double *cs = dvec((size_t)N * K, -1, 1), *sn = dvec((size_t)N * K, -1, 1), *qr = vr_xmalloc(nq * 8);
+    memcpy(qr, qkv, nq * 8);
+    float *CS = hf(cs, (size_t)N * K), *SN = hf(sn, (size_t)N * K), *QR = hf(qkv, nq);
+    vr_rope_fwd_f64(qr, CS, SN, N, H, K, qs);
+    t->rope_fwd(QR, CS, SN, N, H, K, qs);
+    /* x c - x' s: two rounded products and a difference, 3u (|x c| + |x' s|) <= 6u
+     * against a max|ref| near 1 (the untouched k, v values): 16u */
+    hclose("table rope_fwd in place, strided rows (the rest untouched)", QR, qr, nq, 16 * U);
+    /* the gather: rows with id -1 keep their values */
+    int32_t ids[7] = {3, -1, 0, 5, -1, 5, 1};
+    double *tab = dvec(6 * (size_t)D, -1, 1), *xe = dvec(7 * (size_t)D, -1, 1);
+    float *TAB = hf(tab, 6 * (size_t)D), *XE = hf(xe, 7 * (size_t)D);
+    vr_embed_fwd_f64(xe, tab, ids, 7, D);
+    t->embed_fwd(XE, TAB, ids, 7, D);
+    hclose("table embed_fwd (rows with id -1 untouched)", XE, xe, 7 * (size_t)D, 0);
+    /* the generation path on a bf16 weight: few rows (the GEMV) and many (widen + GEMM) */
+    float *wf = vr_xmalloc((size_t)I * D * 4);
+    struct vr_tensor wt = weight(VR_DTYPE_BF16, wl, I, D, wf);
+    struct vr_tensor bt = {.dtype = VR_DTYPE_F32, .ndim = 1, .shape = {I}, .data = BL};
+    double *bd = vr_xmalloc((size_t)I * 8);
+    for (int i = 0; i < I; i++) bd[i] = BL[i];
+    for (int M = 2; M <= 40; M += 38) {
+        double *xm = dvec((size_t)M * D, -1, 1), *ym = vr_xmalloc((size_t)M * I * 8);
+        float *XM = hf(xm, (size_t)M * D), *YM = vr_xmalloc((size_t)M * I * 4);
+        gemv_ref(ym, xm, wf, bd, M, I, D);
+        t->linear_infer(YM, XM, &wt, &bt, M, &ws);
+        char what[64];
+        snprintf(what, sizeof what, "table linear_infer bf16, M=%d", M);
+        hclose(what, YM, ym, (size_t)M * I, 4 * (D + 1) * U * sqrt(D));
+        free(xm), free(ym), free(XM), free(YM);
+    }
+    free(x), free(w), free(y), free(r), free(X), free(R), free(W), free(wl), free(bl), free(yl), free(WL), free(BL);
+    free(YL), free(XL), free(qkv), free(dout), free(out), free(lse), free(dqkv), free(QKV), free(DOUT), free(OUT);
+    free(LSE), free(DQKV), free(cs), free(sn), free(qr), free(CS), free(SN), free(QR), free(tab), free(xe), free(TAB);
+    free(XE), free(wf), free(wt.data), free(bd);
+}
+
 int main(void)
 {
     if (vr_cuda_device_count() == 0) {
@@ -478,6 +643,11 @@ int main(void)
     test_logp(19, 64, 1001, 0.7, 8);
     test_embed(9, 5, 11);
     test_embed(300, 64, 501);
+    test_gemv(1, 7, 5, VR_DTYPE_F32);
+    test_gemv(5, 301, 1000, VR_DTYPE_BF16);
+    test_gemv(3, 64, 257, VR_DTYPE_F16);
+    test_table(9, 4, 2, 16);
+    test_table(33, 2, 1, 64);
     test_softmax(3, 1);
     test_softmax(17, 5003);
     test_adamw(1, 0, 1);
