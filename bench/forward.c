@@ -93,8 +93,8 @@ int main(int argc, char **argv)
            "\"prefill_s\":%.4f,\"prefill_tokens_per_s\":%.1f,\"decode_ms_per_token\":%.2f}\n",
            argv[1], vr_dtype_name(m.embed->dtype), side, npatch, T, ndec, t_load, mv, 1 / mv, mp, T / mp,
            1000 * md);
-    vr_kvcache_free(&kv);
-    vr_ws_free(&ws);
+    vr_kvcache_release(&kv);
+    vr_ws_release(&ws);
     vr_model_release(&m);
     free(pix), free(vis), free(ids), free(logits);
     return 0;

@@ -282,8 +282,8 @@ static void merge_one(float *out, const float *A, const float *B, int O, int I, 
         float *dst = out + (size_t)o0 * I;
         for (size_t e = 0; e < (size_t)n * I; e++) dst[e] += sc * y[e];
     }
-    vr_ws_free(&ws);
-    vr_ws_free(&opws);
+    vr_ws_release(&ws);
+    vr_ws_release(&opws);
 }
 
 void vr_lora_merge_flat(const struct vr_lora *lo, const float *aw, float *w, const size_t *off)

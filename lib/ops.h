@@ -50,7 +50,7 @@ struct vr_ws {
 void vr_ws_reset(struct vr_ws *ws);
 /* n floats, 64-byte aligned, uninitialised; valid until the next reset. */
 float *vr_ws_floats(struct vr_ws *ws, size_t n);
-void vr_ws_free(struct vr_ws *ws);
+void vr_ws_release(struct vr_ws *ws);
 
 /* The weight as f32: the data itself when stored as F32, else widened into
  * ws's buffer for slot (0: matrices, 1: vectors), valid until that slot's next

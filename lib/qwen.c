@@ -219,14 +219,14 @@ int vr_kvcache_init(struct vr_kvcache *kv, const struct vr_model_config *c, int 
     kv->nreal = calloc((size_t)B, sizeof(int));
     kv->delta = calloc((size_t)B, sizeof(int));
     if (!kv->k || !kv->v || !kv->valid || !kv->len || !kv->nreal || !kv->delta) {
-        vr_kvcache_free(kv);
+        vr_kvcache_release(kv);
         return vr_err_set(err, VR_ERR_SYS, NULL, 0, "out of memory for a KV cache of %d x %d tokens", B,
                           cap);
     }
     return 0;
 }
 
-void vr_kvcache_free(struct vr_kvcache *kv)
+void vr_kvcache_release(struct vr_kvcache *kv)
 {
     free(kv->k);
     free(kv->v);

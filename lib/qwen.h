@@ -49,7 +49,7 @@ struct vr_kvcache {
 };
 int vr_kvcache_init(struct vr_kvcache *kv, const struct vr_model_config *c, int B, int cap,
                     struct vr_err *err);
-void vr_kvcache_free(struct vr_kvcache *kv);
+void vr_kvcache_release(struct vr_kvcache *kv);
 /* Copy sequence sb of src (all layers, its whole length) into sequence db of
  * dst, e.g. one prefilled prompt into the G rows that sample from it. */
 void vr_kvcache_copy_seq(struct vr_kvcache *dst, int db, const struct vr_kvcache *src, int sb);

@@ -64,11 +64,11 @@ void vr_rollout_release(struct vr_rollout *r)
 {
     for (struct vr_group *g = r->active, *n; g; g = n) n = g->next, group_free(g, r->o.G);
     for (struct vr_group *g = r->finished, *n; g; g = n) n = g->next, group_free(g, r->o.G);
-    vr_kvcache_free(&r->kv);
-    vr_kvcache_free(&r->kv1);
+    vr_kvcache_release(&r->kv);
+    vr_kvcache_release(&r->kv1);
     free(r->free_rows), free(r->seen), free(r->step_rows), free(r->step_ids), free(r->step_logits);
     vr_sample_ws_release(&r->sws);
-    vr_ws_free(&r->ws);
+    vr_ws_release(&r->ws);
     vr_bpe_free(r->tok);
     vr_model_release(&r->m);
     memset(r, 0, sizeof *r);
@@ -137,8 +137,16 @@ int vr_rollout_start(struct vr_rollout *r, int64_t max_batch_tokens, int max_pro
     return 0;
 }
 
-int vr_rollout_room(const struct vr_rollout *r) { return r->nfree >= r->o.G; }
-int vr_rollout_busy(const struct vr_rollout *r) { return r->active != NULL || r->finished != NULL; }
+/* The engine under vr_rollout_run: while room() says G rows are free, add
+ * tasks (each is prefilled once and forked to G rows; it needs "pixels", and
+ * uses this model's "vision" entries when present); step decodes one token
+ * for every running row (rows that stop leave the batch at once and new
+ * groups can join); pop returns finished tasks — with "prompt_tokens" and
+ * "completions" [{text, tokens, logp, finish}] — in input order, or NULL
+ * when the next one is not done. The output never depends on the budget,
+ * the order of joining or the thread count. Errors name file:line. */
+static int vr_rollout_room(const struct vr_rollout *r) { return r->nfree >= r->o.G; }
+static int vr_rollout_busy(const struct vr_rollout *r) { return r->active != NULL || r->finished != NULL; }
 
 /* Sample completion i of g from its logits at position pos; record it. */
 static void take(struct vr_rollout *r, struct vr_group *g, int i)
@@ -196,7 +204,7 @@ static void finish_group(struct vr_rollout *r, struct vr_group *g)
     *pp = g;
 }
 
-int vr_rollout_add(struct vr_rollout *r, json_t *task, const char *file, long line, struct vr_err *err)
+static int vr_rollout_add(struct vr_rollout *r, json_t *task, const char *file, long line, struct vr_err *err)
 {
     int G = r->o.G, V = r->m.cfg.text.vocab, M = r->o.max_tokens, nimg = 0, rows = 0, rc = -1;
     int (*grid)[3] = NULL;
@@ -267,7 +275,7 @@ out:
     return rc;
 }
 
-int vr_rollout_step(struct vr_rollout *r, struct vr_err *err)
+static int vr_rollout_step(struct vr_rollout *r, struct vr_err *err)
 {
     int G = r->o.G, V = r->m.cfg.text.vocab, M = r->o.max_tokens, n = 0;
     for (struct vr_group *g = r->active; g; g = g->next)
@@ -296,7 +304,7 @@ int vr_rollout_step(struct vr_rollout *r, struct vr_err *err)
     return 0;
 }
 
-json_t *vr_rollout_pop(struct vr_rollout *r)
+static json_t *vr_rollout_pop(struct vr_rollout *r)
 {
     struct vr_group *g = r->finished;
     if (!g || g->seq != r->seq_out) return NULL;
@@ -307,7 +315,11 @@ json_t *vr_rollout_pop(struct vr_rollout *r)
     return t;
 }
 
-int vr_rollout_reload(struct vr_rollout *r, const char *dir, struct vr_err *err)
+/* Replace the weights with those of model folder dir (--follow: each new
+ * generation). Only between tasks: nothing may be in flight (!busy). The
+ * tokenizer, the stop ids and the KV cache stay; dir's config must have the
+ * same sizes. On failure the old weights stay. */
+static int vr_rollout_reload(struct vr_rollout *r, const char *dir, struct vr_err *err)
 {
     VR_ASSERT(!vr_rollout_busy(r));
     struct vr_model m;

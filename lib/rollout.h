@@ -59,28 +59,10 @@ int vr_rollout_init(struct vr_rollout *r, const char *model_dir, const char *tok
                     const struct vr_rollout_opts *o, struct vr_err *err);
 void vr_rollout_release(struct vr_rollout *r);
 
-/* Continuous batching. start: allocate the KV cache once from the budget:
- * max_batch_tokens / (max_prompt + max_tokens) rows (at least G). Then, while
- * vr_rollout_room() says G rows are free, add tasks (each is prefilled once
- * and forked to G rows; it needs "pixels", and uses this model's "vision"
- * entries when present); step decodes one token for every running row
- * (rows that stop leave the batch at once and new groups can join); pop
- * returns finished tasks — with "prompt_tokens" and "completions" [{text,
- * tokens, logp, finish}] — in input order, or NULL when the next one is not
- * done. The output never depends on the budget, the order of joining or the
- * thread count. Errors name file:line. */
+/* Continuous batching: allocate the KV cache once from the budget:
+ * max_batch_tokens / (max_prompt + max_tokens) rows (at least G). The
+ * admission, decode and output loop is vr_rollout_run's (below). */
 int vr_rollout_start(struct vr_rollout *r, int64_t max_batch_tokens, int max_prompt, struct vr_err *err);
-int vr_rollout_room(const struct vr_rollout *r);
-int vr_rollout_busy(const struct vr_rollout *r);
-int vr_rollout_add(struct vr_rollout *r, json_t *task, const char *file, long line, struct vr_err *err);
-int vr_rollout_step(struct vr_rollout *r, struct vr_err *err);
-json_t *vr_rollout_pop(struct vr_rollout *r);
-
-/* Replace the weights with those of model folder dir (vr-rollout --follow:
- * each new generation). Only between tasks: nothing may be in flight
- * (!vr_rollout_busy). The tokenizer, the stop ids and the KV cache stay; dir's
- * config must have the same sizes. On failure the old weights stay. */
-int vr_rollout_reload(struct vr_rollout *r, const char *dir, struct vr_err *err);
 
 /* --follow (DESIGN.md §2.1): sampling from the generations that a long-lived
  * vr-update publishes in a folder. */

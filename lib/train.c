@@ -77,18 +77,6 @@ void vr_layout_gather(const struct vr_layout *L, const struct vr_model *m, float
             vr_convert_to_f32(w + L->off[i], m->params[i].t.data, m->params[i].t.dtype, L->n[i]);
 }
 
-int vr_layout_find(const struct vr_layout *L, const char *name)
-{
-    char alt[160];
-    /* the newer spelling: model.language_model.X -> model.X, model.visual.X -> visual.X */
-    if (strncmp(name, "model.language_model.", 21) == 0) snprintf(alt, sizeof alt, "model.%s", name + 21);
-    else if (strncmp(name, "model.visual.", 13) == 0) snprintf(alt, sizeof alt, "visual.%s", name + 13);
-    else snprintf(alt, sizeof alt, "%s", name);
-    for (int i = 0; i < L->np; i++)
-        if (strcmp(L->p[i].name, alt) == 0) return i;
-    return -1;
-}
-
 static void grow(void **a, size_t *cap, size_t need)
 {
     if (need <= *cap) return;

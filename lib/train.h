@@ -37,8 +37,6 @@ void vr_layout_init(struct vr_layout *L, const struct vr_model *m);
 void vr_layout_release(struct vr_layout *L);
 /* Copy m's weights (any stored dtype) into the flat f32 array w (L->total). */
 void vr_layout_gather(const struct vr_layout *L, const struct vr_model *m, float *w);
-/* Parameter index of a name (either spelling), or -1. */
-int vr_layout_find(const struct vr_layout *L, const char *name);
 
 /* A packed micro-batch: nseq sequences end to end (rows [cu[s], cu[s+1])),
  * each prompt + completion; images shared by the sequences of a group are

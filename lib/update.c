@@ -100,7 +100,7 @@ void vr_update_release(struct vr_update *u)
     if (u->wref) vr_model_release(&u->mref);
     if (u->tok) vr_bpe_free(u->tok);
     if (u->m.params) vr_model_release(&u->m);
-    vr_ws_free(&u->ws);
+    vr_ws_release(&u->ws);
     vr_pack_release(&u->pk);
     free(u->gbase);
     memset(u, 0, sizeof *u);

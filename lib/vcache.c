@@ -47,7 +47,7 @@ int vr_vcache_init(struct vr_vcache *c, const char *dir, const struct vr_model *
 
 void vr_vcache_release(struct vr_vcache *c)
 {
-    vr_ws_free(&c->ws);
+    vr_ws_release(&c->ws);
     free(c->dir);
     memset(c, 0, sizeof *c);
 }

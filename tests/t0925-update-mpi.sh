@@ -137,10 +137,13 @@ test_expect_success 'a rank killed mid-run ends the job at once, with a message;
 	t0=$(date +%s) && { wait $mpid; rc=$?; } &&
 	echo "# the job ended $(( $(date +%s) - t0 )) s after the kill, status $rc" &&
 	exec 4>&- &&
-	test $rc != 0 && test $rc != 124 && test $(( $(date +%s) - t0 )) -lt 60 &&
-	grep -q "rank 1 .*signal 9" killed.err &&
+	# each check says what it saw when it fails (one loaded CI run failed here
+	# without saying which)
+	{ test $rc != 0 && test $rc != 124 && test $(( $(date +%s) - t0 )) -lt 60 ||
+		{ echo "# status $rc"; cat killed.err; false; }; } &&
+	{ grep -q "rank 1 .*signal 9" killed.err || { echo "# no line naming rank 1 and signal 9:"; cat killed.err; false; }; } &&
 	newest=$(ls -d killed/checkpoint-* | sort -t- -k2 -n | tail -1) &&
-	vr-inspect -m "$newest" >/dev/null &&
+	{ vr-inspect -m "$newest" >/dev/null || { echo "# $newest does not load"; false; }; } &&
 	vr-update $STEPS -o killed --resume eight.jsonl >/dev/null &&
 	jq -e ".step == 8" killed/trainer_state.json >/dev/null
 '

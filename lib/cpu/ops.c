@@ -60,7 +60,7 @@ float *vr_ws_floats(struct vr_ws *ws, size_t n)
     return c->data;
 }
 
-void vr_ws_free(struct vr_ws *ws)
+void vr_ws_release(struct vr_ws *ws)
 {
     for (struct vr_ws_chunk *c = ws->head, *n; c; c = n) {
         n = c->next;

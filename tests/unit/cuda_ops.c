@@ -669,7 +669,7 @@ int main(void)
     test_sample(33, 5003, pen, "repetition penalty");
     test_sample(33, 5003, trunc, "top-k, top-p, min-p");
     test_sample(17, 151936, all, "everything, Qwen's vocabulary");
-    vr_ws_free(&ws);
+    vr_ws_release(&ws);
     return done_testing();
 }
 #endif

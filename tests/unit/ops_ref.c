@@ -690,6 +690,6 @@ int main(void)
     logp(9, 17, 301);
     logp(131, 24, 500); /* more rows than one chunk */
     twins();
-    vr_ws_free(&ws);
+    vr_ws_release(&ws);
     return done_testing();
 }

@@ -153,9 +153,9 @@ int main(int argc, char **argv)
     ok(rc == 0 && worst < 1e-5, "decode with the KV cache equals prefill (rel err %.2e)", worst);
 
     free(ids), free(mask), free(vis), free(logits), free(dl), free(ids2), free(mask2), free(l2);
-    vr_kvcache_free(&kv);
-    vr_kvcache_free(&kv2);
-    vr_ws_free(&ws);
+    vr_kvcache_release(&kv);
+    vr_kvcache_release(&kv2);
+    vr_ws_release(&ws);
     vr_safetensors_close(&io);
     vr_model_release(&m);
     return done_testing();

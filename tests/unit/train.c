@@ -247,7 +247,7 @@ static void run(int tie)
     free(g);
     free(wp);
     free(dir);
-    vr_ws_free(&ws);
+    vr_ws_release(&ws);
     vr_pack_release(&p);
     vr_layout_release(&L);
     vr_model_release(&m);

@@ -803,7 +803,7 @@ int main(int argc, char **argv)
         fwrite(&t, sizeof t, 1, stdout);
         fwrite(b.p, sizeof *b.p, b.n, stdout);
         free(b.p);
-        vr_ws_free(&ws);
+        vr_ws_release(&ws);
         return fflush(stdout) != 0;
     }
     vr_rng_init(&rng, 1, 0);
@@ -837,6 +837,6 @@ int main(int argc, char **argv)
 
     determinism();
     accumulate();
-    vr_ws_free(&ws);
+    vr_ws_release(&ws);
     return done_testing();
 }

@@ -121,7 +121,7 @@ int main(void)
     unlink(px.file);
     rmdir(dir);
     free(want);
-    vr_ws_free(&ws);
+    vr_ws_release(&ws);
     vr_tensor_release(&pv);
     vr_visref_release(&v);
     vr_visref_release(&v2);
