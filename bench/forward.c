@@ -1,11 +1,16 @@
 /* bench/forward: Qwen2.5-VL forward speed on the CPU — vision images/s,
  * prefill tokens/s and decode ms/token — on one image + text prompt, as
- * bench/forward.sh compares against transformers. Prints one JSON line.
+ * bench/forward.sh compares against transformers. Also decode's memory
+ * roofline: the bytes of the weights one decode step reads (the decoder and
+ * the LM head, not the vision tower; the KV cache of a short prompt is left
+ * out) over the read bandwidth of the same threads on a 1 GiB buffer
+ * (STREAM-style, best of 5). Prints one JSON line.
  *   build/bench/forward MODEL_DIR [--image-side 448] [--text 64] [--decode 32] [--repeats 3] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/pool.h"
 #include "progress.h"
 #include "qwen.h"
 #include "rng.h"
@@ -20,6 +25,61 @@ static double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_d);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+struct sum {
+    const float *a;
+    size_t per;      /* floats per chunk */
+    double part[64]; /* one per chunk */
+};
+
+static void sum_range(void *ctx, int b, int e)
+{
+    struct sum *s = ctx;
+    for (int c = b; c < e; c++) {
+        const float *p = s->a + (size_t)c * s->per;
+        float acc[16] = {0};
+        for (size_t i = 0; i < s->per; i += 16) {
+            __builtin_prefetch(p + i + 512); /* 2 KiB ahead, as the GEMV does */
+            for (int j = 0; j < 16; j++) acc[j] += p[i + j];
+        }
+        double t = 0;
+        for (int j = 0; j < 16; j++) t += acc[j];
+        s->part[c] = t;
+    }
+}
+
+/* bytes/s the pool's threads read from a 1 GiB buffer */
+static double read_bandwidth(void)
+{
+    size_t n = (size_t)1 << 28;
+    float *a = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) a[i] = 1.0f;
+    struct sum s = {a, n / 64, {0}};
+    double best = 0;
+    for (int rep = 0; rep < 6; rep++) {
+        double t = vr_now();
+        vr_parallel_for(64, sum_range, &s);
+        t = vr_now() - t;
+        if (rep && n * 4 / t > best) best = n * 4 / t; /* rep 0 warms up */
+    }
+    free(a);
+    return best;
+}
+
+/* bytes of the weights one decode step reads */
+static double decode_bytes(const struct vr_model *m)
+{
+    double b = 0;
+    for (int i = 0; i < m->nparams; i++) {
+        const struct vr_param *p = &m->params[i];
+        if (p->tied || !strncmp(p->name, "visual.", 7)) continue;
+        if (&p->t == m->embed && !m->cfg.text.tie) continue; /* untied: one row of it per token */
+        double n = 1;
+        for (int d = 0; d < p->ndim; d++) n *= (double)p->shape[d];
+        b += n * vr_dtype_size(p->t.dtype);
+    }
+    return b;
 }
 
 int main(int argc, char **argv)
@@ -88,11 +148,13 @@ int main(int argc, char **argv)
         if (rep >= 0) tv[rep] = b - a, tp[rep] = cc - b, td[rep] = (d - cc) / ndec;
     }
     double mv = median(tv, reps), mp = median(tp, reps), md = median(td, reps);
+    double wb = decode_bytes(&m), bw = read_bandwidth();
     printf("{\"impl\":\"vr\",\"model\":\"%s\",\"dtype\":\"%s\",\"image_side\":%d,\"patches\":%d,"
            "\"prompt_tokens\":%d,\"decode_tokens\":%d,\"load_s\":%.3f,\"vision_s\":%.4f,\"images_per_s\":%.3f,"
-           "\"prefill_s\":%.4f,\"prefill_tokens_per_s\":%.1f,\"decode_ms_per_token\":%.2f}\n",
+           "\"prefill_s\":%.4f,\"prefill_tokens_per_s\":%.1f,\"decode_ms_per_token\":%.2f,"
+           "\"decode_weight_bytes\":%.0f,\"read_gb_per_s\":%.2f,\"roofline_ms\":%.2f,\"of_roofline\":%.3f}\n",
            argv[1], vr_dtype_name(m.embed->dtype), side, npatch, T, ndec, t_load, mv, 1 / mv, mp, T / mp,
-           1000 * md);
+           1000 * md, wb, bw / 1e9, 1000 * wb / bw, wb / bw / md);
     vr_kvcache_release(&kv);
     vr_ws_release(&ws);
     vr_model_release(&m);
