@@ -46,7 +46,8 @@ test_expect_success() {
         say_result ok "$1"
     else
         say_result not-ok "$1"
-        sed 's/^/# /' "$TRASH/.out"
+        # on stderr, so that prove shows it without -v (a CI log says why)
+        sed 's/^/# /' "$TRASH/.out" >&2
     fi
 }
 
@@ -59,8 +60,8 @@ test_expect_code() {
         say_result ok "$2"
     else
         say_result not-ok "$2"
-        echo "# exit status $rc, wanted $want"
-        sed 's/^/# /' "$TRASH/.out"
+        echo "# exit status $rc, wanted $want" >&2
+        sed 's/^/# /' "$TRASH/.out" >&2
     fi
 }
 
