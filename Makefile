@@ -154,7 +154,7 @@ ARM64_SLOW := $(addprefix build/arm64/tests/,ckpt.t publish.t draw.t train.t tra
 check:
 	$(MAKE) BUILD=build/san BIN=build/san/bin OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -DVR_DEBUG_ASSERT" \
-	  ASAN_OPTIONS=detect_leaks=1 test
+	  ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 test
 
 # Fuzzing: each tests/fuzz/NAME.c with libFuzzer, ASan and UBSan (clang;
 # the library too, in build/fuzz), run FUZZ_S seconds over its seeds by

@@ -99,9 +99,12 @@ test_have_prereq() {
 # vr_mpirun N cmd...: N ranks of cmd on this machine with Open MPI's mpirun:
 # more ranks than cores, as root (a container), shared memory without
 # ptrace (which containers forbid), under a timeout (a hang fails the test)
+# Under `make check` (ASAN_OPTIONS set) the ranks unwind malloc stacks fully,
+# so that tests/lsan.supp can recognise Open MPI's own allocations.
 vr_mpirun() {
-    local n=$1
+    local n=$1 asan=${ASAN_OPTIONS:-}
     shift
+    ASAN_OPTIONS=${asan:+$asan:fast_unwind_on_malloc=0} \
     OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader \
         OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1 \
         timeout 300 mpirun --oversubscribe -np "$n" "$@"
