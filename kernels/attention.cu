@@ -170,12 +170,14 @@ __global__ void k_attn_dkv(float *dk, float *dv, const float *dout, const float 
                     dka[t] += ds * qi[lane + 32 * t];
                 }
         }
-    float *ok = dk + (size_t)j * a.kv_stride + (size_t)kvh * K, *ov = dv + (size_t)j * a.kv_stride + (size_t)kvh * K;
+    /* either may be NULL (the seam's contract): not wanted */
+    float *ok = dk ? dk + (size_t)j * a.kv_stride + (size_t)kvh * K : NULL;
+    float *ov = dv ? dv + (size_t)j * a.kv_stride + (size_t)kvh * K : NULL;
 #pragma unroll
     for (int t = 0; t < KP; t++)
         if (lane + 32 * t < K) {
-            ok[lane + 32 * t] = dka[t] * scale;
-            ov[lane + 32 * t] = dva[t];
+            if (ok) ok[lane + 32 * t] = dka[t] * scale;
+            if (ov) ov[lane + 32 * t] = dva[t];
         }
 }
 
@@ -188,8 +190,12 @@ extern "C" void vr_cuda_attn_bwd(float *dq, float *dk, float *dv, const float *d
     size_t nq = (size_t)a->N * a->H, nk = (size_t)a->N * a->KVH;
     k_attn_dd<<<warps_grid(nq), 32 * WARPS>>>(scratch, dout, out, *a);
     VR_CU_LAUNCHED("attn_bwd D");
-    k_attn_dq<<<warps_grid(nq), 32 * WARPS>>>(dq, dout, lse, scratch, q, k, v, *a, scale);
-    VR_CU_LAUNCHED("attn_bwd dq");
-    k_attn_dkv<<<warps_grid(nk), 32 * WARPS>>>(dk, dv, dout, lse, scratch, q, k, v, *a, scale);
-    VR_CU_LAUNCHED("attn_bwd dk dv");
+    if (dq) {
+        k_attn_dq<<<warps_grid(nq), 32 * WARPS>>>(dq, dout, lse, scratch, q, k, v, *a, scale);
+        VR_CU_LAUNCHED("attn_bwd dq");
+    }
+    if (dk || dv) {
+        k_attn_dkv<<<warps_grid(nk), 32 * WARPS>>>(dk, dv, dout, lse, scratch, q, k, v, *a, scale);
+        VR_CU_LAUNCHED("attn_bwd dk dv");
+    }
 }

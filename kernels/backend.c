@@ -157,9 +157,20 @@ static void map(struct xfer *x)
     }
 }
 
-/* Copy back every span that holds an output; check for errors; free. */
+static void check(const char *what)
+{
+    char msg[256];
+    if (vr_cuda_sync(msg, sizeof msg)) {
+        fprintf(stderr, "%s: VR_DEVICE=cuda: %s: %s\n", program_invocation_short_name, what, msg);
+        exit(1);
+    }
+}
+
+/* Check for errors (before anything is copied over host memory); copy back
+ * every span that holds an output; check the copies; free. */
 static void unmap(struct xfer *x, const char *what)
 {
+    check(what);
     for (int i = 0; i < x->n; i++) {
         if (x->a[i].how == IN) continue;
         int l = x->a[i].span;
@@ -167,11 +178,7 @@ static void unmap(struct xfer *x, const char *what)
         vr_cuda_to_host((void *)x->a[l].h, x->a[l].d, x->a[l].bytes);
         x->a[l].how = -1;
     }
-    char msg[256];
-    if (vr_cuda_sync(msg, sizeof msg)) {
-        fprintf(stderr, "%s: VR_DEVICE=cuda: %s: %s\n", program_invocation_short_name, what, msg);
-        exit(1);
-    }
+    check(what);
     dreset();
 }
 
@@ -322,6 +329,15 @@ static void embed_bwd(float *dtable, const float *dx, const int32_t *idx, int N,
     END("embed_bwd");
 }
 
+/* What the attention kernels take (vr_cuda.h): K <= 256, and packed segments
+ * that cover the N rows from 0 (the CPU also allows rows outside them, which
+ * it leaves alone). Other calls run on the CPU's op. */
+static int attn_on_gpu(const struct vr_attn_dims *d)
+{
+    if (d->K > 256) return 0;
+    return !d->cu || (d->nseg > 0 && d->cu[0] == 0 && d->cu[d->nseg] == d->N);
+}
+
 /* The operands every attention call shares; *dd gets device cu and valid. */
 struct attn_ops {
     int q, k, v, cu, valid;
@@ -351,8 +367,11 @@ static struct vr_attn_dims dev_dims(const struct xfer *x, const struct vr_attn_d
 static void attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
                      const struct vr_attn_dims *d, struct vr_ws *ws)
 {
-    (void)ws;
     if (d->N <= 0) return;
+    if (!attn_on_gpu(d)) {
+        host.cpu->attn_fwd(out, lse, q, k, v, d, ws);
+        return;
+    }
     BEGIN;
     int io = opnd(&x, out, F((size_t)d->N * d->H * d->K), NEW), il = opnd(&x, lse, F((size_t)d->N * d->H), NEW);
     struct attn_ops a = attn_operands(&x, q, k, v, d);
@@ -365,8 +384,11 @@ static void attn_fwd(float *out, float *lse, const float *q, const float *k, con
 static void attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
                      const float *q, const float *k, const float *v, const struct vr_attn_dims *d, struct vr_ws *ws)
 {
-    (void)ws;
     if (d->N <= 0) return;
+    if (!attn_on_gpu(d)) {
+        host.cpu->attn_bwd(dq, dk, dv, dout, out, lse, q, k, v, d, ws);
+        return;
+    }
     BEGIN;
     size_t nq = rows_extent(d->N, d->q_stride, d->H * d->K), nkv = rows_extent(d->N, d->kv_stride, d->KVH * d->K);
     int idq = opnd(&x, dq, F(nq), OUT), idk = opnd(&x, dk, F(nkv), OUT), idv = opnd(&x, dv, F(nkv), OUT),
@@ -445,7 +467,11 @@ static void linear_infer(float *out, const float *x_, const struct vr_tensor *w,
                          struct vr_ws *ws)
 {
     size_t wb = wbytes(w->dtype);
-    if (M <= VR_GEMV_MAX_M || !wb) { /* as the CPU: few rows are a GEMV, row by row */
+    if (!wb) { /* a dtype without a kernel: the CPU's */
+        host.cpu->linear_infer(out, x_, w, b, M, ws);
+        return;
+    }
+    if (M <= VR_GEMV_MAX_M) { /* as the CPU: few rows are a GEMV, row by row */
         gemv_infer(out, x_, w, b, M, ws);
         return;
     }
@@ -469,8 +495,11 @@ static void swiglu_infer(float *y, const float *g, const float *u, size_t n) { s
 static void attn_infer(float *out, const float *q, const float *k, const float *v, const struct vr_attn_dims *d,
                        struct vr_ws *ws)
 {
-    (void)ws;
     if (d->N <= 0) return;
+    if (!attn_on_gpu(d)) {
+        host.cpu->attn_infer(out, q, k, v, d, ws);
+        return;
+    }
     BEGIN;
     int io = opnd(&x, out, F((size_t)d->N * d->H * d->K), NEW);
     struct attn_ops a = attn_operands(&x, q, k, v, d);

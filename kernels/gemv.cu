@@ -16,24 +16,26 @@ template <> __device__ __forceinline__ float wval<__half>(__half v) { return __h
 template <typename T>
 __global__ void k_gemv(float *y, const float *x, const T *w, const float *b, int M, int O, int In)
 {
-    size_t warp = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     int lane = threadIdx.x & 31;
-    if (warp >= (size_t)M * O) return; /* whole warps leave together */
-    int m = (int)(warp / O), o = (int)(warp % O);
-    const float *xr = x + (size_t)m * In;
-    const T *wr = w + (size_t)o * In;
-    float s = 0;
-    for (int k = lane; k < In; k += 32) s = fmaf(xr[k], wval<T>(wr[k]), s);
-    s = vr_warp_sum(s);
-    if (lane == 0) y[(size_t)m * O + o] = b ? s + b[o] : s;
+    size_t nw = (size_t)gridDim.x * (blockDim.x >> 5);
+    /* warps stride over the outputs (whole warps together: the shuffles see 32 lanes) */
+    for (size_t warp = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5; warp < (size_t)M * O; warp += nw) {
+        int m = (int)(warp / O), o = (int)(warp % O);
+        const float *xr = x + (size_t)m * In;
+        const T *wr = w + (size_t)o * In;
+        float s = 0;
+        for (int k = lane; k < In; k += 32) s = fmaf(xr[k], wval<T>(wr[k]), s);
+        s = vr_warp_sum(s);
+        if (lane == 0) y[(size_t)m * O + o] = b ? s + b[o] : s;
+    }
 }
 
 extern "C" void vr_cuda_gemv(float *y, const float *x, const void *w, enum vr_dtype dt, const float *b, int M, int O,
                              int In)
 {
     if (M <= 0 || O <= 0) return;
-    size_t threads = (size_t)M * O * 32;
-    unsigned blocks = (unsigned)((threads + 255) / 256);
+    size_t warps = (size_t)M * O, want = (warps + 7) / 8; /* 8 warps a block */
+    unsigned blocks = (unsigned)(want < (1u << 20) ? want : (1u << 20));
     switch (dt) {
     case VR_DTYPE_F32: k_gemv<float><<<blocks, 256>>>(y, x, (const float *)w, b, M, O, In); break;
     case VR_DTYPE_BF16: k_gemv<uint16_t><<<blocks, 256>>>(y, x, (const uint16_t *)w, b, M, O, In); break;

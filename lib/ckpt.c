@@ -390,8 +390,9 @@ int vr_ckpt_replace(const char *dir, const struct vr_ckpt *c, struct vr_err *err
     if (rc == 0 && (write_into(tmp, dir, c, err) || sync_tree(tmp, 0, err))) {
         rc = -1;
         (void)vr_rm_rf_at(AT_FDCWD, tmp);
-        if (err && !err->hint[0]) vr_err_hint(err, "%s is as it was before this save", dir);
     }
+    /* nothing of dir has changed yet, however far the staging got */
+    if (rc && err && !err->hint[0]) vr_err_hint(err, "%s is as it was before this save", dir);
     if (rc == 0) {
         /* the state files of dir, which the new set replaces or removes */
         int n = 0, cap = 8;
