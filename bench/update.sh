@@ -25,29 +25,10 @@ while getopts kt:s:G:n:p: o; do
 	p) prompts=$OPTARG ;; *) exit 2 ;; esac
 done
 [ $keep = 1 ] || make -s all
-TOK=../shared/tokenizers/qwen2.5/tokenizer.json
 out=bench/out/update
-mkdir -p $out
-for m in policy:1 ref:2; do
-	[ -f $out/${m%:*}/config.json ] ||
-		bin/vr-init --preset small --dtype f32 --tokenizer $TOK --seed ${m#*:} -o $out/${m%:*} >/dev/null 2>&1
-done
 batch=$out/scored-$prompts-$G-$new.jsonl
-if [ ! -s $batch ]; then
-	rm -rf $out/synth
-	bin/vr-synth --out $out/synth --seed 1 -n "$prompts" --splits train >/dev/null
-	bin/vr-prep $out/synth/train.json | bin/vr-encode --cache $out/cache |
-		bin/vr-rollout -m $out/policy -G "$G" --max-tokens "$new" --seed 1 |
-		bin/vr-reward --reward format,iou 2>/dev/null >$out/raw.jsonl
-	# advantages from a fixed list; vision special tokens a random model sampled
-	# become plain ones (transformers would take them for image slots)
-	jq -c -s --argjson v "$(jq -c '[.vision_start_token_id,.vision_end_token_id,.vision_token_id,.image_token_id,.video_token_id]' $out/policy/config.json)" \
-		--argjson adv '[1.2,-0.4,0.7,-1.5,-0.9,0.3,1.1,-0.5]' '
-		to_entries[] | .key as $i | .value | del(.degenerate) |
-		.completions |= [to_entries[] | .key as $k | .value | .advantage = $adv[($i * 7 + $k) % 8] |
-			.tokens |= map(if (. as $t | $v | index($t)) then 100 + . % 26 else . end)]' $out/raw.jsonl >$batch.tmp
-	mv $batch.tmp $batch
-fi
+. bench/update_batch.sh
+update_batch $out "$prompts" "$G" "$new" $batch
 bin/vr-tokenize -m $out/policy --chat $batch >$out/chat.jsonl
 for ((i = 0; i <= steps; i++)); do cat $batch; done >$out/steps.jsonl
 

@@ -23,25 +23,10 @@ while getopts kt:r:s:G:n:p:b: o; do
 done
 command -v mpirun >/dev/null || { echo "bench/update_mpi.sh: no mpirun (share/deps.sh installs Open MPI)" >&2; exit 1; }
 [ $keep = 1 ] || make -s all
-TOK=../shared/tokenizers/qwen2.5/tokenizer.json
 out=bench/out/update
-mkdir -p $out
-for m in policy:1 ref:2; do
-	[ -f $out/${m%:*}/config.json ] ||
-		bin/vr-init --preset small --dtype f32 --tokenizer $TOK --seed ${m#*:} -o $out/${m%:*} >/dev/null 2>&1
-done
 batch=$out/mpi-scored-$prompts-$G-$new.jsonl
-if [ ! -s $batch ]; then
-	rm -rf $out/synth
-	bin/vr-synth --out $out/synth --seed 1 -n "$prompts" --splits train >/dev/null
-	bin/vr-prep $out/synth/train.json | bin/vr-encode --cache $out/cache |
-		bin/vr-rollout -m $out/policy -G "$G" --max-tokens "$new" --seed 1 |
-		bin/vr-reward --reward format,iou 2>/dev/null |
-		jq -c -s --argjson adv '[1.2,-0.4,0.7,-1.5,-0.9,0.3,1.1,-0.5]' '
-			to_entries[] | .key as $i | .value |
-			.completions |= [to_entries[] | .key as $k | .value | .advantage = $adv[($i * 7 + $k) % 8]]' >$batch.tmp
-	mv $batch.tmp $batch
-fi
+. bench/update_batch.sh
+update_batch $out "$prompts" "$G" "$new" $batch
 for ((i = 0; i <= steps; i++)); do cat $batch; done >$out/mpi-steps.jsonl
 # tokens through the model: prompt + each completion
 tokens=$(jq -s '[.[] | .prompt_tokens as $p | .completions[] | $p + (.tokens | length)] | add' $batch)

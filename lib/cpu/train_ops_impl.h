@@ -541,15 +541,22 @@ struct FN(lp) {
 
 /* Forward of rows [r0 + i0, r0 + i1): logits / temp, then the row's
  * log-softmax at the target and the entropy, sums in double. */
+/* A row of logits divided by the temperature in place; returns its max. */
+static R FN(lp_scale_max)(R *l, int V, R temp)
+{
+    R m = -INFINITY;
+    for (int v = 0; v < V; v++) {
+        l[v] = l[v] / temp;
+        m = l[v] > m ? l[v] : m;
+    }
+    return m;
+}
+
 static void FN(lp_fwd_rows)(void *vctx, int i0, int i1)
 {
     const struct FN(lp) *c = vctx;
     for (int i = i0; i < i1; i++) {
-        R *l = c->L + (size_t)i * c->V, m = -INFINITY;
-        for (int v = 0; v < c->V; v++) {
-            l[v] = l[v] / c->temp;
-            m = l[v] > m ? l[v] : m;
-        }
+        R *l = c->L + (size_t)i * c->V, m = FN(lp_scale_max)(l, c->V, c->temp);
         double sum = 0, sdl = 0; /* sum e, sum e (m - l) */
         for (int v = 0; v < c->V; v++) {
             R e = EXP(l[v] - m);
@@ -581,11 +588,7 @@ static void FN(lp_bwd_rows)(void *vctx, int i0, int i1)
 {
     const struct FN(lp) *c = vctx;
     for (int i = i0; i < i1; i++) {
-        R *l = c->L + (size_t)i * c->V, m = -INFINITY;
-        for (int v = 0; v < c->V; v++) {
-            l[v] = l[v] / c->temp;
-            m = l[v] > m ? l[v] : m;
-        }
+        R *l = c->L + (size_t)i * c->V, m = FN(lp_scale_max)(l, c->V, c->temp);
         double sum = 0;
         for (int v = 0; v < c->V; v++) sum += (l[v] = EXP(l[v] - m));
         int n = c->idx[i], t = c->target[n];
