@@ -452,13 +452,13 @@ int vr_trainer_plan(const struct vr_trainer_opts *o, int64_t image_patches, stru
     struct vr_model_config c;
     struct stat st;
     /* a folder's config, else a preset's when there is no folder of that name */
-    if (stat(o->model, &st) != 0 && vr_init_preset(o->model, &c) != 0)
-        return vr_err_set(err, VR_ERR_INPUT, o->model, 0, "no such folder, and not a preset (tiny, demo, small, 3b, 7b)");
     if (stat(o->model, &st) == 0) {
         char *path = vr_path_join(o->model, "config.json");
         int rc = vr_model_config_load(&c, path, err);
         free(path);
         if (rc) return -1;
+    } else if (vr_init_preset(o->model, &c) != 0) {
+        return vr_err_set(err, VR_ERR_INPUT, o->model, 0, "no such folder, and not a preset (tiny, demo, small, 3b, 7b)");
     }
     struct vr_memplan_opts mo;
     vr_memplan_opts_init(&mo);
