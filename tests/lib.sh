@@ -100,11 +100,15 @@ test_have_prereq() {
 # more ranks than cores, as root (a container), shared memory without
 # ptrace (which containers forbid), under a timeout (a hang fails the test)
 # Under `make check` (ASAN_OPTIONS set) the ranks unwind malloc stacks fully,
-# so that tests/lsan.supp can recognise Open MPI's own allocations.
+# so that tests/lsan.supp can recognise Open MPI's own allocations. Each test
+# keeps Open MPI's session folders in its trash directory: two mpiruns that
+# start at once (prove -j2) race creating /tmp/ompi.HOST.UID, and the loser's
+# orte_init fails with "File exists".
 vr_mpirun() {
     local n=$1 asan=${ASAN_OPTIONS:-}
     shift
-    ASAN_OPTIONS=${asan:+$asan:fast_unwind_on_malloc=0} \
+    mkdir -p "$TRASH/.ompi"
+    ASAN_OPTIONS=${asan:+$asan:fast_unwind_on_malloc=0} OMPI_MCA_orte_tmpdir_base="$TRASH/.ompi" \
     OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader \
         OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1 \
         timeout 300 mpirun --oversubscribe -np "$n" "$@"

@@ -121,6 +121,9 @@ rank_pid() {
 		tr "\0" "\n" <"/proc/$p/environ" 2>/dev/null | grep -qx "VR_MPI_TEST=$TRASH" &&
 		tr "\0" "\n" <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" && echo "$p"
 	done
+	# (the status is not the last process's match: another test's vr-update,
+	# listed last, failed this test without a word under prove -j2)
+	return 0
 }
 test_expect_success 'a rank killed mid-run ends the job at once, with a message; the last checkpoint loads' '
 	cat four.jsonl four.jsonl >eight.jsonl &&
