@@ -14,6 +14,7 @@
 
 #include "fileset.h"
 #include "fs.h"
+#include "jsonl.h"
 #include "safetensors.h"
 
 #define STATE_FILE "trainer_state.json"
@@ -174,18 +175,6 @@ static int write_weights(const char *dir, const struct vr_ptab *t, const float *
     return write_tensors(NULL, dir, t, master, dt, max_shard_bytes, NULL, err);
 }
 
-int vr_ckpt_write_json(const char *path, const json_t *j, struct vr_err *err)
-{
-    char *txt = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
-    if (!txt) return vr_err_set(err, VR_ERR_USAGE, path, 0, "cannot serialise the JSON to write");
-    size_t len = strlen(txt);
-    txt = vr_xrealloc(txt, len + 2);
-    txt[len] = '\n';
-    int rc = vr_file_write_atomic(path, txt, len + 1, err);
-    free(txt);
-    return rc;
-}
-
 static int write_optim(const char *dir, const struct vr_ckpt *c, struct vr_err *err)
 {
     const struct vr_ptab *t = c->tab;
@@ -288,7 +277,7 @@ static int copy_config(const char *dst, const char *src, const char *buf, size_t
         return j ? vr_err_set(err, VR_ERR_INPUT, src, 0, "not a JSON object")
                  : vr_err_set(err, VR_ERR_INPUT, src, je.line, "invalid JSON: %s", je.text);
     }
-    int rc = set_dtype(j, dt, 1) ? vr_ckpt_write_json(dst, j, err) : vr_file_write_atomic(dst, buf, len, err);
+    int rc = set_dtype(j, dt, 1) ? vr_json_write_file(dst, j, 0, err) : vr_file_write_atomic(dst, buf, len, err);
     json_decref(j);
     return rc;
 }
@@ -351,7 +340,7 @@ static int write_into(const char *dir, const char *final, const struct vr_ckpt *
     if (c->more && c->more(c->more_ctx, dir, err)) return -1;
     if (c->state) {
         char *p = vr_path_join(dir, STATE_FILE);
-        int rc = vr_ckpt_write_json(p, c->state, err);
+        int rc = vr_json_write_file(p, c->state, 0, err);
         free(p);
         if (rc) return -1;
     }

@@ -102,15 +102,14 @@ int vr_ckpt_save(const char *run, int64_t step, const struct vr_ckpt *c, int kee
  * index files, trainer_state.json and adapter_config.json; dtype F32, BF16
  * or F16 sets config.json's dtype (another value leaves it). write_params
  * writes the untied tensors of t to one safetensors file at path, converted
- * to dt, streamed a tensor at a time (the adapter path). write_json
- * writes j with 2-space indent and a final newline. */
+ * to dt, streamed a tensor at a time (the adapter path). JSON files:
+ * jsonl.h's vr_json_write_file. */
 int vr_ckpt_copy_aux(const char *dst, const char *src, enum vr_dtype dtype, struct vr_err *err);
 /* o (NULL: defaults) gives write_params' file its __metadata__ (NULL:
  * {"format": "pt"}) and nosync (for a shared-memory handoff); its fill is
  * write_params' own. */
 int vr_ckpt_write_params(const char *path, const struct vr_ptab *t, const float *master,
                          enum vr_dtype dt, const struct vr_st_write_opts *o, struct vr_err *err);
-int vr_ckpt_write_json(const char *path, const json_t *j, struct vr_err *err);
 
 /* Read dir/optimizer.safetensors back: the moments of every trainable untied
  * tensor of t into s (and, when master is not NULL, its fp32 master weights

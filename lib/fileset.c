@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "jsonl.h"
 
 /* A plain file name the record may carry: no path, no dot file (the record,
  * the lock and temporaries are dot files, never part of a set). */
@@ -99,13 +100,9 @@ int vr_fileset_commit(const char *dir, const char *staging, const char *const *d
         json_array_append_new(rm, json_string(drop[k]));
     }
     json_t *rec = json_pack("{s:s,s:o,s:o}", "staging", staging, "move", mv, "remove", rm);
-    char *txt = json_dumps(rec, JSON_INDENT(2));
-    size_t len = strlen(txt);
-    txt = vr_xrealloc(txt, len + 2);
-    txt[len] = '\n';
     char *rp = vr_path_join(dir, VR_FILESET_RECORD);
     /* the commit point: durable once this returns */
-    int rc = vr_file_write_atomic(rp, txt, len + 1, err);
+    int rc = vr_json_write_file(rp, rec, 0, err);
     if (rc) {
         (void)vr_rm_rf_at(AT_FDCWD, sp);
         if (err && !err->hint[0]) vr_err_hint(err, "%s is as it was before this save", dir);
@@ -115,7 +112,6 @@ int vr_fileset_commit(const char *dir, const char *staging, const char *const *d
                     dir);
     }
     free(rp);
-    free(txt);
     json_decref(rec);
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);

@@ -230,15 +230,10 @@ int vr_init_write_random(const struct vr_model_config *c, const char *dir,
         json_object_set_new(j, "torch_dtype", json_string(o->dtype == VR_DTYPE_F32   ? "float32"
                                                           : o->dtype == VR_DTYPE_F16 ? "float16"
                                                                                      : "bfloat16"));
-        char *txt = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-        json_decref(j);
         char *p = vr_path_join(dir, "config.json");
-        size_t len = strlen(txt);
-        txt = vr_xrealloc(txt, len + 2);
-        txt[len] = '\n';
-        rc = vr_file_write_atomic(p, txt, len + 1, err);
+        rc = vr_json_write_file(p, j, JSON_SORT_KEYS, err);
+        json_decref(j);
         free(p);
-        free(txt);
     }
     free(names);
     free(ts);

@@ -6,6 +6,7 @@
 
 #include "bpe_train.h"
 #include "fs.h"
+#include "jsonl.h"
 
 /* Special ids and the number of tokens (the largest id + 1) of a tokenizer.json. */
 static int tokenizer_ids(const char *path, struct vr_model_config *c, int *ntok, struct vr_err *err)
@@ -49,14 +50,9 @@ static int tokenizer_ids(const char *path, struct vr_model_config *c, int *ntok,
 /* dir/name as indented JSON and a newline; takes j. */
 static int write_json(const char *dir, const char *name, json_t *j, struct vr_err *err)
 {
-    char *txt = json_dumps(j, JSON_INDENT(2));
-    size_t n = strlen(txt);
-    txt = vr_xrealloc(txt, n + 2);
-    txt[n] = '\n';
     char *p = vr_path_join(dir, name);
-    int rc = vr_file_write_atomic(p, txt, n + 1, err);
+    int rc = vr_json_write_file(p, j, 0, err);
     free(p);
-    free(txt);
     json_decref(j);
     return rc;
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fs.h"
+
 int vr_jsonl_open(struct vr_jsonl *r, const char *path, struct vr_err *err)
 {
     memset(r, 0, sizeof *r);
@@ -224,4 +226,16 @@ void vr_jsonl_files_close(struct vr_jsonl_files *f)
 {
     if (f->open) vr_jsonl_close(&f->in);
     f->open = 0;
+}
+
+int vr_json_write_file(const char *path, const json_t *j, size_t flags, struct vr_err *err)
+{
+    char *txt = j ? json_dumps(j, JSON_INDENT(2) | flags) : NULL;
+    if (!txt) return vr_err_set(err, VR_ERR_USAGE, path, 0, "cannot serialise the JSON to write");
+    size_t len = strlen(txt);
+    txt = vr_xrealloc(txt, len + 2);
+    txt[len] = '\n';
+    int rc = vr_file_write_atomic(path, txt, len + 1, err);
+    free(txt);
+    return rc;
 }

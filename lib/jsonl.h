@@ -60,4 +60,9 @@ void vr_json_reals_exact(int on);
  * reported like any other (cmd/ turns SIGPIPE into a quiet exit). */
 int vr_jsonl_write(FILE *fp, const json_t *v, struct vr_err *err);
 
+/* A JSON file: j as text indented by 2 and a newline, written to path
+ * atomically (fs.h: vr_file_write_atomic). flags adds json_dumps flags
+ * (JSON_SORT_KEYS). A NULL j, or one jansson cannot print, is VR_ERR_USAGE. */
+int vr_json_write_file(const char *path, const json_t *j, size_t flags, struct vr_err *err);
+
 #endif

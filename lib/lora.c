@@ -10,6 +10,7 @@
 
 #include "ops.h"
 #include "fs.h"
+#include "jsonl.h"
 #include "rng.h"
 #include "safetensors.h"
 
@@ -239,12 +240,7 @@ int vr_lora_write(const struct vr_lora *lo, const float *w, const char *dir, con
                           lo->rslora, "use_dora", 0, "inference_mode", 1, "init_lora_weights", 1,
                           "modules_to_save", "base_model_name_or_path", base ? base : "");
     char *cp = vr_path_join(dir, "adapter_config.json"), *sp = vr_path_join(dir, "adapter_model.safetensors");
-    char *txt = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-    size_t len = strlen(txt);
-    txt = vr_xrealloc(txt, len + 2);
-    txt[len++] = '\n';
-    int rc = vr_file_write_atomic(cp, txt, len, err);
-    free(txt);
+    int rc = vr_json_write_file(cp, j, JSON_SORT_KEYS, err);
     json_decref(j);
     if (!rc) {
         const char **names = vr_xmalloc(2 * (size_t)lo->n * sizeof *names + 1);

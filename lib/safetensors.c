@@ -593,14 +593,9 @@ int vr_stset_write(const char *dir, int n, const char *const *names,
     if (rc == 0) {
         json_t *idx = json_pack("{s:{s:I},s:o}", "metadata", "total_size", (json_int_t)total,
                                 "weight_map", json_incref(wm));
-        char *txt = json_dumps(idx, JSON_INDENT(2) | JSON_SORT_KEYS);
-        size_t tl = strlen(txt);
-        txt = vr_xrealloc(txt, tl + 2);
-        txt[tl] = '\n';
         char *p = vr_path_join(dir, "model.safetensors.index.json");
-        rc = vr_file_write_atomic(p, txt, tl + 1, err);
+        rc = vr_json_write_file(p, idx, JSON_SORT_KEYS, err);
         free(p);
-        free(txt);
         json_decref(idx);
     }
     json_decref(wm);

@@ -14,6 +14,7 @@
 #include "ckpt.h"
 #include "dist.h"
 #include "fs.h"
+#include "jsonl.h"
 #include "hash.h"
 #include "init.h"
 #include "memplan.h"
@@ -145,7 +146,7 @@ static int untie_config(void *ctx, const char *dir, struct vr_err *err)
         json_object_set_new(j, "tie_word_embeddings", json_false());
         json_t *tc = json_object_get(j, "text_config");
         if (json_is_object(tc)) json_object_set_new(tc, "tie_word_embeddings", json_false());
-        rc = vr_ckpt_write_json(p, j, err);
+        rc = vr_json_write_file(p, j, 0, err);
         json_decref(j);
     }
     free(p);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ckpt.h"
+#include "jsonl.h"
 #include "fs.h"
 #include "init.h"
 
@@ -236,7 +237,7 @@ static int write_adapter(void *ctx, const char *dir, struct vr_err *err)
     free(path);
     json_t *j = json_pack("{s:s,s:i}", "peft_type", "LORA", "r", 2);
     path = pj(dir, "adapter_config.json");
-    if (rc == 0) rc = vr_ckpt_write_json(path, j, err);
+    if (rc == 0) rc = vr_json_write_file(path, j, 0, err);
     free(path);
     json_decref(j);
     return rc;
