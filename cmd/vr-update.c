@@ -45,6 +45,7 @@ static const struct vr_opt opts[] = {
     VR_OPT_INT("prompts-per-step", 0, "N", &o.prompts_per_step, 0, 1 << 30, "input lines (prompts, G completions each) per batch (default 0: all)"),
     VR_OPT_I64("max-batch-tokens", 0, "N", &o.update.max_batch_tokens, 1, INT64_MAX / 2, "tokens through the model at once; gradients accumulate (default 16384)"),
     VR_OPT_FLAG("checkpoint-activations", 0, &o.update.checkpoint, "keep only block inputs; recompute blocks in backward"),
+    VR_OPT_I64("keep-logits", 0, "MB", &o.update.keep_logits_mb, 0, INT64_MAX >> 21, "keep the LM head's probabilities for the backward when a micro-batch's fit in MB MiB (default 1024; 0: compute them again)"),
     VR_OPT_FLAG("freeze-vision", 0, &o.update.freeze_vision, "train no vision-tower parameter"),
     VR_OPT_CALL("freeze", 0, "REGEX", freeze_arg, &o, "train no parameter whose name matches the extended REGEX"),
     VR_OPT_INT("save-every", 0, "N", &o.save_every, 0, 1 << 30, "also write a checkpoint every N steps (default 0: only at the end)"),

@@ -411,10 +411,15 @@ static int logit_chunk(int N, int V)
     return c < (size_t)N ? (int)c : (N > 0 ? N : 1);
 }
 
-static void logp_fwd(float *logp, float *ent, const float *h, const float *w, const int32_t *target, int N, int D, int V,
-                     double temp, struct vr_ws *ws)
+/* Keeping the probabilities (prob) is the CPU op's: the device recomputes
+ * them in the backward, where prob is not needed. */
+static void logp_fwd(float *logp, float *ent, float *prob, const float *h, const float *w, const int32_t *target,
+                     int N, int D, int V, double temp, struct vr_ws *ws)
 {
-    (void)ws;
+    if (prob) {
+        host.cpu->logp_fwd(logp, ent, prob, h, w, target, N, D, V, temp, ws);
+        return;
+    }
     if (N <= 0) return;
     BEGIN;
     int il = opnd(&x, logp, F(N), NEW), ie = opnd(&x, ent, F(N), NEW), ih = opnd(&x, h, F((size_t)N * D), IN),
@@ -426,10 +431,10 @@ static void logp_fwd(float *logp, float *ent, const float *h, const float *w, co
     END("logp_fwd");
 }
 
-static void logp_bwd(float *dh, float *dw, const float *dlogp, const float *h, const float *w, const int32_t *target,
-                     int N, int D, int V, double temp, struct vr_ws *ws)
+static void logp_bwd(float *dh, float *dw, const float *dlogp, const float *prob, const float *h, const float *w,
+                     const int32_t *target, int N, int D, int V, double temp, struct vr_ws *ws)
 {
-    (void)ws;
+    (void)ws, (void)prob;
     if (N <= 0) return;
     BEGIN;
     int idh = opnd(&x, dh, F((size_t)N * D), NEW), idw = opnd(&x, dw, F((size_t)V * D), OUT),

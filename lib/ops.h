@@ -124,11 +124,14 @@ struct vr_backend {
                      struct vr_ws *ws);
     /* Token log-probabilities through the LM head: logits = h (N,D) . w (V,D)^T / temp;
      * logp (N) = log_softmax(logits)[target]; ent (N) the entropy (may be NULL).
-     * Chunked over rows, so the (N, V) logits never exist at once. */
-    void (*logp_fwd)(float *logp, float *ent, const float *h, const float *w, const int32_t *target, int N,
-                     int D, int V, double temp, struct vr_ws *ws);
-    /* dh (N,D) from dlogp (N); dw (V,D) +=; rows with dlogp == 0 get dh = 0 */
-    void (*logp_bwd)(float *dh, float *dw, const float *dlogp, const float *h, const float *w,
+     * Chunked over rows, so the (N, V) logits never exist at once, unless
+     * prob (N,V) is given (else NULL): then it receives softmax(logits), for
+     * the backward to use instead of computing them again. */
+    void (*logp_fwd)(float *logp, float *ent, float *prob, const float *h, const float *w, const int32_t *target,
+                     int N, int D, int V, double temp, struct vr_ws *ws);
+    /* dh (N,D) from dlogp (N); dw (V,D) +=; rows with dlogp == 0 get dh = 0.
+     * prob: the forward's (the same bits as computing them again), or NULL. */
+    void (*logp_bwd)(float *dh, float *dw, const float *dlogp, const float *prob, const float *h, const float *w,
                      const int32_t *target, int N, int D, int V, double temp, struct vr_ws *ws);
 
     /* The generation path. out (M,N) = x (M,K) . w (N,K)^T + b (N), w and b
@@ -233,15 +236,16 @@ static inline void vr_attn_bwd(float *dq, float *dk, float *dv, const float *dou
 {
     VR_OP(attn_bwd, dq, dk, dv, dout, out, lse, q, k, v, d, ws);
 }
-static inline void vr_logp_fwd(float *logp, float *ent, const float *h, const float *w, const int32_t *target,
-                               int N, int D, int V, double temp, struct vr_ws *ws)
-{
-    VR_OP(logp_fwd, logp, ent, h, w, target, N, D, V, temp, ws);
-}
-static inline void vr_logp_bwd(float *dh, float *dw, const float *dlogp, const float *h, const float *w,
+static inline void vr_logp_fwd(float *logp, float *ent, float *prob, const float *h, const float *w,
                                const int32_t *target, int N, int D, int V, double temp, struct vr_ws *ws)
 {
-    VR_OP(logp_bwd, dh, dw, dlogp, h, w, target, N, D, V, temp, ws);
+    VR_OP(logp_fwd, logp, ent, prob, h, w, target, N, D, V, temp, ws);
+}
+static inline void vr_logp_bwd(float *dh, float *dw, const float *dlogp, const float *prob, const float *h,
+                               const float *w, const int32_t *target, int N, int D, int V, double temp,
+                               struct vr_ws *ws)
+{
+    VR_OP(logp_bwd, dh, dw, dlogp, prob, h, w, target, N, D, V, temp, ws);
 }
 static inline void vr_linear_infer(float *out, const float *x, const struct vr_tensor *w,
                                    const struct vr_tensor *b, int M, struct vr_ws *ws)
@@ -296,9 +300,9 @@ void vr_attn_fwd_f64(double *out, double *lse, const double *q, const double *k,
 void vr_attn_bwd_f64(double *dq, double *dk, double *dv, const double *dout, const double *out,
                      const double *lse, const double *q, const double *k, const double *v,
                      const struct vr_attn_dims *d, struct vr_ws *ws);
-void vr_logp_fwd_f64(double *logp, double *ent, const double *h, const double *w, const int32_t *target, int N,
-                     int D, int V, double temp, struct vr_ws *ws);
-void vr_logp_bwd_f64(double *dh, double *dw, const double *dlogp, const double *h, const double *w,
+void vr_logp_fwd_f64(double *logp, double *ent, double *prob, const double *h, const double *w,
                      const int32_t *target, int N, int D, int V, double temp, struct vr_ws *ws);
+void vr_logp_bwd_f64(double *dh, double *dw, const double *dlogp, const double *prob, const double *h,
+                     const double *w, const int32_t *target, int N, int D, int V, double temp, struct vr_ws *ws);
 
 #endif

@@ -70,6 +70,8 @@ struct vr_train_opts {
     void *lg;               /* (lora->total) their gradients (backward adds), or NULL */
     int64_t row0;           /* the pack's first row within the step: dropout masks are keyed by
                              * the row in the step, so micro-batching does not change them */
+    int64_t keep_logits;    /* bytes: the forward keeps the LM head's softmax rows for the backward
+                             * when they fit (the same bits as computing them again); 0: never */
 };
 
 #define VR_TRAIN_DECL(R, S)                                                                        \

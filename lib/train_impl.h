@@ -42,6 +42,7 @@ struct FN(act) {
     /* LoRA scratch: dropped-out input and its gradient (N, MX), B-product (N, MX), dz (N, r) */
     R *lt, *lt2, *ltmp, *ldz;
     R *weff;                /* (V, D) lm_head + scale B A, when lm_head is adapted */
+    R *prob;                /* (nout, V) the LM head's softmax rows, kept for the backward, or NULL */
 };
 
 static R *FN(al)(struct vr_ws *ws, size_t n)
@@ -454,7 +455,9 @@ struct vr_train_act *FN(vr_train_fwd_)(const struct vr_layout *L, const R *w, co
         for (size_t i = 0; i < (size_t)V * D; i++) A->weff[i] = head[i] + sc * A->weff[i];
         head = A->weff;
     }
-    OP(logp_fwd)(logp, ent, A->hn, head, p->tgt, n, D, V, o->temperature, ws);
+    A->prob = NULL;
+    if (o->keep_logits > 0 && (double)n * V * sizeof(R) <= (double)o->keep_logits) A->prob = FN(al)(ws, (size_t)n * V);
+    OP(logp_fwd)(logp, ent, A->prob, A->hn, head, p->tgt, n, D, V, o->temperature, ws);
     return (struct vr_train_act *)(void *)A;
 }
 
@@ -474,7 +477,7 @@ void FN(vr_train_bwd_)(const struct vr_layout *L, const R *w, R *g, const struct
         R *lg = (R *)o->lg, sc = (R)lo->scale;
         R *dwe = FN(al)(ws, (size_t)V * D);
         memset(dwe, 0, (size_t)V * D * sizeof(R));
-        OP(logp_bwd)(dh, dwe, dlogp, A->hn, A->weff, p->tgt, n, D, V, o->temperature, ws);
+        OP(logp_bwd)(dh, dwe, dlogp, A->prob, A->hn, A->weff, p->tgt, n, D, V, o->temperature, ws);
         if (G_(L->head)) OP(add_fwd)(G_(L->head), dwe, (size_t)V * D);
         if (lg) {
             R *tb = FN(al)(ws, (size_t)V * lo->r), *ta = FN(al)(ws, (size_t)lo->r * D);
@@ -485,7 +488,7 @@ void FN(vr_train_bwd_)(const struct vr_layout *L, const R *w, R *g, const struct
             for (size_t i = 0; i < (size_t)lo->r * D; i++) lg[ad->a + i] += sc * ta[i];
         }
     } else {
-        OP(logp_bwd)(dh, G_(L->head), dlogp, A->hn, W_(L->head), p->tgt, n, D, V, o->temperature, ws);
+        OP(logp_bwd)(dh, G_(L->head), dlogp, A->prob, A->hn, W_(L->head), p->tgt, n, D, V, o->temperature, ws);
     }
     OP(rmsnorm_bwd)(dh, G_(L->norm), dh, A->hrow, A->hrstd, W_(L->norm), n, D);
     memset(dx, 0, (size_t)N * D * sizeof(R));

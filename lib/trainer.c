@@ -428,7 +428,7 @@ void vr_trainer_opts_init(struct vr_trainer_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->update = (struct vr_update_opts){.loss = VR_LOSS_GRPO, .epsilon = 0.2, .epsilon_high = -1, .beta = 0.04,
-                                        .temperature = 1.0, .max_batch_tokens = 16384};
+                                        .temperature = 1.0, .max_batch_tokens = 16384, .keep_logits_mb = 1024};
     o->adamw = (struct vr_adamw){.lr = 1e-6, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0};
     o->schedule = VR_SCHED_CONSTANT;
     o->max_grad_norm = 1.0;

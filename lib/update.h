@@ -28,6 +28,9 @@ struct vr_update_opts {
     int64_t max_batch_tokens; /* tokens per micro-batch */
     int max_len;              /* dr_grpo's divisor per completion (0: the longest of the step) */
     int checkpoint;           /* activation checkpointing */
+    int64_t keep_logits_mb;   /* keep the LM head's probabilities from the forward for the backward
+                               * when a micro-batch's fit in this many MiB (0: compute them again);
+                               * the CPU backend's only, and the same bits either way */
     int freeze_vision;        /* no gradient into the vision tower */
     struct vr_chat_task_opts chat;
     /* LoRA: train adapters instead of the weights (lora_r > 0, or an adapter

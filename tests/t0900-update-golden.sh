@@ -159,4 +159,10 @@ test_expect_success 'activation checkpointing changes no bit' '
 	vr-update $COMMON -o out.ck --checkpoint-activations --dump dump.ck scored.jsonl >/dev/null &&
 	cmp dump.grpo dump.ck
 '
+test_expect_success 'the LM head'"'"'s probabilities recomputed in the backward (--keep-logits 0) change no bit' '
+	vr-update $COMMON -o out.nokeep --keep-logits 0 --dump dump.nokeep scored.jsonl >/dev/null &&
+	cmp dump.grpo dump.nokeep &&
+	vr-update $COMMON --adapter "$G/adapter" -o out.lora0 --keep-logits 0 --dump dump.lora0 scored.jsonl >/dev/null &&
+	cmp dump.lora dump.lora0
+'
 test_done

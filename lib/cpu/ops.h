@@ -57,9 +57,9 @@ void vr_attn_fwd_cpu(float *out, float *lse, const float *q, const float *k, con
 void vr_attn_bwd_cpu(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
                      const float *q, const float *k, const float *v, const struct vr_attn_dims *d,
                      struct vr_ws *ws);
-void vr_logp_fwd_cpu(float *logp, float *ent, const float *h, const float *w, const int32_t *target, int N, int D,
-                     int V, double temp, struct vr_ws *ws);
-void vr_logp_bwd_cpu(float *dh, float *dw, const float *dlogp, const float *h, const float *w,
+void vr_logp_fwd_cpu(float *logp, float *ent, float *prob, const float *h, const float *w, const int32_t *target,
+                     int N, int D, int V, double temp, struct vr_ws *ws);
+void vr_logp_bwd_cpu(float *dh, float *dw, const float *dlogp, const float *prob, const float *h, const float *w,
                      const int32_t *target, int N, int D, int V, double temp, struct vr_ws *ws);
 
 #endif

@@ -297,8 +297,8 @@ static double lp_row(double *p, const double *h, const double *w, int D, int V, 
     return m + log(z); /* log sum e^l; p holds the logits */
 }
 
-void vr_logp_fwd_ref(double *logp, double *ent, const double *h, const double *w, const int32_t *target, int N,
-                     int D, int V, double temp)
+void vr_logp_fwd_ref(double *logp, double *ent, double *prob, const double *h, const double *w,
+                     const int32_t *target, int N, int D, int V, double temp)
 {
     double *p = vr_xmalloc((size_t)V * sizeof *p);
     for (int n = 0; n < N; n++) {
@@ -306,6 +306,7 @@ void vr_logp_fwd_ref(double *logp, double *ent, const double *h, const double *w
         logp[n] = p[target[n]] - lz;
         for (int v = 0; v < V; v++) e -= exp(p[v] - lz) * (p[v] - lz);
         if (ent) ent[n] = e;
+        for (int v = 0; prob && v < V; v++) prob[(size_t)n * V + v] = exp(p[v] - lz);
     }
     free(p);
 }

@@ -46,8 +46,9 @@ void vr_attn_fwd_ref(double *out, double *lse, const double *q, const double *k,
 /* packed rows only; recomputes the probabilities from q and k */
 void vr_attn_bwd_ref(double *dq, double *dk, double *dv, const double *dout, const double *q, const double *k,
                      const double *v, const struct vr_attn_dims *d);
-void vr_logp_fwd_ref(double *logp, double *ent, const double *h, const double *w, const int32_t *target, int N,
-                     int D, int V, double temp);
+/* prob (N,V) the softmax rows, or NULL */
+void vr_logp_fwd_ref(double *logp, double *ent, double *prob, const double *h, const double *w,
+                     const int32_t *target, int N, int D, int V, double temp);
 void vr_logp_bwd_ref(double *dh, double *dw, const double *dlogp, const double *h, const double *w,
                      const int32_t *target, int N, int D, int V, double temp);
 /* sampling: softmax of a row (all -inf: zeros); max; out = exp(x scale - shift), returns the sum */

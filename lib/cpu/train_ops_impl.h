@@ -532,15 +532,13 @@ void API(attn_bwd)(R *dq, R *dk, R *dv, const R *dout, const R *out, const R *ls
 
 struct FN(lp) {
     R *L, *logp, *ent, *part, *dh;
-    const R *w, *dlogp;
+    const R *w, *dlogp, *prob; /* backward: the forward's softmax rows, or NULL */
     const int32_t *target;
     const int *idx; /* backward: the chunk's rows */
     int r0, V, D, dt, ndt, nvp, rows;
     R temp;
 };
 
-/* Forward of rows [r0 + i0, r0 + i1): logits / temp, then the row's
- * log-softmax at the target and the entropy, sums in double. */
 /* A row of logits divided by the temperature in place; returns its max. */
 static R FN(lp_scale_max)(R *l, int V, R temp)
 {
@@ -552,49 +550,69 @@ static R FN(lp_scale_max)(R *l, int V, R temp)
     return m;
 }
 
+/* Forward of rows [r0 + i0, r0 + i1): logits / temp, then the row's
+ * log-softmax at the target and the entropy, sums in double. Keeping (c->L
+ * is then the rows of prob), the row becomes its softmax: e = exp(l - m)
+ * times (R)(1 / sum), the products the backward would form. */
 static void FN(lp_fwd_rows)(void *vctx, int i0, int i1)
 {
     const struct FN(lp) *c = vctx;
     for (int i = i0; i < i1; i++) {
         R *l = c->L + (size_t)i * c->V, m = FN(lp_scale_max)(l, c->V, c->temp);
+        int n = c->r0 + i, t = c->target[n];
+        VR_ASSERT(t >= 0 && t < c->V);
+        R lt = l[t];
         double sum = 0, sdl = 0; /* sum e, sum e (m - l) */
         for (int v = 0; v < c->V; v++) {
             R e = EXP(l[v] - m);
             sum += e;
             sdl += (double)e * (double)(m - l[v]);
+            if (c->prob) l[v] = e;
         }
-        int n = c->r0 + i, t = c->target[n];
-        VR_ASSERT(t >= 0 && t < c->V);
-        c->logp[n] = (l[t] - m) - (R)log(sum);
+        c->logp[n] = (lt - m) - (R)log(sum);
         if (c->ent) c->ent[n] = (R)(log(sum) + sdl / sum); /* -sum p log p, every term >= 0 */
+        if (c->prob) {
+            R inv = (R)(1 / sum);
+            for (int v = 0; v < c->V; v++) l[v] = l[v] * inv;
+        }
     }
 }
 
-void API(logp_fwd)(R *logp, R *ent, const R *h, const R *w, const int32_t *target, int N, int D, int V,
+void API(logp_fwd)(R *logp, R *ent, R *prob, const R *h, const R *w, const int32_t *target, int N, int D, int V,
                    double temp, struct vr_ws *ws)
 {
-    /* logp (N)  ent (N)  h (N,D)  w (V,D)  target (N) */
-    struct FN(lp) c = {.L = FN(al)(ws, (size_t)imin(N, LOGP_ROWS) * V), .logp = logp, .ent = ent, .w = w,
-                       .target = target, .V = V, .D = D, .temp = (R)temp};
+    /* logp (N)  ent (N)  prob (N,V)  h (N,D)  w (V,D)  target (N) */
+    struct FN(lp) c = {.logp = logp, .ent = ent, .prob = prob, .w = w, .target = target, .V = V, .D = D,
+                       .temp = (R)temp};
+    R *chunk = prob ? NULL : FN(al)(ws, (size_t)imin(N, LOGP_ROWS) * V);
     for (c.r0 = 0; c.r0 < N; c.r0 += LOGP_ROWS) {
         int rows = imin(LOGP_ROWS, N - c.r0);
+        c.L = prob ? prob + (size_t)c.r0 * V : chunk;
         FN(gemm)(CblasNoTrans, CblasTrans, rows, V, D, 1, h + (size_t)c.r0 * D, D, w, D, 0, c.L, V, NULL);
         vr_parallel_for(rows, FN(lp_fwd_rows), &c);
     }
 }
 
-/* Backward of chunk rows [i0, i1): L becomes dlogits = dlogp (onehot - p) / temp. */
+/* Backward of chunk rows [i0, i1): L becomes dlogits = dlogp (onehot - p) / temp,
+ * p from the logits in L or, kept, from c->prob. */
 static void FN(lp_bwd_rows)(void *vctx, int i0, int i1)
 {
     const struct FN(lp) *c = vctx;
     for (int i = i0; i < i1; i++) {
-        R *l = c->L + (size_t)i * c->V, m = FN(lp_scale_max)(l, c->V, c->temp);
-        double sum = 0;
-        for (int v = 0; v < c->V; v++) sum += (l[v] = EXP(l[v] - m));
+        R *l = c->L + (size_t)i * c->V;
         int n = c->idx[i], t = c->target[n];
         VR_ASSERT(t >= 0 && t < c->V);
-        R g = c->dlogp[n] / c->temp, inv = (R)(1 / sum);
-        for (int v = 0; v < c->V; v++) l[v] = -g * (l[v] * inv);
+        R g = c->dlogp[n] / c->temp;
+        if (c->prob) {
+            const R *p = c->prob + (size_t)n * c->V;
+            for (int v = 0; v < c->V; v++) l[v] = -g * p[v];
+        } else {
+            R m = FN(lp_scale_max)(l, c->V, c->temp);
+            double sum = 0;
+            for (int v = 0; v < c->V; v++) sum += (l[v] = EXP(l[v] - m));
+            R inv = (R)(1 / sum);
+            for (int v = 0; v < c->V; v++) l[v] = -g * (l[v] * inv);
+        }
         l[t] += g;
     }
 }
@@ -626,10 +644,10 @@ static void FN(lp_dh_sum)(void *vctx, int i0, int i1)
     }
 }
 
-void API(logp_bwd)(R *dh, R *dw, const R *dlogp, const R *h, const R *w, const int32_t *target, int N, int D,
-                   int V, double temp, struct vr_ws *ws)
+void API(logp_bwd)(R *dh, R *dw, const R *dlogp, const R *prob, const R *h, const R *w, const int32_t *target,
+                   int N, int D, int V, double temp, struct vr_ws *ws)
 {
-    /* dh (N,D)  dw (V,D)  dlogp (N)  h (N,D)  w (V,D)  target (N) */
+    /* dh (N,D)  dw (V,D)  dlogp (N)  prob (N,V)  h (N,D)  w (V,D)  target (N) */
     if (!dh && !dw) return;
     int *idx = (int *)(void *)vr_ws_floats(ws, (size_t)N + 1), nz = 0;
     for (int n = 0; n < N; n++) {
@@ -637,8 +655,8 @@ void API(logp_bwd)(R *dh, R *dw, const R *dlogp, const R *h, const R *w, const i
         else if (dh) memset(dh + (size_t)n * D, 0, (size_t)D * sizeof(R));
     }
     int crows = imin(nz, LOGP_ROWS);
-    struct FN(lp) c = {.L = FN(al)(ws, (size_t)crows * V), .dh = dh, .w = w, .dlogp = dlogp, .target = target,
-                       .V = V, .D = D, .temp = (R)temp};
+    struct FN(lp) c = {.L = FN(al)(ws, (size_t)crows * V), .dh = dh, .w = w, .dlogp = dlogp, .prob = prob,
+                       .target = target, .V = V, .D = D, .temp = (R)temp};
     /* dh splits the vocabulary into nvp parts (partial sums added in order)
      * so that there are about 64 tasks even when D is narrow */
     c.dt = imin(D, 128);
@@ -651,7 +669,7 @@ void API(logp_bwd)(R *dh, R *dw, const R *dlogp, const R *h, const R *w, const i
         c.rows = imin(LOGP_ROWS, nz - i0);
         c.idx = idx + i0;
         for (int i = 0; i < c.rows; i++) memcpy(hc + (size_t)i * D, h + (size_t)c.idx[i] * D, (size_t)D * sizeof(R));
-        FN(gemm)(CblasNoTrans, CblasTrans, c.rows, V, D, 1, hc, D, w, D, 0, c.L, V, NULL);
+        if (!prob) FN(gemm)(CblasNoTrans, CblasTrans, c.rows, V, D, 1, hc, D, w, D, 0, c.L, V, NULL);
         vr_parallel_for(c.rows, FN(lp_bwd_rows), &c);
         if (dh) {
             BLAS_INIT();

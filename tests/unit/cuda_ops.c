@@ -285,13 +285,13 @@ static void test_logp(int N, int D, int V, double temp, int chunk)
     float *ENT = dev(NULL, N), *DH = dev(NULL, (size_t)N * D), *DW = dev(NULL, (size_t)V * D);
     float *SCR = dev(NULL, (size_t)chunk * V);
     int32_t *T = dev_bytes(t, (size_t)N * sizeof *t);
-    vr_logp_fwd_f64(lp, ent, h, w, t, N, D, V, temp, &ws);
+    vr_logp_fwd_f64(lp, ent, NULL, h, w, t, N, D, V, temp, &ws);
     vr_cuda_logp_fwd(LP, ENT, Hd, W, T, N, D, V, temp, SCR, chunk);
     /* logits: dots of D terms; then sums over V in double */
     double tol = 4 * (D + 16) * U * sqrt(D);
     close_to("logp_fwd logp", LP, lp, N, tol);
     close_to("logp_fwd entropy", ENT, ent, N, tol);
-    vr_logp_bwd_f64(dh, dw, dl, h, w, t, N, D, V, temp, &ws);
+    vr_logp_bwd_f64(dh, dw, dl, NULL, h, w, t, N, D, V, temp, &ws);
     vr_cuda_logp_bwd(DH, DW, DL, Hd, W, T, N, D, V, temp, SCR, chunk);
     close_to("logp_bwd dh", DH, dh, (size_t)N * D, 4 * (V + D + 16) * U);
     close_to("logp_bwd dw", DW, dw, (size_t)V * D, 4 * (N + D + 16) * U);
@@ -548,8 +548,8 @@ static void test_table_more(const struct vr_backend *t, int N, int D, int I, con
     for (int i = 0; i < N; i++) tg[i] = (int32_t)vr_rng_below(&rng, (uint64_t)I);
     double *lp = vr_xmalloc((size_t)N * 8), *ent = vr_xmalloc((size_t)N * 8);
     float *LP = vr_xmalloc((size_t)N * 4), *ENT = vr_xmalloc((size_t)N * 4);
-    vr_logp_fwd_f64(lp, ent, x, wl, tg, N, D, I, 0.9, &ws);
-    t->logp_fwd(LP, ENT, X, WL, tg, N, D, I, 0.9, &ws);
+    vr_logp_fwd_f64(lp, ent, NULL, x, wl, tg, N, D, I, 0.9, &ws);
+    t->logp_fwd(LP, ENT, NULL, X, WL, tg, N, D, I, 0.9, &ws);
     hclose("table logp_fwd", LP, lp, N, 4 * (D + 16) * U * sqrt(D));
     hclose("table logp_fwd entropy", ENT, ent, N, 4 * (D + 16) * U * sqrt(D));
     /* gemv_infer on the bf16 tensor, bias f32 */

@@ -527,7 +527,9 @@ static void attention_cache(int H, int KVH, int K, int Tq, int q0, int cap, int 
  * bounded by (1 + H) per unit of max error: (2 max delta + 8u)(1 + H).
  * Backward: dl_v = g ([v = t] - p_v), g = dlogp / T, p_v within
  * 2 max delta + 6u relatively; dh (V terms in at most 8 parts) and dw
- * (N terms onto the initial value) add their sums' roundings. */
+ * (N terms onto the initial value) add their sums' roundings. Kept
+ * (prob given), the forward's softmax rows are those p_v, and the
+ * backward from them gives the same bits as from the logits. */
 static void logp(int N, int D, int V)
 {
     float *h = fvec((size_t)N * D, -1, 1), *w = fvec((size_t)V * D, -1, 1), *dl = fvec(N, -1, 1),
@@ -539,13 +541,24 @@ static void logp(int N, int D, int V)
     double *Hh = wide(h, (size_t)N * D), *Ww = wide(w, (size_t)V * D), *DL = wide(dl, N), *DW0 = wide(dw, (size_t)V * D);
     double *LP = dzero(N), *EN = dzero(N), *DH = dzero((size_t)N * D), *DW = dzero((size_t)V * D);
     double *blp = dzero(N), *ben = dzero(N), *bdh = dzero((size_t)N * D), *bdw = dzero((size_t)V * D);
-    double temp = 0.9, *l = dzero(V), *ed = dzero((size_t)N * V);
-    vr_logp_fwd(lp, ent, h, w, t, N, D, V, temp, &ws);
+    double temp = 0.9, *l = dzero(V), *ed = dzero((size_t)N * V), *PR = dzero((size_t)N * V);
+    float *pr = vr_xmalloc((size_t)N * V * 4), *lp2 = vr_xmalloc((size_t)N * 4), *ent2 = vr_xmalloc((size_t)N * 4);
+    float *dh2 = vr_xmalloc((size_t)N * D * 4), *dw2 = vr_xmalloc((size_t)V * D * 4);
+    memcpy(dw2, dw, (size_t)V * D * 4);
+    vr_logp_fwd(lp, ent, NULL, h, w, t, N, D, V, temp, &ws);
     vr_ws_reset(&ws);
-    vr_logp_bwd(dh, dw, dl, h, w, t, N, D, V, temp, &ws);
+    vr_logp_bwd(dh, dw, dl, NULL, h, w, t, N, D, V, temp, &ws);
     vr_ws_reset(&ws);
-    vr_logp_fwd_ref(LP, EN, Hh, Ww, t, N, D, V, temp);
+    vr_logp_fwd(lp2, ent2, pr, h, w, t, N, D, V, temp, &ws);
+    vr_ws_reset(&ws);
+    vr_logp_bwd(dh2, dw2, dl, pr, h, w, t, N, D, V, temp, &ws);
+    vr_ws_reset(&ws);
+    ok(!memcmp(lp, lp2, (size_t)N * 4) && !memcmp(ent, ent2, (size_t)N * 4) &&
+           !memcmp(dh, dh2, (size_t)N * D * 4) && !memcmp(dw, dw2, (size_t)V * D * 4),
+       "logp N=%d D=%d V=%d: keeping the probabilities changes no bit of logp, entropy, dh, dw", N, D, V);
+    vr_logp_fwd_ref(LP, EN, PR, Hh, Ww, t, N, D, V, temp);
     vr_logp_bwd_ref(DH, DW, DL, Hh, Ww, t, N, D, V, temp);
+    double wprob = 0;
     for (int n = 0; n < N; n++) {
         double m = -INFINITY, z = 0, dmax = 0, g = DL[n] / temp;
         for (int v = 0; v < V; v++) {
@@ -561,6 +574,8 @@ static void logp(int N, int D, int V)
         double ep = 2 * dmax + 6 * U;
         for (int v = 0; v < V; v++) {
             double pv = exp(l[v] - m) / z, d = g * ((v == t[n]) - pv);
+            double r = fabs(pr[(size_t)n * V + v] - PR[(size_t)n * V + v]) / (ep * pv + TINY);
+            if (!(r <= wprob)) wprob = r;
             ed[(size_t)n * V + v] = fabs(g) * pv * ep + 2 * U * fabs(d); /* dl's error */
             for (int e = 0; e < D; e++) {
                 bdh[(size_t)n * D + e] += ed[(size_t)n * V + v] * fabs(Ww[(size_t)v * D + e]) +
@@ -575,6 +590,8 @@ static void logp(int N, int D, int V)
                    worst_of(dw, DW, bdw, (size_t)V * D)};
     ok(e[0] <= 1 && e[1] <= 1 && e[2] <= 1 && e[3] <= 1,
        "logp N=%d D=%d V=%d: logp %.2f entropy %.2f dh %.2f dw %.2f of their bounds", N, D, V, e[0], e[1], e[2], e[3]);
+    ok(wprob <= 1, "logp N=%d D=%d V=%d: the kept probabilities within %.2f of their bound", N, D, V, wprob);
+    free(pr), free(lp2), free(ent2), free(dh2), free(dw2), free(PR);
     free(h), free(w), free(dl), free(dw), free(t), free(lp), free(ent), free(dh), free(Hh), free(Ww), free(DL);
     free(DW0), free(LP), free(EN), free(DH), free(DW), free(blp), free(ben), free(bdh), free(bdw), free(l), free(ed);
 }
@@ -621,10 +638,10 @@ static void twins(void)
     double lp[64], lp2[64], en[64], en2[64];
     int32_t t[64];
     for (int n = 0; n < N; n++) t[n] = (int32_t)((n * 7) % V);
-    vr_logp_fwd_f64(lp, en, x, w, t, N, D, V, 0.8, &ws);
-    vr_logp_fwd_ref(lp2, en2, x, w, t, N, D, V, 0.8);
+    vr_logp_fwd_f64(lp, en, NULL, x, w, t, N, D, V, 0.8, &ws);
+    vr_logp_fwd_ref(lp2, en2, NULL, x, w, t, N, D, V, 0.8);
     memset(c, 0, sizeof(double) * V * D);
-    vr_logp_bwd_f64(dx, c, dy, x, w, t, N, D, V, 0.8, &ws);
+    vr_logp_bwd_f64(dx, c, dy, NULL, x, w, t, N, D, V, 0.8, &ws);
     vr_logp_bwd_ref(dx2, e2, dy, x, w, t, N, D, V, 0.8);
     vr_ws_reset(&ws);
     double ep = fmax(fmax(nrel(lp, lp2, N), nrel(en, en2, N)), fmax(nrel(dx, dx2, (size_t)N * D), nrel(c, e2, (size_t)V * D)));

@@ -385,7 +385,7 @@ struct lp {
 static double lp_loss(void *p)
 {
     struct lp *t = p;
-    vr_logp_fwd_f64(t->logp, t->ent, t->h, t->w, t->tg, t->N, t->D, t->V, t->temp, &ws);
+    vr_logp_fwd_f64(t->logp, t->ent, NULL, t->h, t->w, t->tg, t->N, t->D, t->V, t->temp, &ws);
     vr_ws_reset(&ws);
     return dot(t->c, t->logp, t->N);
 }
@@ -428,7 +428,7 @@ static void grad_logp(int N, int D, int V, size_t hstep, size_t wstep)
     }
     double elp = rel_err(t.logp, rl, N), eent = rel_err(t.ent, re, N);
     double *dh = dfill((size_t)N * D, 9), *dw = dzero((size_t)V * D);
-    vr_logp_bwd_f64(dh, dw, t.c, t.h, t.w, t.tg, N, D, V, t.temp, &ws);
+    vr_logp_bwd_f64(dh, dw, t.c, NULL, t.h, t.w, t.tg, N, D, V, t.temp, &ws);
     vr_ws_reset(&ws);
     double eh = fd_err(lp_loss, &t, t.h, (size_t)N * D, dh, hstep), ew = fd_err(lp_loss, &t, t.w, (size_t)V * D, dw, wstep);
     int zero_ok = 1;
@@ -557,13 +557,13 @@ static void f32_logp(int N, int D, int V)
     double *lp = dzero(N), *ent = dzero(N), *dh = dzero((size_t)N * D), *dw = dzero((size_t)V * D);
     float *lpf = vr_xcalloc(N, 4), *entf = vr_xcalloc(N, 4), *dhf = vr_xcalloc((size_t)N * D, 4),
           *dwf = vr_xcalloc((size_t)V * D, 4);
-    vr_logp_fwd_f64(lp, ent, h, w, tg, N, D, V, 0.9, &ws);
+    vr_logp_fwd_f64(lp, ent, NULL, h, w, tg, N, D, V, 0.9, &ws);
     vr_ws_reset(&ws);
-    vr_logp_fwd(lpf, entf, hf, wf, tg, N, D, V, 0.9, &ws);
+    vr_logp_fwd(lpf, entf, NULL, hf, wf, tg, N, D, V, 0.9, &ws);
     vr_ws_reset(&ws);
-    vr_logp_bwd_f64(dh, dw, c, h, w, tg, N, D, V, 0.9, &ws);
+    vr_logp_bwd_f64(dh, dw, c, NULL, h, w, tg, N, D, V, 0.9, &ws);
     vr_ws_reset(&ws);
-    vr_logp_bwd(dhf, dwf, cf, hf, wf, tg, N, D, V, 0.9, &ws);
+    vr_logp_bwd(dhf, dwf, cf, NULL, hf, wf, tg, N, D, V, 0.9, &ws);
     vr_ws_reset(&ws);
     double e[4] = {rel_err_f(lpf, lp, N), rel_err_f(entf, ent, N), rel_err_f(dhf, dh, (size_t)N * D),
                    rel_err_f(dwf, dw, (size_t)V * D)};
@@ -701,9 +701,9 @@ static void det_compute(struct fbuf *b)
               *lp = vr_xcalloc(N, 4), *ent = vr_xcalloc(N, 4), *dh = vr_xcalloc((size_t)N * D, 4),
               *dw = vr_xcalloc((size_t)V * D, 4);
         for (int n = 0; n < N; n += 5) c[n] = 0;
-        vr_logp_fwd(lp, ent, h, w, tg, N, D, V, 0.9, &ws);
+        vr_logp_fwd(lp, ent, NULL, h, w, tg, N, D, V, 0.9, &ws);
         vr_ws_reset(&ws);
-        vr_logp_bwd(dh, dw, c, h, w, tg, N, D, V, 0.9, &ws);
+        vr_logp_bwd(dh, dw, c, NULL, h, w, tg, N, D, V, 0.9, &ws);
         vr_ws_reset(&ws);
         put(b, lp, N), put(b, ent, N), put(b, dh, (size_t)N * D), put(b, dw, (size_t)V * D);
         free(tg), free(h), free(w), free(c), free(lp), free(ent), free(dh), free(dw);
@@ -783,9 +783,9 @@ static void accumulate(void)
     int32_t *tg = targets(M, V);
     float *h = fvec((size_t)M * D, -1, 1), *lw = fvec((size_t)V * D, -1, 1), *c = fvec(M, -1, 1),
           *dh = vr_xcalloc((size_t)M * D, 4), *ldw = vr_xcalloc((size_t)V * D, 4), *ldw1 = vr_xcalloc((size_t)V * D, 4);
-    vr_logp_bwd(dh, ldw, c, h, lw, tg, M, D, V, 1.0, &ws);
+    vr_logp_bwd(dh, ldw, c, NULL, h, lw, tg, M, D, V, 1.0, &ws);
     memcpy(ldw1, ldw, (size_t)V * D * 4);
-    vr_logp_bwd(NULL, ldw, c, h, lw, tg, M, D, V, 1.0, &ws);
+    vr_logp_bwd(NULL, ldw, c, NULL, h, lw, tg, M, D, V, 1.0, &ws);
     vr_ws_reset(&ws);
     acc = 1;
     for (int i = 0; i < V * D; i++) acc &= ldw[i] == 2 * ldw1[i];
