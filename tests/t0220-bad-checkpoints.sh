@@ -58,6 +58,21 @@ bad 'patch x merge size overflowing an int (fuzz)' patch_ovf 'vision patch, merg
 cp -R good nan && off=$(vr-inspect nan/model.safetensors | jq -r 'select(.name == "model.norm.weight") | .offset') &&
 	printf '\377\377\377\177' | dd of=nan/model.safetensors bs=1 seek=$((off + 8)) conv=notrunc 2>/dev/null
 bad 'a NaN weight is refused at load, by name' nan 'tensor .model.norm.weight. holds a NaN or an infinity (element 2)'
+# in a large tensor (checked in blocks over the thread pool): the first of two
+# non-finite elements, in each dtype, as f32 infinity / bf16 infinity / f16 NaN
+poke() { # dir tensor element bytes-per-element printf-bytes
+	local off
+	off=$(vr-inspect "$1/model.safetensors" | jq -r "select(.name == \"$2\") | .offset") &&
+		printf "$5" | dd of="$1/model.safetensors" bs=1 seek=$((off + $3 * $4)) conv=notrunc 2>/dev/null
+}
+E=model.embed_tokens.weight
+for spec in 'f32 4 \000\000\200\177' 'bf16 2 \200\177' 'f16 2 \001\174'; do
+	set -- $spec
+	vr-init --preset tiny --dtype $1 -o big$1 >/dev/null 2>&1 &&
+		poke big$1 $E 9699333 $2 "$3" && poke big$1 $E 131142 $2 "$3"
+	bad "$1: the first non-finite element of a 9.7M-element weight, by index" big$1 \
+		"tensor .$E. holds a NaN or an infinity (element 131142)"
+done
 test_expect_success 'vr-rollout refuses it too, instead of sampling garbage' '
 	echo "{\"id\":\"t\",\"images\":[],\"problem\":\"hi\",\"solution\":\"x\"}" >t.jsonl &&
 	test_must_fail vr-rollout -m nan --max-tokens 4 t.jsonl >out 2>err && test ! -s out &&
