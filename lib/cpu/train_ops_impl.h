@@ -534,7 +534,6 @@ struct FN(lp) {
     R *L, *logp, *ent, *part, *dh;
     const R *w, *dlogp, *prob; /* backward: the forward's softmax rows, or NULL */
     const int32_t *target;
-    const int *idx; /* backward: the chunk's rows */
     int r0, V, D, dt, ndt, nvp, rows;
     R temp;
 };
@@ -593,14 +592,14 @@ void API(logp_fwd)(R *logp, R *ent, R *prob, const R *h, const R *w, const int32
     }
 }
 
-/* Backward of chunk rows [i0, i1): L becomes dlogits = dlogp (onehot - p) / temp,
- * p from the logits in L or, kept, from c->prob. */
+/* Backward of chunk rows [i0, i1) (rows r0 + i): L becomes dlogits = dlogp
+ * (onehot - p) / temp, p from the logits in L or, kept, from c->prob. */
 static void FN(lp_bwd_rows)(void *vctx, int i0, int i1)
 {
     const struct FN(lp) *c = vctx;
     for (int i = i0; i < i1; i++) {
         R *l = c->L + (size_t)i * c->V;
-        int n = c->idx[i], t = c->target[n];
+        int n = c->r0 + i, t = c->target[n];
         VR_ASSERT(t >= 0 && t < c->V);
         R g = c->dlogp[n] / c->temp;
         if (c->prob) {
@@ -630,12 +629,12 @@ static void FN(lp_dh_tasks)(void *vctx, int t0, int t1)
     }
 }
 
-/* dh[idx[i]] = sum over parts in order, rows [i0, i1) */
+/* dh[r0 + i] = sum over parts in order, rows [i0, i1) */
 static void FN(lp_dh_sum)(void *vctx, int i0, int i1)
 {
     const struct FN(lp) *c = vctx;
     for (int i = i0; i < i1; i++) {
-        R *dh = c->dh + (size_t)c->idx[i] * c->D;
+        R *dh = c->dh + (size_t)(c->r0 + i) * c->D;
         memcpy(dh, c->part + (size_t)i * c->D, (size_t)c->D * sizeof(R));
         for (int p = 1; p < c->nvp; p++) {
             const R *q = c->part + ((size_t)p * c->rows + i) * c->D;
@@ -649,12 +648,7 @@ void API(logp_bwd)(R *dh, R *dw, const R *dlogp, const R *prob, const R *h, cons
 {
     /* dh (N,D)  dw (V,D)  dlogp (N)  prob (N,V)  h (N,D)  w (V,D)  target (N) */
     if (!dh && !dw) return;
-    int *idx = (int *)(void *)vr_ws_floats(ws, (size_t)N + 1), nz = 0;
-    for (int n = 0; n < N; n++) {
-        if (dlogp[n] != 0) idx[nz++] = n;
-        else if (dh) memset(dh + (size_t)n * D, 0, (size_t)D * sizeof(R));
-    }
-    int crows = imin(nz, LOGP_ROWS);
+    int crows = imin(N, LOGP_ROWS);
     struct FN(lp) c = {.L = FN(al)(ws, (size_t)crows * V), .dh = dh, .w = w, .dlogp = dlogp, .prob = prob,
                        .target = target, .V = V, .D = D, .temp = (R)temp};
     /* dh splits the vocabulary into nvp parts (partial sums added in order)
@@ -664,18 +658,26 @@ void API(logp_bwd)(R *dh, R *dw, const R *dlogp, const R *prob, const R *h, cons
     c.nvp = imin(imin(8, (V + 255) / 256), imin(64 / c.ndt, 8));
     if (c.nvp < 1) c.nvp = 1;
     c.part = dh ? FN(al)(ws, (size_t)c.nvp * crows * D) : NULL;
-    R *hc = FN(al)(ws, (size_t)crows * D);
-    for (int i0 = 0; i0 < nz; i0 += LOGP_ROWS) {
-        c.rows = imin(LOGP_ROWS, nz - i0);
-        c.idx = idx + i0;
-        for (int i = 0; i < c.rows; i++) memcpy(hc + (size_t)i * D, h + (size_t)c.idx[i] * D, (size_t)D * sizeof(R));
-        if (!prob) FN(gemm)(CblasNoTrans, CblasTrans, c.rows, V, D, 1, hc, D, w, D, 0, c.L, V, NULL);
-        vr_parallel_for(c.rows, FN(lp_bwd_rows), &c);
-        if (dh) {
-            BLAS_INIT();
-            vr_parallel_for(c.nvp * c.ndt, FN(lp_dh_tasks), &c);
-            vr_parallel_for(c.rows, FN(lp_dh_sum), &c);
+    /* the forward's chunks, so that logits computed again are the forward's
+     * bits (the same BLAS calls: some kernels round a column by the call's
+     * width) and keeping them changes nothing; a chunk with no gradient is
+     * skipped, and rows without one give dlogits of zero and dh = 0 */
+    for (c.r0 = 0; c.r0 < N; c.r0 += LOGP_ROWS) {
+        c.rows = imin(LOGP_ROWS, N - c.r0);
+        int any = 0;
+        for (int i = 0; i < c.rows; i++) any |= dlogp[c.r0 + i] != 0;
+        if (any) {
+            const R *hc = h + (size_t)c.r0 * D;
+            if (!prob) FN(gemm)(CblasNoTrans, CblasTrans, c.rows, V, D, 1, hc, D, w, D, 0, c.L, V, NULL);
+            vr_parallel_for(c.rows, FN(lp_bwd_rows), &c);
+            if (dh) {
+                BLAS_INIT();
+                vr_parallel_for(c.nvp * c.ndt, FN(lp_dh_tasks), &c);
+                vr_parallel_for(c.rows, FN(lp_dh_sum), &c);
+            }
+            if (dw) FN(gemm)(CblasTrans, CblasNoTrans, V, D, c.rows, 1, c.L, V, hc, D, 1, dw, D, NULL);
         }
-        if (dw) FN(gemm)(CblasTrans, CblasNoTrans, V, D, c.rows, 1, c.L, V, hc, D, 1, dw, D, NULL);
+        for (int i = 0; dh && i < c.rows; i++)
+            if (!any || dlogp[c.r0 + i] == 0) memset(dh + (size_t)(c.r0 + i) * D, 0, (size_t)D * sizeof(R));
     }
 }
