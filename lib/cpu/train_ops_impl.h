@@ -602,6 +602,10 @@ static void FN(lp_bwd_rows)(void *vctx, int i0, int i1)
         int n = c->r0 + i, t = c->target[n];
         VR_ASSERT(t >= 0 && t < c->V);
         R g = c->dlogp[n] / c->temp;
+        if (g == 0) { /* no gradient: zeros, whatever the row's logits hold */
+            memset(l, 0, (size_t)c->V * sizeof(R));
+            continue;
+        }
         if (c->prob) {
             const R *p = c->prob + (size_t)n * c->V;
             for (int v = 0; v < c->V; v++) l[v] = -g * p[v];
@@ -661,7 +665,7 @@ void API(logp_bwd)(R *dh, R *dw, const R *dlogp, const R *prob, const R *h, cons
     /* the forward's chunks, so that logits computed again are the forward's
      * bits (the same BLAS calls: some kernels round a column by the call's
      * width) and keeping them changes nothing; a chunk with no gradient is
-     * skipped, and rows without one give dlogits of zero and dh = 0 */
+     * skipped, and rows without one give dlogits of +0 and dh = 0 */
     for (c.r0 = 0; c.r0 < N; c.r0 += LOGP_ROWS) {
         c.rows = imin(LOGP_ROWS, N - c.r0);
         int any = 0;

@@ -665,6 +665,30 @@ static void twins(void)
     free(qkv), free(o1), free(o2), free(l1), free(l2), free(g1), free(g2), free(go);
 }
 
+/* A row without gradient (dlogp 0) whose logits overflow to infinity (its
+ * logp is not finite): the other rows' dh and every dw stay finite, its dh
+ * is +0, kept or not. */
+static void logp_masked_overflow(void)
+{
+    enum { N = 3, D = 4, V = 7 };
+    float h[N * D], w[V * D], dl[N] = {0.5f, 0, -0.25f}, dh[N * D], dw[V * D], lp[N], pr[N * V];
+    int32_t t[N] = {1, 2, 3};
+    for (int i = 0; i < N * D; i++) h[i] = (float)(i % 5) * 0.25f - 0.5f;
+    for (int i = 0; i < V * D; i++) w[i] = (float)(i % 7) * 0.125f - 0.375f;
+    for (int e = 0; e < D; e++) h[D + e] = 3e38f, w[e] = 1; /* row 1: its first logit overflows to +inf */
+    int fine = 1;
+    for (int keep = 0; keep < 2; keep++) {
+        memset(dw, 0, sizeof dw);
+        vr_logp_fwd(lp, NULL, keep ? pr : NULL, h, w, t, N, D, V, 1.0, &ws);
+        vr_ws_reset(&ws);
+        vr_logp_bwd(dh, dw, dl, keep ? pr : NULL, h, w, t, N, D, V, 1.0, &ws);
+        vr_ws_reset(&ws);
+        for (int i = 0; i < V * D; i++) fine &= isfinite(dw[i]) != 0;
+        for (int i = 0; i < N * D; i++) fine &= i / D == 1 ? !signbit(dh[i]) && dh[i] == 0 : isfinite(dh[i]) != 0;
+    }
+    ok(fine && !isfinite(lp[1]), "logp: a masked row with infinite logits leaves dw and the other rows' dh finite");
+}
+
 int main(void)
 {
     vr_rng_init(&rng, 13, 0);
@@ -706,6 +730,7 @@ int main(void)
     logp(1, 3, 5);
     logp(9, 17, 301);
     logp(131, 24, 500); /* more rows than one chunk */
+    logp_masked_overflow();
     twins();
     vr_ws_release(&ws);
     return done_testing();
