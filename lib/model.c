@@ -209,40 +209,37 @@ struct nf {
     const void *x;
     int64_t n;
     int wide;               /* 4-byte elements (F32), else 2 */
+    uint32_t mask;          /* the exponent's bits: all set is a NaN or an infinity */
     unsigned char *bad;     /* per block */
 };
+
+static inline uint32_t nf_at(const struct nf *c, int64_t i)
+{
+    return c->wide ? ((const uint32_t *)c->x)[i] : ((const uint16_t *)c->x)[i];
+}
+
+/* (x & m) == m for one of 64, as a minimum of (x & m) ^ m: no branch */
+#define NF_ANY64(T, x, m, hit)                                   \
+    do {                                                         \
+        T lo_ = (T)~(T)0;                                        \
+        for (int j_ = 0; j_ < 64; j_++) {                        \
+            T d_ = (T)(((x)[j_] & (m)) ^ (m));                   \
+            lo_ = d_ < lo_ ? d_ : lo_;                           \
+        }                                                        \
+        hit = lo_ == 0;                                          \
+    } while (0)
 
 static void nf_blocks(void *vctx, int b0, int b1)
 {
     const struct nf *c = vctx;
     for (int b = b0; b < b1; b++) {
-        int64_t i0 = (int64_t)b * NF_BLOCK, n = c->n - i0 < NF_BLOCK ? c->n - i0 : NF_BLOCK;
-        int64_t n64 = n & ~(int64_t)63, i = 0;
-        unsigned hit = 0;
-        if (c->wide > 0) { /* all-ones exponent: (x & m) == m, as a minimum of (x & m) ^ m over 64 */
-            const uint32_t *x = (const uint32_t *)c->x + i0;
-            for (; i < n64 && !hit; i += 64) {
-                uint32_t lo = UINT32_MAX;
-                for (int j = 0; j < 64; j++) {
-                    uint32_t d = (x[i + j] & 0x7f800000u) ^ 0x7f800000u;
-                    lo = d < lo ? d : lo;
-                }
-                hit = lo == 0;
-            }
-            for (; i < n && !hit; i++) hit = (x[i] & 0x7f800000u) == 0x7f800000u;
-        } else {
-            const uint16_t *x = (const uint16_t *)c->x + i0;
-            uint16_t m = (uint16_t)(c->wide < 0 ? 0x7c00 : 0x7f80);
-            for (; i < n64 && !hit; i += 64) {
-                uint16_t lo = UINT16_MAX;
-                for (int j = 0; j < 64; j++) {
-                    uint16_t d = (uint16_t)((x[i + j] & m) ^ m);
-                    lo = d < lo ? d : lo;
-                }
-                hit = lo == 0;
-            }
-            for (; i < n && !hit; i++) hit = (x[i] & m) == m;
+        int64_t i = (int64_t)b * NF_BLOCK, end = c->n - i < NF_BLOCK ? c->n : i + NF_BLOCK;
+        int hit = 0;
+        for (; i + 64 <= end && !hit; i += 64) {
+            if (c->wide) NF_ANY64(uint32_t, (const uint32_t *)c->x + i, c->mask, hit);
+            else NF_ANY64(uint16_t, (const uint16_t *)c->x + i, (uint16_t)c->mask, hit);
         }
+        for (; i < end && !hit; i++) hit = (nf_at(c, i) & c->mask) == c->mask;
         c->bad[b] = (unsigned char)hit;
     }
 }
@@ -252,18 +249,14 @@ static int64_t nonfinite_at(const struct vr_tensor *t)
     int64_t n = 1;
     for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
     int nblk = (int)((n + NF_BLOCK - 1) / NF_BLOCK);
-    struct nf c = {t->data, n, t->dtype == VR_DTYPE_F32 ? 1 : t->dtype == VR_DTYPE_F16 ? -1 : 0,
+    struct nf c = {t->data, n, t->dtype == VR_DTYPE_F32,
+                   t->dtype == VR_DTYPE_F32 ? 0x7f800000u : t->dtype == VR_DTYPE_BF16 ? 0x7f80u : 0x7c00u,
                    vr_xmalloc((size_t)nblk + 1)};
     vr_parallel_for(nblk, nf_blocks, &c);
     int64_t at = -1;
-    for (int b = 0; b < nblk && at < 0; b++) {
-        if (!c.bad[b]) continue;
-        uint32_t m = t->dtype == VR_DTYPE_F32 ? 0x7f800000u : t->dtype == VR_DTYPE_BF16 ? 0x7f80 : 0x7c00;
-        for (int64_t i = (int64_t)b * NF_BLOCK; i < n && at < 0; i++) {
-            uint32_t v = t->dtype == VR_DTYPE_F32 ? ((const uint32_t *)t->data)[i] : ((const uint16_t *)t->data)[i];
-            if ((v & m) == m) at = i;
-        }
-    }
+    for (int b = 0; b < nblk && at < 0; b++)
+        for (int64_t i = (int64_t)b * NF_BLOCK; c.bad[b] && i < n && at < 0; i++)
+            if ((nf_at(&c, i) & c.mask) == c.mask) at = i;
     free(c.bad);
     return at;
 }
