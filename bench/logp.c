@@ -39,8 +39,8 @@ struct run {
 int main(int argc, char **argv)
 {
     int N = 512, D = 512, V = 151680, R = 5;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        int v = atoi(argv[i + 1]);
+    for (int i = 1; i < argc; i += 2) {
+        int v = i + 1 < argc ? atoi(argv[i + 1]) : 0; /* a flag without its value: 0, refused below */
         if (!strcmp(argv[i], "--rows")) N = v;
         else if (!strcmp(argv[i], "--hidden")) D = v;
         else if (!strcmp(argv[i], "--vocab")) V = v;
