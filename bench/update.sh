@@ -14,7 +14,10 @@
 # share: that minus the peak after loading (vr: a run on empty input; the peer:
 # VmHWM before its first step). GFLOP: 4 forwards' matrix products (reference
 # forward, policy forward, backward = 2 forwards), counted from the shapes (see
-# flops below). Configs: full activations; --checkpoint-activations (the peer:
+# flops below). vr runs with VR_PROFILE (lib/profile.c): the rate of its
+# matrix-product ops (linear and LM head; the LM head's softmax is inside its
+# op), over the whole process (all steps), and their share of its time.
+# Configs: full activations; --checkpoint-activations (the peer:
 # gradient_checkpointing_enable). Writes what it needs into bench/out/update/.
 #   bench/update.sh [-k] [-t THREADS] [-s STEPS] [-G G] [-n NEW] [-p PROMPTS]
 set -euo pipefail
@@ -59,9 +62,14 @@ python3 -c 'import torch, transformers' 2>/dev/null && have_py=1
 for config in full checkpoint; do
 	flag=() ck=0
 	[ $config = checkpoint ] && flag=(--checkpoint-activations) ck=1
-	read -r w u s rss oth < <(run vr-$config "${VRU[@]}" "${flag[@]}" $out/steps.jsonl)
+	rm -f $out/vr-$config.prof
+	read -r w u s rss oth < <(run vr-$config env VR_PROFILE=$out/vr-$config.prof "${VRU[@]}" "${flag[@]}" $out/steps.jsonl)
 	rows+=("$(jq -sc --arg c $config --argjson w "$w" --argjson rss "$rss" --argjson load "$load_kb" --argjson o "$oth" \
-		--argjson th "$threads" '{impl:"vr", config:$c, vision:"once", threads:$th,
+		--argjson th "$threads" --slurpfile prof $out/vr-$config.prof '
+		($prof | map(select(.op | test("^(linear|logp)_(fwd|bwd)$|^linear_infer$")))) as $mm |
+		{impl:"vr", config:$c, vision:"once", threads:$th,
+		mm_gflop_per_s:(($mm | map(.gflop) | add) / ($mm | map(.seconds) | add) * 10 | round / 10),
+		mm_share:(($mm | map(.seconds) | add) / ($prof | map(select(.op == "total"))[0].wall) * 100 | round / 100),
 		tokens:(.[0].tokens_per_s * .[0].seconds | round), scored_tokens:.[0].tokens, loss:.[0].loss, grad_norm:.[0].grad_norm,
 		first_step_s:(.[0].seconds * 1000 | round / 1000),
 		seconds:([.[1:][].seconds] | sort | .[(length - 1) / 2 | floor] * 1000 | round / 1000),
@@ -109,4 +117,7 @@ jq -rs '
 	 (if .impl == "vr" then "- | - |" else "\((.first_step_s / $vr.first_step_s * 100 | round) / 100)x, **\((.seconds / $vr.seconds * 100 | round) / 100)x** | \(($vr.max_rss_mb / .max_rss_mb * 100 | round) / 100) |" end) +
 	 " \(.other_cpu_s) |"),
 	"",
-	"GFLOP/s in parentheses: share of torch.mm 2048x2048 fp32 on the same threads (\($pk // "-") GFLOP/s), a practical peak."' $out/results.jsonl
+	"GFLOP/s in parentheses: share of torch.mm 2048x2048 fp32 on the same threads (\($pk // "-") GFLOP/s), a practical peak.",
+	"",
+	(.[] | select(.impl == "vr") | "vr \(.config): its matrix-product ops (linear and LM head, forward and backward; VR_PROFILE) ran at \(.mm_gflop_per_s) GFLOP/s" +
+	 (if $pk then " (\(.mm_gflop_per_s / $pk * 100 | round)% of torch.mm)" else "" end) + ", \(.mm_share * 100 | round)% of the process'"'"'s time")' $out/results.jsonl

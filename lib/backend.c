@@ -57,7 +57,7 @@ static const struct vr_backend *load_cuda(char *msg, size_t n)
     return NULL;
 }
 
-static void choose(void)
+static void choose_device(void)
 {
     const char *dev = getenv("VR_DEVICE");
     char msg[512];
@@ -75,6 +75,13 @@ static void choose(void)
         fprintf(stderr, "%s: VR_DEVICE=cuda: %s\n", program_invocation_short_name, msg);
         exit(1);
     }
+}
+
+static void choose(void)
+{
+    choose_device();
+    const char *prof = getenv("VR_PROFILE");
+    if (prof && *prof) chosen = vr_profile_wrap(chosen, prof);
 }
 
 const struct vr_backend *vr_backend(void)

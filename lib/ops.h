@@ -167,6 +167,11 @@ struct vr_backend {
 const struct vr_backend *vr_backend(void);
 extern const struct vr_backend vr_backend_cpu;
 
+/* The table b with each op timed and its matrix products' FLOPs counted,
+ * written as JSONL to file ("-": stderr) at exit (lib/profile.c); the
+ * backend chosen is wrapped so when VR_PROFILE names a file. Call once. */
+const struct vr_backend *vr_profile_wrap(const struct vr_backend *b, const char *file);
+
 /* What the CUDA backend's library takes from the program that loads it: the
  * CPU table (the ops it leaves on the CPU) and the widening of small
  * weights. Its entry point, found with dlsym:
