@@ -171,6 +171,8 @@ extern const struct vr_backend vr_backend_cpu;
  * written as JSONL to file ("-": stderr) at exit (lib/profile.c); the
  * backend chosen is wrapped so when VR_PROFILE names a file. Call once. */
 const struct vr_backend *vr_profile_wrap(const struct vr_backend *b, const char *file);
+/* The report now instead of at exit (once: later calls and exit write nothing) */
+void vr_profile_write(void);
 
 /* What the CUDA backend's library takes from the program that loads it: the
  * CPU table (the ops it leaves on the CPU) and the widening of small

@@ -11,7 +11,8 @@
  * untouched: the wrapper only calls it. "wall" is the time from the table's
  * choice to exit; "seconds" of total over it is the share spent in ops.
  * Lines are appended with one write, so MPI ranks can share a file; a
- * process killed by a signal writes nothing. */
+ * process killed by a signal writes nothing, and vr_profile_write writes the
+ * report before exit (then not again). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -216,10 +217,12 @@ static double p_exp_infer(float *out, const float *x, int n, float scale, float 
     return r;
 }
 
-/* Appends the lines in one write; a failure is said on stderr (the run's own
- * result stands). */
-static void report(void)
+/* Appends the lines in one write, the first time only; a failure is said on
+ * stderr (the run's own result stands). */
+void vr_profile_write(void)
 {
+    static atomic_flag done = ATOMIC_FLAG_INIT;
+    if (!inner || atomic_flag_test_and_set(&done)) return;
     double wall = (now_ns() - t_start) * 1e-9, total = 0;
     uint64_t calls = 0;
     size_t cap = 256 * (P_COUNT + 1), len = 0;
@@ -257,6 +260,6 @@ const struct vr_backend *vr_profile_wrap(const struct vr_backend *b, const char 
 #undef X
     };
     t_start = now_ns();
-    atexit(report);
+    atexit(vr_profile_write);
     return &wrapped;
 }
