@@ -172,7 +172,9 @@ static void p_logp_fwd(float *logp, float *ent, float *prob, const float *h, con
 {
     TIMED(logp_fwd, 2.0 * N * D * V, logp, ent, prob, h, w, target, N, D, V, temp, ws);
 }
-/* dh and dw over the rows with a gradient */
+/* dh and dw over the rows with a gradient (dlogp is read here: both tables
+ * keep tensors in host memory today; a device-memory table would pass the
+ * count instead) */
 static void p_logp_bwd(float *dh, float *dw, const float *dlogp, const float *prob, const float *h, const float *w,
                        const int32_t *target, int N, int D, int V, double temp, struct vr_ws *ws)
 {
@@ -225,10 +227,15 @@ void vr_profile_write(void)
     if (!inner || atomic_flag_test_and_set(&done)) return;
     double wall = (now_ns() - t_start) * 1e-9, total = 0;
     uint64_t calls = 0;
-    size_t cap = 256 * (P_COUNT + 1), len = 0;
-    char *buf = malloc(cap);
-    if (!buf) return;
-    const char *prog = program_invocation_short_name;
+    /* the program's name as a JSON string: a quote, backslash or control
+     * character in argv[0] becomes '?' (a name, not data) */
+    char prog[64];
+    snprintf(prog, sizeof prog, "%s", program_invocation_short_name);
+    for (char *c = prog; *c; c++)
+        if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20) *c = '?';
+    /* a line is at most ~190 bytes with prog's 63 */
+    char buf[256 * (P_COUNT + 1)];
+    size_t len = 0;
     long pid = (long)getpid();
     for (int i = 0; i < P_COUNT; i++) {
         uint64_t n = atomic_load(&counters[i].calls);
@@ -236,17 +243,17 @@ void vr_profile_write(void)
         double s = atomic_load(&counters[i].ns) * 1e-9, f = atomic_load(&counters[i].flop);
         total += s;
         calls += n;
-        len += (size_t)snprintf(buf + len, cap - len, "{\"prog\":\"%s\",\"pid\":%ld,\"op\":\"%s\",\"calls\":%llu,"
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "{\"prog\":\"%s\",\"pid\":%ld,\"op\":\"%s\",\"calls\":%llu,"
                                 "\"seconds\":%.6f,\"gflop\":%.9g}\n", prog, pid, counters[i].op,
                                 (unsigned long long)n, s, f * 1e-9);
     }
-    len += (size_t)snprintf(buf + len, cap - len, "{\"prog\":\"%s\",\"pid\":%ld,\"op\":\"total\",\"calls\":%llu,"
+    len += (size_t)snprintf(buf + len, sizeof buf - len, "{\"prog\":\"%s\",\"pid\":%ld,\"op\":\"total\",\"calls\":%llu,"
                             "\"seconds\":%.6f,\"wall\":%.6f}\n", prog, pid, (unsigned long long)calls, total, wall);
+    VR_ASSERT(len < sizeof buf);
     int fd = strcmp(path, "-") ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : 2;
     if (fd < 0 || write(fd, buf, len) != (ssize_t)len)
         fprintf(stderr, "%s: VR_PROFILE=%s: cannot write the profile: %m\n", prog, path);
     if (fd > 2) close(fd);
-    free(buf);
 }
 
 const struct vr_backend *vr_profile_wrap(const struct vr_backend *b, const char *file)
