@@ -52,6 +52,7 @@ test_expect_success 'killed at random moments, --resume ends bit-identical to th
 		fi
 		if [ $i -lt 7 ]; then
 			d=$(( start + step * (20 - done_steps) * (RANDOM % 5 + 1) / 10 ))
+			[ $d -ge 1 ] || d=1 # timeout 0 would not kill at all
 			# --foreground: timeout kills vr-update alone and waits for it,
 			# so the next run cannot meet the lock of one still being torn
 			# down (without it timeout kills itself too, and on a loaded
