@@ -82,6 +82,11 @@ struct vr_attn_dims {
 
 struct vr_backend {
     const char *name;
+    /* 1 when logp_fwd fills prob at little cost and logp_bwd reads it
+     * instead of computing the logits again (the CPU table): vr-update keeps
+     * the LM head's probabilities (--keep-logits) only then. The CUDA table
+     * runs logp_fwd with prob on the CPU, so it says 0. */
+    int keeps_prob;
 
     /* y (N,O) = x (N,I) . w (O,I)^T + b (O); b may be NULL */
     void (*linear_fwd)(float *y, const float *x, const float *w, const float *b, int N, int O, int I,

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,7 @@ static struct counter counters[P_COUNT] = {
 };
 
 /* every entry of the table is wrapped: a new op fails here until it is listed */
-_Static_assert(sizeof(struct vr_backend) == sizeof(const char *) + P_COUNT * sizeof(void (*)(void)),
+_Static_assert(sizeof(struct vr_backend) == offsetof(struct vr_backend, linear_fwd) + P_COUNT * sizeof(void (*)(void)),
                "struct vr_backend has an op VR_PROFILE_OPS does not list");
 
 static const struct vr_backend *inner;
@@ -262,6 +263,7 @@ const struct vr_backend *vr_profile_wrap(const struct vr_backend *b, const char 
     path = file;
     wrapped = (struct vr_backend){
         .name = b->name,
+        .keeps_prob = b->keeps_prob,
 #define X(name) .name = p_##name,
         VR_PROFILE_OPS
 #undef X

@@ -598,7 +598,7 @@ int vr_update_grads(struct vr_update *u, struct vr_batch *b, struct vr_update_st
     if (beta != 0 && !b->have_ref) ref_logps(u, b, lo, hi);
     struct vr_train_opts to = {.temperature = grpo ? u->o.temperature : 1.0, .checkpoint = u->o.checkpoint,
                                .no_vision_grad = u->o.freeze_vision || u->lora};
-    if (!strcmp(vr_backend()->name, "cpu")) to.keep_logits = u->o.keep_logits_mb << 20;
+    if (vr_backend()->keeps_prob) to.keep_logits = u->o.keep_logits_mb << 20;
     if (u->lora) {
         to.lora = &u->lo;
         to.lw = u->aw;

@@ -6,6 +6,7 @@
 
 const struct vr_backend vr_backend_cpu = {
     .name = "cpu",
+    .keeps_prob = 1,
     .linear_fwd = vr_linear_fwd_cpu,
     .linear_bwd = vr_linear_bwd_cpu,
     .rmsnorm_fwd = vr_rmsnorm_fwd_cpu,

@@ -96,8 +96,9 @@ int main(void)
     int n = calls(&vr_backend_cpu, plain);
     const struct vr_backend *t = vr_profile_wrap(&vr_backend_cpu, path);
     int m = calls(t, timed);
-    ok(m == n && !memcmp(plain, timed, (size_t)n * sizeof(float)) && !strcmp(t->name, "cpu"),
-       "the wrapped table computes the unwrapped one's bytes and keeps its name");
+    ok(m == n && !memcmp(plain, timed, (size_t)n * sizeof(float)) && !strcmp(t->name, "cpu") &&
+           t->keeps_prob == 1,
+       "the wrapped table computes the unwrapped one's bytes and keeps its name and keeps_prob");
     vr_profile_write();
     vr_profile_write(); /* once only: the second call and exit add nothing */
 
