@@ -3,6 +3,7 @@
  * process. Used by vr-update (gradients, input lines) and vr-rollout (task
  * lines out, rollout lines back). */
 #include "dist.h"
+#include "progress.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -47,13 +48,6 @@ double vr_dist_seconds(void) { return spent; }
 #ifdef VR_MPI
 
 const char *vr_dist_impl(void) { return "mpi"; }
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* exit() ends the job: 0 finalizes, anything else aborts every rank, so a
  * rank that fails (bad input, a full disk) never leaves the others blocked
@@ -107,7 +101,7 @@ void vr_dist_abort(int code)
 static int sum(void *x, size_t n, int dbl)
 {
     if (nranks == 1 || n == 0) return 0;
-    double t0 = now();
+    double t0 = vr_now();
     size_t N = (size_t)nranks, esz = dbl ? sizeof(double) : sizeof(float);
     size_t S = (n + N - 1) / N < SLICE ? (n + N - 1) / N : SLICE;
     MPI_Datatype ty = dbl ? MPI_DOUBLE : MPI_FLOAT;
@@ -158,7 +152,7 @@ static int sum(void *x, size_t n, int dbl)
         }
         MPI_Allgatherv(MPI_IN_PLACE, 0, ty, blk, cnt, dsp, ty, MPI_COMM_WORLD);
     }
-    spent += now() - t0;
+    spent += vr_now() - t0;
     return 0;
 }
 
@@ -178,13 +172,13 @@ int vr_dist_bcast(void *buf, size_t n, struct vr_err *err)
 {
     (void)err;
     if (nranks == 1) return 0;
-    double t0 = now();
+    double t0 = vr_now();
     for (size_t at = 0; at < n;) { /* MPI counts are ints */
         int k = n - at < (1u << 30) ? (int)(n - at) : 1 << 30;
         MPI_Bcast((char *)buf + at, k, MPI_BYTE, 0, MPI_COMM_WORLD);
         at += (size_t)k;
     }
-    spent += now() - t0;
+    spent += vr_now() - t0;
     return 0;
 }
 
@@ -196,7 +190,7 @@ int vr_dist_gather(const void *buf, size_t n, struct vr_buf *out, size_t *counts
         counts[0] = n;
         return 0;
     }
-    double t0 = now();
+    double t0 = vr_now();
     uint64_t mine = n, *all = my_rank == 0 ? vr_xmalloc((size_t)nranks * sizeof *all) : NULL;
     int *cnt = NULL, *dsp = NULL, rc = 0;
     MPI_Gather(&mine, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
@@ -225,7 +219,7 @@ int vr_dist_gather(const void *buf, size_t n, struct vr_buf *out, size_t *counts
     if (!bad) MPI_Gatherv(buf, (int)n, MPI_BYTE, out ? out->p : NULL, cnt, dsp, MPI_BYTE, 0, MPI_COMM_WORLD);
     else if (!rc) rc = vr_err_set(err, VR_ERR_SYS, NULL, 0, "a gather of over 2 GiB");
     free(all), free(cnt), free(dsp);
-    spent += now() - t0;
+    spent += vr_now() - t0;
     return rc;
 }
 

@@ -4,7 +4,7 @@
  *   {"prog":"vr-update","pid":123,"op":"linear_fwd","calls":960,"seconds":4.21,"gflop":530.6}
  *   {"prog":"vr-update","pid":123,"op":"total","calls":..,"seconds":..,"wall":..}
  * It wraps whichever table lib/backend.c chose: each entry times the inner
- * call (CLOCK_MONOTONIC) and counts the floating-point operations of its
+ * call (vr_now, monotonic) and counts the floating-point operations of its
  * matrix products from the shapes, 2 per multiply-add, the useful ones only
  * (the LM head's recomputed logits and attention's recomputed scores are not
  * counted; element-wise ops count none). The numbers an op computes are
@@ -20,10 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ops.h"
+#include "progress.h"
 
 /* One counter set per op; ops may run on several threads at once. */
 struct counter {
@@ -59,12 +59,8 @@ static struct vr_backend wrapped;
 static const char *path;
 static uint64_t t_start;
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+/* nanoseconds from progress.h's monotonic clock, as the counters add them */
+static uint64_t now_ns(void) { return (uint64_t)(vr_now() * 1e9); }
 
 static void add(int op, uint64_t t0, double flop)
 {

@@ -13,16 +13,10 @@
 #include <jansson.h>
 
 #include "fs.h"
+#include "progress.h"
 
 #define LOCK_FILE "lock"
 #define GEN_FILE "generation"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* The pid holding a write lock on path, 0 when none (or no such file). */
 /* ---- the writer ---- */
@@ -126,7 +120,7 @@ void vr_publish_reader_init(struct vr_publish_reader *r, const char *dir)
     memset(r, 0, sizeof *r);
     r->dir = vr_xstrdup(dir);
     r->start_timeout = 120;
-    r->t0 = now();
+    r->t0 = vr_now();
 }
 
 void vr_publish_reader_release(struct vr_publish_reader *r)
@@ -174,7 +168,7 @@ int vr_publish_poll(struct vr_publish_reader *r, int64_t *gen, struct vr_err *er
         if (r->writer)
             rc = vr_err_set(err, VR_ERR_INPUT, r->dir, 0, "its writer (vr-update --publish, pid %ld) is gone",
                             (long)r->writer);
-        else if (now() - r->t0 > r->start_timeout)
+        else if (vr_now() - r->t0 > r->start_timeout)
             rc = vr_err_set(err, VR_ERR_INPUT, r->dir, 0, "no vr-update --publish has written here in %g s",
                             r->start_timeout);
     } else if (rc == 0 && holder < 0) {

@@ -22,6 +22,7 @@
 #include "lora.h"
 #include "publish.h"
 #include "safetensors.h"
+#include "progress.h"
 
 struct vr_trainer_impl {
     struct vr_trainer_opts o;     /* the caller's, defaults resolved */
@@ -49,13 +50,6 @@ struct vr_trainer_impl {
     int idle_warned;              /* a rank had no micro-batch (said once) */
     double comm0;                 /* vr_dist_seconds() when the step began */
 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 __attribute__((format(printf, 2, 3))) static void warn(const struct vr_trainer_impl *r, const char *fmt, ...)
 {
@@ -592,7 +586,7 @@ static void idle_ranks(struct vr_trainer_impl *r)
 static int one_step(struct vr_trainer *t, struct vr_err *err)
 {
     struct vr_trainer_impl *r = t->impl;
-    double t0 = now();
+    double t0 = vr_now();
     r->comm0 = vr_dist_seconds();
     struct vr_update_stats st;
     if (r->u.lora) r->u.lo.step = (uint64_t)t->step; /* dropout masks */
@@ -615,7 +609,7 @@ static int one_step(struct vr_trainer *t, struct vr_err *err)
         return -1;
     t->step++;
     t->taken++;
-    double sec = now() - t0;
+    double sec = vr_now() - t0;
     /* the data cursor: lines of finished batches, steps done in this one */
     int last = r->it + 1 >= r->o.iterations;
     r->last_lines = last ? t->lines + r->nl : t->lines;
