@@ -8,7 +8,7 @@ BIN      ?= bin
 CC       ?= cc
 OPT      ?= -O2
 SAN      ?=
-CFLAGS_BASE := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-format-truncation -pthread -fno-strict-aliasing \
+CFLAGS_BASE := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-format-truncation -pthread -fno-strict-aliasing -ffp-contract=off \
                -D_GNU_SOURCE -Ilib -DVR_VERSION='"$(VERSION)"' $(SAN)
 # Missing Debian packages are installed before anything else is computed, so
 # `make test` on a fresh machine needs nothing done by hand (share/deps.sh).

@@ -3,7 +3,11 @@
  * of f32; it is widened in registers and the math stays fp32). Rows of w are
  * split across the thread pool, so a row's result never depends on the
  * thread count. AVX-512, AVX2+FMA or NEON when the CPU has it (VR_ISA), else plain
- * C. The gemv_infer op of the seam (../ops.h) and the few-row path of
+ * C, all in one order of arithmetic: element k < K16 (K rounded down to 16)
+ * of a dot product goes to lane k % 16 by a fused multiply-add, in order;
+ * the lanes are added by lanes.h's tree, the elements from K16 on by fused
+ * multiply-adds in order, then the bias is added. So a row's numbers are the
+ * same bits on every CPU and whichever rows share its batch. The gemv_infer op of the seam (../ops.h) and the few-row path of
  * vr_linear_infer_cpu; every variant is tested against the plain-loop
  * reference (ref.c, tests/unit/ops_ref.c). */
 #if defined(__x86_64__)
@@ -13,7 +17,10 @@
 #endif
 #include <string.h>
 
+#include <math.h>
+
 #include "cpu/isa.h"
+#include "cpu/lanes.h"
 #include "cpu/ops.h"
 #include "cpu/pool.h"
 
@@ -36,15 +43,23 @@ static float w_at(const void *w, enum vr_dtype dt, size_t i)
     }
 }
 
+/* the elements from K16 on, then the bias */
+static inline float finish(const struct gemv *g, float s, const float *x, int n, int K16)
+{
+    for (int k = K16; k < g->K; k++) s = fmaf(x[k], w_at(g->w, g->dt, (size_t)n * g->K + k), s);
+    return s + (g->b ? g->b[n] : 0.0f);
+}
+
 static void rows_c(void *vctx, int n0, int n1)
 {
     const struct gemv *g = vctx;
+    int K16 = g->K & ~15;
     for (int n = n0; n < n1; n++)
         for (int m = 0; m < g->M; m++) {
             const float *x = g->x + (size_t)m * g->K;
-            float s = 0;
-            for (int k = 0; k < g->K; k++) s += x[k] * w_at(g->w, g->dt, (size_t)n * g->K + k);
-            g->out[(size_t)m * g->N + n] = s + (g->b ? g->b[n] : 0.0f);
+            float a[16] = {0};
+            for (int k = 0; k < K16; k++) a[k % 16] = fmaf(x[k], w_at(g->w, g->dt, (size_t)n * g->K + k), a[k % 16]);
+            g->out[(size_t)m * g->N + n] = finish(g, vr_tree16(a), x, n, K16);
         }
 }
 
@@ -60,58 +75,30 @@ __attribute__((target("avx512f,avx512bw"))) static inline __m512 load16(const vo
 }
 
 /* MG input rows against weight row n; MG is a constant at each call so the
- * accumulators live in registers. Every row sums in the same order whatever
- * MG is — 16-float chunk c goes to accumulator c % 4, then ((0+1)+(2+3)),
- * then the scalar tail — so a row's result does not depend on which rows
- * share its batch (vr-rollout's output must not change with the batch). */
-#define FMA1(j, q, xk, wv) \
-    if (MG > j) a##j##q = _mm512_fmadd_ps(_mm512_loadu_ps(x##j + (xk)), wv, a##j##q)
-#define FMA_ALL(q, xk, wv) do { FMA1(0, q, xk, wv); FMA1(1, q, xk, wv); FMA1(2, q, xk, wv); FMA1(3, q, xk, wv); } while (0)
-#define ROW_OUT(j)                                                                                   \
-    if (MG > j) {                                                                                    \
-        float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a##j##0, a##j##1),                \
-                                                     _mm512_add_ps(a##j##2, a##j##3)));              \
-        for (int kk = K16; kk < K; kk++) s += x##j[kk] * w_at(g->w, g->dt, wo + (size_t)kk);         \
-        g->out[(size_t)(m0 + j) * g->N + n] = s + (g->b ? g->b[n] : 0.0f);                           \
-    }
+ * accumulators (one register of 16 lanes per row) live in registers. */
+#define FMA1(j, xk, wv) \
+    if (MG > j) a##j = _mm512_fmadd_ps(_mm512_loadu_ps(x##j + (xk)), wv, a##j)
+#define ROW_OUT(j) \
+    if (MG > j) g->out[(size_t)(m0 + j) * g->N + n] = finish(g, vr_tree16_512(a##j), x##j, n, K16)
 
 __attribute__((target("avx512f,avx512bw"), always_inline)) static inline void
 dot_rows(const struct gemv *g, int n, int m0, const int MG)
 {
-    int K = g->K, K16 = K & ~15, K64 = K & ~63;
+    int K = g->K, K16 = K & ~15;
     size_t wo = (size_t)n * K;
     const float *x0 = g->x + (size_t)m0 * K, *x1 = x0 + K, *x2 = x1 + K, *x3 = x2 + K;
-    __m512 z = _mm512_setzero_ps();
-    __m512 a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
-    __m512 a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
-    int k = 0;
-    for (; k < K64; k += 64) {
-        __m512 w0 = load16(g->w, g->dt, wo + (size_t)k), w1 = load16(g->w, g->dt, wo + (size_t)k + 16);
-        __m512 w2 = load16(g->w, g->dt, wo + (size_t)k + 32), w3 = load16(g->w, g->dt, wo + (size_t)k + 48);
-        FMA_ALL(0, k, w0);
-        FMA_ALL(1, k + 16, w1);
-        FMA_ALL(2, k + 32, w2);
-        FMA_ALL(3, k + 48, w3);
-    }
-    if (k < K16) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int k = 0; k < K16; k += 16) {
         __m512 wv = load16(g->w, g->dt, wo + (size_t)k);
-        FMA_ALL(0, k, wv);
-        k += 16;
+        FMA1(0, k, wv);
+        FMA1(1, k, wv);
+        FMA1(2, k, wv);
+        FMA1(3, k, wv);
     }
-    if (k < K16) {
-        __m512 wv = load16(g->w, g->dt, wo + (size_t)k);
-        FMA_ALL(1, k, wv);
-        k += 16;
-    }
-    if (k < K16) {
-        __m512 wv = load16(g->w, g->dt, wo + (size_t)k);
-        FMA_ALL(2, k, wv);
-        k += 16;
-    }
-    ROW_OUT(0)
-    ROW_OUT(1)
-    ROW_OUT(2)
-    ROW_OUT(3)
+    ROW_OUT(0);
+    ROW_OUT(1);
+    ROW_OUT(2);
+    ROW_OUT(3);
 }
 
 __attribute__((target("avx512f,avx512bw"))) static void rows_avx512(void *vctx, int n0, int n1)
@@ -128,10 +115,7 @@ __attribute__((target("avx512f,avx512bw"))) static void rows_avx512(void *vctx, 
         }
 }
 
-/* AVX2 + FMA + F16C (x86-64-v3): the same scheme in 8 lanes. Each row keeps
- * two accumulators (16-float chunk c: its two halves go to accumulators 0
- * and 1), summed as (a0 + a1) and then lanes ((0+4)+(2+6))+((1+5)+(3+7)),
- * then the scalar tail: an order fixed per row, whatever MG. */
+/* AVX2 + FMA + F16C (x86-64-v3): the 16 lanes of a row in two registers. */
 __attribute__((target("avx2,fma,f16c"))) static inline __m256 load8(const void *w, enum vr_dtype dt, size_t i)
 {
     if (dt == VR_DTYPE_BF16)
@@ -141,22 +125,11 @@ __attribute__((target("avx2,fma,f16c"))) static inline __m256 load8(const void *
     return _mm256_loadu_ps((const float *)w + i);
 }
 
-__attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); /* 0+4 1+5 2+6 3+7 */
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));                                          /* (0+4)+(2+6), ... */
-    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
-
 #define FMA8(j, q, xk, wv) \
     if (MG > j) b##j##q = _mm256_fmadd_ps(_mm256_loadu_ps(x##j + (xk)), wv, b##j##q)
 #define FMA8_ALL(q, xk, wv) do { FMA8(0, q, xk, wv); FMA8(1, q, xk, wv); FMA8(2, q, xk, wv); FMA8(3, q, xk, wv); } while (0)
-#define ROW8_OUT(j)                                                                          \
-    if (MG > j) {                                                                            \
-        float s = hsum8(_mm256_add_ps(b##j##0, b##j##1));                                    \
-        for (int kk = K16; kk < K; kk++) s += x##j[kk] * w_at(g->w, g->dt, wo + (size_t)kk); \
-        g->out[(size_t)(m0 + j) * g->N + n] = s + (g->b ? g->b[n] : 0.0f);                   \
-    }
+#define ROW8_OUT(j) \
+    if (MG > j) g->out[(size_t)(m0 + j) * g->N + n] = finish(g, vr_tree8x2(b##j##0, b##j##1), x##j, n, K16)
 
 __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void
 dot_rows8(const struct gemv *g, int n, int m0, const int MG)
@@ -171,10 +144,10 @@ dot_rows8(const struct gemv *g, int n, int m0, const int MG)
         FMA8_ALL(0, k, w0);
         FMA8_ALL(1, k + 8, w1);
     }
-    ROW8_OUT(0)
-    ROW8_OUT(1)
-    ROW8_OUT(2)
-    ROW8_OUT(3)
+    ROW8_OUT(0);
+    ROW8_OUT(1);
+    ROW8_OUT(2);
+    ROW8_OUT(3);
 }
 
 __attribute__((target("avx2,fma,f16c"))) static void rows_avx2(void *vctx, int n0, int n1)
@@ -194,9 +167,7 @@ __attribute__((target("avx2,fma,f16c"))) static void rows_avx2(void *vctx, int n
 
 
 #if defined(__aarch64__)
-/* NEON (arm64): four 4-lane accumulators per row (16-float chunk c: its
- * quarters go to accumulators 0..3), summed (0+1)+(2+3), then across lanes
- * (faddp's fixed pairs), then the scalar tail: an order fixed per row. */
+/* NEON (arm64): the 16 lanes of a row in four registers. */
 static inline float32x4_t load4(const void *w, enum vr_dtype dt, size_t i)
 {
     if (dt == VR_DTYPE_BF16) return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)w + i), 16));
@@ -207,12 +178,8 @@ static inline float32x4_t load4(const void *w, enum vr_dtype dt, size_t i)
 #define FMA4(j, q, xk, wv) \
     if (MG > j) c##j##q = vfmaq_f32(c##j##q, vld1q_f32(x##j + (xk)), wv)
 #define FMA4_ALL(q, xk, wv) do { FMA4(0, q, xk, wv); FMA4(1, q, xk, wv); FMA4(2, q, xk, wv); FMA4(3, q, xk, wv); } while (0)
-#define ROW4_OUT(j)                                                                                 \
-    if (MG > j) {                                                                                   \
-        float s = vaddvq_f32(vaddq_f32(vaddq_f32(c##j##0, c##j##1), vaddq_f32(c##j##2, c##j##3)));  \
-        for (int kk = K16; kk < K; kk++) s += x##j[kk] * w_at(g->w, g->dt, wo + (size_t)kk);        \
-        g->out[(size_t)(m0 + j) * g->N + n] = s + (g->b ? g->b[n] : 0.0f);                          \
-    }
+#define ROW4_OUT(j) \
+    if (MG > j) g->out[(size_t)(m0 + j) * g->N + n] = finish(g, vr_tree4x4(c##j##0, c##j##1, c##j##2, c##j##3), x##j, n, K16)
 
 static inline __attribute__((always_inline)) void dot_rows4(const struct gemv *g, int n, int m0, const int MG)
 {
@@ -230,10 +197,10 @@ static inline __attribute__((always_inline)) void dot_rows4(const struct gemv *g
         FMA4_ALL(2, k + 8, w2);
         FMA4_ALL(3, k + 12, w3);
     }
-    ROW4_OUT(0)
-    ROW4_OUT(1)
-    ROW4_OUT(2)
-    ROW4_OUT(3)
+    ROW4_OUT(0);
+    ROW4_OUT(1);
+    ROW4_OUT(2);
+    ROW4_OUT(3);
 }
 
 static void rows_neon(void *vctx, int n0, int n1)

@@ -1,11 +1,10 @@
 /* ops.c: the CPU backend's generation-path ops (cpu/ops.h, ../ops.h): the
- * workspace, the GEMM over stored-dtype weights, and the vector variants
+ * workspace, the GEMM over stored-dtype weights (gemm.c's vr_sgemm), and the vector variants
  * (AVX-512, AVX2+FMA, NEON, C; cpu/isa.h) of SwiGLU, softmax and the
  * samplers' max and exp, and attention over vision segments or a KV cache.
  * Their references are in ref.c. */
 #include "cpu/ops.h"
 
-#include <cblas.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #elif defined(__aarch64__)
@@ -14,13 +13,9 @@
 #include <pthread.h>
 
 #include "cpu/isa.h"
+#include "cpu/lanes.h"
 #include "cpu/pool.h"
 
-/* One pool of threads for everything: OpenBLAS runs single-threaded inside
- * the pool's chunks, so its spinning threads never compete with ours. */
-static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
-static void blas_single(void) { openblas_set_num_threads(1); }
-#define BLAS_INIT() pthread_once(&blas_once, blas_single)
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,20 +112,19 @@ struct lin {
     int tile; /* columns per BLAS call */
 };
 
-/* Column tiles [t0, t1) of out, one single-threaded BLAS call each. OpenBLAS's
- * kernels (Haswell's, for one) round a column differently depending on the
- * width of the call it is in, so the tiles are a function of N alone, never
- * of the thread count: a prompt's numbers do not depend on VR_THREADS. */
+/* Column tiles [t0, t1) of out, one vr_sgemm call each (gemm.c: every
+ * element one fma chain over K, from the bias, so neither the tiles nor the
+ * thread count nor the CPU changes a bit). */
 static void lin_tiles(void *vctx, int t0, int t1)
 {
     const struct lin *l = vctx;
     for (int t = t0; t < t1; t++) {
         int n0 = t * l->tile, n1 = n0 + l->tile < l->N ? n0 + l->tile : l->N;
-        if (l->B)
+        float *out = l->out + n0;
+        vr_sgemm(0, 1, l->M, n1 - n0, l->K, 1.0f, l->x, l->K, l->W + (size_t)n0 * l->K, l->K, 0.0f, out, l->N);
+        if (l->B) /* the product, then + the bias: what cblas_sgemm from the bias with beta 1 gave */
             for (int i = 0; i < l->M; i++)
-                memcpy(l->out + (size_t)i * l->N + n0, l->B + n0, (size_t)(n1 - n0) * sizeof *l->out);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l->M, n1 - n0, l->K, 1.0f, l->x, l->K,
-                    l->W + (size_t)n0 * l->K, l->K, l->B ? 1.0f : 0.0f, l->out + n0, l->N);
+                for (int j = 0; j < n1 - n0; j++) out[(size_t)i * l->N + j] += l->B[n0 + j];
     }
 }
 
@@ -158,7 +152,6 @@ void vr_linear_infer_cpu(float *out, const float *x, const struct vr_tensor *w, 
         vr_gemv_cpu(out, x, w, B, M);
         return;
     }
-    BLAS_INIT();
     const float *W = w->data;
     if (w->dtype != VR_DTYPE_F32) { /* widen into the reused slot, rows in parallel */
         struct widen c = {wslot(ws, 0, (size_t)N * K), w, (size_t)K};
@@ -172,76 +165,166 @@ void vr_linear_infer_cpu(float *out, const float *x, const struct vr_tensor *w, 
     vr_parallel_for((N + tile - 1) / tile, lin_tiles, &l);
 }
 
+/* ---- exp and sums of exps: one order of arithmetic on every CPU ----
+ *
+ * exp1 is the definition: expf by range reduction by ln 2 (Cody-Waite, two
+ * constants) and a degree-6 polynomial on [-ln2/2, ln2/2], about 1 ulp like
+ * libm's, evaluated with exactly these fused multiply-adds, then scaled by
+ * 2^n as (p 2^h) 2^(n-h) with h = n/2: two normal powers of two, so the first
+ * product is exact and the second rounds once (AVX-512's scalef rounds
+ * p 2^n once: the same value). The vector variants compute the same
+ * operations lane by lane, so an element's exp is the same bits in every
+ * variant and at every position; the C variant and nothing else calls exp1.
+ *
+ * A sum of exps runs in the 16 lanes of lanes.h, a block of 4096 elements
+ * at a time; the blocks' lane trees are added in double. */
+#define EXP_LO -87.3f
+#define EXP_HI 88.7f
+#define LOG2E 1.44269504088896341f
+#define LN2_HI 0.693359375f
+#define LN2_LO -2.12194440e-4f
+#define EP0 1.9875691500e-4f
+#define EP1 1.3981999507e-3f
+#define EP2 8.3334519073e-3f
+#define EP3 4.1665795894e-2f
+#define EP4 1.6666665459e-1f
+#define EP5 5.0000001201e-1f
+#define SUM_BLOCK 4096 /* elements summed in float before the double total */
+
+static inline float pow2i(int e)
+{
+    union {
+        uint32_t u;
+        float f;
+    } v = {(uint32_t)(e + 127) << 23};
+    return v.f;
+}
+
+static inline float exp1(float x)
+{
+    x = fminf(fmaxf(x, EXP_LO), EXP_HI); /* a NaN becomes EXP_LO, as max_ps does */
+    float n = nearbyintf(x * LOG2E);
+    float r = fmaf(-n, LN2_HI, x);
+    r = fmaf(-n, LN2_LO, r);
+    float p = EP0;
+    p = fmaf(p, r, EP1);
+    p = fmaf(p, r, EP2);
+    p = fmaf(p, r, EP3);
+    p = fmaf(p, r, EP4);
+    p = fmaf(p, r, EP5);
+    p = fmaf(p, r * r, r + 1.0f);
+    int ni = (int)n, hi = ni >> 1;
+    return p * pow2i(hi) * pow2i(ni - hi);
+}
+
+float vr_exp_def(float x) { return exp1(x); }
+
+/* the C variant of vr_exp_infer_cpu: out = exp(x scale - shift), and its sum */
+static double exp_sum_c(float *out, const float *x, int n, float scale, float shift)
+{
+    double z = 0;
+    for (int b = 0; b < n; b += SUM_BLOCK) {
+        int e = n - b < SUM_BLOCK ? n : b + SUM_BLOCK;
+        float acc[16] = {0};
+        for (int i = b; i < e; i++) acc[i % 16] += out[i] = exp1(x[i] * scale - shift);
+        z += vr_tree16(acc);
+    }
+    return z;
+}
+
 #if defined(__x86_64__)
-/* expf for 16 lanes: range reduction by ln 2 (Cody-Waite, two constants) and
- * a degree-6 polynomial on [-ln2/2, ln2/2]; about 1 ulp, like libm's. */
+/* exp1 in 16 lanes */
 __attribute__((target("avx512f"))) static inline __m512 exp16(__m512 x)
 {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
-    x = _mm512_min_ps(x, _mm512_set1_ps(88.7f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    __m512 r2 = _mm512_mul_ps(r, r);
-    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+    __m512 p = _mm512_set1_ps(EP0);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EP1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EP2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EP3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EP4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EP5));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     return _mm512_scalef_ps(p, n);
 }
 
-/* The same expf in 8 lanes for AVX2 + FMA. AVX2 has no scalef: p * 2^n is
- * p * 2^h * 2^(n-h) with h = n/2, two normal powers of two, so the first
- * product is exact and the second rounds once, as scalef does. */
+/* exp1 in 8 lanes for AVX2 + FMA (no scalef: the two powers of two) */
 __attribute__((target("avx2,fma"))) static inline __m256 exp8(__m256 x)
 {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
-    x = _mm256_min_ps(x, _mm256_set1_ps(88.7f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    __m256 r2 = _mm256_mul_ps(r, r);
-    p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    __m256 p = _mm256_set1_ps(EP0);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP5));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
     __m256i ni = _mm256_cvtps_epi32(n), hi = _mm256_srai_epi32(ni, 1), lo = _mm256_sub_epi32(ni, hi);
     __m256 ph = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(hi, _mm256_set1_epi32(127)), 23));
     __m256 pl = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(lo, _mm256_set1_epi32(127)), 23));
     return _mm256_mul_ps(_mm256_mul_ps(p, ph), pl);
 }
 
-__attribute__((target("avx2,fma"))) static inline float hmax8(__m256 v)
+/* lanes i < n of 8 as an AVX2 mask (n may be <= 0 or > 8) */
+__attribute__((target("avx2"))) static inline __m256i mask8(int n)
 {
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n < 0 ? 0 : n > 8 ? 8 : n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-__attribute__((target("avx2,fma"))) static inline float hadd8(__m256 v)
+__attribute__((target("avx512f"))) static double exp_sum16(float *out, const float *x, int n, float scale,
+                                                           float shift)
 {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+    __m512 vs = _mm512_set1_ps(scale), vh = _mm512_set1_ps(shift);
+    double z = 0;
+    for (int b = 0; b < n; b += SUM_BLOCK) {
+        int e = n - b < SUM_BLOCK ? n : b + SUM_BLOCK;
+        __m512 acc = _mm512_setzero_ps();
+        for (int i = b; i < e; i += 16) {
+            __mmask16 m = e - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (e - i)) - 1);
+            __m512 v = exp16(_mm512_sub_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs), vh));
+            _mm512_mask_storeu_ps(out + i, m, v);
+            acc = _mm512_mask_add_ps(acc, m, acc, v);
+        }
+        z += vr_tree16_512(acc);
+    }
+    return z;
 }
 
-/* lanes i < n of 8 as an AVX2 mask */
-__attribute__((target("avx2"))) static inline __m256i mask8(size_t n)
+__attribute__((target("avx2,fma"))) static double exp_sum8(float *out, const float *x, int n, float scale,
+                                                           float shift)
 {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 8 ? n : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256 vs = _mm256_set1_ps(scale), vh = _mm256_set1_ps(shift);
+    double z = 0;
+    for (int b = 0; b < n; b += SUM_BLOCK) {
+        int e = n - b < SUM_BLOCK ? n : b + SUM_BLOCK, i = b;
+        __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+        for (; i + 16 <= e; i += 16) {
+            __m256 v0 = exp8(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), vh));
+            __m256 v1 = exp8(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8), vs), vh));
+            _mm256_storeu_ps(out + i, v0);
+            _mm256_storeu_ps(out + i + 8, v1);
+            lo = _mm256_add_ps(lo, v0);
+            hi = _mm256_add_ps(hi, v1);
+        }
+        if (i < e) { /* the tail, masked: a masked-off lane adds +0, which changes nothing */
+            __m256i m0 = mask8(e - i), m1 = mask8(e - i - 8);
+            __m256 v0 = exp8(_mm256_sub_ps(_mm256_mul_ps(_mm256_maskload_ps(x + i, m0), vs), vh));
+            __m256 v1 = exp8(_mm256_sub_ps(_mm256_mul_ps(_mm256_maskload_ps(x + i + 8, m1), vs), vh));
+            _mm256_maskstore_ps(out + i, m0, v0);
+            _mm256_maskstore_ps(out + i + 8, m1, v1);
+            lo = _mm256_add_ps(lo, _mm256_and_ps(v0, _mm256_castsi256_ps(m0)));
+            hi = _mm256_add_ps(hi, _mm256_and_ps(v1, _mm256_castsi256_ps(m1)));
+        }
+        z += vr_tree8x2(lo, hi);
+    }
+    return z;
 }
 
-#endif
-
-#if defined(__x86_64__)
 __attribute__((target("avx512f"))) static float max16(const float *x, int n)
 {
     __m512 m = _mm512_set1_ps(-INFINITY);
@@ -249,66 +332,55 @@ __attribute__((target("avx512f"))) static float max16(const float *x, int n)
     return _mm512_reduce_max_ps(m);
 }
 
-/* sum of out[i] = exp(x[i] * scale - shift), in 16 lanes of float then double */
-__attribute__((target("avx512f"))) static double exp_shift16(float *out, const float *x, int n, float scale,
-                                                             float shift)
-{
-    __m512 vs = _mm512_set1_ps(scale), vh = _mm512_set1_ps(shift), acc = _mm512_setzero_ps();
-    double z = 0;
-    for (int i = 0; i < n; i += 16) {
-        __m512 e = exp16(_mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs), vh));
-        _mm512_storeu_ps(out + i, e);
-        acc = _mm512_add_ps(acc, e);
-        if ((i & 4095) == 4080) { /* flush to double every 256 vectors: keeps the sum exact enough */
-            z += _mm512_reduce_add_ps(acc);
-            acc = _mm512_setzero_ps();
-        }
-    }
-    return z + _mm512_reduce_add_ps(acc);
-}
-
-__attribute__((target("avx2,fma"))) static float max8(const float *x, int n)
+__attribute__((target("avx2"))) static float max8(const float *x, int n)
 {
     __m256 m = _mm256_set1_ps(-INFINITY);
     for (int i = 0; i < n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
-    return hmax8(m);
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
 }
 
-/* as exp_shift16, in 8 lanes, flushed to double every 512 vectors */
-__attribute__((target("avx2,fma"))) static double exp_shift8(float *out, const float *x, int n, float scale,
-                                                             float shift)
+/* Every element goes through the same vector code (the tail masked), so an
+ * element's value does not depend on where the batch puts it. */
+__attribute__((target("avx512f"))) static void swiglu16(float *out, const float *g, const float *u, size_t n)
 {
-    __m256 vs = _mm256_set1_ps(scale), vh = _mm256_set1_ps(shift), acc = _mm256_setzero_ps();
-    double z = 0;
-    for (int i = 0; i < n; i += 8) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), vh));
-        _mm256_storeu_ps(out + i, e);
-        acc = _mm256_add_ps(acc, e);
-        if ((i & 4095) == 4088) {
-            z += hadd8(acc);
-            acc = _mm256_setzero_ps();
-        }
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(m, g + i);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        __m512 s = _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, u + i)));
     }
-    return z + hadd8(acc);
+}
+
+__attribute__((target("avx2,fma"))) static void swiglu8(float *out, const float *g, const float *u, size_t n)
+{
+    for (size_t i = 0; i < n; i += 8) {
+        __m256i m = mask8(n - i < 8 ? (int)(n - i) : 8);
+        __m256 x = _mm256_maskload_ps(g + i, m);
+        __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        __m256 s = _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        _mm256_maskstore_ps(out + i, m, _mm256_mul_ps(s, _mm256_maskload_ps(u + i, m)));
+    }
 }
 #endif
 
-
 #if defined(__aarch64__)
-/* The same expf in 4 NEON lanes; the power of two as in exp8. */
+/* exp1 in 4 NEON lanes; the power of two as in exp8. vmaxnm turns a NaN into
+ * the bound, as fmaxf and x86's max do. */
 static inline float32x4_t exp4(float32x4_t x)
 {
-    x = vmaxq_f32(x, vdupq_n_f32(-87.3f));
-    x = vminq_f32(x, vdupq_n_f32(88.7f));
-    float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
-    float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
-    r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
-    float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
-    p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+    x = vminnmq_f32(vmaxnmq_f32(x, vdupq_n_f32(EXP_LO)), vdupq_n_f32(EXP_HI));
+    float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(LOG2E)));
+    float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(LN2_HI));
+    r = vfmsq_f32(r, n, vdupq_n_f32(LN2_LO));
+    float32x4_t p = vdupq_n_f32(EP0);
+    p = vfmaq_f32(vdupq_n_f32(EP1), p, r);
+    p = vfmaq_f32(vdupq_n_f32(EP2), p, r);
+    p = vfmaq_f32(vdupq_n_f32(EP3), p, r);
+    p = vfmaq_f32(vdupq_n_f32(EP4), p, r);
+    p = vfmaq_f32(vdupq_n_f32(EP5), p, r);
     p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
     int32x4_t ni = vcvtq_s32_f32(n), hi = vshrq_n_s32(ni, 1), lo = vsubq_s32(ni, hi);
     float32x4_t ph = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(hi, vdupq_n_s32(127)), 23));
@@ -323,21 +395,29 @@ static float max4(const float *x, int n)
     return vmaxvq_f32(m);
 }
 
-/* as exp_shift16, in 4 lanes, flushed to double every 1024 vectors */
-static double exp_shift4(float *out, const float *x, int n, float scale, float shift)
+static double exp_sum4(float *out, const float *x, int n, float scale, float shift)
 {
-    float32x4_t vs = vdupq_n_f32(scale), vh = vdupq_n_f32(shift), acc = vdupq_n_f32(0);
+    float32x4_t vs = vdupq_n_f32(scale), vh = vdupq_n_f32(shift);
     double z = 0;
-    for (int i = 0; i < n; i += 4) {
-        float32x4_t e = exp4(vsubq_f32(vmulq_f32(vld1q_f32(x + i), vs), vh));
-        vst1q_f32(out + i, e);
-        acc = vaddq_f32(acc, e);
-        if ((i & 4095) == 4092) {
-            z += vaddvq_f32(acc);
-            acc = vdupq_n_f32(0);
+    for (int b = 0; b < n; b += SUM_BLOCK) {
+        int e = n - b < SUM_BLOCK ? n : b + SUM_BLOCK;
+        float32x4_t a[4] = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0)};
+        for (int i = b; i < e; i += 16) {
+            int m = e - i < 16 ? e - i : 16;
+            float buf[16] = {0}, ob[16];
+            const float *xp = x + i;
+            if (m < 16) memcpy(buf, xp, (size_t)m * sizeof *buf), xp = buf;
+            for (int q = 0; q < 4; q++) {
+                float32x4_t v = exp4(vsubq_f32(vmulq_f32(vld1q_f32(xp + 4 * q), vs), vh));
+                vst1q_f32(m < 16 ? ob + 4 * q : out + i + 4 * q, v);
+                uint32x4_t keep = vcltq_s32(vaddq_s32(vdupq_n_s32(4 * q), (int32x4_t){0, 1, 2, 3}), vdupq_n_s32(m));
+                a[q] = vaddq_f32(a[q], vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), keep)));
+            }
+            if (m < 16) memcpy(out + i, ob, (size_t)m * sizeof *ob);
         }
+        z += vr_tree4x4(a[0], a[1], a[2], a[3]);
     }
-    return z + vaddvq_f32(acc);
+    return z;
 }
 
 /* The tail goes through the vector code too, from a copy, so an element's
@@ -350,36 +430,11 @@ static void swiglu4(float *out, const float *g, const float *u, size_t n)
         const float *gp = g + i, *up = u + i;
         if (m < 4) memcpy(gb, gp, m * sizeof *gb), memcpy(ub, up, m * sizeof *ub), gp = gb, up = ub;
         float32x4_t x = vld1q_f32(gp);
-        float32x4_t e = exp4(vnegq_f32(x));
+        float32x4_t e = exp4(vsubq_f32(vdupq_n_f32(0), x));
         float32x4_t s = vdivq_f32(x, vaddq_f32(vdupq_n_f32(1.0f), e));
         vst1q_f32(m < 4 ? ob : out + i, vmulq_f32(s, vld1q_f32(up)));
         if (m < 4) memcpy(out + i, ob, m * sizeof *ob);
     }
-}
-
-static void softmax_neon(float *x, int n)
-{
-    int n4 = n & ~3;
-    float32x4_t vm = vdupq_n_f32(-INFINITY);
-    for (int i = 0; i < n4; i += 4) vm = vmaxq_f32(vm, vld1q_f32(x + i));
-    float mx = vmaxvq_f32(vm);
-    for (int i = n4; i < n; i++)
-        if (x[i] > mx) mx = x[i];
-    if (mx == -INFINITY) {
-        memset(x, 0, (size_t)n * sizeof *x);
-        return;
-    }
-    float32x4_t vmx = vdupq_n_f32(mx), vs = vdupq_n_f32(0);
-    for (int i = 0; i < n4; i += 4) {
-        float32x4_t e = exp4(vsubq_f32(vld1q_f32(x + i), vmx));
-        vst1q_f32(x + i, e);
-        vs = vaddq_f32(vs, e);
-    }
-    float sum = vaddvq_f32(vs);
-    for (int i = n4; i < n; i++) sum += (x[i] = expf(x[i] - mx));
-    float32x4_t inv = vdupq_n_f32(1.0f / sum);
-    for (int i = 0; i < n4; i += 4) vst1q_f32(x + i, vmulq_f32(vld1q_f32(x + i), inv));
-    for (int i = n4; i < n; i++) x[i] *= 1.0f / sum;
 }
 #endif
 
@@ -415,24 +470,13 @@ float vr_max_infer_cpu(const float *x, int n)
 
 double vr_exp_infer_cpu(float *out, const float *x, int n, float scale, float shift)
 {
-    double z = 0;
-    int i = 0;
 #if defined(__x86_64__)
-    if (have_avx512() && n >= 16) {
-        z = exp_shift16(out, x, n & ~15, scale, shift);
-        i = n & ~15;
-    } else if (have_avx2() && n >= 8) {
-        z = exp_shift8(out, x, n & ~7, scale, shift);
-        i = n & ~7;
-    }
+    if (have_avx512()) return exp_sum16(out, x, n, scale, shift);
+    if (have_avx2()) return exp_sum8(out, x, n, scale, shift);
 #elif defined(__aarch64__)
-    if (have_neon() && n >= 4) {
-        z = exp_shift4(out, x, n & ~3, scale, shift);
-        i = n & ~3;
-    }
+    if (have_neon()) return exp_sum4(out, x, n, scale, shift);
 #endif
-    for (; i < n; i++) z += (out[i] = expf(x[i] * scale - shift));
-    return z;
+    return exp_sum_c(out, x, n, scale, shift);
 }
 
 /* Elementwise ops split their rows over the pool when there are enough. */
@@ -443,32 +487,6 @@ struct swi {
     const float *g, *u;
     size_t n;
 };
-
-#if defined(__x86_64__)
-/* Every element goes through the same vector code (the tail masked), so an
- * element's value does not depend on where the batch puts it. */
-__attribute__((target("avx512f"))) static void swiglu16(float *out, const float *g, const float *u, size_t n)
-{
-    for (size_t i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-        __m512 x = _mm512_maskz_loadu_ps(m, g + i);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
-        __m512 s = _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, u + i)));
-    }
-}
-
-__attribute__((target("avx2,fma"))) static void swiglu8(float *out, const float *g, const float *u, size_t n)
-{
-    for (size_t i = 0; i < n; i += 8) {
-        __m256i m = mask8(n - i);
-        __m256 x = _mm256_maskload_ps(g + i, m);
-        __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
-        __m256 s = _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
-        _mm256_maskstore_ps(out + i, m, _mm256_mul_ps(s, _mm256_maskload_ps(u + i, m)));
-    }
-}
-#endif
 
 /* chunks of 1024 elements */
 static void swi_chunks(void *vctx, int c0, int c1)
@@ -490,7 +508,7 @@ static void swi_chunks(void *vctx, int c0, int c1)
         return;
     }
 #endif
-    for (size_t i = a; i < b; i++) c->out[i] = c->g[i] / (1.0f + expf(-c->g[i])) * c->u[i];
+    for (size_t i = a; i < b; i++) c->out[i] = c->g[i] / (1.0f + exp1(0.0f - c->g[i])) * c->u[i];
 }
 
 void vr_swiglu_infer_cpu(float *out, const float *gate, const float *up, size_t n)
@@ -501,88 +519,17 @@ void vr_swiglu_infer_cpu(float *out, const float *gate, const float *up, size_t 
     else vr_parallel_for(chunks, swi_chunks, &c);
 }
 
-#if defined(__x86_64__)
-__attribute__((target("avx512f"))) static void softmax_avx512(float *x, int n)
-{
-    int n16 = n & ~15;
-    __m512 vm = _mm512_set1_ps(-INFINITY);
-    for (int i = 0; i < n16; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(x + i));
-    float mx = _mm512_reduce_max_ps(vm);
-    for (int i = n16; i < n; i++)
-        if (x[i] > mx) mx = x[i];
-    if (mx == -INFINITY) {
-        memset(x, 0, (size_t)n * sizeof *x);
-        return;
-    }
-    __m512 vmx = _mm512_set1_ps(mx), vs = _mm512_setzero_ps();
-    for (int i = 0; i < n16; i += 16) {
-        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), vmx));
-        _mm512_storeu_ps(x + i, e);
-        vs = _mm512_add_ps(vs, e);
-    }
-    float sum = _mm512_reduce_add_ps(vs);
-    for (int i = n16; i < n; i++) sum += (x[i] = expf(x[i] - mx));
-    __m512 inv = _mm512_set1_ps(1.0f / sum);
-    for (int i = 0; i < n16; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
-    for (int i = n16; i < n; i++) x[i] *= 1.0f / sum;
-}
-
-__attribute__((target("avx2,fma"))) static void softmax_avx2(float *x, int n)
-{
-    int n8 = n & ~7;
-    __m256 vm = _mm256_set1_ps(-INFINITY);
-    for (int i = 0; i < n8; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
-    float mx = hmax8(vm);
-    for (int i = n8; i < n; i++)
-        if (x[i] > mx) mx = x[i];
-    if (mx == -INFINITY) {
-        memset(x, 0, (size_t)n * sizeof *x);
-        return;
-    }
-    __m256 vmx = _mm256_set1_ps(mx), vs = _mm256_setzero_ps();
-    for (int i = 0; i < n8; i += 8) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmx));
-        _mm256_storeu_ps(x + i, e);
-        vs = _mm256_add_ps(vs, e);
-    }
-    float sum = hadd8(vs);
-    for (int i = n8; i < n; i++) sum += (x[i] = expf(x[i] - mx));
-    __m256 inv = _mm256_set1_ps(1.0f / sum);
-    for (int i = 0; i < n8; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
-    for (int i = n8; i < n; i++) x[i] *= 1.0f / sum;
-}
-#endif
-
+/* softmax in place: the max, the exps of x - max and their sum as
+ * vr_exp_infer_cpu makes them (so in one order on every CPU), then each
+ * times 1 / sum. All -inf gives zeros. */
 void vr_softmax_infer_cpu(float *x, int n)
 {
-#if defined(__x86_64__)
-    if (have_avx512()) {
-        softmax_avx512(x, n);
-        return;
-    }
-    if (have_avx2()) {
-        softmax_avx2(x, n);
-        return;
-    }
-#elif defined(__aarch64__)
-    if (have_neon()) {
-        softmax_neon(x, n);
-        return;
-    }
-#endif
-    float mx = -INFINITY;
-    for (int i = 0; i < n; i++)
-        if (x[i] > mx) mx = x[i];
+    float mx = vr_max_infer_cpu(x, n);
     if (mx == -INFINITY) {
         memset(x, 0, (size_t)n * sizeof *x);
         return;
     }
-    float sum = 0;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - mx);
-        sum += x[i];
-    }
-    float inv = 1.0f / sum;
+    float inv = 1.0f / (float)vr_exp_infer_cpu(x, x, n, 1.0f, mx);
     for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
@@ -628,8 +575,7 @@ static void attn_tasks(void *vctx, int t0, int t1)
         const float *q = a->q + (size_t)r0 * a->ldq + (size_t)h * a->K;
         const float *k = a->k + (size_t)kh * a->kvstride + (size_t)k0 * a->ldk;
         const float *v = a->v + (size_t)kh * a->kvstride + (size_t)k0 * a->ldk;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, L, a->K, a->scale, q, a->ldq, k, a->ldk,
-                    0.0f, S, L);
+        vr_sgemm(0, 1, rows, L, a->K, a->scale, q, a->ldq, k, a->ldk, 0.0f, S, L);
         for (int i = 0; i < rows; i++) {
             float *row = S + (size_t)i * L;
             if (!a->cu) {
@@ -641,8 +587,8 @@ static void attn_tasks(void *vctx, int t0, int t1)
             }
             vr_softmax_infer_cpu(row, L);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, a->K, L, 1.0f, S, L, v, a->ldk, 0.0f,
-                    a->out + (size_t)r0 * a->ldo + (size_t)h * a->K, a->ldo);
+        vr_sgemm(0, 0, rows, a->K, L, 1.0f, S, L, v, a->ldk, 0.0f, a->out + (size_t)r0 * a->ldo + (size_t)h * a->K,
+                 a->ldo);
     }
 }
 
@@ -687,7 +633,6 @@ void vr_attn_infer_cpu(float *out, const float *q, const float *k, const float *
     /* out (N, H*K)  q (N, H, K) rows q_stride apart  k, v: packed rows kv_stride apart, or (KVH, cap, K) */
     VR_ASSERT(d->KVH > 0 && d->H % d->KVH == 0);
     VR_ASSERT(d->cu ? !d->causal : d->causal); /* the two kernels this path has */
-    BLAS_INIT();
     if (d->cu) attn_segments(out, q, k, v, d, ws);
     else attn_cache(out, q, k, v, d, ws);
 }

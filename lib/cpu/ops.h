@@ -3,7 +3,7 @@
  * documented. The model never calls these directly; tests do, to reach a
  * variant. fp32 math; inference weights may be stored as f32, bf16 or f16
  * and are widened per call (or in registers, by the GEMV). GEMMs go through
- * single-threaded OpenBLAS calls on tiles fixed by the shape. The _infer ops
+ * single-threaded vr_sgemm calls (gemm.c) on tiles fixed by the shape. The _infer ops
  * have vector variants (AVX-512, AVX2+FMA, NEON, C) chosen by cpu/isa.h;
  * the _fwd/_bwd ops are train_ops_impl.h compiled for float (here) and for
  * double (the _f64 twins of ../ops.h). Every one is tested against its
@@ -15,6 +15,15 @@
 #include <stdint.h>
 
 #include "../ops.h"
+
+/* ---- GEMM (gemm.c) ---- */
+
+/* C (M,N) = (alpha op(A)) op(B) + beta C, row-major, op(X) = X or X^T as
+ * ta, tb are 0 or 1. Each element is one fused multiply-add chain over
+ * k = 0..K-1 from 0, then + beta C: the same bits on every CPU and vector
+ * variant; single-threaded (the callers share tiles of C out). */
+void vr_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+              float beta, float *C, int ldc);
 
 /* ---- the generation path (ops.c, gemv.c) ---- */
 
@@ -33,6 +42,9 @@ void vr_attn_infer_cpu(float *out, const float *q, const float *k, const float *
 void vr_softmax_infer_cpu(float *x, int n);
 float vr_max_infer_cpu(const float *x, int n);
 double vr_exp_infer_cpu(float *out, const float *x, int n, float scale, float shift);
+/* exp of one float as every variant of the _infer ops computes it (ops.c):
+ * the definition the vector variants match bit for bit */
+float vr_exp_def(float x);
 
 /* ---- the differentiable ops in float32 (train_ops.c) ---- */
 

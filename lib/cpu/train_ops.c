@@ -1,7 +1,8 @@
 /* train_ops.c: the CPU backend's differentiable ops (the _fwd/_bwd entries
  * of ../ops.h): forwards that save what backward needs, and backwards. Plain
- * loops for the elementwise ops and row reductions, single-threaded OpenBLAS
- * GEMMs on fixed tiles spread over the pool. The code is train_ops_impl.h,
+ * loops for the elementwise ops and row reductions, single-threaded GEMMs
+ * on fixed tiles spread over the pool (gemm.c's vr_sgemm for float,
+ * OpenBLAS's dgemm for the double twins). The code is train_ops_impl.h,
  * compiled here for float (vr_<op>_<fwd|bwd>_cpu, the table's entries) and
  * double (the _f64 twins, for the gradient checks). The generation path
  * shares the float rmsnorm, rope, gelu and add. */
@@ -18,7 +19,8 @@
 
 #undef I /* complex.h's, through cblas.h: the ops call a width I */
 
-/* OpenBLAS runs single-threaded inside the pool's tasks (as in ops.c). */
+/* OpenBLAS (the double twins' dgemm) runs single-threaded inside the pool's
+ * tasks: two spinning pools would fight over the cores. */
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static void blas_single(void) { openblas_set_num_threads(1); }
 #define BLAS_INIT() pthread_once(&blas_once, blas_single)
@@ -28,6 +30,17 @@ static void blas_single(void) { openblas_set_num_threads(1); }
 #define LOGP_ROWS 128     /* rows per LM-head chunk: scratch LOGP_ROWS x V */
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
+
+/* The float ops' GEMM: gemm.c's fixed-order vr_sgemm behind cblas_sgemm's
+ * signature (row-major only), so the results are the same bits on every CPU;
+ * the double twins keep OpenBLAS's dgemm (they are the accuracy reference). */
+static void sgemm_fixed(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N,
+                        int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                        int ldc)
+{
+    VR_ASSERT(order == CblasRowMajor);
+    vr_sgemm(ta == CblasTrans, tb == CblasTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
 
 /* Output tiles of a GEMM (M,N): at most 256 x 256, halved (down to 32) until
  * there are about 64 tiles. A function of the shape alone, so every element
@@ -74,7 +87,7 @@ static int attn_blocks(const int *cu, int nseg, int *seg, int *row, int *maxlen)
 #define R float
 #define S f32
 #define SUF cpu
-#define GEMM cblas_sgemm
+#define GEMM sgemm_fixed
 #define EXP expf
 #define LOG logf
 #define SQRT sqrtf

@@ -34,19 +34,18 @@ static void FN(gemm_tasks)(void *vctx, int t0, int t1)
         int m0 = t / g->ntn * g->tm, n0 = t % g->ntn * g->tn;
         int m = imin(g->tm, g->M - m0), n = imin(g->tn, g->N - n0);
         R *C = g->C + (size_t)m0 * g->ldc + n0;
-        R beta = g->beta;
-        if (g->bias) { /* bias first, then += the product: the order of vr_linear_infer_cpu */
-            for (int i = 0; i < m; i++) memcpy(C + (size_t)i * g->ldc, g->bias + n0, (size_t)n * sizeof(R));
-            beta = 1;
-        }
         const R *A = g->A + (g->ta == CblasNoTrans ? (size_t)m0 * g->lda : (size_t)m0);
         const R *B = g->B + (g->tb == CblasNoTrans ? (size_t)n0 : (size_t)n0 * g->ldb);
-        GEMM(CblasRowMajor, g->ta, g->tb, m, n, g->K, g->alpha, A, g->lda, B, g->ldb, beta, C, g->ldc);
+        GEMM(CblasRowMajor, g->ta, g->tb, m, n, g->K, g->alpha, A, g->lda, B, g->ldb, g->bias ? 0 : g->beta, C,
+             g->ldc);
+        if (g->bias) /* the product, then + the bias: the order of vr_linear_infer_cpu */
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) C[(size_t)i * g->ldc + j] += g->bias[n0 + j];
     }
 }
 
 /* C (M,N) = alpha op(A) op(B) + beta C, or with bias (N) != NULL
- * C = bias + alpha op(A) op(B). Row-major; one single-threaded BLAS call per
+ * C = alpha op(A) op(B) + bias. Row-major; one single-threaded GEMM call per
  * tile, the tiles spread over the pool. */
 static void FN(gemm)(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K, R alpha,
                      const R *A, int lda, const R *B, int ldb, R beta, R *C, int ldc, const R *bias)

@@ -1,0 +1,408 @@
+/* gemm.c: the CPU backend's float GEMM, one order of arithmetic on every CPU.
+ *
+ *     C (M,N) = beta C + (alpha op(A)) op(B)      row-major, op = as is or transposed
+ *
+ * Each element is one fused multiply-add chain, k = 0, 1, ..., K-1 in order,
+ * then BLAS's update:
+ *
+ *     c = 0
+ *     for k:  c = fma(alpha * A[i][k], B[k][j], c)      (alpha * A rounded to float once)
+ *     C[i][j] = beta == 0 ? c : c + beta * C[i][j]       (beta * C rounded once)
+ *
+ * so adding the same product twice doubles exactly, as with BLAS. Every
+ * variant (AVX-512, AVX2+FMA, NEON, plain C with fmaf) computes exactly this,
+ * and splitting K into blocks only stores the running c in C and loads it
+ * back (beta C waits in a per-thread buffer meanwhile), so the bits do not
+ * depend on the CPU, the vector width, the blocking, the tiling or the
+ * thread count. OpenBLAS's result depends on the
+ * kernel it picks for the CPU (its K blocking and its order of partial sums);
+ * this is why the float ops do not use it. The error is that of a sequential
+ * sum with fused products: |c - exact| <= K u sum_k |alpha a b|, plus one
+ * rounding each for alpha a and the update (u = 2^-24).
+ *
+ * The structure is the usual one (Goto / BLIS): B is packed in panels of KC
+ * rows by NR columns, A in strips of MR rows by KC, and a register-blocked
+ * kernel updates an MR x NR tile of C per pass over a KC block. Edges are
+ * zero-padded in the packed copies and the kernel writes a scratch tile. The
+ * caller parallelises over tiles of C (train_ops.c, ops.c); one call runs on
+ * the calling thread, its packing buffers held per thread. */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/isa.h"
+#include "cpu/ops.h"
+#include "err.h"
+
+#ifndef KC
+#define KC 256 /* rows of B per packed panel */
+#endif
+#ifndef MC
+#define MC 96 /* rows of A per packed block (a multiple of every MR) */
+#endif
+#define NC 512 /* columns of B per packed panel (a multiple of every NR) */
+#define MRMAX 12
+#define NRMAX 32
+
+
+/* ---- kernels: c (h rows of NR, row stride ldc) = (zero ? 0 : c) + a . b
+ * over kc, a packed MR per k (rows past h are zero), b packed NR per k; one
+ * fma chain per element. Each vector kernel is written once for a row count
+ * and instantiated for MR and smaller ones, so an edge strip of h rows costs
+ * the next instance up, not a full MR ---- */
+
+typedef void kern_fn(int kc, const float *a, const float *b, float *c, long ldc, int zero, int h);
+
+#define KERN_C_MR 4
+#define KERN_C_NR 8
+static void kern_c(int kc, const float *a, const float *b, float *c, long ldc, int zero, int h)
+{
+    float acc[KERN_C_MR][KERN_C_NR];
+    for (int r = 0; r < KERN_C_MR; r++)
+        for (int j = 0; j < KERN_C_NR; j++) acc[r][j] = zero || r >= h ? 0.0f : c[r * ldc + j];
+    for (int k = 0; k < kc; k++, a += KERN_C_MR, b += KERN_C_NR)
+        for (int r = 0; r < h; r++)
+            for (int j = 0; j < KERN_C_NR; j++) acc[r][j] = fmaf(a[r], b[j], acc[r][j]);
+    for (int r = 0; r < h; r++)
+        for (int j = 0; j < KERN_C_NR; j++) c[r * ldc + j] = acc[r][j];
+}
+
+#if defined(__x86_64__)
+/* ROWS x 32 of a 12-row strip: up to 24 accumulators, two B vectors, one
+ * broadcast of A */
+__attribute__((target("avx512f"), always_inline)) static inline void k512(int kc, const float *a, const float *b,
+                                                                         float *c, long ldc, int zero, int h,
+                                                                         const int ROWS)
+{
+    __m512 acc[12][2];
+#pragma GCC unroll 12
+    for (int r = 0; r < ROWS; r++) {
+        acc[r][0] = zero || r >= h ? _mm512_setzero_ps() : _mm512_loadu_ps(c + r * ldc);
+        acc[r][1] = zero || r >= h ? _mm512_setzero_ps() : _mm512_loadu_ps(c + r * ldc + 16);
+    }
+    for (int k = 0; k < kc; k++, a += 12, b += 32) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 12
+        for (int r = 0; r < ROWS; r++) {
+            __m512 ar = _mm512_set1_ps(a[r]);
+            acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int r = 0; r < ROWS; r++)
+        if (r < h) {
+            _mm512_storeu_ps(c + r * ldc, acc[r][0]);
+            _mm512_storeu_ps(c + r * ldc + 16, acc[r][1]);
+        }
+}
+
+__attribute__((target("avx512f"))) static void kern_avx512(int kc, const float *a, const float *b, float *c,
+                                                           long ldc, int zero, int h)
+{
+    if (h > 8) k512(kc, a, b, c, ldc, zero, h, 12);
+    else if (h > 4) k512(kc, a, b, c, ldc, zero, h, 8);
+    else k512(kc, a, b, c, ldc, zero, h, 4);
+}
+
+/* ROWS x 16 of a 6-row strip: up to 12 accumulators, two B vectors, one
+ * broadcast of A */
+__attribute__((target("avx2,fma"), always_inline)) static inline void k256(int kc, const float *a, const float *b,
+                                                                          float *c, long ldc, int zero, int h,
+                                                                          const int ROWS)
+{
+    __m256 acc[6][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < ROWS; r++) {
+        acc[r][0] = zero || r >= h ? _mm256_setzero_ps() : _mm256_loadu_ps(c + r * ldc);
+        acc[r][1] = zero || r >= h ? _mm256_setzero_ps() : _mm256_loadu_ps(c + r * ldc + 8);
+    }
+    for (int k = 0; k < kc; k++, a += 6, b += 16) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < ROWS; r++) {
+            __m256 ar = _mm256_broadcast_ss(a + r);
+            acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < ROWS; r++)
+        if (r < h) {
+            _mm256_storeu_ps(c + r * ldc, acc[r][0]);
+            _mm256_storeu_ps(c + r * ldc + 8, acc[r][1]);
+        }
+}
+
+__attribute__((target("avx2,fma"))) static void kern_avx2(int kc, const float *a, const float *b, float *c, long ldc,
+                                                          int zero, int h)
+{
+    if (h > 4) k256(kc, a, b, c, ldc, zero, h, 6);
+    else if (h > 2) k256(kc, a, b, c, ldc, zero, h, 4);
+    else k256(kc, a, b, c, ldc, zero, h, 2);
+}
+#endif
+
+#if defined(__aarch64__)
+/* ROWS x 12 of an 8-row strip: up to 24 accumulators, three B vectors, A's
+ * values in two registers taken by lane (vfmaq_laneq_f32: one fused
+ * multiply-add per lane) */
+static inline __attribute__((always_inline)) void kneon(int kc, const float *a, const float *b, float *c, long ldc,
+                                                        int zero, int h, const int ROWS)
+{
+    float32x4_t acc[8][3];
+#pragma GCC unroll 8
+    for (int r = 0; r < ROWS; r++)
+        for (int j = 0; j < 3; j++)
+            acc[r][j] = zero || r >= h ? vdupq_n_f32(0) : vld1q_f32(c + r * ldc + 4 * j);
+    for (int k = 0; k < kc; k++, a += 8, b += 12) {
+        float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
+        float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4);
+#define ROW(r, av, l)                                                                                                 \
+    if (r < ROWS) {                                                                                                   \
+        acc[r][0] = vfmaq_laneq_f32(acc[r][0], b0, av, l);                                                            \
+        acc[r][1] = vfmaq_laneq_f32(acc[r][1], b1, av, l);                                                            \
+        acc[r][2] = vfmaq_laneq_f32(acc[r][2], b2, av, l);                                                            \
+    }
+        ROW(0, a0, 0) ROW(1, a0, 1) ROW(2, a0, 2) ROW(3, a0, 3)
+        ROW(4, a1, 0) ROW(5, a1, 1) ROW(6, a1, 2) ROW(7, a1, 3)
+#undef ROW
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < ROWS; r++)
+        if (r < h)
+            for (int j = 0; j < 3; j++) vst1q_f32(c + r * ldc + 4 * j, acc[r][j]);
+}
+
+static void kern_neon(int kc, const float *a, const float *b, float *c, long ldc, int zero, int h)
+{
+    if (h > 4) kneon(kc, a, b, c, ldc, zero, h, 8);
+    else kneon(kc, a, b, c, ldc, zero, h, 4);
+}
+#endif
+
+struct variant {
+    kern_fn *kern;
+    int mr, nr, vec; /* vec: the packing may use AVX2 */
+};
+
+static struct variant variant(void)
+{
+    switch (vr_isa()) {
+#if defined(__x86_64__)
+    case VR_ISA_AVX512: return (struct variant){kern_avx512, 12, 32, 1};
+    case VR_ISA_AVX2: return (struct variant){kern_avx2, 6, 16, 1};
+#endif
+#if defined(__aarch64__)
+    case VR_ISA_NEON: return (struct variant){kern_neon, 8, 12, 0};
+#endif
+    default: return (struct variant){kern_c, KERN_C_MR, KERN_C_NR, 0};
+    }
+}
+
+/* The transposing copy both packings need: dst[k ld + r] = alpha src[r][k]
+ * for rows r < g and k < n. Rows from g up to ld may be left with junk:
+ * the caller fills them afterwards. */
+static void tcopy_c(float *dst, int ld, const float *const *src, int g, int n, float alpha)
+{
+    for (int k = 0; k < n; k++)
+        for (int r = 0; r < g; r++) dst[(size_t)k * ld + r] = alpha * src[r][k];
+}
+
+#if defined(__x86_64__)
+/* 8 rows by 8 k through registers (unpack, shuffle, permute). Each of the 8
+ * stores writes 8 floats; with fewer than 8 rows the extra ones are junk
+ * and land past row g, possibly in the next k's first rows, which later
+ * stores overwrite: hence the order below (k ascending, within a chunk the
+ * partial group of rows before the full ones) and the buffer's 8 spare
+ * floats at its end. */
+__attribute__((target("avx2"), always_inline)) static inline void t8(float *dst, int ld, const float *const *src,
+                                                                    int r0, int g, int k, __m256 va, int scale)
+{
+    __m256 r[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src[r0 + (i < g ? i : 0)] + k);
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+    __m256 o[8] = {_mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
+                   _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
+                   _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
+                   _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31)};
+    float *d = dst + (size_t)k * ld + r0;
+    for (int t = 0; t < 8; t++) _mm256_storeu_ps(d + (size_t)t * ld, scale ? _mm256_mul_ps(o[t], va) : o[t]);
+}
+
+__attribute__((target("avx2"))) static void tcopy_avx2(float *dst, int ld, const float *const *src, int g, int n,
+                                                       float alpha)
+{
+    __m256 va = _mm256_set1_ps(alpha);
+    int scale = alpha != 1, full = g / 8 * 8, k = 0;
+    for (; k + 8 <= n; k += 8) {
+        if (full < g) t8(dst, ld, src, full, g - full, k, va, scale);
+        for (int r = 0; r < full; r += 8) t8(dst, ld, src, r, 8, k, va, scale);
+    }
+    if (k < n) {
+        const float *rest[NRMAX];
+        for (int r = 0; r < g; r++) rest[r] = src[r] + k;
+        tcopy_c(dst + (size_t)k * ld, ld, rest, g, n - k, alpha);
+    }
+}
+#endif
+
+static void tcopy(float *dst, int ld, const float *const *src, int g, int n, float alpha, int vec)
+{
+#if defined(__x86_64__)
+    if (vec) {
+        tcopy_avx2(dst, ld, src, g, n, alpha);
+        return;
+    }
+#endif
+    (void)vec;
+    tcopy_c(dst, ld, src, g, n, alpha);
+}
+
+/* rows [i0, i0+mc) x cols [k0, k0+kc) of alpha op(A), in strips of mr rows,
+ * each strip k-major (mr values per k), rows past mc zero. The strips are
+ * written in order (tcopy's junk only ever lands ahead). */
+static void pack_a(float *dst, const float *A, int lda, int ta, int i0, int mc, int k0, int kc, float alpha, int mr,
+                   int vec)
+{
+    for (int s = 0; s < mc; s += mr, dst += (size_t)mr * kc) {
+        int h = mc - s < mr ? mc - s : mr;
+        if (ta) { /* A(i, k) = A[k lda + i]: each k's values are adjacent */
+            const float *src = A + (size_t)k0 * lda + i0 + s;
+            for (int k = 0; k < kc; k++, src += lda)
+                for (int r = 0; r < h; r++) dst[(size_t)k * mr + r] = alpha * src[r];
+        } else {
+            const float *row[MRMAX];
+            for (int r = 0; r < h; r++) row[r] = A + (size_t)(i0 + s + r) * lda + k0;
+            tcopy(dst, mr, row, h, kc, alpha, vec);
+        }
+        for (int k = 0; k < kc; k++)
+            for (int r = h; r < mr; r++) dst[(size_t)k * mr + r] = 0;
+    }
+}
+
+/* rows [k0, k0+kc) x cols [j0, j0+nc) of op(B), in panels of nr columns,
+ * each panel k-major (nr values per k), columns past nc zero */
+static void pack_b(float *dst, const float *B, int ldb, int tb, int k0, int kc, int j0, int nc, int nr, int vec)
+{
+    for (int s = 0; s < nc; s += nr, dst += (size_t)nr * kc) {
+        int w = nc - s < nr ? nc - s : nr;
+        if (!tb) {
+            for (int k = 0; k < kc; k++)
+                memcpy(dst + (size_t)k * nr, B + (size_t)(k0 + k) * ldb + j0 + s, (size_t)w * sizeof(float));
+        } else { /* B(k, j) = B[j ldb + k]: column j of op(B) is row j of B */
+            const float *col[NRMAX];
+            for (int j = 0; j < w; j++) col[j] = B + (size_t)(j0 + s + j) * ldb + k0;
+            tcopy(dst, nr, col, w, kc, 1.0f, vec);
+        }
+        for (int k = 0; k < kc; k++)
+            for (int j = w; j < nr; j++) dst[(size_t)k * nr + j] = 0;
+    }
+}
+
+/* ---- per-thread buffers, freed when the thread ends ---- */
+
+struct bufs {
+    float *pack; /* A's block and B's panel */
+    float *keep; /* beta C while the chains run in C */
+    size_t keep_cap;
+};
+
+static pthread_key_t buf_key;
+static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
+static void buf_free(void *p)
+{
+    struct bufs *b = p;
+    free(b->pack), free(b->keep), free(b);
+}
+static void buf_key_init(void) { VR_ASSERT(pthread_key_create(&buf_key, buf_free) == 0); }
+
+static struct bufs *buffers(void)
+{
+    pthread_once(&buf_once, buf_key_init);
+    struct bufs *b = pthread_getspecific(buf_key);
+    if (!b) {
+        b = vr_xcalloc(1, sizeof *b);
+        /* the kernels load unaligned; tcopy writes up to 8 floats past each part */
+        b->pack = vr_xmalloc(((size_t)MC * KC + (size_t)KC * NC + 16) * sizeof(float));
+        VR_ASSERT(pthread_setspecific(buf_key, b) == 0);
+    }
+    return b;
+}
+
+/* C (M,N) = op(A) op(B) chains from 0, no C read (beta = 0) */
+static void chains(const struct variant *v, float *pa, float *pb, int ta, int tb, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float *C, int ldc)
+{
+    _Alignas(64) float tile[MRMAX * NRMAX] = {0};
+    for (int j0 = 0; j0 < N; j0 += NC) {
+        int nc = N - j0 < NC ? N - j0 : NC;
+        for (int k0 = 0; k0 < K; k0 += KC) {
+            int kc = K - k0 < KC ? K - k0 : KC, zero = k0 == 0; /* later blocks go on from C */
+            pack_b(pb, B, ldb, tb, k0, kc, j0, nc, v->nr, v->vec);
+            for (int i0 = 0; i0 < M; i0 += MC) {
+                int mc = M - i0 < MC ? M - i0 : MC;
+                pack_a(pa, A, lda, ta, i0, mc, k0, kc, alpha, v->mr, v->vec);
+                for (int js = 0; js < nc; js += v->nr) {
+                    const float *b = pb + (size_t)js * kc;
+                    int w = nc - js < v->nr ? nc - js : v->nr;
+                    for (int is = 0; is < mc; is += v->mr) {
+                        const float *a = pa + (size_t)is * kc;
+                        int h = mc - is < v->mr ? mc - is : v->mr;
+                        float *c = C + (size_t)(i0 + is) * ldc + j0 + js;
+                        if (w == v->nr) {
+                            v->kern(kc, a, b, c, ldc, zero, h);
+                            continue;
+                        }
+                        /* a right edge: through a full-width scratch tile */
+                        if (!zero)
+                            for (int r = 0; r < h; r++) memcpy(tile + r * v->nr, c + (size_t)r * ldc, w * sizeof(float));
+                        v->kern(kc, a, b, tile, v->nr, zero, h);
+                        for (int r = 0; r < h; r++) memcpy(c + (size_t)r * ldc, tile + r * v->nr, w * sizeof(float));
+                    }
+                }
+            }
+        }
+    }
+}
+
+void vr_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+              float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    struct bufs *bf = buffers();
+    float *keep = NULL;
+    if (beta != 0) { /* keep beta C aside: the chains run in C */
+        size_t n = (size_t)M * N;
+        if (bf->keep_cap < n) {
+            free(bf->keep);
+            bf->keep = vr_xmalloc(n * sizeof(float));
+            bf->keep_cap = n;
+        }
+        keep = bf->keep;
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) keep[(size_t)i * N + j] = beta * C[(size_t)i * ldc + j];
+    }
+    if (K > 0) {
+        struct variant v = variant();
+        chains(&v, bf->pack, bf->pack + (size_t)MC * KC + 8, ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+    } else {
+        for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
+    }
+    if (keep)
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] += keep[(size_t)i * N + j];
+}

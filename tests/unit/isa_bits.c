@@ -1,0 +1,148 @@
+/* isa_bits.c: the generation path's vector variants give the bits of their
+ * definitions, so a rollout is the same bytes on every CPU. One process
+ * tests the variant VR_ISA chose; t0050 runs this binary under every variant
+ * the CPU can run (cpu_ops.c checks the same ops against float64; this file
+ * checks that no variant has an arithmetic of its own).
+ *
+ * The definitions, written out here as plain loops:
+ * - exp: vr_exp_def (ops.c), one float at a time;
+ * - a sum: element i of each block of 4096 in lane i % 16, in order, the
+ *   lanes by lanes.h's tree, the blocks in double (vr_exp_infer_cpu);
+ * - softmax: the max, the exps of x - max summed as above, times 1 / sum;
+ * - SwiGLU: g / (1 + exp(0 - g)) u;
+ * - the GEMV's dot product: k < K16 in lane k % 16 by fma in order, the tree,
+ *   then k >= K16 by fma in order, then + the bias. */
+#include <math.h>
+#include <string.h>
+
+#include "cpu/isa.h"
+#include "cpu/lanes.h"
+#include "cpu/ops.h"
+#include "rng.h"
+
+#include "../tap.h"
+
+static struct vr_rng rng;
+
+static float frand(float lo, float hi) { return lo + (hi - lo) * (float)vr_rng_double(&rng); }
+
+static int same(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof *a) == 0; }
+
+static double exp_sum_def(float *out, const float *x, int n, float scale, float shift)
+{
+    double z = 0;
+    for (int b = 0; b < n; b += 4096) {
+        float acc[16] = {0};
+        for (int i = b; i < n && i < b + 4096; i++) acc[i % 16] += out[i] = vr_exp_def(x[i] * scale - shift);
+        z += vr_tree16(acc);
+    }
+    return z;
+}
+
+static float wval(const void *w, enum vr_dtype dt, size_t i)
+{
+    if (dt == VR_DTYPE_BF16) return vr_bf16_to_f32(((const uint16_t *)w)[i]);
+    if (dt == VR_DTYPE_F16) return vr_f16_to_f32(((const uint16_t *)w)[i]);
+    return ((const float *)w)[i];
+}
+
+static int gemv_same(enum vr_dtype dt, int M, int N, int K, int bias)
+{
+    size_t esz = dt == VR_DTYPE_F32 ? 4 : 2;
+    float *x = vr_xmalloc((size_t)M * K * 4 + 4), *b = vr_xmalloc((size_t)N * 4);
+    float *out = vr_xmalloc((size_t)M * N * 4), *want = vr_xmalloc((size_t)M * N * 4);
+    void *w = vr_xmalloc((size_t)N * K * esz + 4);
+    for (size_t i = 0; i < (size_t)M * K; i++) x[i] = frand(-1, 1);
+    for (int i = 0; i < N; i++) b[i] = frand(-1, 1);
+    for (size_t i = 0; i < (size_t)N * K; i++) {
+        float v = frand(-1, 1);
+        if (dt == VR_DTYPE_F32) ((float *)w)[i] = v;
+        else if (dt == VR_DTYPE_BF16) ((uint16_t *)w)[i] = vr_f32_to_bf16(v);
+        else ((uint16_t *)w)[i] = vr_f32_to_f16(v);
+    }
+    struct vr_tensor tw;
+    int64_t shape[2] = {N, K};
+    vr_tensor_view(&tw, dt, 2, shape, w);
+    vr_gemv_cpu(out, x, &tw, bias ? b : NULL, M);
+    int K16 = K & ~15;
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            float a[16] = {0};
+            for (int k = 0; k < K16; k++) a[k % 16] = fmaf(x[(size_t)m * K + k], wval(w, dt, (size_t)n * K + k), a[k % 16]);
+            float s = vr_tree16(a);
+            for (int k = K16; k < K; k++) s = fmaf(x[(size_t)m * K + k], wval(w, dt, (size_t)n * K + k), s);
+            want[(size_t)m * N + n] = s + (bias ? b[n] : 0.0f);
+        }
+    int ok_ = same(out, want, (size_t)M * N);
+    free(x), free(b), free(out), free(want), free(w);
+    return ok_;
+}
+
+int main(void)
+{
+    vr_rng_init(&rng, 424242, 0);
+    printf("# VR_ISA variant: %s\n", vr_isa_name(vr_isa()));
+
+    /* exp over its whole range and past both clamps, at odd lengths (the
+     * tails), against the definition one float at a time */
+    {
+        int n = 100003, good = 1;
+        float *x = vr_xmalloc((size_t)n * 4), *out = vr_xmalloc((size_t)n * 4), *want = vr_xmalloc((size_t)n * 4);
+        for (int i = 0; i < n; i++) x[i] = i < 16 ? (float[]){0, -0.0f, 1, -1, 88.7f, 89, -87.3f, -88, -104, 100, 0.5f,
+                                                             -0.5f, 0.34657359f, -0.34657359f, 1e-8f, -1e-8f}[i]
+                                                  : frand(-95, 95);
+        double z = vr_exp_infer_cpu(out, x, n, 1.0f, 0.0f), zw = exp_sum_def(want, x, n, 1.0f, 0.0f);
+        good = same(out, want, (size_t)n);
+        ok(good && z == zw, "exp of %d values in [-95, 95] (both clamps, +-0): each exp and the sum are the "
+                            "definition's bits",
+           n);
+        for (int len = 1; len <= 40; len++) { /* every tail length, at an offset */
+            float scale = frand(0.5f, 2), shift = frand(-3, 3);
+            z = vr_exp_infer_cpu(out, x + 7, len, scale, shift), zw = exp_sum_def(want, x + 7, len, scale, shift);
+            good &= same(out, want, (size_t)len) && z == zw;
+        }
+        ok(good, "exp x scale - shift and its sum, lengths 1..40: the definition's bits");
+        free(x), free(out), free(want);
+    }
+
+    /* softmax and SwiGLU at lengths around the vector widths */
+    {
+        static const int lens[] = {1, 3, 4, 7, 8, 15, 16, 17, 31, 33, 100, 1000, 4097, 9000};
+        int smx = 1, swi = 1;
+        for (size_t t = 0; t < sizeof lens / sizeof *lens; t++) {
+            int n = lens[t];
+            float *x = vr_xmalloc((size_t)n * 4), *y = vr_xmalloc((size_t)n * 4), *u = vr_xmalloc((size_t)n * 4);
+            float *want = vr_xmalloc((size_t)n * 4);
+            for (int i = 0; i < n; i++) x[i] = frand(-30, 30), u[i] = frand(-2, 2);
+            if (n > 5) x[3] = -INFINITY; /* a masked score */
+            memcpy(y, x, (size_t)n * 4);
+            vr_softmax_infer_cpu(y, n);
+            float mx = -INFINITY;
+            for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+            float inv = 1.0f / (float)exp_sum_def(want, x, n, 1.0f, mx);
+            for (int i = 0; i < n; i++) want[i] *= inv;
+            smx &= same(y, want, (size_t)n);
+            for (int i = 0; i < n; i++) x[i] = frand(-20, 20);
+            vr_swiglu_infer_cpu(y, x, u, (size_t)n);
+            for (int i = 0; i < n; i++) want[i] = x[i] / (1.0f + vr_exp_def(0.0f - x[i])) * u[i];
+            swi &= same(y, want, (size_t)n);
+            free(x), free(y), free(u), free(want);
+        }
+        ok(smx, "softmax, 14 lengths 1..9000 (one -inf): the definition's bits");
+        ok(swi, "SwiGLU, 14 lengths 1..9000: the definition's bits");
+    }
+
+    /* the GEMV: every dtype, K around 16, rows in groups of 4 and alone */
+    {
+        static const int Ks[] = {1, 15, 16, 17, 64, 65, 100, 513};
+        static const enum vr_dtype dts[] = {VR_DTYPE_F32, VR_DTYPE_BF16, VR_DTYPE_F16};
+        int good = 1, n = 0;
+        for (size_t d = 0; d < 3; d++)
+            for (size_t k = 0; k < sizeof Ks / sizeof *Ks; k++)
+                for (int M = 1; M <= 9; M += 4, n++) good &= gemv_same(dts[d], M, 37, Ks[k], (M + (int)k) % 2);
+        ok(good, "GEMV, %d shapes (f32, bf16, f16; K 1..513; 1, 5, 9 rows; with and without bias): the "
+                 "definition's bits",
+           n);
+    }
+    return done_testing();
+}
