@@ -127,7 +127,7 @@ test: all
 # against another), for a second pass under another OpenBLAS kernel and ISA:
 #   OPENBLAS_CORETYPE=Haswell VR_ISA=c make test-numbers
 NUM_UNITS := $(addprefix $(BUILD)/tests/,qwen.t train.t train_ops.t optim.t sample.t model_load.t)
-NUM_TESTS := $(addprefix tests/,t0510-tokenize-golden.sh t0700-rollout.sh t0900-update-golden.sh \
+NUM_TESTS := $(addprefix tests/,t0055-same-bits.sh t0510-tokenize-golden.sh t0700-rollout.sh t0900-update-golden.sh \
                t0910-update-crash.sh t0920-update-loop.sh)
 test-numbers: all
 	VR_BIN=$(abspath $(BIN)) VR_BUILD=$(abspath $(BUILD)) \

@@ -1,6 +1,6 @@
 /* gemm.c: the CPU backend's float GEMM, one order of arithmetic on every CPU.
  *
- *     C (M,N) = beta C + (alpha op(A)) op(B)      row-major, op = as is or transposed
+ *     C (M,N) = (alpha op(A)) op(B) + beta C      row-major, op = as is or transposed
  *
  * Each element is one fused multiply-add chain, k = 0, 1, ..., K-1 in order,
  * then BLAS's update:
@@ -11,21 +11,26 @@
  *
  * so adding the same product twice doubles exactly, as with BLAS. Every
  * variant (AVX-512, AVX2+FMA, NEON, plain C with fmaf) computes exactly this,
- * and splitting K into blocks only stores the running c in C and loads it
- * back (beta C waits in a per-thread buffer meanwhile), so the bits do not
- * depend on the CPU, the vector width, the blocking, the tiling or the
- * thread count. OpenBLAS's result depends on the
+ * and splitting K into blocks only stores the running c (in C, or while
+ * C's old value waits for the last block, in a per-thread buffer) and loads
+ * it back, so the bits do not depend on the CPU, the vector width, the
+ * blocking, the tiling or the thread count. OpenBLAS's result depends on the
  * kernel it picks for the CPU (its K blocking and its order of partial sums);
  * this is why the float ops do not use it. The error is that of a sequential
  * sum with fused products: |c - exact| <= K u sum_k |alpha a b|, plus one
  * rounding each for alpha a and the update (u = 2^-24).
  *
  * The structure is the usual one (Goto / BLIS): B is packed in panels of KC
- * rows by NR columns, A in strips of MR rows by KC, and a register-blocked
- * kernel updates an MR x NR tile of C per pass over a KC block. Edges are
- * zero-padded in the packed copies and the kernel writes a scratch tile. The
- * caller parallelises over tiles of C (train_ops.c, ops.c); one call runs on
- * the calling thread, its packing buffers held per thread. */
+ * rows by NR columns, A in strips of MR rows by KC (transposed 8 x 8 in AVX
+ * registers where needed, the far-apart source rows prefetched), and a
+ * register-blocked kernel (AVX-512 12 x 32, AVX2 6 x 16, NEON 8 x 12, C
+ * 4 x 8) runs the chains of an MR x NR tile of C over a KC block. Rows past
+ * an edge are zero in the packed copies; a right edge goes through a scratch
+ * tile. The caller parallelises over tiles of C (train_ops.c, ops.c); one
+ * call runs on the calling thread, its buffers held per thread. Measured
+ * against OpenBLAS's single-thread sgemm on the training shapes: 0.9-1.0 of
+ * its rate, 0.7-0.8 on 64 x 64 attention products (bench/gemm.c,
+ * bench/RESULTS.md). */
 #if defined(__x86_64__)
 #include <immintrin.h>
 #elif defined(__aarch64__)
@@ -40,51 +45,63 @@
 #include "cpu/ops.h"
 #include "err.h"
 
-#ifndef KC
-#define KC 256 /* rows of B per packed panel */
-#endif
-#ifndef MC
-#define MC 96 /* rows of A per packed block (a multiple of every MR) */
-#endif
+#define KC 256 /* rows of B per packed panel: KC x NR of B stays in L1 */
+#define MC 96  /* rows of A per packed block (a multiple of every MR) */
 #define NC 512 /* columns of B per packed panel (a multiple of every NR) */
 #define MRMAX 12
 #define NRMAX 32
 
 
-/* ---- kernels: c (h rows of NR, row stride ldc) = (zero ? 0 : c) + a . b
- * over kc, a packed MR per k (rows past h are zero), b packed NR per k; one
- * fma chain per element. Each vector kernel is written once for a row count
- * and instantiated for MR and smaller ones, so an edge strip of h rows costs
- * the next instance up, not a full MR ---- */
+/* ---- kernels: h rows of an MR x NR tile, over a block of kc values of k,
+ * a packed MR per k (rows past h are zero), b packed NR per k; one fma chain
+ * per element. Where the chains start and end: ---- */
+struct ends {
+    const float *src; /* the running chains (row stride lds), or NULL: start from 0 */
+    long lds;
+    float *c; /* where they go (row stride ldc) */
+    long ldc;
+    float beta; /* nonzero on the last block: store chain + beta * c's old value */
+};
 
-typedef void kern_fn(int kc, const float *a, const float *b, float *c, long ldc, int zero, int h);
+/* Each vector kernel is written once for a row count and instantiated for MR
+ * and smaller ones, so an edge strip of h rows costs the next instance up,
+ * not a full MR. */
+typedef void kern_fn(int kc, const float *a, const float *b, const struct ends *e, int h);
 
 #define KERN_C_MR 4
 #define KERN_C_NR 8
-static void kern_c(int kc, const float *a, const float *b, float *c, long ldc, int zero, int h)
+static void kern_c(int kc, const float *a, const float *b, const struct ends *e, int h)
 {
     float acc[KERN_C_MR][KERN_C_NR];
     for (int r = 0; r < KERN_C_MR; r++)
-        for (int j = 0; j < KERN_C_NR; j++) acc[r][j] = zero || r >= h ? 0.0f : c[r * ldc + j];
+        for (int j = 0; j < KERN_C_NR; j++) acc[r][j] = e->src && r < h ? e->src[r * e->lds + j] : 0.0f;
     for (int k = 0; k < kc; k++, a += KERN_C_MR, b += KERN_C_NR)
         for (int r = 0; r < h; r++)
             for (int j = 0; j < KERN_C_NR; j++) acc[r][j] = fmaf(a[r], b[j], acc[r][j]);
     for (int r = 0; r < h; r++)
-        for (int j = 0; j < KERN_C_NR; j++) c[r * ldc + j] = acc[r][j];
+        for (int j = 0; j < KERN_C_NR; j++) {
+            float *c = e->c + r * e->ldc + j;
+            *c = e->beta != 0 ? acc[r][j] + e->beta * *c : acc[r][j];
+        }
 }
 
 #if defined(__x86_64__)
 /* ROWS x 32 of a 12-row strip: up to 24 accumulators, two B vectors, one
  * broadcast of A */
 __attribute__((target("avx512f"), always_inline)) static inline void k512(int kc, const float *a, const float *b,
-                                                                         float *c, long ldc, int zero, int h,
-                                                                         const int ROWS)
+                                                                         const struct ends *e, int h, const int ROWS)
 {
+    const float *s = e->src;
+    float *c = e->c;
+    long lds = e->lds, ldc = e->ldc;
     __m512 acc[12][2];
+    if (e->beta != 0) /* C's old rows are read at the end: fetch them while the chains run */
+        for (int r = 0; r < h; r++) _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0),
+                                    _mm_prefetch((const char *)(c + r * ldc + 16), _MM_HINT_T0);
 #pragma GCC unroll 12
     for (int r = 0; r < ROWS; r++) {
-        acc[r][0] = zero || r >= h ? _mm512_setzero_ps() : _mm512_loadu_ps(c + r * ldc);
-        acc[r][1] = zero || r >= h ? _mm512_setzero_ps() : _mm512_loadu_ps(c + r * ldc + 16);
+        acc[r][0] = s && r < h ? _mm512_loadu_ps(s + r * lds) : _mm512_setzero_ps();
+        acc[r][1] = s && r < h ? _mm512_loadu_ps(s + r * lds + 16) : _mm512_setzero_ps();
     }
     for (int k = 0; k < kc; k++, a += 12, b += 32) {
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
@@ -95,33 +112,43 @@ __attribute__((target("avx512f"), always_inline)) static inline void k512(int kc
             acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
         }
     }
+    __m512 vb = _mm512_set1_ps(e->beta);
 #pragma GCC unroll 12
     for (int r = 0; r < ROWS; r++)
         if (r < h) {
+            if (e->beta != 0) {
+                acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_mul_ps(vb, _mm512_loadu_ps(c + r * ldc)));
+                acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_mul_ps(vb, _mm512_loadu_ps(c + r * ldc + 16)));
+            }
             _mm512_storeu_ps(c + r * ldc, acc[r][0]);
             _mm512_storeu_ps(c + r * ldc + 16, acc[r][1]);
         }
 }
 
-__attribute__((target("avx512f"))) static void kern_avx512(int kc, const float *a, const float *b, float *c,
-                                                           long ldc, int zero, int h)
+__attribute__((target("avx512f"))) static void kern_avx512(int kc, const float *a, const float *b,
+                                                           const struct ends *e, int h)
 {
-    if (h > 8) k512(kc, a, b, c, ldc, zero, h, 12);
-    else if (h > 4) k512(kc, a, b, c, ldc, zero, h, 8);
-    else k512(kc, a, b, c, ldc, zero, h, 4);
+    if (h > 8) k512(kc, a, b, e, h, 12);
+    else if (h > 4) k512(kc, a, b, e, h, 8);
+    else k512(kc, a, b, e, h, 4);
 }
 
 /* ROWS x 16 of a 6-row strip: up to 12 accumulators, two B vectors, one
  * broadcast of A */
 __attribute__((target("avx2,fma"), always_inline)) static inline void k256(int kc, const float *a, const float *b,
-                                                                          float *c, long ldc, int zero, int h,
-                                                                          const int ROWS)
+                                                                          const struct ends *e, int h, const int ROWS)
 {
+    const float *s = e->src;
+    float *c = e->c;
+    long lds = e->lds, ldc = e->ldc;
     __m256 acc[6][2];
+    if (e->beta != 0) /* C's old rows are read at the end: fetch them while the chains run */
+        for (int r = 0; r < h; r++) _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0),
+                                    _mm_prefetch((const char *)(c + r * ldc + 8), _MM_HINT_T0);
 #pragma GCC unroll 6
     for (int r = 0; r < ROWS; r++) {
-        acc[r][0] = zero || r >= h ? _mm256_setzero_ps() : _mm256_loadu_ps(c + r * ldc);
-        acc[r][1] = zero || r >= h ? _mm256_setzero_ps() : _mm256_loadu_ps(c + r * ldc + 8);
+        acc[r][0] = s && r < h ? _mm256_loadu_ps(s + r * lds) : _mm256_setzero_ps();
+        acc[r][1] = s && r < h ? _mm256_loadu_ps(s + r * lds + 8) : _mm256_setzero_ps();
     }
     for (int k = 0; k < kc; k++, a += 6, b += 16) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
@@ -132,20 +159,25 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void k256(int k
             acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
         }
     }
+    __m256 vb = _mm256_set1_ps(e->beta);
 #pragma GCC unroll 6
     for (int r = 0; r < ROWS; r++)
         if (r < h) {
+            if (e->beta != 0) {
+                acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_mul_ps(vb, _mm256_loadu_ps(c + r * ldc)));
+                acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_mul_ps(vb, _mm256_loadu_ps(c + r * ldc + 8)));
+            }
             _mm256_storeu_ps(c + r * ldc, acc[r][0]);
             _mm256_storeu_ps(c + r * ldc + 8, acc[r][1]);
         }
 }
 
-__attribute__((target("avx2,fma"))) static void kern_avx2(int kc, const float *a, const float *b, float *c, long ldc,
-                                                          int zero, int h)
+__attribute__((target("avx2,fma"))) static void kern_avx2(int kc, const float *a, const float *b,
+                                                          const struct ends *e, int h)
 {
-    if (h > 4) k256(kc, a, b, c, ldc, zero, h, 6);
-    else if (h > 2) k256(kc, a, b, c, ldc, zero, h, 4);
-    else k256(kc, a, b, c, ldc, zero, h, 2);
+    if (h > 4) k256(kc, a, b, e, h, 6);
+    else if (h > 2) k256(kc, a, b, e, h, 4);
+    else k256(kc, a, b, e, h, 2);
 }
 #endif
 
@@ -153,14 +185,16 @@ __attribute__((target("avx2,fma"))) static void kern_avx2(int kc, const float *a
 /* ROWS x 12 of an 8-row strip: up to 24 accumulators, three B vectors, A's
  * values in two registers taken by lane (vfmaq_laneq_f32: one fused
  * multiply-add per lane) */
-static inline __attribute__((always_inline)) void kneon(int kc, const float *a, const float *b, float *c, long ldc,
-                                                        int zero, int h, const int ROWS)
+static inline __attribute__((always_inline)) void kneon(int kc, const float *a, const float *b, const struct ends *e,
+                                                        int h, const int ROWS)
 {
+    const float *s = e->src;
+    float *c = e->c;
+    long lds = e->lds, ldc = e->ldc;
     float32x4_t acc[8][3];
 #pragma GCC unroll 8
     for (int r = 0; r < ROWS; r++)
-        for (int j = 0; j < 3; j++)
-            acc[r][j] = zero || r >= h ? vdupq_n_f32(0) : vld1q_f32(c + r * ldc + 4 * j);
+        for (int j = 0; j < 3; j++) acc[r][j] = s && r < h ? vld1q_f32(s + r * lds + 4 * j) : vdupq_n_f32(0);
     for (int k = 0; k < kc; k++, a += 8, b += 12) {
         float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
         float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4);
@@ -174,16 +208,20 @@ static inline __attribute__((always_inline)) void kneon(int kc, const float *a, 
         ROW(4, a1, 0) ROW(5, a1, 1) ROW(6, a1, 2) ROW(7, a1, 3)
 #undef ROW
     }
+    float32x4_t vb = vdupq_n_f32(e->beta);
 #pragma GCC unroll 8
     for (int r = 0; r < ROWS; r++)
         if (r < h)
-            for (int j = 0; j < 3; j++) vst1q_f32(c + r * ldc + 4 * j, acc[r][j]);
+            for (int j = 0; j < 3; j++) {
+                if (e->beta != 0) acc[r][j] = vaddq_f32(acc[r][j], vmulq_f32(vb, vld1q_f32(c + r * ldc + 4 * j)));
+                vst1q_f32(c + r * ldc + 4 * j, acc[r][j]);
+            }
 }
 
-static void kern_neon(int kc, const float *a, const float *b, float *c, long ldc, int zero, int h)
+static void kern_neon(int kc, const float *a, const float *b, const struct ends *e, int h)
 {
-    if (h > 4) kneon(kc, a, b, c, ldc, zero, h, 8);
-    else kneon(kc, a, b, c, ldc, zero, h, 4);
+    if (h > 4) kneon(kc, a, b, e, h, 8);
+    else kneon(kc, a, b, e, h, 4);
 }
 #endif
 
@@ -206,13 +244,13 @@ static struct variant variant(void)
     }
 }
 
-/* The transposing copy both packings need: dst[k ld + r] = alpha src[r][k]
+/* The transposing copy both packings need: dst[k ld + r] = alpha src[r sld + k]
  * for rows r < g and k < n. Rows from g up to ld may be left with junk:
  * the caller fills them afterwards. */
-static void tcopy_c(float *dst, int ld, const float *const *src, int g, int n, float alpha)
+static void tcopy_c(float *dst, int ld, const float *src, long sld, int g, int n, float alpha)
 {
     for (int k = 0; k < n; k++)
-        for (int r = 0; r < g; r++) dst[(size_t)k * ld + r] = alpha * src[r][k];
+        for (int r = 0; r < g; r++) dst[(size_t)k * ld + r] = alpha * src[r * sld + k];
 }
 
 #if defined(__x86_64__)
@@ -222,11 +260,13 @@ static void tcopy_c(float *dst, int ld, const float *const *src, int g, int n, f
  * stores overwrite: hence the order below (k ascending, within a chunk the
  * partial group of rows before the full ones) and the buffer's 8 spare
  * floats at its end. */
-__attribute__((target("avx2"), always_inline)) static inline void t8(float *dst, int ld, const float *const *src,
-                                                                    int r0, int g, int k, __m256 va, int scale)
+__attribute__((target("avx2"), always_inline)) static inline void t8(float *d, int ld, const float *p, long sld, int g,
+                                                                    __m256 va, int scale, int pf)
 {
     __m256 r[8];
-    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src[r0 + (i < g ? i : 0)] + k);
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(p + (i < g ? i : 0) * sld);
+    if (pf) /* each row 4 lines ahead: the rows are far apart, the prefetcher follows few streams */
+        for (int i = 0; i < g; i++) _mm_prefetch((const char *)(p + i * sld + 64), _MM_HINT_T0);
     __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
     __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
     __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
@@ -239,37 +279,70 @@ __attribute__((target("avx2"), always_inline)) static inline void t8(float *dst,
                    _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
                    _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
                    _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31)};
-    float *d = dst + (size_t)k * ld + r0;
     for (int t = 0; t < 8; t++) _mm256_storeu_ps(d + (size_t)t * ld, scale ? _mm256_mul_ps(o[t], va) : o[t]);
 }
 
-__attribute__((target("avx2"))) static void tcopy_avx2(float *dst, int ld, const float *const *src, int g, int n,
+__attribute__((target("avx2"))) static void tcopy_avx2(float *dst, int ld, const float *src, long sld, int g, int n,
                                                        float alpha)
 {
     __m256 va = _mm256_set1_ps(alpha);
     int scale = alpha != 1, full = g / 8 * 8, k = 0;
     for (; k + 8 <= n; k += 8) {
-        if (full < g) t8(dst, ld, src, full, g - full, k, va, scale);
-        for (int r = 0; r < full; r += 8) t8(dst, ld, src, r, 8, k, va, scale);
+        float *d = dst + (size_t)k * ld;
+        int pf = (k & 8) == 0; /* once a cache line (16 floats) */
+        if (full < g) t8(d + full, ld, src + full * sld + k, sld, g - full, va, scale, pf);
+        for (int r = 0; r < full; r += 8) t8(d + r, ld, src + r * sld + k, sld, 8, va, scale, pf);
     }
-    if (k < n) {
-        const float *rest[NRMAX];
-        for (int r = 0; r < g; r++) rest[r] = src[r] + k;
-        tcopy_c(dst + (size_t)k * ld, ld, rest, g, n - k, alpha);
-    }
+    if (k < n) tcopy_c(dst + (size_t)k * ld, ld, src + k, sld, g, n - k, alpha);
 }
 #endif
 
-static void tcopy(float *dst, int ld, const float *const *src, int g, int n, float alpha, int vec)
+static void tcopy(float *dst, int ld, const float *src, long sld, int g, int n, float alpha, int vec)
 {
 #if defined(__x86_64__)
     if (vec) {
-        tcopy_avx2(dst, ld, src, g, n, alpha);
+        tcopy_avx2(dst, ld, src, sld, g, n, alpha);
         return;
     }
 #endif
     (void)vec;
-    tcopy_c(dst, ld, src, g, n, alpha);
+    tcopy_c(dst, ld, src, sld, g, n, alpha);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static void scopy_avx2(float *dst, const float *src, int n, float alpha)
+{
+    __m256 va = _mm256_set1_ps(alpha);
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 v = _mm256_loadu_ps(src + j);
+        _mm256_storeu_ps(dst + j, alpha != 1 ? _mm256_mul_ps(v, va) : v);
+    }
+    for (; j < n; j++) dst[j] = alpha * src[j];
+}
+#endif
+
+/* dst[j] = alpha src[j], j < n (a short row: a memcpy call costs more) */
+static inline void scopy(float *dst, const float *src, int n, float alpha, int vec)
+{
+#if defined(__x86_64__)
+    if (vec) {
+        scopy_avx2(dst, src, n, alpha);
+        return;
+    }
+#endif
+    (void)vec;
+    for (int j = 0; j < n; j++) dst[j] = alpha * src[j];
+}
+
+/* Rows of A or B a packing reads are often far apart (a weight's rows, the
+ * LM head's logits): the hardware prefetcher does not cross pages, so the
+ * packing asks for the row PF_ROWS ahead itself. */
+#define PF_ROWS 8
+static inline void prefetch_row(const float *p, int n)
+{
+    for (int i = 0; i < n; i += 16) __builtin_prefetch(p + i);
+    __builtin_prefetch(p + n - 1);
 }
 
 /* rows [i0, i0+mc) x cols [k0, k0+kc) of alpha op(A), in strips of mr rows,
@@ -278,19 +351,25 @@ static void tcopy(float *dst, int ld, const float *const *src, int g, int n, flo
 static void pack_a(float *dst, const float *A, int lda, int ta, int i0, int mc, int k0, int kc, float alpha, int mr,
                    int vec)
 {
+    if (ta) { /* A(i, k) = A[k lda + i]: row k of A holds the mc values of every strip */
+        for (int k = 0; k < kc; k++) {
+            const float *src = A + (size_t)(k0 + k) * lda + i0;
+            if (k + PF_ROWS < kc) prefetch_row(src + (size_t)PF_ROWS * lda, mc);
+            for (int s = 0; s < mc; s += mr) {
+                int h = mc - s < mr ? mc - s : mr;
+                float *d = dst + (size_t)s * kc + (size_t)k * mr;
+                scopy(d, src + s, h, alpha, vec);
+                for (int r = h; r < mr; r++) d[r] = 0;
+            }
+        }
+        return;
+    }
     for (int s = 0; s < mc; s += mr, dst += (size_t)mr * kc) {
         int h = mc - s < mr ? mc - s : mr;
-        if (ta) { /* A(i, k) = A[k lda + i]: each k's values are adjacent */
-            const float *src = A + (size_t)k0 * lda + i0 + s;
-            for (int k = 0; k < kc; k++, src += lda)
-                for (int r = 0; r < h; r++) dst[(size_t)k * mr + r] = alpha * src[r];
-        } else {
-            const float *row[MRMAX];
-            for (int r = 0; r < h; r++) row[r] = A + (size_t)(i0 + s + r) * lda + k0;
-            tcopy(dst, mr, row, h, kc, alpha, vec);
-        }
-        for (int k = 0; k < kc; k++)
-            for (int r = h; r < mr; r++) dst[(size_t)k * mr + r] = 0;
+        tcopy(dst, mr, A + (size_t)(i0 + s) * lda + k0, lda, h, kc, alpha, vec);
+        if (h < mr)
+            for (int k = 0; k < kc; k++)
+                for (int r = h; r < mr; r++) dst[(size_t)k * mr + r] = 0;
     }
 }
 
@@ -298,18 +377,26 @@ static void pack_a(float *dst, const float *A, int lda, int ta, int i0, int mc, 
  * each panel k-major (nr values per k), columns past nc zero */
 static void pack_b(float *dst, const float *B, int ldb, int tb, int k0, int kc, int j0, int nc, int nr, int vec)
 {
+    if (!tb) { /* row k of B holds the nc values of every panel */
+        for (int k = 0; k < kc; k++) {
+            const float *src = B + (size_t)(k0 + k) * ldb + j0;
+            if (k + PF_ROWS < kc) prefetch_row(src + (size_t)PF_ROWS * ldb, nc);
+            for (int s = 0; s < nc; s += nr) {
+                int w = nc - s < nr ? nc - s : nr;
+                float *d = dst + (size_t)s * kc + (size_t)k * nr;
+                scopy(d, src + s, w, 1.0f, vec);
+                for (int j = w; j < nr; j++) d[j] = 0;
+            }
+        }
+        return;
+    }
     for (int s = 0; s < nc; s += nr, dst += (size_t)nr * kc) {
         int w = nc - s < nr ? nc - s : nr;
-        if (!tb) {
+        /* B(k, j) = B[j ldb + k]: column j of op(B) is row j of B */
+        tcopy(dst, nr, B + (size_t)(j0 + s) * ldb + k0, ldb, w, kc, 1.0f, vec);
+        if (w < nr)
             for (int k = 0; k < kc; k++)
-                memcpy(dst + (size_t)k * nr, B + (size_t)(k0 + k) * ldb + j0 + s, (size_t)w * sizeof(float));
-        } else { /* B(k, j) = B[j ldb + k]: column j of op(B) is row j of B */
-            const float *col[NRMAX];
-            for (int j = 0; j < w; j++) col[j] = B + (size_t)(j0 + s + j) * ldb + k0;
-            tcopy(dst, nr, col, w, kc, 1.0f, vec);
-        }
-        for (int k = 0; k < kc; k++)
-            for (int j = w; j < nr; j++) dst[(size_t)k * nr + j] = 0;
+                for (int j = w; j < nr; j++) dst[(size_t)k * nr + j] = 0;
     }
 }
 
@@ -317,8 +404,8 @@ static void pack_b(float *dst, const float *B, int ldb, int tb, int k0, int kc, 
 
 struct bufs {
     float *pack; /* A's block and B's panel */
-    float *keep; /* beta C while the chains run in C */
-    size_t keep_cap;
+    float *run;  /* the running chains, when C's old value must wait for the last K block */
+    size_t run_cap;
 };
 
 static pthread_key_t buf_key;
@@ -326,7 +413,7 @@ static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
 static void buf_free(void *p)
 {
     struct bufs *b = p;
-    free(b->pack), free(b->keep), free(b);
+    free(b->pack), free(b->run), free(b);
 }
 static void buf_key_init(void) { VR_ASSERT(pthread_key_create(&buf_key, buf_free) == 0); }
 
@@ -343,37 +430,54 @@ static struct bufs *buffers(void)
     return b;
 }
 
-/* C (M,N) = op(A) op(B) chains from 0, no C read (beta = 0) */
-static void chains(const struct variant *v, float *pa, float *pb, int ta, int tb, int M, int N, int K, float alpha,
-                   const float *A, int lda, const float *B, int ldb, float *C, int ldc)
+struct call {
+    int ta, tb, M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    float *run; /* M x N (row stride N) for the chains between K blocks, or NULL: in C */
+};
+
+/* one kernel call on the tile at C's (i, j), h x w, over K block [k0, k0+kc) */
+static void tile(const struct variant *v, const struct call *g, const float *a, const float *b, int i, int j, int h,
+                 int w, int k0, int kc)
 {
-    _Alignas(64) float tile[MRMAX * NRMAX] = {0};
-    for (int j0 = 0; j0 < N; j0 += NC) {
-        int nc = N - j0 < NC ? N - j0 : NC;
-        for (int k0 = 0; k0 < K; k0 += KC) {
-            int kc = K - k0 < KC ? K - k0 : KC, zero = k0 == 0; /* later blocks go on from C */
-            pack_b(pb, B, ldb, tb, k0, kc, j0, nc, v->nr, v->vec);
-            for (int i0 = 0; i0 < M; i0 += MC) {
-                int mc = M - i0 < MC ? M - i0 : MC;
-                pack_a(pa, A, lda, ta, i0, mc, k0, kc, alpha, v->mr, v->vec);
-                for (int js = 0; js < nc; js += v->nr) {
-                    const float *b = pb + (size_t)js * kc;
-                    int w = nc - js < v->nr ? nc - js : v->nr;
-                    for (int is = 0; is < mc; is += v->mr) {
-                        const float *a = pa + (size_t)is * kc;
-                        int h = mc - is < v->mr ? mc - is : v->mr;
-                        float *c = C + (size_t)(i0 + is) * ldc + j0 + js;
-                        if (w == v->nr) {
-                            v->kern(kc, a, b, c, ldc, zero, h);
-                            continue;
-                        }
-                        /* a right edge: through a full-width scratch tile */
-                        if (!zero)
-                            for (int r = 0; r < h; r++) memcpy(tile + r * v->nr, c + (size_t)r * ldc, w * sizeof(float));
-                        v->kern(kc, a, b, tile, v->nr, zero, h);
-                        for (int r = 0; r < h; r++) memcpy(c + (size_t)r * ldc, tile + r * v->nr, w * sizeof(float));
-                    }
-                }
+    int first = k0 == 0, last = k0 + kc >= g->K;
+    float *ct = g->C + (size_t)i * g->ldc + j;
+    float *rt = g->run ? g->run + (size_t)i * g->N + j : ct;
+    long ldr = g->run ? g->N : g->ldc;
+    struct ends e = {first ? NULL : rt, ldr, last ? ct : rt, last ? g->ldc : ldr, last ? g->beta : 0};
+    if (w == v->nr) {
+        v->kern(kc, a, b, &e, h);
+        return;
+    }
+    /* a right edge: through a full-width scratch tile */
+    _Alignas(64) float t[MRMAX * NRMAX] = {0};
+    if (e.src)
+        for (int r = 0; r < h; r++) memcpy(t + r * v->nr, e.src + r * e.lds, (size_t)w * sizeof *t);
+    struct ends te = {e.src ? t : NULL, v->nr, t, v->nr, 0};
+    v->kern(kc, a, b, &te, h);
+    for (int r = 0; r < h; r++)
+        for (int q = 0; q < w; q++) {
+            float *c = e.c + r * e.ldc + q;
+            *c = e.beta != 0 ? t[r * v->nr + q] + e.beta * *c : t[r * v->nr + q];
+        }
+}
+
+static void chains(const struct variant *v, float *pa, float *pb, const struct call *g)
+{
+    for (int j0 = 0; j0 < g->N; j0 += NC) {
+        int nc = g->N - j0 < NC ? g->N - j0 : NC;
+        for (int k0 = 0; k0 < g->K; k0 += KC) {
+            int kc = g->K - k0 < KC ? g->K - k0 : KC;
+            pack_b(pb, g->B, g->ldb, g->tb, k0, kc, j0, nc, v->nr, v->vec);
+            for (int i0 = 0; i0 < g->M; i0 += MC) {
+                int mc = g->M - i0 < MC ? g->M - i0 : MC;
+                pack_a(pa, g->A, g->lda, g->ta, i0, mc, k0, kc, g->alpha, v->mr, v->vec);
+                for (int js = 0; js < nc; js += v->nr)
+                    for (int is = 0; is < mc; is += v->mr)
+                        tile(v, g, pa + (size_t)is * kc, pb + (size_t)js * kc, i0 + is, j0 + js,
+                             mc - is < v->mr ? mc - is : v->mr, nc - js < v->nr ? nc - js : v->nr, k0, kc);
             }
         }
     }
@@ -383,26 +487,25 @@ void vr_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
               float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0) return;
+    if (K <= 0) { /* no chain: c = 0 */
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                float *c = C + (size_t)i * ldc + j;
+                *c = beta != 0 ? 0.0f + beta * *c : 0.0f;
+            }
+        return;
+    }
     struct bufs *bf = buffers();
-    float *keep = NULL;
-    if (beta != 0) { /* keep beta C aside: the chains run in C */
+    struct call g = {ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, NULL};
+    if (beta != 0 && K > KC) { /* C's old value waits for the last K block */
         size_t n = (size_t)M * N;
-        if (bf->keep_cap < n) {
-            free(bf->keep);
-            bf->keep = vr_xmalloc(n * sizeof(float));
-            bf->keep_cap = n;
+        if (bf->run_cap < n) {
+            free(bf->run);
+            bf->run = vr_xmalloc(n * sizeof(float));
+            bf->run_cap = n;
         }
-        keep = bf->keep;
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) keep[(size_t)i * N + j] = beta * C[(size_t)i * ldc + j];
+        g.run = bf->run;
     }
-    if (K > 0) {
-        struct variant v = variant();
-        chains(&v, bf->pack, bf->pack + (size_t)MC * KC + 8, ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc);
-    } else {
-        for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
-    }
-    if (keep)
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] += keep[(size_t)i * N + j];
+    struct variant v = variant();
+    chains(&v, bf->pack, bf->pack + (size_t)MC * KC + 8, &g);
 }

@@ -30,6 +30,7 @@ static void blas_single(void) { openblas_set_num_threads(1); }
 #define LOGP_ROWS 128     /* rows per LM-head chunk: scratch LOGP_ROWS x V */
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) { return a > b ? a : b; }
 
 /* The float ops' GEMM: gemm.c's fixed-order vr_sgemm behind cblas_sgemm's
  * signature (row-major only), so the results are the same bits on every CPU;
@@ -42,20 +43,25 @@ static void sgemm_fixed(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CB
     vr_sgemm(ta == CblasTrans, tb == CblasTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* Output tiles of a GEMM (M,N): at most 256 x 256, halved (down to 32) until
- * there are about 64 tiles. A function of the shape alone, so every element
- * comes from the same BLAS call whatever the thread count. */
+/* Output tiles of a GEMM (M,N): at most 64K elements (256 x 256; a short
+ * M gets wider tiles, up to 2048), halved (down to 32) until there are about
+ * 4 per thread. Every tile packs its rows of A and columns of B again, so
+ * the fewer and squarer the better once the threads have enough; the float
+ * GEMM's bits do not depend on the tiles (gemm.c), so they may follow the
+ * thread count (the double twins' dgemm is only checked to a bound). */
 static void gemm_tiling(int M, int N, int *tm, int *tn)
 {
-    int a = 256, b = 256;
-    while (a > 32 && a / 2 >= M) a /= 2; /* no wider than the matrix needs */
+    int a = 256;
+    long want = 4L * vr_threads();
+    while (a > 32 && a / 2 >= M) a /= 2; /* no taller than the matrix needs */
+    int b = 65536 / a < 2048 ? 65536 / a : 2048;
     while (b > 32 && b / 2 >= N) b /= 2;
     for (;;) {
         long tiles = (long)((M + a - 1) / a) * ((N + b - 1) / b);
         int ha = a > 32 && a / 2 < M, hb = b > 32 && b / 2 < N; /* halving adds tiles */
-        if (tiles >= 64 || (!ha && !hb)) break;
-        if (ha && (a >= b || !hb)) a /= 2;
-        else b /= 2;
+        if (tiles >= want || (!ha && !hb)) break;
+        if (hb && (b >= a || !ha)) b /= 2;
+        else a /= 2;
     }
     *tm = a, *tn = b;
 }
@@ -84,6 +90,12 @@ static int attn_blocks(const int *cu, int nseg, int *seg, int *row, int *maxlen)
 #define FN(n) CAT(n, CAT(_, S))               /* a static helper of type S */
 #define API(n) CAT(CAT(vr_, n), CAT(_, SUF)) /* a public op of type S */
 
+/* erf of a float through the double erf, rounded once: glibc's erff (and
+ * tanhf) give different bits on x86-64 and arm64, its erf rounded to float
+ * the same (4 million arguments checked, 2026-12-07), and a GELU's bits
+ * should not depend on the machine. expf, logf, sinf, cosf and powf agree. */
+static inline float erf_f(float x) { return (float)erf((double)x); }
+
 #define R float
 #define S f32
 #define SUF cpu
@@ -91,7 +103,7 @@ static int attn_blocks(const int *cu, int nseg, int *seg, int *row, int *maxlen)
 #define EXP expf
 #define LOG logf
 #define SQRT sqrtf
-#define ERF erff
+#define ERF erf_f
 #include "cpu/train_ops_impl.h"
 #undef R
 #undef S

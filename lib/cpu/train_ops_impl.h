@@ -654,12 +654,15 @@ void API(logp_bwd)(R *dh, R *dw, const R *dlogp, const R *prob, const R *h, cons
     int crows = imin(N, LOGP_ROWS);
     struct FN(lp) c = {.L = FN(al)(ws, (size_t)crows * V), .dh = dh, .w = w, .dlogp = dlogp, .prob = prob,
                        .target = target, .V = V, .D = D, .temp = (R)temp};
-    /* dh splits the vocabulary into nvp parts (partial sums added in order)
-     * so that there are about 64 tasks even when D is narrow */
-    c.dt = imin(D, 128);
-    c.ndt = (D + c.dt - 1) / c.dt;
-    c.nvp = imin(imin(8, (V + 255) / 256), imin(64 / c.ndt, 8));
+    /* dh splits the vocabulary into nvp parts (partial sums added in order;
+     * a function of V alone, so of the bits) and D into ndt tiles, enough
+     * tasks for the threads: each task packs its rows of L again, so no more
+     * (the tiles do not change a bit) */
+    c.nvp = imin(8, (V + 255) / 256);
     if (c.nvp < 1) c.nvp = 1;
+    c.ndt = imin(imax(1, (4 * vr_threads() + c.nvp - 1) / c.nvp), imax(1, D / 64));
+    c.dt = (D + c.ndt - 1) / c.ndt;
+    c.ndt = (D + c.dt - 1) / c.dt;
     c.part = dh ? FN(al)(ws, (size_t)c.nvp * crows * D) : NULL;
     /* the forward's chunks, so that logits computed again are the forward's
      * bits (the same BLAS calls: some kernels round a column by the call's

@@ -1,0 +1,33 @@
+#!/bin/bash
+# A number does not depend on the machine: a GRPO step of vr-update and a
+# sampled rollout on a tiny model write bytes whose digests are recorded
+# below, measured on an AMD EPYC with AVX-512 (x86-64) and the same under
+# VR_ISA=c and avx2, and on arm64 (NEON, qemu-user, 2026-12-07). Any CPU must
+# give them: the float GEMM is one fma chain per element (lib/cpu/gemm.c),
+# the generation ops follow one definition in every variant (isa_bits.t),
+# nothing is compiled with contracted multiply-adds, and the libm calls left
+# agree across machines (expf, logf, sinf, cosf, powf; erf through double).
+#
+# A change that is meant to move numbers (a new op order, a new exp) changes
+# these digests: record the new ones here, from any machine, and say why in
+# the commit. A failure anywhere else means a machine-dependent number.
+. "$(dirname "$0")/lib.sh"
+G=$SRC_DIR/tests/golden/update
+vr-synth --out synth --seed 3 -n 2 --splits train >/dev/null &&
+vr-init --preset tiny --train-tokenizer "$G/corpus.txt" --vocab 256 --seed 21 --init-range 0.1 --dtype f32 -o policy 2>/dev/null &&
+vr-init --preset tiny --train-tokenizer "$G/corpus.txt" --vocab 256 --seed 22 --init-range 0.1 --dtype f32 -o ref 2>/dev/null &&
+vr-encode --cache cache "$G/scored.jsonl" >scored.jsonl || exit 1
+
+digest() { md5sum | cut -d' ' -f1; }
+
+test_expect_success 'a sampled rollout (images, G 4, 24 tokens) has the recorded digest' '
+	vr-rollout -m policy -G 4 --max-tokens 24 --seed 5 scored.jsonl >rollout.jsonl &&
+	got=$(digest <rollout.jsonl) &&
+	{ test "$got" = 322fd093e4ab272f42010879d2b7bbe3 || { echo "rollout digest $got"; false; }; }
+'
+test_expect_success 'a GRPO step (reference, KL, weight decay) writes the recorded weights' '
+	vr-update -m policy --ref ref --beta 0.04 --lr 1e-3 --weight-decay 0.1 -o out scored.jsonl >metrics &&
+	got=$(digest <out/model.safetensors) &&
+	{ test "$got" = a70088e921c028ea66f4e39063670d83 || { echo "weights digest $got"; false; }; }
+'
+test_done
