@@ -24,8 +24,9 @@
  * rows by NR columns, A in strips of MR rows by KC (transposed 8 x 8 in AVX
  * registers where needed, the far-apart source rows prefetched), and a
  * register-blocked kernel (AVX-512 12 x 32, AVX2 6 x 16, NEON 8 x 12, C
- * 4 x 8) runs the chains of an MR x NR tile of C over a KC block. Rows past
- * an edge are zero in the packed copies; a right edge goes through a scratch
+ * 4 x 8) runs the chains of an MR x NR tile of C over a KC block. Rows and
+ * columns past an edge hold stale values in the packed copies: the kernels
+ * compute them and never store them; a right edge goes through a scratch
  * tile. The caller parallelises over tiles of C (train_ops.c, ops.c); one
  * call runs on the calling thread, its buffers held per thread. Measured
  * against OpenBLAS's single-thread sgemm on the training shapes: 0.9-1.0 of
@@ -43,6 +44,7 @@
 
 #include "cpu/isa.h"
 #include "cpu/ops.h"
+#include "cpu/pool.h"
 #include "err.h"
 
 #define KC 256 /* rows of B per packed panel: KC x NR of B stays in L1 */
@@ -53,7 +55,7 @@
 
 
 /* ---- kernels: h rows of an MR x NR tile, over a block of kc values of k,
- * a packed MR per k (rows past h are zero), b packed NR per k; one fma chain
+ * a packed MR per k (rows past h: any values), b packed NR per k; one fma chain
  * per element. Where the chains start and end: ---- */
 struct ends {
     const float *src; /* the running chains (row stride lds), or NULL: start from 0 */
@@ -130,7 +132,9 @@ __attribute__((target("avx512f"))) static void kern_avx512(int kc, const float *
 {
     if (h > 8) k512(kc, a, b, e, h, 12);
     else if (h > 4) k512(kc, a, b, e, h, 8);
-    else k512(kc, a, b, e, h, 4);
+    else if (h > 2) k512(kc, a, b, e, h, 4);
+    else if (h > 1) k512(kc, a, b, e, h, 2);
+    else k512(kc, a, b, e, h, 1); /* decode's attention: one query row */
 }
 
 /* ROWS x 16 of a 6-row strip: up to 12 accumulators, two B vectors, one
@@ -177,7 +181,8 @@ __attribute__((target("avx2,fma"))) static void kern_avx2(int kc, const float *a
 {
     if (h > 4) k256(kc, a, b, e, h, 6);
     else if (h > 2) k256(kc, a, b, e, h, 4);
-    else k256(kc, a, b, e, h, 2);
+    else if (h > 1) k256(kc, a, b, e, h, 2);
+    else k256(kc, a, b, e, h, 1); /* decode's attention: one query row */
 }
 #endif
 
@@ -221,7 +226,8 @@ static inline __attribute__((always_inline)) void kneon(int kc, const float *a, 
 static void kern_neon(int kc, const float *a, const float *b, const struct ends *e, int h)
 {
     if (h > 4) kneon(kc, a, b, e, h, 8);
-    else kneon(kc, a, b, e, h, 4);
+    else if (h > 1) kneon(kc, a, b, e, h, 4);
+    else kneon(kc, a, b, e, h, 1); /* decode's attention: one query row */
 }
 #endif
 
@@ -346,7 +352,7 @@ static inline void prefetch_row(const float *p, int n)
 }
 
 /* rows [i0, i0+mc) x cols [k0, k0+kc) of alpha op(A), in strips of mr rows,
- * each strip k-major (mr values per k), rows past mc zero. The strips are
+ * each strip k-major (mr values per k; rows past mc left as they are). The strips are
  * written in order (tcopy's junk only ever lands ahead). */
 static void pack_a(float *dst, const float *A, int lda, int ta, int i0, int mc, int k0, int kc, float alpha, int mr,
                    int vec)
@@ -357,9 +363,7 @@ static void pack_a(float *dst, const float *A, int lda, int ta, int i0, int mc, 
             if (k + PF_ROWS < kc) prefetch_row(src + (size_t)PF_ROWS * lda, mc);
             for (int s = 0; s < mc; s += mr) {
                 int h = mc - s < mr ? mc - s : mr;
-                float *d = dst + (size_t)s * kc + (size_t)k * mr;
-                scopy(d, src + s, h, alpha, vec);
-                for (int r = h; r < mr; r++) d[r] = 0;
+                scopy(dst + (size_t)s * kc + (size_t)k * mr, src + s, h, alpha, vec);
             }
         }
         return;
@@ -367,14 +371,11 @@ static void pack_a(float *dst, const float *A, int lda, int ta, int i0, int mc, 
     for (int s = 0; s < mc; s += mr, dst += (size_t)mr * kc) {
         int h = mc - s < mr ? mc - s : mr;
         tcopy(dst, mr, A + (size_t)(i0 + s) * lda + k0, lda, h, kc, alpha, vec);
-        if (h < mr)
-            for (int k = 0; k < kc; k++)
-                for (int r = h; r < mr; r++) dst[(size_t)k * mr + r] = 0;
     }
 }
 
 /* rows [k0, k0+kc) x cols [j0, j0+nc) of op(B), in panels of nr columns,
- * each panel k-major (nr values per k), columns past nc zero */
+ * each panel k-major (nr values per k; columns past nc left as they are) */
 static void pack_b(float *dst, const float *B, int ldb, int tb, int k0, int kc, int j0, int nc, int nr, int vec)
 {
     if (!tb) { /* row k of B holds the nc values of every panel */
@@ -383,9 +384,7 @@ static void pack_b(float *dst, const float *B, int ldb, int tb, int k0, int kc, 
             if (k + PF_ROWS < kc) prefetch_row(src + (size_t)PF_ROWS * ldb, nc);
             for (int s = 0; s < nc; s += nr) {
                 int w = nc - s < nr ? nc - s : nr;
-                float *d = dst + (size_t)s * kc + (size_t)k * nr;
-                scopy(d, src + s, w, 1.0f, vec);
-                for (int j = w; j < nr; j++) d[j] = 0;
+                scopy(dst + (size_t)s * kc + (size_t)k * nr, src + s, w, 1.0f, vec);
             }
         }
         return;
@@ -394,9 +393,6 @@ static void pack_b(float *dst, const float *B, int ldb, int tb, int k0, int kc, 
         int w = nc - s < nr ? nc - s : nr;
         /* B(k, j) = B[j ldb + k]: column j of op(B) is row j of B */
         tcopy(dst, nr, B + (size_t)(j0 + s) * ldb + k0, ldb, w, kc, 1.0f, vec);
-        if (w < nr)
-            for (int k = 0; k < kc; k++)
-                for (int j = w; j < nr; j++) dst[(size_t)k * nr + j] = 0;
     }
 }
 
@@ -424,7 +420,7 @@ static struct bufs *buffers(void)
     if (!b) {
         b = vr_xcalloc(1, sizeof *b);
         /* the kernels load unaligned; tcopy writes up to 8 floats past each part */
-        b->pack = vr_xmalloc(((size_t)MC * KC + (size_t)KC * NC + 16) * sizeof(float));
+        b->pack = vr_xcalloc((size_t)MC * KC + (size_t)KC * NC + 16, sizeof(float));
         VR_ASSERT(pthread_setspecific(buf_key, b) == 0);
     }
     return b;
@@ -483,6 +479,125 @@ static void chains(const struct variant *v, float *pa, float *pb, const struct c
     }
 }
 
+/* ---- a few rows (decode's attention: one query row against the KV cache):
+ * no packing, which would cost more than the product. The same chains. ---- */
+#define SMALL_M 4
+#define SMALL_K 4096 /* A's row, scaled, on the stack */
+
+#if defined(__x86_64__)
+/* the update of 8 chains: c (+ beta C), lanes past n not stored */
+__attribute__((target("avx2"))) static inline void put8(float *c, __m256 acc, float beta, int n)
+{
+    __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    if (beta != 0) acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(beta), _mm256_maskload_ps(c, m)));
+    if (n >= 8) _mm256_storeu_ps(c, acc);
+    else _mm256_maskstore_ps(c, m, acc);
+}
+
+/* alpha A(i, k) for k < K, rounded as the packing rounds it */
+static void arow(float *as, const struct call *g, int i)
+{
+    for (int k = 0; k < g->K; k++) as[k] = g->alpha * (g->ta ? g->A[(size_t)k * g->lda + i] : g->A[(size_t)i * g->lda + k]);
+}
+
+/* op(B) = B: 64 columns at a time (8 chains in flight), alpha A(i, k)
+ * broadcast, B's row k loaded */
+__attribute__((target("avx2,fma"))) static void small_nn(const struct call *g, float *as)
+{
+    for (int i = 0; i < g->M; i++) {
+        arow(as, g, i);
+        for (int j0 = 0; j0 < g->N; j0 += 64) {
+            int w = g->N - j0 < 64 ? g->N - j0 : 64, nv = (w + 7) / 8;
+            __m256 acc[8];
+            for (int q = 0; q < 8; q++) acc[q] = _mm256_setzero_ps();
+            const float *b = g->B + j0;
+            if (w == 64) {
+                for (int k = 0; k < g->K; k++, b += g->ldb) {
+                    __m256 va = _mm256_broadcast_ss(as + k);
+#pragma GCC unroll 8
+                    for (int q = 0; q < 8; q++) acc[q] = _mm256_fmadd_ps(va, _mm256_loadu_ps(b + 8 * q), acc[q]);
+                }
+            } else {
+                __m256i m[8];
+                for (int q = 0; q < 8; q++)
+                    m[q] = _mm256_cmpgt_epi32(_mm256_set1_epi32(w - 8 * q), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+                for (int k = 0; k < g->K; k++, b += g->ldb) {
+                    __m256 va = _mm256_broadcast_ss(as + k);
+                    for (int q = 0; q < nv; q++) acc[q] = _mm256_fmadd_ps(va, _mm256_maskload_ps(b + 8 * q, m[q]), acc[q]);
+                }
+            }
+            float *c = g->C + (size_t)i * g->ldc + j0;
+            for (int q = 0; q < nv; q++) put8(c + 8 * q, acc[q], g->beta, w - 8 * q);
+        }
+    }
+}
+
+/* 8 rows of B by 8 k, transposed in registers, into 8 chains: acc lane t
+ * is column j0 + t of op(B) */
+__attribute__((target("avx2,fma"), always_inline)) static inline __m256 nt8(__m256 acc, const float *b, long ldb,
+                                                                           const float *as)
+{
+    __m256 r0 = _mm256_loadu_ps(b), r1 = _mm256_loadu_ps(b + ldb), r2 = _mm256_loadu_ps(b + 2 * ldb);
+    __m256 r3 = _mm256_loadu_ps(b + 3 * ldb), r4 = _mm256_loadu_ps(b + 4 * ldb), r5 = _mm256_loadu_ps(b + 5 * ldb);
+    __m256 r6 = _mm256_loadu_ps(b + 6 * ldb), r7 = _mm256_loadu_ps(b + 7 * ldb);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(as + 0), _mm256_permute2f128_ps(u0, u4, 0x20), acc);
+    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(as + 1), _mm256_permute2f128_ps(u1, u5, 0x20), acc);
+    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(as + 2), _mm256_permute2f128_ps(u2, u6, 0x20), acc);
+    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(as + 3), _mm256_permute2f128_ps(u3, u7, 0x20), acc);
+    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(as + 4), _mm256_permute2f128_ps(u0, u4, 0x31), acc);
+    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(as + 5), _mm256_permute2f128_ps(u1, u5, 0x31), acc);
+    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(as + 6), _mm256_permute2f128_ps(u2, u6, 0x31), acc);
+    return _mm256_fmadd_ps(_mm256_broadcast_ss(as + 7), _mm256_permute2f128_ps(u3, u7, 0x31), acc);
+}
+
+/* op(B) = B^T: 32 columns (rows of B) at a time, four 8 x 8 blocks per 8 k,
+ * four chains in flight */
+__attribute__((target("avx2,fma"))) static void small_nt(const struct call *g, float *as)
+{
+    long ldb = g->ldb;
+    int K8 = g->K & ~7;
+    for (int i = 0; i < g->M; i++) {
+        arow(as, g, i);
+        int j0 = 0;
+        for (; j0 + 8 <= g->N; j0 += 32) {
+            int nb = (g->N - j0) / 8 < 4 ? (g->N - j0) / 8 : 4;
+            const float *b = g->B + (size_t)j0 * ldb;
+            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+            for (int k = 0; k < K8; k += 8)
+                for (int q = 0; q < nb; q++) acc[q] = nt8(acc[q], b + 8 * q * ldb + k, ldb, as + k);
+            for (int k = K8; k < g->K; k++) {
+                __m256 va = _mm256_broadcast_ss(as + k);
+                for (int q = 0; q < nb; q++) {
+                    const float *p = b + 8 * q * ldb + k;
+                    __m256 bv = _mm256_setr_ps(p[0], p[ldb], p[2 * ldb], p[3 * ldb], p[4 * ldb], p[5 * ldb], p[6 * ldb],
+                                               p[7 * ldb]);
+                    acc[q] = _mm256_fmadd_ps(va, bv, acc[q]);
+                }
+            }
+            for (int q = 0; q < nb; q++) put8(g->C + (size_t)i * g->ldc + j0 + 8 * q, acc[q], g->beta, 8);
+            if (nb < 4) {
+                j0 += 8 * nb;
+                break;
+            }
+        }
+        for (; j0 < g->N; j0++) { /* the last columns, one chain each */
+            float c = 0;
+            for (int k = 0; k < g->K; k++) c = fmaf(as[k], g->B[(size_t)j0 * ldb + k], c);
+            float *o = g->C + (size_t)i * g->ldc + j0;
+            *o = g->beta != 0 ? c + g->beta * *o : c;
+        }
+    }
+}
+#endif
+
 void vr_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc)
 {
@@ -495,8 +610,16 @@ void vr_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
             }
         return;
     }
-    struct bufs *bf = buffers();
     struct call g = {ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, NULL};
+    struct variant v = variant();
+#if defined(__x86_64__)
+    if (M <= SMALL_M && v.vec && K <= SMALL_K) {
+        float as[SMALL_K];
+        (tb ? small_nt : small_nn)(&g, as);
+        return;
+    }
+#endif
+    struct bufs *bf = buffers();
     if (beta != 0 && K > KC) { /* C's old value waits for the last K block */
         size_t n = (size_t)M * N;
         if (bf->run_cap < n) {
@@ -506,6 +629,28 @@ void vr_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
         }
         g.run = bf->run;
     }
-    struct variant v = variant();
     chains(&v, bf->pack, bf->pack + (size_t)MC * KC + 8, &g);
+}
+
+/* Output tiles of a GEMM (M,N): at most 64K elements (256 x 256; a short
+ * M gets wider tiles, up to 2048), halved (down to 32) until there are about
+ * 4 per thread. Every tile packs its rows of A and columns of B again, so
+ * the fewer and squarer the better once the threads have enough; the float
+ * GEMM's bits do not depend on the tiles, so they may follow the thread
+ * count (the double twins' dgemm in train_ops.c is only checked to a bound). */
+void vr_gemm_tiles(int M, int N, int *tm, int *tn)
+{
+    int a = 256;
+    long want = 4L * vr_threads();
+    while (a > 32 && a / 2 >= M) a /= 2; /* no taller than the matrix needs */
+    int b = 65536 / a < 2048 ? 65536 / a : 2048;
+    while (b > 32 && b / 2 >= N) b /= 2;
+    for (;;) {
+        long tiles = (long)((M + a - 1) / a) * ((N + b - 1) / b);
+        int ha = a > 32 && a / 2 < M, hb = b > 32 && b / 2 < N; /* halving adds tiles */
+        if (tiles >= want || (!ha && !hb)) break;
+        if (hb && (b >= a || !ha)) b /= 2;
+        else a /= 2;
+    }
+    *tm = a, *tn = b;
 }

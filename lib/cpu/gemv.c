@@ -75,7 +75,10 @@ __attribute__((target("avx512f,avx512bw"))) static inline __m512 load16(const vo
 }
 
 /* MG input rows against weight row n; MG is a constant at each call so the
- * accumulators (one register of 16 lanes per row) live in registers. */
+ * accumulators (one register of 16 lanes per row) live in registers. Up to
+ * 8 rows share a pass (AVX-512 has the registers): 8 chains in flight hide
+ * the FMA's latency, and the weight row is read once for them. */
+#define GROUP512 8
 #define FMA1(j, xk, wv) \
     if (MG > j) a##j = _mm512_fmadd_ps(_mm512_loadu_ps(x##j + (xk)), wv, a##j)
 #define ROW_OUT(j) \
@@ -87,30 +90,43 @@ dot_rows(const struct gemv *g, int n, int m0, const int MG)
     int K = g->K, K16 = K & ~15;
     size_t wo = (size_t)n * K;
     const float *x0 = g->x + (size_t)m0 * K, *x1 = x0 + K, *x2 = x1 + K, *x3 = x2 + K;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    const float *x4 = x3 + K, *x5 = x4 + K, *x6 = x5 + K, *x7 = x6 + K;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     for (int k = 0; k < K16; k += 16) {
         __m512 wv = load16(g->w, g->dt, wo + (size_t)k);
         FMA1(0, k, wv);
         FMA1(1, k, wv);
         FMA1(2, k, wv);
         FMA1(3, k, wv);
+        FMA1(4, k, wv);
+        FMA1(5, k, wv);
+        FMA1(6, k, wv);
+        FMA1(7, k, wv);
     }
     ROW_OUT(0);
     ROW_OUT(1);
     ROW_OUT(2);
     ROW_OUT(3);
+    ROW_OUT(4);
+    ROW_OUT(5);
+    ROW_OUT(6);
+    ROW_OUT(7);
 }
 
 __attribute__((target("avx512f,avx512bw"))) static void rows_avx512(void *vctx, int n0, int n1)
 {
     const struct gemv *g = vctx;
     for (int n = n0; n < n1; n++)
-        for (int m0 = 0; m0 < g->M; m0 += GROUP) {
-            switch (g->M - m0 < GROUP ? g->M - m0 : GROUP) {
+        for (int m0 = 0; m0 < g->M; m0 += GROUP512) {
+            switch (g->M - m0 < GROUP512 ? g->M - m0 : GROUP512) {
             case 1: dot_rows(g, n, m0, 1); break;
             case 2: dot_rows(g, n, m0, 2); break;
             case 3: dot_rows(g, n, m0, 3); break;
-            default: dot_rows(g, n, m0, 4); break;
+            case 4: dot_rows(g, n, m0, 4); break;
+            case 5: dot_rows(g, n, m0, 5); break;
+            case 6: dot_rows(g, n, m0, 6); break;
+            case 7: dot_rows(g, n, m0, 7); break;
+            default: dot_rows(g, n, m0, 8); break;
             }
         }
 }

@@ -103,28 +103,28 @@ void vr_embed_infer_cpu(float *x, const struct vr_tensor *e, const int32_t *ids,
         vr_convert_to_f32(x + (size_t)i * D, (const char *)e->data + (size_t)ids[i] * D * es, e->dtype, (size_t)D);
 }
 
-#define LIN_TILES 8
-
 struct lin {
     float *out;
     const float *x, *W, *B;
     int M, N, K;
-    int tile; /* columns per BLAS call */
+    int tm, tn, ntn; /* tiles (vr_gemm_tiles) and tiles per row of them */
 };
 
-/* Column tiles [t0, t1) of out, one vr_sgemm call each (gemm.c: every
- * element one fma chain over K, from the bias, so neither the tiles nor the
- * thread count nor the CPU changes a bit). */
+/* Tiles [t0, t1) of out, one vr_sgemm call each (gemm.c: every element one
+ * fma chain over K, then + the bias, so neither the tiles nor the thread
+ * count nor the CPU changes a bit). */
 static void lin_tiles(void *vctx, int t0, int t1)
 {
     const struct lin *l = vctx;
     for (int t = t0; t < t1; t++) {
-        int n0 = t * l->tile, n1 = n0 + l->tile < l->N ? n0 + l->tile : l->N;
-        float *out = l->out + n0;
-        vr_sgemm(0, 1, l->M, n1 - n0, l->K, 1.0f, l->x, l->K, l->W + (size_t)n0 * l->K, l->K, 0.0f, out, l->N);
-        if (l->B) /* the product, then + the bias: what cblas_sgemm from the bias with beta 1 gave */
-            for (int i = 0; i < l->M; i++)
-                for (int j = 0; j < n1 - n0; j++) out[(size_t)i * l->N + j] += l->B[n0 + j];
+        int m0 = t / l->ntn * l->tm, n0 = t % l->ntn * l->tn;
+        int m = l->M - m0 < l->tm ? l->M - m0 : l->tm, n = l->N - n0 < l->tn ? l->N - n0 : l->tn;
+        float *out = l->out + (size_t)m0 * l->N + n0;
+        vr_sgemm(0, 1, m, n, l->K, 1.0f, l->x + (size_t)m0 * l->K, l->K, l->W + (size_t)n0 * l->K, l->K, 0.0f, out,
+                 l->N);
+        if (l->B) /* the product, then + the bias */
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) out[(size_t)i * l->N + j] += l->B[n0 + j];
     }
 }
 
@@ -158,11 +158,10 @@ void vr_linear_infer_cpu(float *out, const float *x, const struct vr_tensor *w, 
         vr_parallel_for(N, widen_rows, &c);
         W = c.dst;
     }
-    /* at most LIN_TILES tiles, 16-column multiples: each call packs x again,
-     * so few wide tiles, enough of them to share out over the pool */
-    int tile = ((N + 15) / 16 + LIN_TILES - 1) / LIN_TILES * 16;
-    struct lin l = {out, x, W, B, M, N, K, tile};
-    vr_parallel_for((N + tile - 1) / tile, lin_tiles, &l);
+    struct lin l = {out, x, W, B, M, N, K, 0, 0, 0};
+    vr_gemm_tiles(M, N, &l.tm, &l.tn);
+    l.ntn = (N + l.tn - 1) / l.tn;
+    vr_parallel_for((M + l.tm - 1) / l.tm * l.ntn, lin_tiles, &l);
 }
 
 /* ---- exp and sums of exps: one order of arithmetic on every CPU ----

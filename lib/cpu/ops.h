@@ -24,6 +24,10 @@
  * variant; single-threaded (the callers share tiles of C out). */
 void vr_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc);
+/* Tiles tm x tn of a product's output (M,N) to share out over the pool:
+ * few and large (each packs its rows of A and columns of B), about 4 per
+ * thread. The bits do not depend on them. */
+void vr_gemm_tiles(int M, int N, int *tm, int *tn);
 
 /* ---- the generation path (ops.c, gemv.c) ---- */
 

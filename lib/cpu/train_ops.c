@@ -43,29 +43,6 @@ static void sgemm_fixed(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CB
     vr_sgemm(ta == CblasTrans, tb == CblasTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* Output tiles of a GEMM (M,N): at most 64K elements (256 x 256; a short
- * M gets wider tiles, up to 2048), halved (down to 32) until there are about
- * 4 per thread. Every tile packs its rows of A and columns of B again, so
- * the fewer and squarer the better once the threads have enough; the float
- * GEMM's bits do not depend on the tiles (gemm.c), so they may follow the
- * thread count (the double twins' dgemm is only checked to a bound). */
-static void gemm_tiling(int M, int N, int *tm, int *tn)
-{
-    int a = 256;
-    long want = 4L * vr_threads();
-    while (a > 32 && a / 2 >= M) a /= 2; /* no taller than the matrix needs */
-    int b = 65536 / a < 2048 ? 65536 / a : 2048;
-    while (b > 32 && b / 2 >= N) b /= 2;
-    for (;;) {
-        long tiles = (long)((M + a - 1) / a) * ((N + b - 1) / b);
-        int ha = a > 32 && a / 2 < M, hb = b > 32 && b / 2 < N; /* halving adds tiles */
-        if (tiles >= want || (!ha && !hb)) break;
-        if (hb && (b >= a || !ha)) b /= 2;
-        else a /= 2;
-    }
-    *tm = a, *tn = b;
-}
-
 /* 0, n-1, 1, n-2, ...: the i-th block to visit */
 static inline int zigzag(int i, int n) { return i % 2 ? n - 1 - i / 2 : i / 2; }
 

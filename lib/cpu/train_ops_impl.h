@@ -3,7 +3,7 @@
  * CPU backend's entries, what vr-update runs) and R = double, S = f64 (what the
  * gradient check runs). The includer defines R, S, SUF (the public names'
  * suffix), GEMM (cblas_sgemm / cblas_dgemm) and EXP, LOG, SQRT,
- * ERF for R, and the type-free helpers (imin, gemm_tiling, zigzag,
+ * ERF for R, and the type-free helpers (imin, zigzag,
  * attn_blocks, AROWS, LOGP_ROWS, PAR_MIN). No include guard on purpose.
  *
  * Every parallel loop hands out tasks whose boundaries depend on the shapes
@@ -53,7 +53,7 @@ static void FN(gemm)(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, in
     if (M <= 0 || N <= 0) return;
     BLAS_INIT();
     struct FN(gemm) g = {ta, tb, M, N, K, 0, 0, 0, alpha, beta, A, B, bias, lda, ldb, ldc, C};
-    gemm_tiling(M, N, &g.tm, &g.tn);
+    vr_gemm_tiles(M, N, &g.tm, &g.tn);
     g.ntn = (N + g.tn - 1) / g.tn;
     vr_parallel_for((M + g.tm - 1) / g.tm * g.ntn, FN(gemm_tasks), &g);
 }
