@@ -1,12 +1,13 @@
 /* gemm: vr_sgemm (lib/cpu/gemm.c, one fma chain per element, the same bits
  * on every CPU) against OpenBLAS's cblas_sgemm, single-threaded, on the
  * same data in one process, alternating, median of --repeats. Shapes: the
- * transposes training uses (NT forward, NN and TN backward) on tiles of the
- * size train_ops.c hands each thread, and the whole-matrix call of an
- * inference linear. Prints GFLOP/s of each and the ratio vr / OpenBLAS, and
- * checks that vr's result is within the sequential-sum bound of OpenBLAS's.
+ * transposes training uses (NT forward, NN and TN backward) on 256 x 256
+ * tiles, attention's 64-wide products, an LM-head chunk and an inference
+ * linear. Prints GFLOP/s of each, the ratio vr / OpenBLAS, and the largest
+ * difference between the two results relative to the element's magnitude
+ * (a sanity check: tests/unit/gemm.c holds vr to its definition's bits).
  *
- *   gemm [--repeats R] [--isa-note]                                     */
+ *   gemm [--repeats R]                                   */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
