@@ -72,7 +72,7 @@ typedef void kern_fn(int kc, const float *a, const float *b, const struct ends *
 
 #define KERN_C_MR 4
 #define KERN_C_NR 8
-static void kern_c(int kc, const float *a, const float *b, const struct ends *e, int h)
+VR_C_CLONES static void kern_c(int kc, const float *a, const float *b, const struct ends *e, int h)
 {
     float acc[KERN_C_MR][KERN_C_NR];
     for (int r = 0; r < KERN_C_MR; r++)

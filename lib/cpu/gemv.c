@@ -50,7 +50,7 @@ static inline float finish(const struct gemv *g, float s, const float *x, int n,
     return s + (g->b ? g->b[n] : 0.0f);
 }
 
-static void rows_c(void *vctx, int n0, int n1)
+VR_C_CLONES static void rows_c(void *vctx, int n0, int n1)
 {
     const struct gemv *g = vctx;
     int K16 = g->K & ~15;

@@ -219,7 +219,7 @@ static inline float exp1(float x)
 float vr_exp_def(float x) { return exp1(x); }
 
 /* the C variant of vr_exp_infer_cpu: out = exp(x scale - shift), and its sum */
-static double exp_sum_c(float *out, const float *x, int n, float scale, float shift)
+VR_C_CLONES static double exp_sum_c(float *out, const float *x, int n, float scale, float shift)
 {
     double z = 0;
     for (int b = 0; b < n; b += SUM_BLOCK) {
@@ -488,7 +488,7 @@ struct swi {
 };
 
 /* chunks of 1024 elements */
-static void swi_chunks(void *vctx, int c0, int c1)
+VR_C_CLONES static void swi_chunks(void *vctx, int c0, int c1)
 {
     const struct swi *c = vctx;
     size_t a = (size_t)c0 * 1024, b = (size_t)c1 * 1024 < c->n ? (size_t)c1 * 1024 : c->n;
