@@ -114,6 +114,18 @@ vr_mpirun() {
         timeout 300 mpirun --oversubscribe -np "$n" "$@"
 }
 
+# The update tests' set-up in the current folder: two vr-synth scenes, a tiny
+# f32 policy (seed 21) and reference (seed 22) with a tokenizer trained on
+# the golden corpus, and the golden scored lines encoded into ./cache
+# (scored.jsonl).
+tiny_update_setup() {
+	local g=$SRC_DIR/tests/golden/update
+	vr-synth --out synth --seed 3 -n 2 --splits train >/dev/null &&
+	vr-init --preset tiny --train-tokenizer "$g/corpus.txt" --vocab 256 --seed 21 --init-range 0.1 --dtype f32 -o policy 2>/dev/null &&
+	vr-init --preset tiny --train-tokenizer "$g/corpus.txt" --vocab 256 --seed 22 --init-range 0.1 --dtype f32 -o ref 2>/dev/null &&
+	vr-encode --cache cache "$g/scored.jsonl" >scored.jsonl
+}
+
 test_done() {
     echo "1..$test_count"
     [ "$test_failed" -eq 0 ]

@@ -25,11 +25,7 @@ for isa in c avx2 avx512; do
 	done
 done
 
-G=$SRC_DIR/tests/golden/update
-vr-synth --out synth --seed 3 -n 2 --splits train >/dev/null &&
-vr-init --preset tiny --train-tokenizer "$G/corpus.txt" --vocab 256 --seed 21 --init-range 0.1 --dtype f32 -o policy 2>/dev/null &&
-vr-init --preset tiny --train-tokenizer "$G/corpus.txt" --vocab 256 --seed 22 --init-range 0.1 --dtype f32 -o ref 2>/dev/null &&
-vr-encode --cache cache "$G/scored.jsonl" >scored.jsonl || exit 1
+tiny_update_setup || exit 1
 isas=c
 has avx2 fma f16c && isas="$isas avx2"
 has avx512f avx512bw && isas="$isas avx512"

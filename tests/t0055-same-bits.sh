@@ -12,11 +12,7 @@
 # these digests: record the new ones here, from any machine, and say why in
 # the commit. A failure anywhere else means a machine-dependent number.
 . "$(dirname "$0")/lib.sh"
-G=$SRC_DIR/tests/golden/update
-vr-synth --out synth --seed 3 -n 2 --splits train >/dev/null &&
-vr-init --preset tiny --train-tokenizer "$G/corpus.txt" --vocab 256 --seed 21 --init-range 0.1 --dtype f32 -o policy 2>/dev/null &&
-vr-init --preset tiny --train-tokenizer "$G/corpus.txt" --vocab 256 --seed 22 --init-range 0.1 --dtype f32 -o ref 2>/dev/null &&
-vr-encode --cache cache "$G/scored.jsonl" >scored.jsonl || exit 1
+tiny_update_setup || exit 1
 
 digest() { md5sum | cut -d' ' -f1; }
 

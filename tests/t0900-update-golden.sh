@@ -34,10 +34,7 @@
 # inside its bound.
 . "$(dirname "$0")/lib.sh"
 G=$SRC_DIR/tests/golden/update
-vr-synth --out synth --seed 3 -n 2 --splits train >/dev/null &&
-vr-init --preset tiny --train-tokenizer "$G/corpus.txt" --vocab 256 --seed 21 --init-range 0.1 --dtype f32 -o policy 2>/dev/null &&
-vr-init --preset tiny --train-tokenizer "$G/corpus.txt" --vocab 256 --seed 22 --init-range 0.1 --dtype f32 -o ref 2>/dev/null &&
-vr-encode --cache cache "$G/scored.jsonl" >scored.jsonl || exit 1
+tiny_update_setup || exit 1
 COMMON="-m policy --ref ref --beta 0.04 --epsilon 0.2 --epsilon-high 0.28 --temperature 0.9 --lr 1e-3 --weight-decay 0.1 --max-grad-norm 1.0"
 
 # mean |advantage| of the batch: the size of a GRPO loss's per-token terms

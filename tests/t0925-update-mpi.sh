@@ -24,11 +24,7 @@
 # CPU (lib/cpu/gemm.c), the same bits on every machine.
 . "$(dirname "$0")/lib.sh"
 test_have_prereq MPIRUN || skip_all "no mpirun (Open MPI: share/deps.sh installs openmpi-bin libopenmpi-dev)"
-G=$SRC_DIR/tests/golden/update
-vr-synth --out synth --seed 3 -n 2 --splits train >/dev/null &&
-vr-init --preset tiny --train-tokenizer "$G/corpus.txt" --vocab 256 --seed 21 --init-range 0.1 --dtype f32 -o policy 2>/dev/null &&
-vr-init --preset tiny --train-tokenizer "$G/corpus.txt" --vocab 256 --seed 22 --init-range 0.1 --dtype f32 -o ref 2>/dev/null &&
-vr-encode --cache cache "$G/scored.jsonl" >scored.jsonl &&
+tiny_update_setup &&
 cat scored.jsonl scored.jsonl >four.jsonl || exit 1
 export VR_MPI_TEST=$TRASH # marks this test's ranks among the machine's processes
 COMMON="-m policy --adam-eps 1 --ref ref --beta 0.04 --epsilon 0.2 --epsilon-high 0.28 --temperature 0.9 --lr 1e-3 --weight-decay 0.1 --max-batch-tokens 1"
