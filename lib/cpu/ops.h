@@ -3,7 +3,7 @@
  * documented. The model never calls these directly; tests do, to reach a
  * variant. fp32 math; inference weights may be stored as f32, bf16 or f16
  * and are widened per call (or in registers, by the GEMV). GEMMs go through
- * single-threaded vr_sgemm calls (gemm.c) on tiles fixed by the shape. The _infer ops
+ * single-threaded vr_sgemm calls (gemm.c) on tiles of the output. The _infer ops
  * have vector variants (AVX-512, AVX2+FMA, NEON, C) chosen by cpu/isa.h;
  * the _fwd/_bwd ops are train_ops_impl.h compiled for float (here) and for
  * double (the _f64 twins of ../ops.h). Every one is tested against its

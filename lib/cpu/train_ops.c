@@ -1,7 +1,7 @@
 /* train_ops.c: the CPU backend's differentiable ops (the _fwd/_bwd entries
  * of ../ops.h): forwards that save what backward needs, and backwards. Plain
  * loops for the elementwise ops and row reductions, single-threaded GEMMs
- * on fixed tiles spread over the pool (gemm.c's vr_sgemm for float,
+ * on tiles spread over the pool (gemm.c's vr_sgemm for float,
  * OpenBLAS's dgemm for the double twins). The code is train_ops_impl.h,
  * compiled here for float (vr_<op>_<fwd|bwd>_cpu, the table's entries) and
  * double (the _f64 twins, for the gradient checks). The generation path

@@ -6,9 +6,10 @@
  * ERF for R, and the type-free helpers (imin, zigzag,
  * attn_blocks, AROWS, LOGP_ROWS, PAR_MIN). No include guard on purpose.
  *
- * Every parallel loop hands out tasks whose boundaries depend on the shapes
- * alone, and each output element is written by exactly one task in a fixed
- * order, so results do not depend on VR_THREADS. */
+ * Each output element is written by exactly one task in a fixed order: the
+ * loops' tasks depend on the shapes alone, or (the GEMM tiles) on nothing
+ * that changes an element's chain (gemm.c), so results do not depend on
+ * VR_THREADS. */
 
 /* n values of R from ws, 64-byte aligned. */
 static R *FN(al)(struct vr_ws *ws, size_t n)
@@ -16,7 +17,7 @@ static R *FN(al)(struct vr_ws *ws, size_t n)
     return (R *)(void *)vr_ws_floats(ws, n * (sizeof(R) / sizeof(float)));
 }
 
-/* ---- GEMM on fixed tiles ---- */
+/* ---- GEMM on tiles of the output ---- */
 
 struct FN(gemm) {
     enum CBLAS_TRANSPOSE ta, tb;
@@ -664,9 +665,8 @@ void API(logp_bwd)(R *dh, R *dw, const R *dlogp, const R *prob, const R *h, cons
     c.dt = (D + c.ndt - 1) / c.ndt;
     c.ndt = (D + c.dt - 1) / c.dt;
     c.part = dh ? FN(al)(ws, (size_t)c.nvp * crows * D) : NULL;
-    /* the forward's chunks, so that logits computed again are the forward's
-     * bits (the same BLAS calls: some kernels round a column by the call's
-     * width) and keeping them changes nothing; a chunk with no gradient is
+    /* the forward's chunks (logits computed again are the forward's bits, so
+     * keeping them changes nothing); a chunk with no gradient is
      * skipped, and rows without one give dlogits of +0 and dh = 0 */
     for (c.r0 = 0; c.r0 < N; c.r0 += LOGP_ROWS) {
         c.rows = imin(LOGP_ROWS, N - c.r0);

@@ -20,6 +20,8 @@
 #include "cpu/ops.h"
 #include "rng.h"
 
+#include "weights.h"
+
 #include "../tap.h"
 
 static struct vr_rng rng;
@@ -48,18 +50,11 @@ static float wval(const void *w, enum vr_dtype dt, size_t i)
 
 static int gemv_same(enum vr_dtype dt, int M, int N, int K, int bias)
 {
-    size_t esz = dt == VR_DTYPE_F32 ? 4 : 2;
     float *x = vr_xmalloc((size_t)M * K * 4 + 4), *b = vr_xmalloc((size_t)N * 4);
     float *out = vr_xmalloc((size_t)M * N * 4), *want = vr_xmalloc((size_t)M * N * 4);
-    void *w = vr_xmalloc((size_t)N * K * esz + 4);
     for (size_t i = 0; i < (size_t)M * K; i++) x[i] = frand(-1, 1);
     for (int i = 0; i < N; i++) b[i] = frand(-1, 1);
-    for (size_t i = 0; i < (size_t)N * K; i++) {
-        float v = frand(-1, 1);
-        if (dt == VR_DTYPE_F32) ((float *)w)[i] = v;
-        else if (dt == VR_DTYPE_BF16) ((uint16_t *)w)[i] = vr_f32_to_bf16(v);
-        else ((uint16_t *)w)[i] = vr_f32_to_f16(v);
-    }
+    void *w = rand_weight(dt, (size_t)N * K, frand);
     struct vr_tensor tw;
     int64_t shape[2] = {N, K};
     vr_tensor_view(&tw, dt, 2, shape, w);
