@@ -174,6 +174,11 @@ void vr_linear_infer_cpu(float *out, const float *x, const struct vr_tensor *w, 
  * p 2^n once: the same value). The vector variants compute the same
  * operations lane by lane, so an element's exp is the same bits in every
  * variant and at every position; the C variant and nothing else calls exp1.
+ * Below EXP_LO (where expf's value is under FLT_MIN) and for a NaN the exp is
+ * 0: a masked score (-inf) gives exactly 0, not a subnormal, which would
+ * leak into softmax rows and the products after them, where every subnormal
+ * operand costs a microcode assist on Intel CPUs (prefill attention ran 10x
+ * slower on one).
  *
  * A sum of exps runs in the 16 lanes of lanes.h, a block of 4096 elements
  * at a time; the blocks' lane trees are added in double. */
@@ -199,9 +204,9 @@ static inline float pow2i(int e)
     return v.f;
 }
 
-static inline float exp1(float x)
+static inline float exp1(float a)
 {
-    x = fminf(fmaxf(x, EXP_LO), EXP_HI); /* a NaN becomes EXP_LO, as max_ps does */
+    float x = fminf(fmaxf(a, EXP_LO), EXP_HI); /* a NaN becomes EXP_LO, as max_ps does */
     float n = nearbyintf(x * LOG2E);
     float r = fmaf(-n, LN2_HI, x);
     r = fmaf(-n, LN2_LO, r);
@@ -213,7 +218,7 @@ static inline float exp1(float x)
     p = fmaf(p, r, EP5);
     p = fmaf(p, r * r, r + 1.0f);
     int ni = (int)n, hi = ni >> 1;
-    return p * pow2i(hi) * pow2i(ni - hi);
+    return a >= EXP_LO ? p * pow2i(hi) * pow2i(ni - hi) : 0.0f; /* below, and NaN: 0 */
 }
 
 float vr_exp_def(float x) { return exp1(x); }
@@ -233,9 +238,10 @@ VR_C_CLONES static double exp_sum_c(float *out, const float *x, int n, float sca
 
 #if defined(__x86_64__)
 /* exp1 in 16 lanes */
-__attribute__((target("avx512f"))) static inline __m512 exp16(__m512 x)
+__attribute__((target("avx512f"))) static inline __m512 exp16(__m512 a)
 {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
+    __mmask16 keep = _mm512_cmp_ps_mask(a, _mm512_set1_ps(EXP_LO), _CMP_GE_OQ); /* else 0 */
+    __m512 x = _mm512_min_ps(_mm512_max_ps(a, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
@@ -246,13 +252,14 @@ __attribute__((target("avx512f"))) static inline __m512 exp16(__m512 x)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EP4));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EP5));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
+    return _mm512_maskz_mov_ps(keep, _mm512_scalef_ps(p, n));
 }
 
 /* exp1 in 8 lanes for AVX2 + FMA (no scalef: the two powers of two) */
-__attribute__((target("avx2,fma"))) static inline __m256 exp8(__m256 x)
+__attribute__((target("avx2,fma"))) static inline __m256 exp8(__m256 a)
 {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
+    __m256 keep = _mm256_cmp_ps(a, _mm256_set1_ps(EXP_LO), _CMP_GE_OQ); /* else 0 */
+    __m256 x = _mm256_min_ps(_mm256_max_ps(a, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
     r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
@@ -266,7 +273,7 @@ __attribute__((target("avx2,fma"))) static inline __m256 exp8(__m256 x)
     __m256i ni = _mm256_cvtps_epi32(n), hi = _mm256_srai_epi32(ni, 1), lo = _mm256_sub_epi32(ni, hi);
     __m256 ph = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(hi, _mm256_set1_epi32(127)), 23));
     __m256 pl = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(lo, _mm256_set1_epi32(127)), 23));
-    return _mm256_mul_ps(_mm256_mul_ps(p, ph), pl);
+    return _mm256_and_ps(keep, _mm256_mul_ps(_mm256_mul_ps(p, ph), pl));
 }
 
 /* lanes i < n of 8 as an AVX2 mask (n may be <= 0 or > 8) */
@@ -368,9 +375,10 @@ __attribute__((target("avx2,fma"))) static void swiglu8(float *out, const float 
 #if defined(__aarch64__)
 /* exp1 in 4 NEON lanes; the power of two as in exp8. vmaxnm turns a NaN into
  * the bound, as fmaxf and x86's max do. */
-static inline float32x4_t exp4(float32x4_t x)
+static inline float32x4_t exp4(float32x4_t a)
 {
-    x = vminnmq_f32(vmaxnmq_f32(x, vdupq_n_f32(EXP_LO)), vdupq_n_f32(EXP_HI));
+    uint32x4_t keep = vcgeq_f32(a, vdupq_n_f32(EXP_LO)); /* else 0 */
+    float32x4_t x = vminnmq_f32(vmaxnmq_f32(a, vdupq_n_f32(EXP_LO)), vdupq_n_f32(EXP_HI));
     float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(LOG2E)));
     float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(LN2_HI));
     r = vfmsq_f32(r, n, vdupq_n_f32(LN2_LO));
@@ -384,7 +392,7 @@ static inline float32x4_t exp4(float32x4_t x)
     int32x4_t ni = vcvtq_s32_f32(n), hi = vshrq_n_s32(ni, 1), lo = vsubq_s32(ni, hi);
     float32x4_t ph = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(hi, vdupq_n_s32(127)), 23));
     float32x4_t pl = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(lo, vdupq_n_s32(127)), 23));
-    return vmulq_f32(vmulq_f32(p, ph), pl);
+    return vreinterpretq_f32_u32(vandq_u32(keep, vreinterpretq_u32_f32(vmulq_f32(vmulq_f32(p, ph), pl))));
 }
 
 static float max4(const float *x, int n)
@@ -569,7 +577,9 @@ static void attn_tasks(void *vctx, int t0, int t1)
             r0 = blk * ROWS;
             rows = a->Tq - r0 < ROWS ? a->Tq - r0 : ROWS;
             k0 = 0;
-            L = a->n;
+            /* keys past the block's last query are masked for all its rows:
+             * their probabilities are exactly 0, so they are left out */
+            L = a->q0 + r0 + rows < a->n ? a->q0 + r0 + rows : a->n;
         }
         const float *q = a->q + (size_t)r0 * a->ldq + (size_t)h * a->K;
         const float *k = a->k + (size_t)kh * a->kvstride + (size_t)k0 * a->ldk;

@@ -12,7 +12,7 @@
  * - exp of x scale - shift computed in float32: the product rounds (an
  *   absolute error u|x scale| in the argument), the difference a rounds (u|a|),
  *   and expf is within 2 ulp: |got - ref| <= (|x scale| + |a| + 4) u ref; below
- *   FLT_MIN the vector variants clamp the argument at -87.3, so an absolute
+ *   an argument of -87.3 (a value under FLT_MIN) the exp is 0, so an absolute
  *   error up to exp(-87.3) = 1.22e-38 is allowed too (TINY);
  * - sums of n positive terms each within e relatively: within (e + n u);
  * - softmax: each exp as above, and dividing by a sum within (e + n u):
