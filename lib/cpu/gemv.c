@@ -7,7 +7,9 @@
  * of a dot product goes to lane k % 16 by a fused multiply-add, in order;
  * the lanes are added by lanes.h's tree, the elements from K16 on by fused
  * multiply-adds in order, then the bias is added. So a row's numbers are the
- * same bits on every CPU and whichever rows share its batch. The gemv_infer op of the seam (../ops.h) and the few-row path of
+ * same bits on every CPU and whichever rows share its batch. The AVX-512
+ * variant computes 16 dot products at a time (tile16) and adds their lanes
+ * by the same tree in packed registers. The gemv_infer op of the seam (../ops.h) and the few-row path of
  * vr_linear_infer_cpu; every variant is tested against the plain-loop
  * reference (ref.c, tests/unit/ops_ref.c). */
 #if defined(__x86_64__)
@@ -79,6 +81,9 @@ __attribute__((target("avx512f,avx512bw"))) static inline __m512 load16(const vo
  * 8 rows share a pass (AVX-512 has the registers): 8 chains in flight hide
  * the FMA's latency, and the weight row is read once for them. */
 #define GROUP512 8
+
+
+
 #define FMA1(j, xk, wv) \
     if (MG > j) a##j = _mm512_fmadd_ps(_mm512_loadu_ps(x##j + (xk)), wv, a##j)
 #define ROW_OUT(j) \
@@ -113,10 +118,100 @@ dot_rows(const struct gemv *g, int n, int m0, const int MG)
     ROW_OUT(7);
 }
 
+/* 16 dot products at once: R input rows (from m0) by C = 16 / R weight rows
+ * (from n), accumulator r C + c for row r and weight row c, each the same
+ * chain as dot_rows' (lane k % 16, k in order). A weight row loaded once
+ * serves R input rows and an input row C weight rows, so loads no longer
+ * outnumber the FMAs, and there are 16 chains in flight. */
+__attribute__((target("avx512f,avx512bw"), always_inline)) static inline void
+tile16(const struct gemv *g, int n, int m0, const int R, const enum vr_dtype dt)
+{
+    const int C = 16 / R;
+    int K = g->K, K16 = K & ~15;
+    const float *x = g->x + (size_t)m0 * K;
+    __m512 a[16], w[16];
+    #pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_ps();
+    for (int k = 0; k < K16; k += 16) {
+        #pragma GCC unroll 16
+        for (int c = 0; c < C; c++) {
+            w[c] = load16(g->w, dt, (size_t)(n + c) * K + (size_t)k);
+            __asm__("" : "+v"(w[c])); /* in a register: GCC would load it again for every FMA */
+            /* the same columns two tiles on (8 KB of f32 rows at K = 512):
+             * LM head at M = 8, 2 threads, 18.5 ms against 24 without */
+            _mm_prefetch((const char *)g->w + ((size_t)(n + c + 2 * C) * K + (size_t)k) * (dt == VR_DTYPE_F32 ? 4 : 2),
+                         _MM_HINT_T0);
+        }
+        #pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+            __m512 xv = _mm512_loadu_ps(x + (size_t)r * K + k);
+            __asm__("" : "+v"(xv));
+            #pragma GCC unroll 16
+            for (int c = 0; c < C; c++) a[r * C + c] = _mm512_fmadd_ps(xv, w[c], a[r * C + c]);
+        }
+    }
+    /* lanes.h's tree for the 16 accumulators at once: each step adds the
+     * same pairs of lanes as vr_tree16, packed into fewer registers */
+    __m512 s[8], u[4], v[2];
+    #pragma GCC unroll 16
+    for (int i = 0; i < 8; i++) /* i + i+8: accumulators 2i, 2i+1 in one register */
+        s[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xee));
+    #pragma GCC unroll 16
+    for (int i = 0; i < 4; i++) /* + i+4: accumulators 4i..4i+3, 4 lanes each */
+        u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(s[2 * i], s[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(s[2 * i], s[2 * i + 1], 0xdd));
+    #pragma GCC unroll 16
+    for (int i = 0; i < 2; i++) /* (0 + 2), (1 + 3) */
+        v[i] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0x44),
+                             _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0xee));
+    /* their sum: lane l holds accumulator l / 4 + 4 (l % 4) */
+    __m512 t = _mm512_add_ps(_mm512_shuffle_ps(v[0], v[1], 0x88), _mm512_shuffle_ps(v[0], v[1], 0xdd));
+    float d[16];
+    _mm512_storeu_ps(d, t);
+    #pragma GCC unroll 16
+    for (int l = 0; l < 16; l++) {
+        int i = l / 4 + 4 * (l % 4), r = i / C, c = i % C;
+        g->out[(size_t)(m0 + r) * g->N + n + c] = finish(g, d[l], x + (size_t)r * K, n + c, K16);
+    }
+}
+
+/* one function for each tile shape and dtype: the loops stay small enough
+ * for the instruction cache */
+typedef void (*tile_fn)(const struct gemv *g, int n, int m0);
+#define TILE(R, DT, D)                                                                                    \
+    __attribute__((target("avx512f,avx512bw"), noinline)) static void tile_##R##_##D(const struct gemv *g, \
+                                                                                   int n, int m0)         \
+    {                                                                                                     \
+        tile16(g, n, m0, R, DT);                                                                          \
+    }
+#define TILES(DT, D) TILE(8, DT, D) TILE(4, DT, D) TILE(2, DT, D) TILE(1, DT, D)
+TILES(VR_DTYPE_F32, f32)
+TILES(VR_DTYPE_BF16, bf16)
+TILES(VR_DTYPE_F16, f16)
+
 __attribute__((target("avx512f,avx512bw"))) static void rows_avx512(void *vctx, int n0, int n1)
 {
     const struct gemv *g = vctx;
-    for (int n = n0; n < n1; n++)
+    const tile_fn *t = g->dt == VR_DTYPE_BF16  ? (const tile_fn[]){tile_8_bf16, tile_4_bf16, tile_2_bf16, tile_1_bf16}
+                       : g->dt == VR_DTYPE_F16 ? (const tile_fn[]){tile_8_f16, tile_4_f16, tile_2_f16, tile_1_f16}
+                                               : (const tile_fn[]){tile_8_f32, tile_4_f32, tile_2_f32, tile_1_f32};
+    int n = n0;
+    for (; n + 16 <= n1; n += 16) { /* 16 weight rows, from memory once */
+        int m0 = 0;
+        for (; m0 + 8 <= g->M; m0 += 8)
+            for (int c = 0; c < 16; c += 2) t[0](g, n + c, m0);
+        if (g->M - m0 >= 4) {
+            for (int c = 0; c < 16; c += 4) t[1](g, n + c, m0);
+            m0 += 4;
+        }
+        if (g->M - m0 >= 2) {
+            for (int c = 0; c < 16; c += 8) t[2](g, n + c, m0);
+            m0 += 2;
+        }
+        if (g->M - m0 >= 1) t[3](g, n, m0);
+    }
+    for (; n < n1; n++)
         for (int m0 = 0; m0 < g->M; m0 += GROUP512) {
             switch (g->M - m0 < GROUP512 ? g->M - m0 : GROUP512) {
             case 1: dot_rows(g, n, m0, 1); break;

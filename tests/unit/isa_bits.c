@@ -145,15 +145,18 @@ int main(void)
         ok(swi, "SwiGLU, 14 lengths 1..9000: the definition's bits");
     }
 
-    /* the GEMV: every dtype, K around 16, rows in groups of 4 and alone */
+    /* the GEMV: every dtype, K around 16, 1..15 rows (the AVX-512 variant's
+     * tiles of 8, 4, 2 and 1 rows by 16 weight rows, and the weight rows
+     * past the last whole tile of a thread's share) */
     {
         static const int Ks[] = {1, 15, 16, 17, 64, 65, 100, 513};
         static const enum vr_dtype dts[] = {VR_DTYPE_F32, VR_DTYPE_BF16, VR_DTYPE_F16};
         int good = 1, n = 0;
         for (size_t d = 0; d < 3; d++)
             for (size_t k = 0; k < sizeof Ks / sizeof *Ks; k++)
-                for (int M = 1; M <= 9; M += 4, n++) good &= gemv_same(dts[d], M, 37, Ks[k], (M + (int)k) % 2);
-        ok(good, "GEMV, %d shapes (f32, bf16, f16; K 1..513; 1, 5, 9 rows; with and without bias): the "
+                for (int M = 1; M <= 15; M++, n += 2)
+                    good &= gemv_same(dts[d], M, 37, Ks[k], (M + (int)k) % 2) && gemv_same(dts[d], M, 70, Ks[k], M % 2);
+        ok(good, "GEMV, %d shapes (f32, bf16, f16; K 1..513; 1..15 rows; 37 and 70 weight rows; with and without bias): the "
                  "definition's bits",
            n);
     }
