@@ -645,7 +645,8 @@ void vr_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
  * 4 per thread. Every tile packs its rows of A and columns of B again, so
  * the fewer and squarer the better once the threads have enough; the float
  * GEMM's bits do not depend on the tiles, so they may follow the thread
- * count (the double twins' dgemm in train_ops.c is only checked to a bound). */
+ * count (the double twins' dgemm in train_ops.c is only checked to a bound).
+ * The tiles are then evened out, their number kept. */
 void vr_gemm_tiles(int M, int N, int *tm, int *tn)
 {
     int a = 256;
@@ -660,5 +661,10 @@ void vr_gemm_tiles(int M, int N, int *tm, int *tn)
         if (hb && (b >= a || !ha)) b /= 2;
         else a /= 2;
     }
-    *tm = a, *tn = b;
+    /* the same number of tiles, of even sizes (rounded up to 8 rows and 16
+     * columns): M = 322 in tiles of 256 and 66 rows gave one thread four
+     * times the other's work */
+    int na = (M + a - 1) / a, nb = (N + b - 1) / b;
+    *tm = ((M + na - 1) / na + 7) & ~7;
+    *tn = ((N + nb - 1) / nb + 15) & ~15;
 }
