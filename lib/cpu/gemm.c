@@ -539,11 +539,13 @@ __attribute__((target("avx2,fma"))) static void small_nn(const struct call *g, f
     }
 }
 
-/* 8 rows of B by 8 k, transposed in registers, into 8 chains: acc lane t
- * is column j0 + t of op(B). tr8's steps written out: through arrays GCC
- * spills them here (3.5 us a decode head against 5.6-8.5) */
-__attribute__((target("avx2,fma"), always_inline)) static inline __m256 nt8(__m256 acc, const float *b, long ldb,
-                                                                           const float *as)
+/* 8 rows of B by 8 k, transposed in registers, into the 8 chains of each of
+ * the MR rows of A: acc[r] lane t is column j0 + t of op(B) for row r (the
+ * rows' chains share one transpose: decode's attention passes a KV head's
+ * query heads as rows). tr8's steps written out: through arrays GCC spills
+ * them here (3.5 us a decode head against 5.6-8.5) */
+__attribute__((target("avx2,fma"), always_inline)) static inline void nt8(__m256 *acc, const float *b, long ldb,
+                                                                        const float *as, long K, const int MR)
 {
     __m256 r0 = _mm256_loadu_ps(b), r1 = _mm256_loadu_ps(b + ldb), r2 = _mm256_loadu_ps(b + 2 * ldb);
     __m256 r3 = _mm256_loadu_ps(b + 3 * ldb), r4 = _mm256_loadu_ps(b + 4 * ldb), r5 = _mm256_loadu_ps(b + 5 * ldb);
@@ -556,52 +558,58 @@ __attribute__((target("avx2,fma"), always_inline)) static inline __m256 nt8(__m2
     __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
     __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
     __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
-    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(as + 0), _mm256_permute2f128_ps(u0, u4, 0x20), acc);
-    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(as + 1), _mm256_permute2f128_ps(u1, u5, 0x20), acc);
-    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(as + 2), _mm256_permute2f128_ps(u2, u6, 0x20), acc);
-    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(as + 3), _mm256_permute2f128_ps(u3, u7, 0x20), acc);
-    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(as + 4), _mm256_permute2f128_ps(u0, u4, 0x31), acc);
-    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(as + 5), _mm256_permute2f128_ps(u1, u5, 0x31), acc);
-    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(as + 6), _mm256_permute2f128_ps(u2, u6, 0x31), acc);
-    return _mm256_fmadd_ps(_mm256_broadcast_ss(as + 7), _mm256_permute2f128_ps(u3, u7, 0x31), acc);
+    __m256 c[8] = {_mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
+                   _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
+                   _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
+                   _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31)};
+#pragma GCC unroll 8
+    for (int t = 0; t < 8; t++)
+#pragma GCC unroll 4
+        for (int r = 0; r < MR; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(as + r * K + t), c[t], acc[r]);
 }
 
-/* op(B) = B^T: 32 columns (rows of B) at a time, four 8 x 8 blocks per 8 k,
- * four chains in flight */
-__attribute__((target("avx2,fma"))) static void small_nt(const struct call *g, float *as)
+/* op(B) = B^T for MR (<= SMALL_M) rows of A at once: 8 columns (rows of B)
+ * at a time, one transpose for all the rows' chains */
+__attribute__((target("avx2,fma"), always_inline)) static inline void small_nt_rows(const struct call *g,
+                                                                                 const float *as, int i0,
+                                                                                 const int MR)
 {
-    long ldb = g->ldb;
-    int K8 = g->K & ~7;
-    for (int i = 0; i < g->M; i++) {
-        arow(as, g, i);
-        int j0 = 0;
-        for (; j0 + 8 <= g->N; j0 += 32) {
-            int nb = (g->N - j0) / 8 < 4 ? (g->N - j0) / 8 : 4;
-            const float *b = g->B + (size_t)j0 * ldb;
-            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-            for (int k = 0; k < K8; k += 8)
-                for (int q = 0; q < nb; q++) acc[q] = nt8(acc[q], b + 8 * q * ldb + k, ldb, as + k);
-            for (int k = K8; k < g->K; k++) {
-                __m256 va = _mm256_broadcast_ss(as + k);
-                for (int q = 0; q < nb; q++) {
-                    const float *p = b + 8 * q * ldb + k;
-                    __m256 bv = _mm256_setr_ps(p[0], p[ldb], p[2 * ldb], p[3 * ldb], p[4 * ldb], p[5 * ldb], p[6 * ldb],
-                                               p[7 * ldb]);
-                    acc[q] = _mm256_fmadd_ps(va, bv, acc[q]);
-                }
-            }
-            for (int q = 0; q < nb; q++) put8(g->C + (size_t)i * g->ldc + j0 + 8 * q, acc[q], g->beta, 8);
-            if (nb < 4) {
-                j0 += 8 * nb;
-                break;
-            }
+    long ldb = g->ldb, K = g->K;
+    int K8 = g->K & ~7, j0 = 0;
+    for (; j0 + 8 <= g->N; j0 += 8) {
+        const float *b = g->B + (size_t)j0 * ldb;
+        __m256 acc[SMALL_M];
+#pragma GCC unroll 4
+        for (int r = 0; r < MR; r++) acc[r] = _mm256_setzero_ps();
+        for (int k = 0; k < K8; k += 8) nt8(acc, b + k, ldb, as + k, K, MR);
+        for (int k = K8; k < g->K; k++) {
+            const float *p = b + k;
+            __m256 bv = _mm256_setr_ps(p[0], p[ldb], p[2 * ldb], p[3 * ldb], p[4 * ldb], p[5 * ldb], p[6 * ldb],
+                                       p[7 * ldb]);
+#pragma GCC unroll 4
+            for (int r = 0; r < MR; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(as + r * K + k), bv, acc[r]);
         }
-        for (; j0 < g->N; j0++) { /* the last columns, one chain each */
+#pragma GCC unroll 4
+        for (int r = 0; r < MR; r++) put8(g->C + (size_t)(i0 + r) * g->ldc + j0, acc[r], g->beta, 8);
+    }
+    for (; j0 < g->N; j0++) /* the last columns, one chain each */
+        for (int r = 0; r < MR; r++) {
             float c = 0;
-            for (int k = 0; k < g->K; k++) c = fmaf(as[k], g->B[(size_t)j0 * ldb + k], c);
-            float *o = g->C + (size_t)i * g->ldc + j0;
+            for (int k = 0; k < g->K; k++) c = fmaf(as[r * K + k], g->B[(size_t)j0 * ldb + k], c);
+            float *o = g->C + (size_t)(i0 + r) * g->ldc + j0;
             *o = g->beta != 0 ? c + g->beta * *o : c;
         }
+}
+
+/* op(B) = B^T: all M rows' scaled A in as (M x K), then the rows together */
+__attribute__((target("avx2,fma"))) static void small_nt(const struct call *g, float *as)
+{
+    for (int i = 0; i < g->M; i++) arow(as + (size_t)i * g->K, g, i);
+    switch (g->M) {
+    case 1: small_nt_rows(g, as, 0, 1); break;
+    case 2: small_nt_rows(g, as, 0, 2); break;
+    case 3: small_nt_rows(g, as, 0, 3); break;
+    default: small_nt_rows(g, as, 0, 4); break;
     }
 }
 #endif
@@ -622,7 +630,7 @@ void vr_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
     struct variant v = variant();
 #if defined(__x86_64__)
     if (M <= SMALL_M && v.vec && K <= SMALL_K) {
-        float as[SMALL_K];
+        float as[SMALL_M * SMALL_K]; /* small_nt: all rows; small_nn: one */
         (tb ? small_nt : small_nn)(&g, as);
         return;
     }

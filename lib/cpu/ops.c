@@ -554,6 +554,7 @@ struct attn {
     int *blk_seg, *blk_row;  /* per block of a head: segment and first row */
     /* causal */
     int Tq, n, q0, kvstride;
+    int hr; /* one query row (decode): a task is up to 4 query heads of a KV head, as the rows of one product */
     const unsigned char *valid;
     float *S;                /* nthreads x ROWS x maxkeys */
     size_t Sper;
@@ -566,8 +567,15 @@ static void attn_tasks(void *vctx, int t0, int t1)
     float *S = a->S + (size_t)vr_thread_index() * a->Sper;
     for (int t = t0; t < t1; t++) {
         int h = t / a->nblk_total, blk = t % a->nblk_total;
-        int kh = h / a->G, r0, rows, k0, L;
-        if (a->cu) {
+        int kh = h / a->G, r0, rows, k0, L, ldq = a->ldq, ldo = a->ldo;
+        if (a->hr) { /* heads h .. h + rows - 1 of query row 0 */
+            int ng = (a->G + 3) / 4, gi = blk % ng * 4;
+            kh = blk / ng;
+            h = kh * a->G + gi;
+            rows = a->G - gi < 4 ? a->G - gi : 4;
+            r0 = 0, k0 = 0, ldq = a->K, ldo = a->K;
+            L = a->q0 + 1 < a->n ? a->q0 + 1 : a->n;
+        } else if (a->cu) {
             int s = a->blk_seg[blk];
             r0 = a->blk_row[blk];
             rows = a->cu[s + 1] - r0 < ROWS ? a->cu[s + 1] - r0 : ROWS;
@@ -584,11 +592,11 @@ static void attn_tasks(void *vctx, int t0, int t1)
         const float *q = a->q + (size_t)r0 * a->ldq + (size_t)h * a->K;
         const float *k = a->k + (size_t)kh * a->kvstride + (size_t)k0 * a->ldk;
         const float *v = a->v + (size_t)kh * a->kvstride + (size_t)k0 * a->ldk;
-        vr_sgemm(0, 1, rows, L, a->K, a->scale, q, a->ldq, k, a->ldk, 0.0f, S, L);
+        vr_sgemm(0, 1, rows, L, a->K, a->scale, q, ldq, k, a->ldk, 0.0f, S, L);
         for (int i = 0; i < rows; i++) {
             float *row = S + (size_t)i * L;
             if (!a->cu) {
-                int last = a->q0 + r0 + i;
+                int last = a->q0 + r0 + (a->hr ? 0 : i);
                 for (int j = last + 1; j < L; j++) row[j] = -INFINITY;
                 if (a->valid)
                     for (int j = 0; j <= last && j < L; j++)
@@ -597,7 +605,7 @@ static void attn_tasks(void *vctx, int t0, int t1)
             vr_softmax_infer_cpu(row, L);
         }
         vr_sgemm(0, 0, rows, a->K, L, 1.0f, S, L, v, a->ldk, 0.0f, a->out + (size_t)r0 * a->ldo + (size_t)h * a->K,
-                 a->ldo);
+                 ldo);
     }
 }
 
@@ -627,13 +635,17 @@ static void attn_segments(float *out, const float *q, const float *k, const floa
 static void attn_cache(float *out, const float *q, const float *kc, const float *vc, const struct vr_attn_dims *d,
                        struct vr_ws *ws)
 {
-    int nblk = (d->N + ROWS - 1) / ROWS;
+    int G = d->H / d->KVH, hr = d->N == 1;
+    /* decode: the query heads that share a KV head go as the rows of one
+     * product (up to 4: the few-row path), so the keys are read and
+     * transposed once for them; the same chains, so the same bits */
+    int nblk = hr ? d->KVH * ((G + 3) / 4) : (d->N + ROWS - 1) / ROWS;
     size_t per = (size_t)ROWS * d->nkeys;
     struct attn a = {.out = out, .q = q, .k = kc, .v = vc, .ldq = d->q_stride, .ldk = d->K, .ldo = d->H * d->K,
-                     .H = d->H, .G = d->H / d->KVH, .K = d->K, .cu = NULL, .nblk_total = nblk, .Tq = d->N,
-                     .n = d->nkeys, .q0 = d->q0, .kvstride = d->cap * d->K, .valid = d->valid, .Sper = per,
+                     .H = d->H, .G = G, .K = d->K, .cu = NULL, .nblk_total = nblk, .Tq = d->N,
+                     .n = d->nkeys, .q0 = d->q0, .kvstride = d->cap * d->K, .hr = hr, .valid = d->valid, .Sper = per,
                      .S = vr_ws_floats(ws, per * (size_t)vr_threads()), .scale = 1.0f / sqrtf((float)d->K)};
-    vr_parallel_for(d->H * nblk, attn_tasks, &a);
+    vr_parallel_for(hr ? nblk : d->H * nblk, attn_tasks, &a);
 }
 
 void vr_attn_infer_cpu(float *out, const float *q, const float *k, const float *v, const struct vr_attn_dims *d,

@@ -117,10 +117,13 @@ int main(void)
     printf("# VR_ISA variant: %s\n", vr_isa_name(vr_isa()));
 
     /* shapes around every block edge: MR (12, 6, 8, 4), NR (32, 16, 12, 8),
-     * MC 96, NC 512, KC 256, and the 8-wide transposes of the packing */
+     * MC 96, NC 512, KC 256, the 8-wide transposes of the packing, and the
+     * few-row path's */
     static const int shapes[][3] = {{1, 1, 1},     {1, 7, 3},      {5, 1, 9},     {12, 32, 256}, {13, 33, 257},
                                     {7, 17, 8},    {96, 64, 64},   {97, 65, 100}, {6, 16, 300},  {25, 45, 513},
-                                    {100, 530, 31}, {200, 40, 600}, {3, 520, 17},  {64, 64, 512}, {11, 12, 1}};
+                                    {100, 530, 31}, {200, 40, 600}, {3, 520, 17},  {64, 64, 512}, {11, 12, 1},
+                                    /* 1-4 rows, no packing (decode attention: a KV head's query heads) */
+                                    {2, 29, 64},   {4, 403, 64},   {4, 9, 13},    {2, 8, 8}};
     static const float alphas[] = {1.0f, 0.125f, -0.3f}, betas[] = {0.0f, 1.0f, 0.5f};
     int same = 1, bounded = 1, n = 0;
     double worst = 0;

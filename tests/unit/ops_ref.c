@@ -18,6 +18,7 @@
  *   relative errors <= 2 delta plus the roundings of the exp and the sum.
  * A small absolute TINY covers results near float32's underflow. */
 #include <math.h>
+#include <string.h>
 
 #include "cpu/isa.h"
 #include "cpu/ref.h"
@@ -519,6 +520,25 @@ static void attention_cache(int H, int KVH, int K, int Tq, int q0, int cap, int 
     free(q), free(kc), free(vc), free(out), free(valid), free(Q), free(Kc), free(Vc), free(O), free(bo);
 }
 
+/* Decode's grouped heads compute the chains a prefill row does: the last row
+ * of a 2-query call equals, bit for bit, that query alone at q0 + 1 */
+static void attention_decode_bits(int H, int KVH, int K, int n, int cap)
+{
+    size_t nc = (size_t)KVH * cap * K;
+    float *q = fvec((size_t)2 * H * K, -1.5, 1.5), *kc = fvec(nc, -1.5, 1.5), *vc = fvec(nc, -1.5, 1.5);
+    float *two = vr_xmalloc((size_t)2 * H * K * 4), *one = vr_xmalloc((size_t)H * K * 4);
+    struct vr_attn_dims d = {.N = 2, .H = H, .KVH = KVH, .K = K, .q_stride = H * K, .causal = 1, .cap = cap,
+                             .nkeys = n, .q0 = n - 2};
+    vr_attn_infer(two, q, kc, vc, &d, &ws);
+    vr_ws_reset(&ws);
+    d.N = 1, d.q0 = n - 1;
+    vr_attn_infer(one, q + (size_t)H * K, kc, vc, &d, &ws);
+    vr_ws_reset(&ws);
+    ok(!memcmp(one, two + (size_t)H * K, (size_t)H * K * 4),
+       "attn_infer decode H=%d KVH=%d K=%d, %d keys: the prefill row's bits", H, KVH, K, n);
+    free(q), free(kc), free(vc), free(two), free(one);
+}
+
 /* ---- logp ---- */
 
 /* Logits l_v = h . w_v / T within delta_v = (D + 2) u sum|h w_v| / T + u |l_v|
@@ -727,6 +747,13 @@ int main(void)
     attention_cache(6, 3, 8, 1, 40, 50, 5);
     attention_cache(4, 2, 16, 70, 0, 80, 3);
     attention_cache(2, 1, 5, 9, 3, 20, 5);  /* the first queries see no valid key */
+    /* decode: a KV head's query heads go together, in groups of up to 4 */
+    attention_cache(14, 2, 16, 1, 30, 40, 2); /* 7 a KV head: groups of 4 and 3 */
+    attention_cache(8, 2, 64, 1, 100, 128, 0);
+    attention_cache(4, 4, 8, 1, 10, 16, 1);   /* one query head a KV head */
+    attention_cache(2, 1, 5, 1, 3, 20, 5);    /* no valid key: zeros */
+    attention_decode_bits(14, 2, 16, 37, 40);
+    attention_decode_bits(8, 2, 64, 403, 420);
     logp(1, 3, 5);
     logp(9, 17, 301);
     logp(131, 24, 500); /* more rows than one chunk */
