@@ -2,7 +2,8 @@
 # A number does not depend on the machine: a GRPO step of vr-update and a
 # sampled rollout on a tiny model write bytes whose digests are recorded
 # below, measured on an AMD EPYC with AVX-512 (x86-64) and the same under
-# VR_ISA=c and avx2, and on arm64 (NEON, qemu-user, 2026-12-07). Any CPU must
+# VR_ISA=c and avx2, on arm64 (NEON, qemu-user, 2026-12-07), and reproduced
+# on an Intel Xeon with AVX-512 (the same day, the second kind of CPU). Any CPU must
 # give them: the float GEMM is one fma chain per element (lib/cpu/gemm.c),
 # the generation ops follow one definition in every variant (isa_bits.t),
 # nothing is compiled with contracted multiply-adds, and the libm calls left
