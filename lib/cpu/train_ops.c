@@ -73,11 +73,37 @@ static int attn_blocks(const int *cu, int nseg, int *seg, int *row, int *maxlen)
  * should not depend on the machine. expf, logf, sinf, cosf and powf agree. */
 static inline float erf_f(float x) { return (float)erf((double)x); }
 
+/* exp(x - shift) of n values into out (which may be x), and their sum in
+ * double. float: the generation ops' one definition and order
+ * (vr_exp_infer_cpu: vr_exp_def in 16 lanes, blocks of 4096), vectorised in
+ * every variant with the same bits; the float64 twins: libm's exp summed in
+ * order. The softmaxes of attention and of the LM head go through it. */
+static double exp_shift_f32(float *out, const float *x, int n, float shift)
+{
+    return vr_exp_infer_cpu(out, x, n, 1.0f, shift);
+}
+/* the largest of n values (finite ones: every variant gives the same) */
+static float max_f32(const float *x, int n) { return vr_max_infer_cpu(x, n); }
+static double max_f64(const double *x, int n)
+{
+    double m = -INFINITY;
+    for (int i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+static double exp_shift_f64(double *out, const double *x, int n, double shift)
+{
+    double s = 0;
+    for (int i = 0; i < n; i++) s += (out[i] = exp(x[i] - shift));
+    return s;
+}
+
 #define R float
 #define S f32
 #define SUF cpu
 #define GEMM sgemm_fixed
 #define EXP expf
+#define EXP_SHIFT exp_shift_f32
+#define MAXV max_f32
 #define LOG logf
 #define SQRT sqrtf
 #define ERF erf_f
@@ -87,6 +113,8 @@ static inline float erf_f(float x) { return (float)erf((double)x); }
 #undef SUF
 #undef GEMM
 #undef EXP
+#undef EXP_SHIFT
+#undef MAXV
 #undef LOG
 #undef SQRT
 #undef ERF
@@ -96,6 +124,8 @@ static inline float erf_f(float x) { return (float)erf((double)x); }
 #define SUF f64
 #define GEMM cblas_dgemm
 #define EXP exp
+#define EXP_SHIFT exp_shift_f64
+#define MAXV max_f64
 #define LOG log
 #define SQRT sqrt
 #define ERF erf

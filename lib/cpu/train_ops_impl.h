@@ -379,11 +379,10 @@ static void FN(attn_fwd_tasks)(void *vctx, int t0, int t1)
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, rows, L, K, a->scale, a->q + (size_t)r0 * a->qs + (size_t)h * K,
              a->qs, a->k + kvoff, a->ks, 0, Sc, L);
         for (int i = 0; i < rows; i++) {
-            R *p = Sc + (size_t)i * L, m = p[0], sum = 0;
+            R *p = Sc + (size_t)i * L, m = p[0];
             int n = a->causal ? r0 + i - k0 + 1 : L;
             for (int j = 1; j < n; j++) m = p[j] > m ? p[j] : m;
-            for (int j = 0; j < n; j++) sum += (p[j] = EXP(p[j] - m));
-            R inv = 1 / sum;
+            R sum = (R)EXP_SHIFT(p, p, n, m), inv = 1 / sum;
             for (int j = 0; j < n; j++) p[j] *= inv;
             for (int j = n; j < L; j++) p[j] = 0;
             a->lse[(size_t)(r0 + i) * a->H + h] = m + LOG(sum);
@@ -460,7 +459,8 @@ static void FN(attn_dq_tasks)(void *vctx, int t0, int t1)
             R *p = Sc + (size_t)i * L, *dp = dP + (size_t)i * L;
             R l = a->lsein[(size_t)(r0 + i) * a->H + h], D = a->Dd[(size_t)(r0 + i) * a->H + h];
             int n = a->causal ? r0 + i - k0 + 1 : L;
-            for (int j = 0; j < n; j++) p[j] = EXP(p[j] - l) * (dp[j] - D);
+            EXP_SHIFT(p, p, n, l);
+            for (int j = 0; j < n; j++) p[j] = p[j] * (dp[j] - D);
             for (int j = n; j < L; j++) p[j] = 0;
         }
         GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, K, L, a->scale, Sc, L, a->k + kvoff, a->ks, 0,
@@ -495,10 +495,9 @@ static void FN(attn_dkv_tasks)(void *vctx, int t0, int t1)
                 R *p = St + (size_t)j * Lq, *dp = dPt + (size_t)j * Lq;
                 int lo = a->causal ? j : 0; /* query qa + i sees key j0 + j when i >= j */
                 for (int i = 0; i < lo; i++) p[i] = dp[i] = 0;
-                for (int i = lo; i < Lq; i++) {
-                    p[i] = EXP(p[i] - lrow[i]);
-                    dp[i] = p[i] * (dp[i] - drow[i]);
-                }
+                for (int i = lo; i < Lq; i++) p[i] = p[i] - lrow[i];
+                EXP_SHIFT(p + lo, p + lo, Lq - lo, 0); /* x - 0 is x: exp(s - lse) as in dq */
+                for (int i = lo; i < Lq; i++) dp[i] = p[i] * (dp[i] - drow[i]);
             }
             if (a->dv)
                 GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, kb, K, Lq, 1, St, Lq, dout, HK, beta, a->dv + kvoff,
@@ -541,12 +540,9 @@ struct FN(lp) {
 /* A row of logits divided by the temperature in place; returns its max. */
 static R FN(lp_scale_max)(R *l, int V, R temp)
 {
-    R m = -INFINITY;
-    for (int v = 0; v < V; v++) {
-        l[v] = l[v] / temp;
-        m = l[v] > m ? l[v] : m;
-    }
-    return m;
+    if (temp != 1) /* x / 1 is x */
+        for (int v = 0; v < V; v++) l[v] = l[v] / temp;
+    return MAXV(l, V) + 0; /* + 0: a zero maximum is +0 whichever zero came first */
 }
 
 /* Forward of rows [r0 + i0, r0 + i1): logits / temp, then the row's
@@ -561,13 +557,19 @@ static void FN(lp_fwd_rows)(void *vctx, int i0, int i1)
         int n = c->r0 + i, t = c->target[n];
         VR_ASSERT(t >= 0 && t < c->V);
         R lt = l[t];
-        double sum = 0, sdl = 0; /* sum e, sum e (m - l) */
-        for (int v = 0; v < c->V; v++) {
-            R e = EXP(l[v] - m);
-            sum += e;
-            sdl += (double)e * (double)(m - l[v]);
-            if (c->prob) l[v] = e;
+        double sum = 0, sd[4] = {0}; /* sum e; sum e (m - l), element v in sd[v % 4] */
+        R e[4096];                     /* EXP_SHIFT's block: the sum is the whole row's */
+        for (int v0 = 0; v0 < c->V; v0 += 4096) {
+            int nb = imin(4096, c->V - v0), v = 0;
+            sum += EXP_SHIFT(e, l + v0, nb, m);
+            if (c->ent) {
+                for (; v + 4 <= nb; v += 4)
+                    for (int q = 0; q < 4; q++) sd[q] += (double)e[v + q] * (double)(m - l[v0 + v + q]);
+                for (; v < nb; v++) sd[v % 4] += (double)e[v] * (double)(m - l[v0 + v]);
+            }
+            if (c->prob) memcpy(l + v0, e, (size_t)nb * sizeof(R));
         }
+        double sdl = (sd[0] + sd[1]) + (sd[2] + sd[3]);
         c->logp[n] = (lt - m) - (R)log(sum);
         if (c->ent) c->ent[n] = (R)(log(sum) + sdl / sum); /* -sum p log p, every term >= 0 */
         if (c->prob) {
@@ -611,8 +613,8 @@ static void FN(lp_bwd_rows)(void *vctx, int i0, int i1)
             for (int v = 0; v < c->V; v++) l[v] = -g * p[v];
         } else {
             R m = FN(lp_scale_max)(l, c->V, c->temp);
-            double sum = 0;
-            for (int v = 0; v < c->V; v++) sum += (l[v] = EXP(l[v] - m));
+            double sum = 0; /* in the forward's blocks, so the same sum */
+            for (int v0 = 0; v0 < c->V; v0 += 4096) sum += EXP_SHIFT(l + v0, l + v0, imin(4096, c->V - v0), m);
             R inv = (R)(1 / sum);
             for (int v = 0; v < c->V; v++) l[v] = -g * (l[v] * inv);
         }
