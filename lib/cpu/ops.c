@@ -177,7 +177,7 @@ void vr_linear_infer_cpu(float *out, const float *x, const struct vr_tensor *w, 
  * Below EXP_LO (where expf's value is under FLT_MIN) and for a NaN the exp is
  * 0: a masked score (-inf) gives exactly 0, not a subnormal, which would
  * leak into softmax rows and the products after them, where every subnormal
- * operand costs a microcode assist on Intel CPUs (prefill attention ran 10x
+ * operand costs a microcode assist on Intel CPUs (prefill attention ran 50x
  * slower on one).
  *
  * A sum of exps runs in the 16 lanes of lanes.h, a block of 4096 elements
