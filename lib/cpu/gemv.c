@@ -130,10 +130,10 @@ tile16(const struct gemv *g, int n, int m0, const int R, const enum vr_dtype dt)
     int K = g->K, K16 = K & ~15;
     const float *x = g->x + (size_t)m0 * K;
     __m512 a[16], w[16];
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_ps();
     for (int k = 0; k < K16; k += 16) {
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int c = 0; c < C; c++) {
             w[c] = load16(g->w, dt, (size_t)(n + c) * K + (size_t)k);
             __asm__("" : "+v"(w[c])); /* in a register: GCC would load it again for every FMA */
@@ -142,26 +142,26 @@ tile16(const struct gemv *g, int n, int m0, const int R, const enum vr_dtype dt)
             _mm_prefetch((const char *)g->w + ((size_t)(n + c + 2 * C) * K + (size_t)k) * (dt == VR_DTYPE_F32 ? 4 : 2),
                          _MM_HINT_T0);
         }
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int r = 0; r < R; r++) {
             __m512 xv = _mm512_loadu_ps(x + (size_t)r * K + k);
             __asm__("" : "+v"(xv));
-            #pragma GCC unroll 16
+#pragma GCC unroll 16
             for (int c = 0; c < C; c++) a[r * C + c] = _mm512_fmadd_ps(xv, w[c], a[r * C + c]);
         }
     }
     /* lanes.h's tree for the 16 accumulators at once: each step adds the
      * same pairs of lanes as vr_tree16, packed into fewer registers */
     __m512 s[8], u[4], v[2];
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int i = 0; i < 8; i++) /* i + i+8: accumulators 2i, 2i+1 in one register */
         s[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
                              _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xee));
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int i = 0; i < 4; i++) /* + i+4: accumulators 4i..4i+3, 4 lanes each */
         u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(s[2 * i], s[2 * i + 1], 0x88),
                              _mm512_shuffle_f32x4(s[2 * i], s[2 * i + 1], 0xdd));
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int i = 0; i < 2; i++) /* (0 + 2), (1 + 3) */
         v[i] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0x44),
                              _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0xee));
@@ -169,7 +169,7 @@ tile16(const struct gemv *g, int n, int m0, const int R, const enum vr_dtype dt)
     __m512 t = _mm512_add_ps(_mm512_shuffle_ps(v[0], v[1], 0x88), _mm512_shuffle_ps(v[0], v[1], 0xdd));
     float d[16];
     _mm512_storeu_ps(d, t);
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int l = 0; l < 16; l++) {
         int i = l / 4 + 4 * (l % 4), r = i / C, c = i % C;
         g->out[(size_t)(m0 + r) * g->N + n + c] = finish(g, d[l], x + (size_t)r * K, n + c, K16);
