@@ -193,7 +193,7 @@ void vr_linear_infer_cpu(float *out, const float *x, const struct vr_tensor *w, 
 #define EP3 4.1665795894e-2f
 #define EP4 1.6666665459e-1f
 #define EP5 5.0000001201e-1f
-#define SUM_BLOCK 4096 /* elements summed in float before the double total */
+#define SUM_BLOCK VR_EXP_BLOCK /* elements summed in float before the double total */
 
 static inline float pow2i(int e)
 {

@@ -45,6 +45,10 @@ void vr_attn_infer_cpu(float *out, const float *q, const float *k, const float *
                        struct vr_ws *ws);
 void vr_softmax_infer_cpu(float *x, int n);
 float vr_max_infer_cpu(const float *x, int n);
+/* out = exp(x scale - shift) and their sum: 16 lanes per block of
+ * VR_EXP_BLOCK elements, the blocks' sums added in double (so a row summed
+ * in such blocks, block by block, gives the same sum as in one call) */
+#define VR_EXP_BLOCK 4096
 double vr_exp_infer_cpu(float *out, const float *x, int n, float scale, float shift);
 /* exp of one float as every variant of the _infer ops computes it (ops.c):
  * the definition the vector variants match bit for bit */

@@ -379,10 +379,9 @@ static void FN(attn_fwd_tasks)(void *vctx, int t0, int t1)
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, rows, L, K, a->scale, a->q + (size_t)r0 * a->qs + (size_t)h * K,
              a->qs, a->k + kvoff, a->ks, 0, Sc, L);
         for (int i = 0; i < rows; i++) {
-            R *p = Sc + (size_t)i * L, m = p[0];
+            R *p = Sc + (size_t)i * L;
             int n = a->causal ? r0 + i - k0 + 1 : L;
-            for (int j = 1; j < n; j++) m = p[j] > m ? p[j] : m;
-            R sum = (R)EXP_SHIFT(p, p, n, m), inv = 1 / sum;
+            R m = MAXV(p, n) + 0, sum = (R)EXP_SHIFT(p, p, n, m), inv = 1 / sum;
             for (int j = 0; j < n; j++) p[j] *= inv;
             for (int j = n; j < L; j++) p[j] = 0;
             a->lse[(size_t)(r0 + i) * a->H + h] = m + LOG(sum);
@@ -558,9 +557,9 @@ static void FN(lp_fwd_rows)(void *vctx, int i0, int i1)
         VR_ASSERT(t >= 0 && t < c->V);
         R lt = l[t];
         double sum = 0, sd[4] = {0}; /* sum e; sum e (m - l), element v in sd[v % 4] */
-        R e[4096];                     /* EXP_SHIFT's block: the sum is the whole row's */
-        for (int v0 = 0; v0 < c->V; v0 += 4096) {
-            int nb = imin(4096, c->V - v0), v = 0;
+        R e[VR_EXP_BLOCK];             /* EXP_SHIFT's block: the sum is the whole row's */
+        for (int v0 = 0; v0 < c->V; v0 += VR_EXP_BLOCK) {
+            int nb = imin(VR_EXP_BLOCK, c->V - v0), v = 0;
             sum += EXP_SHIFT(e, l + v0, nb, m);
             if (c->ent) {
                 for (; v + 4 <= nb; v += 4)
@@ -614,7 +613,8 @@ static void FN(lp_bwd_rows)(void *vctx, int i0, int i1)
         } else {
             R m = FN(lp_scale_max)(l, c->V, c->temp);
             double sum = 0; /* in the forward's blocks, so the same sum */
-            for (int v0 = 0; v0 < c->V; v0 += 4096) sum += EXP_SHIFT(l + v0, l + v0, imin(4096, c->V - v0), m);
+            for (int v0 = 0; v0 < c->V; v0 += VR_EXP_BLOCK)
+                sum += EXP_SHIFT(l + v0, l + v0, imin(VR_EXP_BLOCK, c->V - v0), m);
             R inv = (R)(1 / sum);
             for (int v = 0; v < c->V; v++) l[v] = -g * (l[v] * inv);
         }
