@@ -370,6 +370,39 @@ __attribute__((target("avx2,fma"))) static void swiglu8(float *out, const float 
         _mm256_maskstore_ps(out + i, m, _mm256_mul_ps(s, _mm256_maskload_ps(u + i, m)));
     }
 }
+
+/* SwiGLU's gradient (swiglu_grad_c is the definition): every input of an
+ * element is loaded before its outputs are stored, so dg or du may be dy */
+__attribute__((target("avx512f"))) static void swiglu_grad16(float *dg, float *du, const float *dy, const float *g,
+                                                             const float *u, size_t n)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(m, g + i), d = _mm512_maskz_loadu_ps(m, dy + i);
+        __m512 v = _mm512_maskz_loadu_ps(m, u + i);
+        __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+        if (du) _mm512_mask_storeu_ps(du + i, m, _mm512_mul_ps(_mm512_mul_ps(d, x), s));
+        if (dg)
+            _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(d, v), s),
+                                                           _mm512_add_ps(one, _mm512_mul_ps(x, _mm512_sub_ps(one, s)))));
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void swiglu_grad8(float *dg, float *du, const float *dy, const float *g,
+                                                             const float *u, size_t n)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 8) {
+        __m256i m = mask8(n - i < 8 ? (int)(n - i) : 8);
+        __m256 x = _mm256_maskload_ps(g + i, m), d = _mm256_maskload_ps(dy + i, m), v = _mm256_maskload_ps(u + i, m);
+        __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+        if (du) _mm256_maskstore_ps(du + i, m, _mm256_mul_ps(_mm256_mul_ps(d, x), s));
+        if (dg)
+            _mm256_maskstore_ps(dg + i, m, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(d, v), s),
+                                                         _mm256_add_ps(one, _mm256_mul_ps(x, _mm256_sub_ps(one, s)))));
+    }
+}
 #endif
 
 #if defined(__aarch64__)
@@ -443,6 +476,28 @@ static void swiglu4(float *out, const float *g, const float *u, size_t n)
         if (m < 4) memcpy(out + i, ob, m * sizeof *ob);
     }
 }
+
+static void swiglu_grad4(float *dg, float *du, const float *dy, const float *g, const float *u, size_t n)
+{
+    const float32x4_t one = vdupq_n_f32(1.0f);
+    for (size_t i = 0; i < n; i += 4) {
+        float gb[4] = {0}, db[4] = {0}, ub[4] = {0}, ogb[4], oub[4];
+        size_t m = n - i < 4 ? n - i : 4;
+        const float *gp = g + i, *dp = dy + i, *up = u + i;
+        if (m < 4) {
+            memcpy(gb, gp, m * sizeof *gb), memcpy(db, dp, m * sizeof *db), memcpy(ub, up, m * sizeof *ub);
+            gp = gb, dp = db, up = ub;
+        }
+        float32x4_t x = vld1q_f32(gp), d = vld1q_f32(dp), v = vld1q_f32(up);
+        float32x4_t s = vdivq_f32(one, vaddq_f32(one, exp4(vsubq_f32(vdupq_n_f32(0), x))));
+        float32x4_t eu = vmulq_f32(vmulq_f32(d, x), s);
+        float32x4_t eg = vmulq_f32(vmulq_f32(vmulq_f32(d, v), s), vaddq_f32(one, vmulq_f32(x, vsubq_f32(one, s))));
+        if (du) vst1q_f32(m < 4 ? oub : du + i, eu);
+        if (dg) vst1q_f32(m < 4 ? ogb : dg + i, eg);
+        if (m < 4 && du) memcpy(du + i, oub, m * sizeof *oub);
+        if (m < 4 && dg) memcpy(dg + i, ogb, m * sizeof *ogb);
+    }
+}
 #endif
 
 #if defined(__x86_64__)
@@ -495,27 +550,57 @@ struct swi {
     size_t n;
 };
 
+/* The C variants: the definitions, one element at a time */
+VR_C_CLONES static void swiglu_c(float *out, const float *g, const float *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = g[i] / (1.0f + exp1(0.0f - g[i])) * u[i];
+}
+
+/* s = sigmoid(g); du = dy g s, dg = dy u s (1 + g (1 - s)), in that order */
+VR_C_CLONES static void swiglu_grad_c(float *dg, float *du, const float *dy, const float *g, const float *u,
+                                      size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float d = dy[i], x = g[i], v = u[i], s = 1.0f / (1.0f + exp1(0.0f - x));
+        if (du) du[i] = d * x * s;
+        if (dg) dg[i] = d * v * s * (1.0f + x * (1.0f - s));
+    }
+}
+
+void vr_swiglu_span_cpu(float *out, const float *g, const float *u, size_t n)
+{
+#if defined(__x86_64__)
+    if (have_avx512()) swiglu16(out, g, u, n);
+    else if (have_avx2()) swiglu8(out, g, u, n);
+    else swiglu_c(out, g, u, n);
+#elif defined(__aarch64__)
+    if (have_neon()) swiglu4(out, g, u, n);
+    else swiglu_c(out, g, u, n);
+#else
+    swiglu_c(out, g, u, n);
+#endif
+}
+
+void vr_swiglu_grad_span_cpu(float *dg, float *du, const float *dy, const float *g, const float *u, size_t n)
+{
+#if defined(__x86_64__)
+    if (have_avx512()) swiglu_grad16(dg, du, dy, g, u, n);
+    else if (have_avx2()) swiglu_grad8(dg, du, dy, g, u, n);
+    else swiglu_grad_c(dg, du, dy, g, u, n);
+#elif defined(__aarch64__)
+    if (have_neon()) swiglu_grad4(dg, du, dy, g, u, n);
+    else swiglu_grad_c(dg, du, dy, g, u, n);
+#else
+    swiglu_grad_c(dg, du, dy, g, u, n);
+#endif
+}
+
 /* chunks of 1024 elements */
-VR_C_CLONES static void swi_chunks(void *vctx, int c0, int c1)
+static void swi_chunks(void *vctx, int c0, int c1)
 {
     const struct swi *c = vctx;
     size_t a = (size_t)c0 * 1024, b = (size_t)c1 * 1024 < c->n ? (size_t)c1 * 1024 : c->n;
-#if defined(__x86_64__)
-    if (have_avx512()) {
-        swiglu16(c->out + a, c->g + a, c->u + a, b - a);
-        return;
-    }
-    if (have_avx2()) {
-        swiglu8(c->out + a, c->g + a, c->u + a, b - a);
-        return;
-    }
-#elif defined(__aarch64__)
-    if (have_neon()) {
-        swiglu4(c->out + a, c->g + a, c->u + a, b - a);
-        return;
-    }
-#endif
-    for (size_t i = a; i < b; i++) c->out[i] = c->g[i] / (1.0f + exp1(0.0f - c->g[i])) * c->u[i];
+    vr_swiglu_span_cpu(c->out + a, c->g + a, c->u + a, b - a);
 }
 
 void vr_swiglu_infer_cpu(float *out, const float *gate, const float *up, size_t n)

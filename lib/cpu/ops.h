@@ -41,6 +41,12 @@ void vr_gemv_infer_cpu(float *out, const float *x, const struct vr_tensor *w, co
 void vr_gemv_cpu(float *out, const float *x, const struct vr_tensor *w, const float *b, int M);
 void vr_embed_infer_cpu(float *x, const struct vr_tensor *e, const int32_t *ids, int M);
 void vr_swiglu_infer_cpu(float *y, const float *g, const float *u, size_t n);
+/* SwiGLU and its gradient on one thread (the pool's callers split n): y =
+ * g / (1 + exp(0 - g)) u; s = 1 / (1 + exp(0 - g)), du = dy g s, dg = dy u s
+ * (1 + g (1 - s)), each left to right in float with vr_exp_def, the same
+ * bits in every variant. dg or du may be NULL (not wanted) or dy. */
+void vr_swiglu_span_cpu(float *y, const float *g, const float *u, size_t n);
+void vr_swiglu_grad_span_cpu(float *dg, float *du, const float *dy, const float *g, const float *u, size_t n);
 void vr_attn_infer_cpu(float *out, const float *q, const float *k, const float *v, const struct vr_attn_dims *d,
                        struct vr_ws *ws);
 void vr_softmax_infer_cpu(float *x, int n);

@@ -97,6 +97,22 @@ static double exp_shift_f64(double *out, const double *x, int n, double shift)
     return s;
 }
 
+/* SwiGLU and its gradient over a span: in float, the generation path's
+ * vector code with vr_exp_def (the same bits on every CPU); in double, the
+ * same formulas with libm's exp */
+static void swiglu_f64(double *y, const double *g, const double *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] = g[i] / (1 + exp(-g[i])) * u[i];
+}
+static void swiglu_grad_f64(double *dg, double *du, const double *dy, const double *g, const double *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        double d = dy[i], x = g[i], v = u[i], s = 1 / (1 + exp(-x));
+        if (du) du[i] = d * x * s;
+        if (dg) dg[i] = d * v * s * (1 + x * (1 - s));
+    }
+}
+
 #define R float
 #define S f32
 #define SUF cpu
@@ -104,6 +120,8 @@ static double exp_shift_f64(double *out, const double *x, int n, double shift)
 #define EXP expf
 #define EXP_SHIFT exp_shift_f32
 #define MAXV max_f32
+#define SWIGLU vr_swiglu_span_cpu
+#define SWIGLU_GRAD vr_swiglu_grad_span_cpu
 #define LOG logf
 #define SQRT sqrtf
 #define ERF erf_f
@@ -115,6 +133,8 @@ static double exp_shift_f64(double *out, const double *x, int n, double shift)
 #undef EXP
 #undef EXP_SHIFT
 #undef MAXV
+#undef SWIGLU
+#undef SWIGLU_GRAD
 #undef LOG
 #undef SQRT
 #undef ERF
@@ -126,6 +146,8 @@ static double exp_shift_f64(double *out, const double *x, int n, double shift)
 #define EXP exp
 #define EXP_SHIFT exp_shift_f64
 #define MAXV max_f64
+#define SWIGLU swiglu_f64
+#define SWIGLU_GRAD swiglu_grad_f64
 #define LOG log
 #define SQRT sqrt
 #define ERF erf

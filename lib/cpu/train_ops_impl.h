@@ -2,8 +2,9 @@
  * once for a real type. train_ops.c includes it twice: R = float, S = f32 (the
  * CPU backend's entries, what vr-update runs) and R = double, S = f64 (what the
  * gradient check runs). The includer defines R, S, SUF (the public names'
- * suffix), GEMM (cblas_sgemm / cblas_dgemm) and EXP, LOG, SQRT,
- * ERF for R, and the type-free helpers (imin, zigzag,
+ * suffix), GEMM (cblas_sgemm / cblas_dgemm), EXP, LOG, SQRT and ERF for R,
+ * EXP_SHIFT and MAXV (a row's exps with their sum, its max), SWIGLU and
+ * SWIGLU_GRAD (over a span, as vr_swiglu_span_cpu), and the type-free helpers (imin, zigzag,
  * attn_blocks, AROWS, LOGP_ROWS, PAR_MIN). No include guard on purpose.
  *
  * Each output element is written by exactly one task in a fixed order: the
@@ -194,7 +195,8 @@ static void FN(swiglu_fwd_chunks)(void *vctx, int c0, int c1)
 {
     const struct FN(ew) *e = vctx;
     size_t i1 = (size_t)c1 * 4096 < e->n ? (size_t)c1 * 4096 : e->n;
-    for (size_t i = (size_t)c0 * 4096; i < i1; i++) e->y[i] = e->a[i] / (1 + EXP(-e->a[i])) * e->b[i];
+    size_t i0 = (size_t)c0 * 4096;
+    SWIGLU(e->y + i0, e->a + i0, e->b + i0, i1 - i0);
 }
 
 static void FN(ew_run)(vr_range_fn fn, struct FN(ew) *e)
@@ -216,11 +218,8 @@ static void FN(swiglu_bwd_chunks)(void *vctx, int c0, int c1)
 {
     const struct FN(ew) *e = vctx;
     size_t i1 = (size_t)c1 * 4096 < e->n ? (size_t)c1 * 4096 : e->n;
-    for (size_t i = (size_t)c0 * 4096; i < i1; i++) {
-        R d = e->a[i], g = e->b[i], u = e->c[i], s = 1 / (1 + EXP(-g));
-        if (e->y2) e->y2[i] = d * g * s;
-        if (e->y) e->y[i] = d * u * s * (1 + g * (1 - s));
-    }
+    size_t i0 = (size_t)c0 * 4096;
+    SWIGLU_GRAD(e->y ? e->y + i0 : NULL, e->y2 ? e->y2 + i0 : NULL, e->a + i0, e->b + i0, e->c + i0, i1 - i0);
 }
 
 void API(swiglu_bwd)(R *dg, R *du, const R *dy, const R *g, const R *u, size_t n)

@@ -9,7 +9,8 @@
  * - a sum: element i of each block of 4096 in lane i % 16, in order, the
  *   lanes by lanes.h's tree, the blocks in double (vr_exp_infer_cpu);
  * - softmax: the max, the exps of x - max summed as above, times 1 / sum;
- * - SwiGLU: g / (1 + exp(0 - g)) u;
+ * - SwiGLU: g / (1 + exp(0 - g)) u; its gradient: s = 1 / (1 + exp(0 - g)),
+ *   du = dy g s, dg = dy u s (1 + g (1 - s)), left to right;
  * - the GEMV's dot product: k < K16 in lane k % 16 by fma in order, the tree,
  *   then k >= K16 by fma in order, then + the bias. */
 #include <float.h>
@@ -121,7 +122,7 @@ int main(void)
     /* softmax and SwiGLU at lengths around the vector widths */
     {
         static const int lens[] = {1, 3, 4, 7, 8, 15, 16, 17, 31, 33, 100, 1000, 4097, 9000};
-        int smx = 1, swi = 1;
+        int smx = 1, swi = 1, grad = 1;
         for (size_t t = 0; t < sizeof lens / sizeof *lens; t++) {
             int n = lens[t];
             float *x = vr_xmalloc((size_t)n * 4), *y = vr_xmalloc((size_t)n * 4), *u = vr_xmalloc((size_t)n * 4);
@@ -139,10 +140,23 @@ int main(void)
             vr_swiglu_infer_cpu(y, x, u, (size_t)n);
             for (int i = 0; i < n; i++) want[i] = x[i] / (1.0f + vr_exp_def(0.0f - x[i])) * u[i];
             swi &= same(y, want, (size_t)n);
+            /* the gradient, from y as dy; du alone, then dg alone written over dy */
+            float *du = vr_xmalloc((size_t)n * 4 + 4), *wg = vr_xmalloc((size_t)n * 4 + 4);
+            for (int i = 0; i < n; i++) {
+                float d = y[i], s = 1.0f / (1.0f + vr_exp_def(0.0f - x[i]));
+                want[i] = d * x[i] * s;
+                wg[i] = d * u[i] * s * (1.0f + x[i] * (1.0f - s));
+            }
+            vr_swiglu_grad_span_cpu(NULL, du, y, x, u, (size_t)n);
+            grad &= same(du, want, (size_t)n);
+            vr_swiglu_grad_span_cpu(y, NULL, y, x, u, (size_t)n);
+            grad &= same(y, wg, (size_t)n);
+            free(du), free(wg);
             free(x), free(y), free(u), free(want);
         }
         ok(smx, "softmax, 14 lengths 1..9000 (one -inf, which gives +0): the definition's bits");
         ok(swi, "SwiGLU, 14 lengths 1..9000: the definition's bits");
+        ok(grad, "SwiGLU's gradient (dg over dy, du), 14 lengths 1..9000: the definition's bits");
     }
 
     /* the GEMV: every dtype, K around 16, 1..15 rows (the AVX-512 variant's

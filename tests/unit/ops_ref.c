@@ -253,15 +253,20 @@ static void elementwise(size_t n)
     vr_add_fwd_ref(AD, DY, n);
     for (size_t i = 0; i < n; i++) {
         double x = G[i], s = 1 / (1 + exp(-x)), F = 1 + x * (1 - s);
-        /* swiglu: expf 2u, then 1 + e, the division and the product: 5u;
-         * the _infer variant's vector exp is within (|g| + 4) u: (|g| + 8) u */
-        b1[i] = 6 * U * fabs(Y[i]);
-        b2[i] = (fabs(x) + 8) * U * fabs(Y[i]);
-        /* dg = dy u s (1 + g (1 - s)): s within 4u relatively, so 1 - s within
-         * 5u absolutely, g (1 - s) within 6|g| u, and four products:
-         * u |dy u s| (8 |F| + 6 |g| + 1); du = dy g s: 4u + 2 products */
-        b3[i] = U * fabs(DY[i] * Uu[i] * s) * (8 * fabs(F) + 6 * fabs(x) + 1);
-        b4[i] = 8 * U * fabs(DU[i]);
+        /* swiglu (fwd and _infer are the same code): the vector exp
+         * (vr_exp_def) is within (|g| + 4) u of e^-g, the argument's rounding
+         * magnified by |g| plus the polynomial's; then 1 + e, the division
+         * and the product: (|g| + 8) u */
+        b1[i] = (fabs(x) + 8) * U * fabs(Y[i]);
+        b2[i] = b1[i];
+        /* dg = dy u s (1 + g (1 - s)): s = 1 / (1 + e) within (|g| + 6) u
+         * relatively (e's error shrunk by e / (1 + e) <= 1, two roundings), so
+         * 1 - s within (|g| + 7) u absolutely, g (1 - s) within
+         * |g| (|g| + 8) u, F within that + |F| u, and the products' (|g| + 9)
+         * |F| u: u |dy u s| ((|g| + 10) |F| + |g| (|g| + 8)); du = dy g s:
+         * (|g| + 6) u + 2 products */
+        b3[i] = U * fabs(DY[i] * Uu[i] * s) * ((fabs(x) + 10) * fabs(F) + fabs(x) * (fabs(x) + 8));
+        b4[i] = (fabs(x) + 8) * U * fabs(DU[i]);
         /* gelu = 0.5 x (1 + erf(x c)), c = 1/sqrt 2 rounded (u): the argument is
          * within 2u|x|, erf' <= 1.13, erff 2u, then 3 roundings:
          * (4 + 2|x|) u (|y| + |x|) covers it */
