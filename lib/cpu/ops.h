@@ -25,7 +25,7 @@
 void vr_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc);
 /* Tiles tm x tn of a product's output (M,N) to share out over the pool:
- * few and large (each packs its rows of A and columns of B), about 4 per
+ * few and large (each packs its rows of A and columns of B), 2 per
  * thread. The bits do not depend on them. */
 void vr_gemm_tiles(int M, int N, int *tm, int *tn);
 
