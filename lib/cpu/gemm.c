@@ -49,7 +49,8 @@
 
 #define KC 256 /* rows of B per packed panel: KC x NR of B stays in L1 */
 #define MC 96  /* rows of A per packed block (a multiple of every MR) */
-#define NC 512 /* columns of B per packed panel (a multiple of every NR) */
+#define NC 480 /* columns of B per packed panel (a multiple of every NR: NEON's 12 too;
+                * 512 made its last panel of 12 write past the buffer) */
 #define MRMAX 12
 #define NRMAX 32
 
@@ -72,6 +73,9 @@ typedef void kern_fn(int kc, const float *a, const float *b, const struct ends *
 
 #define KERN_C_MR 4
 #define KERN_C_NR 8
+/* the packings round a block up to whole strips and panels, which must fit
+ * the buffer: MR 12, 6, 8, 4 and NR 32, 16, 12, 8 (AVX-512, AVX2, NEON, C) */
+_Static_assert(MC % 24 == 0 && NC % 96 == 0, "MC and NC must be multiples of every variant's MR and NR");
 VR_C_CLONES static void kern_c(int kc, const float *a, const float *b, const struct ends *e, int h)
 {
     float acc[KERN_C_MR][KERN_C_NR];
@@ -483,11 +487,13 @@ static void chains(const struct variant *v, float *pa, float *pb, const struct c
 {
     for (int j0 = 0; j0 < g->N; j0 += NC) {
         int nc = g->N - j0 < NC ? g->N - j0 : NC;
+        VR_ASSERT((nc + v->nr - 1) / v->nr * v->nr <= NC); /* whole panels fit the buffer */
         for (int k0 = 0; k0 < g->K; k0 += KC) {
             int kc = g->K - k0 < KC ? g->K - k0 : KC;
             pack_b(pb, g->B, g->ldb, g->tb, k0, kc, j0, nc, v->nr, v->vec);
             for (int i0 = 0; i0 < g->M; i0 += MC) {
                 int mc = g->M - i0 < MC ? g->M - i0 : MC;
+                VR_ASSERT((mc + v->mr - 1) / v->mr * v->mr <= MC);
                 pack_a(pa, g->A, g->lda, g->ta, i0, mc, k0, kc, g->alpha, v->mr, v->vec);
                 for (int js = 0; js < nc; js += v->nr)
                     for (int is = 0; is < mc; is += v->mr)
