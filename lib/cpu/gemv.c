@@ -345,6 +345,69 @@ static void rows_neon(void *vctx, int n0, int n1)
 }
 #endif
 
+/* ---- one dot product of the same definition (RMSNorm's sum of squares) ---- */
+
+VR_C_CLONES static float dot_c(const float *a, const float *b, int n)
+{
+    int n16 = n & ~15;
+    float acc[16] = {0};
+    for (int k = 0; k < n16; k++) acc[k % 16] = fmaf(a[k], b[k], acc[k % 16]);
+    float s = vr_tree16(acc);
+    for (int k = n16; k < n; k++) s = fmaf(a[k], b[k], s);
+    return s;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static float dot16(const float *a, const float *b, int n)
+{
+    int n16 = n & ~15;
+    __m512 acc = _mm512_setzero_ps();
+    for (int k = 0; k < n16; k += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k), acc);
+    float s = vr_tree16_512(acc);
+    for (int k = n16; k < n; k++) s = fmaf(a[k], b[k], s);
+    return s;
+}
+
+__attribute__((target("avx2,fma"))) static float dot8(const float *a, const float *b, int n)
+{
+    int n16 = n & ~15;
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    for (int k = 0; k < n16; k += 16) {
+        lo = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), lo);
+        hi = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8), hi);
+    }
+    float s = vr_tree8x2(lo, hi);
+    for (int k = n16; k < n; k++) s = fmaf(a[k], b[k], s);
+    return s;
+}
+#elif defined(__aarch64__)
+static float dot4(const float *a, const float *b, int n)
+{
+    int n16 = n & ~15;
+    float32x4_t c0 = vdupq_n_f32(0), c1 = c0, c2 = c0, c3 = c0;
+    for (int k = 0; k < n16; k += 16) {
+        c0 = vfmaq_f32(c0, vld1q_f32(a + k), vld1q_f32(b + k));
+        c1 = vfmaq_f32(c1, vld1q_f32(a + k + 4), vld1q_f32(b + k + 4));
+        c2 = vfmaq_f32(c2, vld1q_f32(a + k + 8), vld1q_f32(b + k + 8));
+        c3 = vfmaq_f32(c3, vld1q_f32(a + k + 12), vld1q_f32(b + k + 12));
+    }
+    float s = vr_tree4x4(c0, c1, c2, c3);
+    for (int k = n16; k < n; k++) s = fmaf(a[k], b[k], s);
+    return s;
+}
+#endif
+
+float vr_dot_cpu(const float *a, const float *b, int n)
+{
+#if defined(__x86_64__)
+    if (vr_isa() == VR_ISA_AVX512) return dot16(a, b, n);
+    if (vr_isa() == VR_ISA_AVX2) return dot8(a, b, n);
+#elif defined(__aarch64__)
+    if (vr_isa() == VR_ISA_NEON) return dot4(a, b, n);
+#endif
+    return dot_c(a, b, n);
+}
+
 void vr_gemv_cpu(float *out, const float *x, const struct vr_tensor *w, const float *b, int M)
 {
     /* out (M,N)  x (M,K)  w (N,K)  b (N) */

@@ -39,6 +39,10 @@ void vr_gemv_infer_cpu(float *out, const float *x, const struct vr_tensor *w, co
  * for M <= VR_GEMV_MAX_M. */
 #define VR_GEMV_MAX_M 16
 void vr_gemv_cpu(float *out, const float *x, const struct vr_tensor *w, const float *b, int M);
+/* One dot product of the GEMV's definition (no bias): k < n16 (n rounded
+ * down to 16) in lane k % 16 by fma in order, lanes.h's tree, then the rest
+ * by fma in order; the same bits in every variant (RMSNorm's sum of squares) */
+float vr_dot_cpu(const float *a, const float *b, int n);
 void vr_embed_infer_cpu(float *x, const struct vr_tensor *e, const int32_t *ids, int M);
 void vr_swiglu_infer_cpu(float *y, const float *g, const float *u, size_t n);
 /* SwiGLU and its gradient on one thread (the pool's callers split n): y =

@@ -4,7 +4,8 @@
  * gradient check runs). The includer defines R, S, SUF (the public names'
  * suffix), GEMM (cblas_sgemm / cblas_dgemm), EXP, LOG, SQRT and ERF for R,
  * EXP_SHIFT and MAXV (a row's exps with their sum, its max), SWIGLU and
- * SWIGLU_GRAD (over a span, as vr_swiglu_span_cpu), and the type-free helpers (imin, zigzag,
+ * SWIGLU_GRAD (over a span, as vr_swiglu_span_cpu), DOT (a dot product), and
+ * the type-free helpers (imin, zigzag,
  * attn_blocks, AROWS, LOGP_ROWS, PAR_MIN). No include guard on purpose.
  *
  * Each output element is written by exactly one task in a fixed order: the
@@ -121,8 +122,7 @@ static void FN(rms_fwd_rows)(void *vctx, int r0, int r1)
     int D = c->D;
     for (int i = r0; i < r1; i++) {
         const R *x = c->x + (size_t)i * D;
-        R *y = c->y + (size_t)i * D, ss = 0;
-        for (int d = 0; d < D; d++) ss += x[d] * x[d];
+        R *y = c->y + (size_t)i * D, ss = DOT(x, x, D);
         R r = 1 / SQRT(ss / (R)D + c->eps);
         if (c->rstd) c->rstd[i] = r;
         for (int d = 0; d < D; d++) y[d] = c->w[d] * (x[d] * r);

@@ -12,7 +12,7 @@
  * - SwiGLU: g / (1 + exp(0 - g)) u; its gradient: s = 1 / (1 + exp(0 - g)),
  *   du = dy g s, dg = dy u s (1 + g (1 - s)), left to right;
  * - the GEMV's dot product: k < K16 in lane k % 16 by fma in order, the tree,
- *   then k >= K16 by fma in order, then + the bias. */
+ *   then k >= K16 by fma in order, then + the bias (vr_dot_cpu: without). */
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -173,6 +173,27 @@ int main(void)
         ok(good, "GEMV, %d shapes (f32, bf16, f16; K 1..513; 1..15 rows; 37 and 70 weight rows; with and without bias): the "
                  "definition's bits",
            n);
+    }
+    /* one dot product (RMSNorm's sum of squares): the GEMV's definition */
+    {
+        static const int ns[] = {0, 1, 7, 15, 16, 17, 31, 33, 64, 100, 512, 513, 1280, 1408, 2048, 3421};
+        int good = 1;
+        for (size_t t = 0; t < sizeof ns / sizeof *ns; t++) {
+            int n = ns[t], n16 = n & ~15;
+            float *a = vr_xmalloc((size_t)n * 4 + 4), *b = vr_xmalloc((size_t)n * 4 + 4), acc[16] = {0};
+            for (int i = 0; i < n; i++) a[i] = frand(-3, 3), b[i] = frand(-3, 3);
+            for (int k = 0; k < n16; k++) acc[k % 16] = fmaf(a[k], b[k], acc[k % 16]);
+            float want = vr_tree16(acc);
+            for (int k = n16; k < n; k++) want = fmaf(a[k], b[k], want);
+            float got = vr_dot_cpu(a, b, n), sq = vr_dot_cpu(a, a, n);
+            memset(acc, 0, sizeof acc);
+            for (int k = 0; k < n16; k++) acc[k % 16] = fmaf(a[k], a[k], acc[k % 16]);
+            float wsq = vr_tree16(acc);
+            for (int k = n16; k < n; k++) wsq = fmaf(a[k], a[k], wsq);
+            good &= memcmp(&got, &want, 4) == 0 && memcmp(&sq, &wsq, 4) == 0;
+            free(a), free(b);
+        }
+        ok(good, "dot product, 16 lengths 0..3421 (x.y and x.x): the definition's bits");
     }
     return done_testing();
 }

@@ -158,7 +158,9 @@ static void rmsnorm(int N, int D)
     vr_rmsnorm_bwd(dx, dw, dy, x, r, w, N, D);
     vr_rmsnorm_fwd_ref(Y, R, X, W, N, D, 1e-6);
     vr_rmsnorm_bwd_ref(DX, DW, DY, X, W, N, D, 1e-6);
-    /* rstd: the D squares sum within (D + 1) u, the mean and eps add 2u, the
+    /* rstd: the D squares sum within (D + 1) u (float: 16 lanes of D/16
+     * fused terms each, then the tree's 4 adds, (D/16 + 5) u; the float64
+     * twin in order, (D + 1) u), the mean and eps add 2u, the
      * square root halves it and adds u, the division adds u:
      * (D/2 + 4) u. y = w (x r): two more products. */
     double er = (D / 2.0 + 4) * U;
