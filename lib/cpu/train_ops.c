@@ -114,8 +114,8 @@ static void swiglu_grad_f64(double *dg, double *du, const double *dy, const doub
 }
 
 /* a dot product: in float the GEMV's definition (16 lanes and lanes.h's
- * tree, vr_dot_cpu: the same bits in every variant, and a latency of 4 FMAs
- * a 16 elements instead of one add an element); in double in order */
+ * tree, vr_dot_cpu: the same bits in every variant, and one FMA's latency
+ * per 16 elements instead of one add's per element); in double, in order */
 static double dot_f64(const double *a, const double *b, int n)
 {
     double s = 0;
