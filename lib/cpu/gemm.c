@@ -343,8 +343,11 @@ __attribute__((target("avx2"))) static void scopy_avx2(float *dst, const float *
         j += 4;
     }
     if (j + 2 <= n) {
-        __m128 v = _mm_castpd_ps(_mm_load_sd((const double *)(src + j)));
-        _mm_store_sd((double *)(dst + j), _mm_castps_pd(alpha != 1 ? _mm_mul_ps(v, _mm256_castps256_ps128(va)) : v));
+        /* 64-bit moves of an unaligned type (a float pair need not be a
+         * double's alignment: _mm_load_sd's dereference is UB there) */
+        __m128 v = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i_u *)(src + j)));
+        _mm_storel_epi64((__m128i_u *)(dst + j),
+                         _mm_castps_si128(alpha != 1 ? _mm_mul_ps(v, _mm256_castps256_ps128(va)) : v));
         j += 2;
     }
     for (; j < n; j++) dst[j] = alpha * src[j];
