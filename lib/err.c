@@ -105,6 +105,14 @@ void *vr_xmalloc_big(size_t n, int zero)
     return p;
 }
 
+void *vr_xcalloc64(size_t n)
+{
+    n = (n + 63) & ~(size_t)63; /* aligned_alloc wants a multiple of the alignment */
+    void *p = aligned_alloc(64, n ? n : 64);
+    if (!p) oom(n);
+    return memset(p, 0, n ? n : 64);
+}
+
 void *vr_xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);

@@ -56,6 +56,8 @@ int vr_err_locate(struct vr_err *err, const char *file, long line);
  * small bookkeeping; big buffers use plain malloc and report VR_ERR_SYS. */
 void *vr_xmalloc(size_t n);
 void *vr_xcalloc(size_t n, size_t size);
+/* n zeroed bytes starting on a 64-byte cache line; free() it */
+void *vr_xcalloc64(size_t n);
 /* n bytes for a large array that is written soon (weights, gradients,
  * optimizer moments, workspace): 2 MB aligned and marked for transparent
  * huge pages, so touching it costs a fault per 2 MB instead of per 4 KB.

@@ -103,31 +103,6 @@ void vr_embed_infer_cpu(float *x, const struct vr_tensor *e, const int32_t *ids,
         vr_convert_to_f32(x + (size_t)i * D, (const char *)e->data + (size_t)ids[i] * D * es, e->dtype, (size_t)D);
 }
 
-struct lin {
-    float *out;
-    const float *x, *W, *B;
-    int M, N, K;
-    int tm, tn, ntn; /* tiles (vr_gemm_tiles) and tiles per row of them */
-};
-
-/* Tiles [t0, t1) of out, one vr_sgemm call each (gemm.c: every element one
- * fma chain over K, then + the bias, so neither the tiles nor the thread
- * count nor the CPU changes a bit). */
-static void lin_tiles(void *vctx, int t0, int t1)
-{
-    const struct lin *l = vctx;
-    for (int t = t0; t < t1; t++) {
-        int m0 = t / l->ntn * l->tm, n0 = t % l->ntn * l->tn;
-        int m = l->M - m0 < l->tm ? l->M - m0 : l->tm, n = l->N - n0 < l->tn ? l->N - n0 : l->tn;
-        float *out = l->out + (size_t)m0 * l->N + n0;
-        vr_sgemm(0, 1, m, n, l->K, 1.0f, l->x + (size_t)m0 * l->K, l->K, l->W + (size_t)n0 * l->K, l->K, 0.0f, out,
-                 l->N);
-        if (l->B) /* the product, then + the bias */
-            for (int i = 0; i < m; i++)
-                for (int j = 0; j < n; j++) out[(size_t)i * l->N + j] += l->B[n0 + j];
-    }
-}
-
 struct widen {
     float *dst;
     const struct vr_tensor *w;
@@ -158,10 +133,9 @@ void vr_linear_infer_cpu(float *out, const float *x, const struct vr_tensor *w, 
         vr_parallel_for(N, widen_rows, &c);
         W = c.dst;
     }
-    struct lin l = {out, x, W, B, M, N, K, 0, 0, 0};
-    vr_gemm_tiles(M, N, &l.tm, &l.tn);
-    l.ntn = (N + l.tn - 1) / l.tn;
-    vr_parallel_for((M + l.tm - 1) / l.tm * l.ntn, lin_tiles, &l);
+    /* every element one fma chain over K, then + the bias (gemm.c), so
+     * neither the thread count nor the CPU changes a bit */
+    vr_sgemm_pool(0, 1, M, N, K, 1.0f, x, K, W, K, 0.0f, out, N, B);
 }
 
 /* ---- exp and sums of exps: one order of arithmetic on every CPU ----

@@ -24,6 +24,12 @@
  * variant; single-threaded (the callers share tiles of C out). */
 void vr_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc);
+/* The same product over the thread pool (each block of op(B) packed once
+ * and shared), with bias (N) != NULL: C = alpha op(A) op(B) + bias (the
+ * product rounded, then + the bias; beta unused). The same bits as vr_sgemm
+ * at any thread count. Not from inside a vr_parallel_for task. */
+void vr_sgemm_pool(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc, const float *bias);
 /* Tiles tm x tn of a product's output (M,N) to share out over the pool:
  * few and large (each packs its rows of A and columns of B), 2 per
  * thread. The bits do not depend on them. */

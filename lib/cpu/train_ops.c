@@ -127,6 +127,7 @@ static double dot_f64(const double *a, const double *b, int n)
 #define S f32
 #define SUF cpu
 #define GEMM sgemm_fixed
+#define POOL_GEMM vr_sgemm_pool
 #define EXP expf
 #define EXP_SHIFT exp_shift_f32
 #define MAXV max_f32
@@ -141,6 +142,7 @@ static double dot_f64(const double *a, const double *b, int n)
 #undef S
 #undef SUF
 #undef GEMM
+#undef POOL_GEMM
 #undef EXP
 #undef EXP_SHIFT
 #undef MAXV

@@ -2,7 +2,8 @@
  * once for a real type. train_ops.c includes it twice: R = float, S = f32 (the
  * CPU backend's entries, what vr-update runs) and R = double, S = f64 (what the
  * gradient check runs). The includer defines R, S, SUF (the public names'
- * suffix), GEMM (cblas_sgemm / cblas_dgemm), EXP, LOG, SQRT and ERF for R,
+ * suffix), GEMM (cblas_sgemm / cblas_dgemm; a task's single-threaded product),
+ * POOL_GEMM if defined (a product over the whole pool, else tiles of GEMM), EXP, LOG, SQRT and ERF for R,
  * EXP_SHIFT and MAXV (a row's exps with their sum, its max), SWIGLU and
  * SWIGLU_GRAD (over a span, as vr_swiglu_span_cpu), DOT (a dot product), and
  * the type-free helpers (imin, zigzag,
@@ -19,8 +20,18 @@ static R *FN(al)(struct vr_ws *ws, size_t n)
     return (R *)(void *)vr_ws_floats(ws, n * (sizeof(R) / sizeof(float)));
 }
 
-/* ---- GEMM on tiles of the output ---- */
+/* ---- GEMM ---- */
 
+#ifdef POOL_GEMM
+/* C (M,N) = alpha op(A) op(B) + beta C, or with bias (N) != NULL
+ * C = alpha op(A) op(B) + bias: the pool's GEMM (gemm.c's vr_sgemm_pool,
+ * every operand packed once) */
+static void FN(gemm)(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K, R alpha,
+                     const R *A, int lda, const R *B, int ldb, R beta, R *C, int ldc, const R *bias)
+{
+    POOL_GEMM(ta == CblasTrans, tb == CblasTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+}
+#else
 struct FN(gemm) {
     enum CBLAS_TRANSPOSE ta, tb;
     int M, N, K, tm, tn, ntn;
@@ -60,6 +71,8 @@ static void FN(gemm)(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, in
     g.ntn = (N + g.tn - 1) / g.tn;
     vr_parallel_for((M + g.tm - 1) / g.tm * g.ntn, FN(gemm_tasks), &g);
 }
+
+#endif
 
 /* ---- linear ---- */
 

@@ -5,7 +5,8 @@
  * each the CPU has) must give the same bits: that is the claim that a result
  * does not depend on the CPU. Also: the chain is within its error bound of a
  * float64 product (so the definition is a good one), splitting the call into
- * tiles or running it on threads changes nothing, beta = 0 never reads C,
+ * tiles or running it on threads changes nothing (vr_sgemm_pool too),
+ * beta = 0 never reads C,
  * and adding a product twice doubles it exactly. */
 #include <math.h>
 #include <string.h>
@@ -213,6 +214,49 @@ int main(void)
         for (int t = 0; t < T; t++) eq &= !memcmp(outs + (size_t)t * c.M * c.N, want, (size_t)c.M * c.N * sizeof *want);
         ok(eq, "8 calls spread over %d pool threads: each equals the definition", vr_threads());
         free(outs), free(want), drop(&c);
+    }
+    /* vr_sgemm_pool: the same chains over the pool (each block of op(B)
+     * packed once and shared, the threads' rows of A their own), so the
+     * definition's bits at any thread count (t0050 runs this file with
+     * VR_THREADS 1, 2 and 3); with a bias, the product rounded then + the
+     * bias. Shapes: rows fewer than the threads' (a thread's chunk of rows
+     * empty), the few-row path (M <= 4), columns past a shared block (NCS
+     * 1920) and past KC with beta (the running chains), odd strides. */
+    {
+        static const int pshapes[][3] = {{1, 1, 1},    {3, 2000, 40},  {4, 37, 300},  {5, 33, 17},
+                                         {7, 1921, 9}, {97, 65, 513},  {150, 300, 700}, {193, 17, 257},
+                                         {6, 16, 256}, {250, 130, 64}, {2, 5, 0},     {30, 3850, 260}};
+        int eq = 1, nb = 0;
+        for (size_t s = 0; s < sizeof pshapes / sizeof *pshapes; s++)
+            for (int t = 0; t < 4; t++) {
+                int M = pshapes[s][0], N = pshapes[s][1], K = pshapes[s][2];
+                float alpha = alphas[(s + t) % 3], beta = betas[(s + 2 * t + 1) % 3];
+                struct call c = make(t & 1, t >> 1, M, N, K, alpha, beta, (int)(s % 3));
+                float *want = run(&c, 1), *got = vr_xmalloc((size_t)M * c.ldc * sizeof *got);
+                memcpy(got, c.C0, (size_t)M * c.ldc * sizeof *got);
+                vr_sgemm_pool(c.ta, c.tb, M, N, K, alpha, c.A, c.lda, c.B, c.ldb, beta, got, c.ldc, NULL);
+                if (memcmp(got, want, (size_t)M * c.ldc * sizeof *got)) {
+                    if (eq) diag("first difference: pool, shape %dx%dx%d ta %d tb %d beta %g", M, N, K, c.ta, c.tb,
+                                 beta);
+                    eq = 0;
+                }
+                /* with a bias: C's old value not read, then + bias[j] */
+                float *bias = fvec((size_t)N);
+                c.beta = 0;
+                float *prod = run(&c, 1);
+                memcpy(got, c.C0, (size_t)M * c.ldc * sizeof *got);
+                vr_sgemm_pool(c.ta, c.tb, M, N, K, alpha, c.A, c.lda, c.B, c.ldb, beta, got, c.ldc, bias);
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        float w = prod[(size_t)i * c.ldc + j] + bias[j];
+                        eq &= !memcmp(&got[(size_t)i * c.ldc + j], &w, sizeof w);
+                    }
+                nb++;
+                free(got), free(want), free(prod), free(bias), drop(&c);
+            }
+        ok(eq, "vr_sgemm_pool on %d threads, %d shapes x 4 transposes, with and without a bias: bit-identical to the "
+               "definition",
+           vr_threads(), nb / 4);
     }
     return done_testing();
 }
