@@ -27,8 +27,10 @@
  * 4 x 8) runs the chains of an MR x NR tile of C over a KC block. Rows and
  * columns past an edge hold stale values in the packed copies: the kernels
  * compute them and never store them; a right edge goes through a scratch
- * tile. The caller parallelises over tiles of C (train_ops.c, ops.c); one
- * call runs on the calling thread, its buffers held per thread. Measured
+ * tile. vr_sgemm runs on the calling thread, its buffers held per thread
+ * (attention's small products, inside the pool's tasks); vr_sgemm_pool
+ * spreads one product over the pool, sharing each packed block of B
+ * (training's linears and LM head, prefill's linears). Measured
  * against OpenBLAS's single-thread sgemm on the training shapes: 0.9-1.0 of
  * its rate, 0.7-0.8 on 64 x 64 attention products (bench/gemm.c,
  * bench/RESULTS.md). */
