@@ -690,16 +690,18 @@ void vr_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
  * of A and columns of B (vr_gemm_tiles) packed B again for every tile of
  * rows and A for every tile of columns: at the training step's shapes on 2
  * AVX2 cores, 120-135 GFLOP/s for linear_fwd against 160 for a product that
- * packs each operand once. The same chains, so the same bits. ---- */
+ * packs each operand once. The same chains, so the same bits. With C's old
+ * value waiting for the last K block, the running chains of a block of
+ * rows by NCS columns wait in a buffer of at most RUN_MAX floats. ---- */
 #define NCS 1920 /* 1.9 MB of f32 at KC 256 */
 _Static_assert(NCS % 96 == 0, "NCS must be a multiple of every variant's NR");
 
 struct pool {
     struct variant v;
-    struct call g;
-    const float *bias;
-    float *pb;          /* the shared block of op(B) */
-    int j0, nc, k0, kc; /* the block: columns [j0, j0+nc), k in [k0, k0+kc) */
+    struct call g;      /* a block of the product: rows by up to NCS columns */
+    const float *bias;  /* its columns' */
+    float *pb;          /* the shared block of op(B): its columns, k in [k0, k0+kc) */
+    int nc, k0, kc;
     int rows, cgroups;  /* tasks: chunks of rows (rows each, a multiple of MR) by groups of panels */
 };
 
@@ -709,7 +711,7 @@ static void pool_pack_b(void *vctx, int p0, int p1)
     int nr = p->v.nr, s0 = p0 * nr, s1 = p1 * nr < p->nc ? p1 * nr : p->nc;
     /* whole panels: tcopy's junk (a partial panel's) lands past the block,
      * never in another thread's panels */
-    pack_b(p->pb + (size_t)s0 * p->kc, p->g.B, p->g.ldb, p->g.tb, p->k0, p->kc, p->j0 + s0, s1 - s0, nr, p->v.vec);
+    pack_b(p->pb + (size_t)s0 * p->kc, p->g.B, p->g.ldb, p->g.tb, p->k0, p->kc, s0, s1 - s0, nr, p->v.vec);
 }
 
 static void pool_rows(void *vctx, int t0, int t1)
@@ -727,18 +729,19 @@ static void pool_rows(void *vctx, int t0, int t1)
             pack_a(pa, g->A, g->lda, g->ta, i0, mc, p->k0, p->kc, g->alpha, mr, p->v.vec);
             for (int js = js0; js < js1; js += nr)
                 for (int is = 0; is < mc; is += mr) {
-                    int h = mc - is < mr ? mc - is : mr, w = p->nc - js < nr ? p->nc - js : nr;
-                    int i = i0 + is, j = p->j0 + js;
-                    tile(&p->v, g, pa + (size_t)is * p->kc, p->pb + (size_t)js * p->kc, i, j, h, w, p->k0, p->kc);
+                    int h = mc - is < mr ? mc - is : mr, w = p->nc - js < nr ? p->nc - js : nr, i = i0 + is;
+                    tile(&p->v, g, pa + (size_t)is * p->kc, p->pb + (size_t)js * p->kc, i, js, h, w, p->k0, p->kc);
                     if (p->bias && last) /* the product, then + the bias */
                         for (int r = 0; r < h; r++)
-                            for (int q = 0; q < w; q++) g->C[(size_t)(i + r) * g->ldc + j + q] += p->bias[j + q];
+                            for (int q = 0; q < w; q++) g->C[(size_t)(i + r) * g->ldc + js + q] += p->bias[js + q];
                 }
         }
     }
 }
 
 static void pool_tiles(void *vctx, int t0, int t1);
+
+#define RUN_MAX (1 << 22) /* floats of running chains (16 MB): rows of a block, when there are any */
 
 void vr_sgemm_pool(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                    float beta, float *C, int ldc, const float *bias)
@@ -754,22 +757,30 @@ void vr_sgemm_pool(int ta, int tb, int M, int N, int K, float alpha, const float
         vr_parallel_for((M + tm - 1) / tm * p.cgroups, pool_tiles, &p);
         return;
     }
-    int T = vr_threads(), mr = p.v.mr;
-    p.rows = ((M + T - 1) / T + mr - 1) / mr * mr;
-    int chunks = (M + p.rows - 1) / p.rows;
-    p.cgroups = (T + chunks - 1) / chunks; /* few rows: the threads split the columns too */
+    int T = vr_threads(), mr = p.v.mr, mb = M;
+    if (p.g.beta != 0 && K > KC) { /* the chains wait in a buffer: blocks of rows bound it */
+        mb = RUN_MAX / (N < NCS ? N : NCS) / MC * MC;
+        if (mb < T * MC) mb = T * MC;
+    }
     struct bufs *bf = buffers();
     if (!bf->shared) bf->shared = vr_xcalloc64(((size_t)KC * NCS + 32) * sizeof(float));
     p.pb = bf->shared;
-    p.g.run = running(bf, &p.g);
-    for (p.j0 = 0; p.j0 < N; p.j0 += NCS) {
-        p.nc = N - p.j0 < NCS ? N - p.j0 : NCS;
-        for (p.k0 = 0; p.k0 < K; p.k0 += KC) {
-            p.kc = K - p.k0 < KC ? K - p.k0 : KC;
-            vr_parallel_for((p.nc + p.v.nr - 1) / p.v.nr, pool_pack_b, &p);
-            vr_parallel_for(chunks * p.cgroups, pool_rows, &p);
+    for (int i0 = 0; i0 < M; i0 += mb)
+        for (int j0 = 0; j0 < N; j0 += NCS) {
+            struct call s = {ta, tb, M - i0 < mb ? M - i0 : mb, N - j0 < NCS ? N - j0 : NCS, K, lda, ldb, ldc,
+                             alpha, p.g.beta, A + (ta ? (size_t)i0 : (size_t)i0 * lda),
+                             B + (tb ? (size_t)j0 * ldb : (size_t)j0), C + (size_t)i0 * ldc + j0, NULL};
+            s.run = running(bf, &s);
+            p.g = s, p.bias = bias ? bias + j0 : NULL, p.nc = s.N;
+            p.rows = ((s.M + T - 1) / T + mr - 1) / mr * mr;
+            int chunks = (s.M + p.rows - 1) / p.rows;
+            p.cgroups = (T + chunks - 1) / chunks; /* few rows: the threads split the columns too */
+            for (p.k0 = 0; p.k0 < K; p.k0 += KC) {
+                p.kc = K - p.k0 < KC ? K - p.k0 : KC;
+                vr_parallel_for((p.nc + p.v.nr - 1) / p.v.nr, pool_pack_b, &p);
+                vr_parallel_for(chunks * p.cgroups, pool_rows, &p);
+            }
         }
-    }
 }
 
 /* M <= SMALL_M or K <= 0: tile t is rows [t / cgroups * rows, ...) by

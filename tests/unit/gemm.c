@@ -258,5 +258,20 @@ int main(void)
                "definition",
            vr_threads(), nb / 4);
     }
+
+    /* running chains past the pool's bound (RUN_MAX, 2^22 floats: C's old
+     * value waits, K > KC): the product goes in blocks of rows; against
+     * vr_sgemm, which the shapes above check against the definition (the
+     * plain loop would take seconds here, minutes under qemu) */
+    {
+        struct call c = make(1, 1, 2200, 1920, 257, 0.5f, 0.5f, 3);
+        float *want = run(&c, 0), *got = vr_xmalloc((size_t)c.M * c.ldc * sizeof *got);
+        memcpy(got, c.C0, (size_t)c.M * c.ldc * sizeof *got);
+        vr_sgemm_pool(c.ta, c.tb, c.M, c.N, c.K, c.alpha, c.A, c.lda, c.B, c.ldb, c.beta, got, c.ldc, NULL);
+        ok(!memcmp(got, want, (size_t)c.M * c.ldc * sizeof *got),
+           "vr_sgemm_pool, 2200 x 1920 x 257 with beta 0.5 (its running chains in blocks of rows): bit-identical "
+           "to vr_sgemm");
+        free(got), free(want), drop(&c);
+    }
     return done_testing();
 }
