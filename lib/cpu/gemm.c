@@ -449,9 +449,9 @@ static struct bufs *buffers(void)
     if (!b) {
         b = vr_xcalloc(1, sizeof *b);
         /* tcopy writes up to 8 floats past each part. Both parts start on a
-         * cache line: the kernels' loads of a packed row of B (16 floats in
-         * AVX2, 32 in AVX-512) then never straddle two lines, which made the
-         * AVX2 kernel 10% slower on Zen 3 */
+         * cache line, so the kernels' loads of a packed row of B (16 floats
+         * in AVX2, 32 in AVX-512) never straddle two lines (one of AVX2's
+         * two did; the gain was within the noise of the 2-core Zen 3 host) */
         b->pack = vr_xcalloc64(((size_t)MC * KC + (size_t)KC * NC + 32) * sizeof(float));
         VR_ASSERT(pthread_setspecific(buf_key, b) == 0);
     }
