@@ -802,15 +802,16 @@ static void pool_tiles(void *vctx, int t0, int t1)
     }
 }
 
-/* Output tiles of a GEMM (M,N): at most 64K elements (256 x 256; a short
- * M gets wider tiles, up to 2048), halved (down to 32) until there are 2
- * per thread. Every tile packs its rows of A and columns of B again, so
- * the fewer and squarer the better once the threads have enough (4 per
- * thread made linear_bwd's dw, TN with K = 3160, tiles of 256 x 128: 105-122
- * GFLOP/s on 2 AVX2 cores against 133 with 2 per thread); the float
- * GEMM's bits do not depend on the tiles, so they may follow the thread
- * count (the double twins' dgemm in train_ops.c is only checked to a bound).
- * The tiles are then evened out, their number kept. */
+/* Output tiles of a GEMM (M,N), for the products that are not one
+ * vr_sgemm_pool: the float64 twins' dgemm (train_ops_impl.h) and the pool's
+ * few-row path. At most 64K elements (256 x 256; a short M gets wider tiles,
+ * up to 2048), halved (down to 32) until there are 2 per thread. Every tile
+ * packs its rows of A and columns of B again, so the fewer and squarer the
+ * better once the threads have enough (when training's float products went
+ * through tiles, 4 per thread made linear_bwd's dw 105-122 GFLOP/s on 2 AVX2
+ * cores against 133 with 2); the float GEMM's bits do not depend on the
+ * tiles, so they may follow the thread count (the double twins are only
+ * checked to a bound). The tiles are then evened out, their number kept. */
 void vr_gemm_tiles(int M, int N, int *tm, int *tn)
 {
     int a = 256;

@@ -30,8 +30,8 @@ void vr_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
  * at any thread count. Not from inside a vr_parallel_for task. */
 void vr_sgemm_pool(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                    float beta, float *C, int ldc, const float *bias);
-/* Tiles tm x tn of a product's output (M,N) to share out over the pool:
- * few and large (each packs its rows of A and columns of B), 2 per
+/* Tiles tm x tn of a product's output (M,N) to share out over the pool
+ * (the float64 twins' products, vr_sgemm_pool's few-row path): few and large (each packs its rows of A and columns of B), 2 per
  * thread. The bits do not depend on them. */
 void vr_gemm_tiles(int M, int N, int *tm, int *tn);
 
